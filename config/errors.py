@@ -1,0 +1,205 @@
+"""The one error envelope of the API.
+
+Every error a client can see has the shape
+``{"code": "<stable code>", "message": "<human text>"}`` plus, for validation failures,
+``"errors": [{"field": ..., "code": ..., "message": ...}]``. Services raise
+:class:`ApplicationError`; DRF's and Django's own errors are translated here too.
+"""
+
+import logging
+from enum import StrEnum
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorCode(StrEnum):
+    # Authentication (Benji's contract)
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code, not a secret
+    UNAUTHORIZED_REQUEST = "unauthorized_request"
+    PARTNERSHIP_DOES_NOT_EXIST = "partnership_does_not_exist"
+    PARTNERSHIP_SUSPENDED = "partnership_suspended"
+    # Request shape
+    MALFORMED_JSON = "malformed_json"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    VALIDATION_ERROR = "validation_error"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_ACCEPTABLE = "not_acceptable"
+    RATE_LIMITED = "rate_limited"
+    PERMISSION_DENIED = "permission_denied"
+    INTERNAL_ERROR = "internal_error"
+    NOT_READY = "not_ready"
+    # Domain
+    USER_DOES_NOT_EXIST = "user_does_not_exist"
+    TRIGGER_DOES_NOT_EXIST = "trigger_does_not_exist"
+    TRIGGER_INACTIVE = "trigger_inactive"
+    TRIGGER_EVENT_DOES_NOT_EXIST = "trigger_event_does_not_exist"
+    TRIGGER_EVENT_NOT_CANCELLABLE = "trigger_event_not_cancellable"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+
+
+MESSAGES = {
+    ErrorCode.INVALID_TOKEN: "Invalid token",
+    ErrorCode.UNAUTHORIZED_REQUEST: "Token is not authorized to make this request",
+    ErrorCode.PARTNERSHIP_DOES_NOT_EXIST: "The partnership does not exist",
+    ErrorCode.PARTNERSHIP_SUSPENDED: "The partnership is suspended and does not accept requests",
+    ErrorCode.MALFORMED_JSON: "The request body is not valid JSON",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "Send the body as application/json",
+    ErrorCode.PAYLOAD_TOO_LARGE: "The request body is too large",
+    ErrorCode.VALIDATION_ERROR: "The request is not valid",
+    ErrorCode.NOT_FOUND: "Not found",
+    ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed",
+    ErrorCode.NOT_ACCEPTABLE: "Only application/json responses are available",
+    ErrorCode.RATE_LIMITED: "Too many requests, slow down",
+    ErrorCode.PERMISSION_DENIED: "You do not have permission to perform this action",
+    ErrorCode.INTERNAL_ERROR: "Internal server error",
+}
+
+
+class ApplicationError(Exception):
+    """An error a client caused or can act on, with a stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: ErrorCode,
+        message: str | None = None,
+        *,
+        errors: list[dict] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message or MESSAGES.get(code, code.replace("_", " ").capitalize())
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def body(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+def field_error(field: str, code: str, message: str) -> dict:
+    return {"field": field, "code": code, "message": message}
+
+
+def validation_error(errors: list[dict], message: str | None = None) -> ApplicationError:
+    return ApplicationError(422, ErrorCode.VALIDATION_ERROR, message, errors=errors)
+
+
+def error_response(error: ApplicationError) -> JsonResponse:
+    response = JsonResponse(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _flatten_drf_errors(detail, prefix: str = "") -> list[dict]:
+    """Turns DRF's nested ``{"field": [ErrorDetail]}`` into our flat per-field list."""
+    if isinstance(detail, dict):
+        errors = []
+        for key, value in detail.items():
+            field = prefix if key == "non_field_errors" else f"{prefix}.{key}" if prefix else key
+            errors.extend(_flatten_drf_errors(value, str(field)))
+        return errors
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [
+                field_error(prefix, getattr(item, "code", "invalid"), str(item)) for item in detail
+            ]
+        errors = []
+        for index, item in enumerate(detail):
+            errors.extend(_flatten_drf_errors(item, f"{prefix}[{index}]"))
+        return errors
+    return [field_error(prefix, getattr(detail, "code", "invalid"), str(detail))]
+
+
+def to_application_error(exc: Exception) -> ApplicationError | None:
+    """Maps any exception a request can raise to our error; None for genuine bugs."""
+    if isinstance(exc, ApplicationError):
+        return exc
+    if isinstance(exc, RequestDataTooBig):
+        return ApplicationError(413, ErrorCode.PAYLOAD_TOO_LARGE)
+    if isinstance(exc, Http404 | drf.NotFound):
+        return ApplicationError(404, ErrorCode.NOT_FOUND)
+    if isinstance(exc, PermissionDenied):
+        return ApplicationError(403, ErrorCode.PERMISSION_DENIED)
+    if isinstance(exc, drf.ValidationError):
+        return validation_error(_flatten_drf_errors(exc.detail))
+    if isinstance(exc, drf.ParseError):
+        return ApplicationError(400, ErrorCode.MALFORMED_JSON)
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return ApplicationError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    if isinstance(exc, drf.MethodNotAllowed):
+        return ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED)
+    if isinstance(exc, drf.NotAcceptable):
+        return ApplicationError(406, ErrorCode.NOT_ACCEPTABLE)
+    if isinstance(exc, drf.Throttled):
+        retry_after = max(1, int(exc.wait or 1))
+        return ApplicationError(
+            429, ErrorCode.RATE_LIMITED, headers={"Retry-After": str(retry_after)}
+        )
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        return ApplicationError(400, ErrorCode.INVALID_TOKEN)
+    if isinstance(exc, drf.PermissionDenied):
+        return ApplicationError(401, ErrorCode.UNAUTHORIZED_REQUEST)
+    if isinstance(exc, drf.APIException):
+        return ApplicationError(exc.status_code, ErrorCode.INTERNAL_ERROR, str(exc.detail))
+    return None
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: every error leaves as the envelope, bugs included."""
+    error = to_application_error(exc)
+    if error is None:
+        logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
+        error = ApplicationError(500, ErrorCode.INTERNAL_ERROR)
+    return Response(error.body(), status=error.status, headers=error.headers)
+
+
+# --- Django-level handlers: URLs outside DRF views --------------------------------------------
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return error_response(ApplicationError(413, ErrorCode.PAYLOAD_TOO_LARGE))
+    return error_response(ApplicationError(400, ErrorCode.VALIDATION_ERROR, "Bad request"))
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(ApplicationError(403, ErrorCode.PERMISSION_DENIED))
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(ApplicationError(404, ErrorCode.NOT_FOUND))
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return error_response(ApplicationError(500, ErrorCode.INTERNAL_ERROR))
+
+
+class RequestSizeLimitMiddleware:
+    """Refuses an oversized body from its Content-Length header, before anything reads it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.limit = settings.API_MAX_BODY_BYTES
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > self.limit and not request.path.startswith("/pilot/"):
+            return error_response(ApplicationError(413, ErrorCode.PAYLOAD_TOO_LARGE))
+        return self.get_response(request)

@@ -1,0 +1,98 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from .models import ApiKey, EndUser, Partner, Partnership
+from .services import api_key_issue, api_key_revoke
+
+
+class PartnershipInline(admin.TabularInline):
+    model = Partnership
+    fields = ("name", "status", "reward_unit")
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+    inlines = [PartnershipInline]
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("prefix", "name", "mode", "expires_at", "revoked_at", "last_used_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Partnership)
+class PartnershipAdmin(admin.ModelAdmin):
+    list_display = ("name", "partner", "id", "status", "reward_unit", "created_at")
+    list_filter = ("status", "partner")
+    search_fields = ("name", "partner__name", "id")
+    readonly_fields = ("id", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("id", "partner", "name", "status")}),
+        ("Rewards", {"fields": ("reward_unit", "reward_decimal_places")}),
+        ("Security", {"fields": ("allowed_cidrs",)}),
+        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = [ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "partnership", "name", "mode", "status", "expires_at", "last_used_at")
+    list_filter = ("mode", "partnership")
+    search_fields = ("prefix", "name", "partnership__name")
+    readonly_fields = ("prefix", "created_at", "revoked_at", "last_used_at")
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("partnership", "name", "mode", "expires_at")
+        return ("prefix", "partnership", "name", "mode", "expires_at", *self.readonly_fields[1:])
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (*self.readonly_fields, "partnership", "mode")
+
+    @admin.display(description="Status")
+    def status(self, obj: ApiKey) -> str:
+        if obj.revoked_at:
+            return "revoked"
+        return "active" if obj.is_active else "expired"
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        issued = api_key_issue(api_key=obj)
+        messages.warning(
+            request,
+            format_html(
+                "New API key — copy it now, it will not be shown again: <code>{}</code>",
+                issued.plaintext,
+            ),
+        )
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset) -> None:
+        for api_key in queryset:
+            api_key_revoke(api_key=api_key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(EndUser)
+class EndUserAdmin(admin.ModelAdmin):
+    list_display = ("external_user_id", "id", "partnership", "created_at")
+    list_filter = ("partnership",)
+    search_fields = ("external_user_id", "id")
+    readonly_fields = ("id", "created_at")

@@ -1,0 +1,37 @@
+import json
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+
+from partnerships.models import ApiKey, Partnership
+from partnerships.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Creates an API key for a partnership and prints it once."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("partnership_id")
+        parser.add_argument("--test", action="store_true", help="A test-mode key")
+        parser.add_argument("--expires-in", type=int, metavar="DAYS")
+        parser.add_argument("--name", default="")
+        parser.add_argument("--json", action="store_true", help="Print JSON for scripts")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            partnership = Partnership.objects.get(pk=uuid.UUID(options["partnership_id"]))
+        except (ValueError, Partnership.DoesNotExist) as exc:
+            raise CommandError(f"No partnership {options['partnership_id']!r}") from exc
+        if options["expires_in"] is not None and options["expires_in"] < 1:
+            raise CommandError("--expires-in must be at least 1 day")
+        issued = api_key_create(
+            partnership=partnership,
+            mode=ApiKey.Mode.TEST if options["test"] else ApiKey.Mode.LIVE,
+            name=options["name"],
+            expires_in_days=options["expires_in"],
+        )
+        result = {"api_key": issued.plaintext, "prefix": issued.api_key.prefix}
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(f"API key (shown once): {result['api_key']}")

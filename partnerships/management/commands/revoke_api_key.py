@@ -1,0 +1,26 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from partnerships.models import ApiKey
+from partnerships.services import api_key_revoke
+
+
+class Command(BaseCommand):
+    help = "Revokes an API key by its prefix (e.g. pk_live_ab12cd34)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("prefix")
+        parser.add_argument("--json", action="store_true", help="Print JSON for scripts")
+
+    def handle(self, *args, **options) -> None:
+        prefix = options["prefix"].partition(".")[0]
+        api_key = ApiKey.objects.filter(prefix=prefix).first()
+        if api_key is None:
+            raise CommandError(f"No API key with prefix {prefix!r}")
+        api_key = api_key_revoke(api_key=api_key)
+        result = {"prefix": api_key.prefix, "revoked_at": api_key.revoked_at.isoformat()}
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(f"Revoked {api_key.prefix}")

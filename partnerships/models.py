@@ -1,0 +1,109 @@
+import ipaddress
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+
+def validate_cidr(value: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not an IP address or CIDR block") from exc
+
+
+class Partner(models.Model):
+    """The company: a bank, a fintech, a merchant, an app."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Partnership(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="partnerships")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    reward_unit = models.CharField(
+        max_length=40, default="Points", help_text='e.g. "Points", "USD"'
+    )
+    reward_decimal_places = models.PositiveSmallIntegerField(
+        default=2, help_text="Rewards are rounded to this many decimal places."
+    )
+    allowed_cidrs = ArrayField(
+        models.CharField(max_length=64, validators=[validate_cidr]),
+        default=list,
+        blank=True,
+        help_text="IP allow-list: comma-separated addresses or CIDR blocks. Empty allows any IP.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "name"], name="uniq_partnership_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner} / {self.name}"
+
+
+class ApiKey(models.Model):
+    class Mode(models.TextChoices):
+        LIVE = "live", "Live"
+        TEST = "test", "Test"
+
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    # SHA-256 of the whole key; the secret has 256 bits of entropy, so a slow hash adds nothing.
+    hashed_key = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rate_limit_per_second = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per second; empty uses the service default."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return self.prefix
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class EndUser(models.Model):
+    """A partner's user, created lazily on the partner's first event for an external id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="users")
+    external_user_id = models.CharField(max_length=255)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "end user"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partnership", "external_user_id"], name="uniq_end_user_external_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_user_id

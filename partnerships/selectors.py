@@ -1,0 +1,83 @@
+"""Reads on the request path, served from the per-process config cache when warm."""
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+
+from config.localcache import config_cache
+
+from .models import ApiKey, Partnership
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: int
+    prefix: str
+    hashed_key: str
+    partnership_id: uuid.UUID
+    mode: str
+    expires_at: datetime | None
+    revoked: bool
+    rate_limit_per_second: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartnershipRecord:
+    id: uuid.UUID
+    name: str
+    status: str
+    reward_unit: str
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == Partnership.Status.ACTIVE
+
+    def allows_ip(self, ip: str) -> bool:
+        if not self.networks:
+            return True
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+def api_key_record(*, prefix: str) -> KeyRecord | None:
+    def load() -> KeyRecord | None:
+        key = ApiKey.objects.filter(prefix=prefix).first()
+        if key is None:
+            return None
+        return KeyRecord(
+            id=key.id,
+            prefix=key.prefix,
+            hashed_key=key.hashed_key,
+            partnership_id=key.partnership_id,
+            mode=key.mode,
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+            rate_limit_per_second=key.rate_limit_per_second or settings.API_RATE_LIMIT_PER_SECOND,
+        )
+
+    return config_cache.get(("api_key", prefix), load, cache_none=False)
+
+
+def partnership_record(*, partnership_id: uuid.UUID) -> PartnershipRecord | None:
+    def load() -> PartnershipRecord | None:
+        partnership = Partnership.objects.filter(pk=partnership_id).first()
+        if partnership is None:
+            return None
+        return PartnershipRecord(
+            id=partnership.id,
+            name=partnership.name,
+            status=partnership.status,
+            reward_unit=partnership.reward_unit,
+            networks=tuple(
+                ipaddress.ip_network(cidr, strict=False) for cidr in partnership.allowed_cidrs
+            ),
+        )
+
+    return config_cache.get(("partnership", partnership_id), load)

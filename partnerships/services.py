@@ -1,0 +1,53 @@
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.localcache import config_cache
+
+from . import keys
+from .models import ApiKey, Partner, Partnership
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+def api_key_issue(*, api_key: ApiKey) -> IssuedKey:
+    """Generates the secret of an unsaved key and saves it; the plaintext is returned once."""
+    plaintext, api_key.prefix, api_key.hashed_key = keys.generate(api_key.mode)
+    api_key.save()
+    return IssuedKey(api_key=api_key, plaintext=plaintext)
+
+
+def api_key_create(
+    *,
+    partnership: Partnership,
+    mode: str = ApiKey.Mode.LIVE,
+    name: str = "",
+    expires_in_days: int | None = None,
+) -> IssuedKey:
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    return api_key_issue(
+        api_key=ApiKey(partnership=partnership, name=name, mode=mode, expires_at=expires_at)
+    )
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        config_cache.invalidate()
+    return api_key
+
+
+@transaction.atomic
+def partnership_create(
+    *, name: str, partner_name: str | None = None, reward_unit: str = "Points"
+) -> tuple[Partnership, IssuedKey]:
+    partner, _ = Partner.objects.get_or_create(name=partner_name or name)
+    partnership = Partnership.objects.create(partner=partner, name=name, reward_unit=reward_unit)
+    return partnership, api_key_create(partnership=partnership)

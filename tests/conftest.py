@@ -1,0 +1,48 @@
+import pytest
+from rest_framework.test import APIClient
+
+from config.localcache import config_cache
+from partnerships import auth
+from tests.factories import ApiKeyFactory, TriggerFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Each test starts with cold per-process caches, as a new process would."""
+    config_cache._entries.clear()
+    auth._last_touched.clear()
+    yield
+    config_cache._entries.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_key(db):
+    return ApiKeyFactory()
+
+
+@pytest.fixture
+def partnership(api_key):
+    return api_key.partnership
+
+
+@pytest.fixture
+def partner_client(api_key) -> APIClient:
+    """A client that sends the partnership's live key on every request."""
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key.plaintext)
+    return client
+
+
+@pytest.fixture
+def trigger(partnership):
+    return TriggerFactory(partnership=partnership)

@@ -1,0 +1,57 @@
+import re
+
+import pytest
+
+from partnerships.keys import matches
+from partnerships.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pilot(admin_client):
+    return admin_client
+
+
+def test_pilot_is_branded(pilot):
+    response = pilot.get("/pilot/")
+
+    assert response.status_code == 200
+    assert b"Pilot" in response.content
+
+
+def test_creating_a_key_in_pilot_shows_the_plaintext_once(pilot, partnership):
+    response = pilot.post(
+        "/pilot/partnerships/apikey/add/",
+        {
+            "partnership": partnership.id,
+            "name": "ops",
+            "mode": "test",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    shown = re.findall(r"pk_test_[a-z0-9]{8}\.[A-Za-z0-9_\-]+", response.content.decode())
+    key = ApiKey.objects.get(name="ops")
+    assert len(set(shown)) == 1 and matches(shown[0], key.hashed_key)
+
+    detail = pilot.get(f"/pilot/partnerships/apikey/{key.pk}/change/").content.decode()
+    assert key.prefix in detail and shown[0] not in detail
+
+
+def test_revoke_action_in_pilot(pilot, api_key):
+    pilot.post(
+        "/pilot/partnerships/apikey/",
+        {"action": "revoke", "_selected_action": [api_key.pk]},
+    )
+
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is not None
+
+
+@pytest.mark.parametrize("path", ["partner", "partnership", "apikey", "enduser"])
+def test_pilot_lists_load(pilot, api_key, path):
+    assert pilot.get(f"/pilot/partnerships/{path}/").status_code == 200

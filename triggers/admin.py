@@ -1,0 +1,24 @@
+from django.contrib import admin
+
+from .models import Trigger, TriggerEvent
+
+
+@admin.register(Trigger)
+class TriggerAdmin(admin.ModelAdmin):
+    list_display = ("name", "partnership", "status", "updated_at")
+    list_filter = ("status", "partnership")
+    search_fields = ("name", "description")
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(TriggerEvent)
+class TriggerEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "trigger", "end_user", "status", "mode", "occurred_at", "received_at")
+    list_filter = ("status", "mode", "partnership", "trigger")
+    search_fields = ("id", "end_user__external_user_id", "idempotency_key")
+    date_hierarchy = "received_at"
+    list_select_related = ("trigger", "end_user")
+    readonly_fields = [field.name for field in TriggerEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

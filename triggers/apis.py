@@ -1,0 +1,148 @@
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ApplicationError, ErrorCode, error_response, to_application_error
+from config.http import json_body, json_ok
+from config.openapi import AUTH_ERRORS, error, ok_envelope
+from partnerships.auth import HEADER, authenticate_partner, client_ip
+
+from .selectors import trigger_event_get
+from .services.ingest import INGEST_BODY_SCHEMA, trigger_event_ingest
+from .services.processing import trigger_event_cancel
+
+
+class TriggerEventCreateApi(APIView):
+    """Send a trigger event (Benji's "Send Trigger Event").
+
+    The product's hot path: DRF describes it (OpenAPI) but does not run it. ``dispatch``
+    goes straight to ``post`` with the plain Django request, skipping DRF's request wrapping,
+    content negotiation and rendering, which would cost as much as the work itself.
+    """
+
+    class OutputSerializer(serializers.Serializer):
+        trigger_event_id = serializers.UUIDField()
+        status = serializers.ChoiceField(choices=["queued", "scheduled"])
+        user_uuid = serializers.UUIDField()
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            if request.method != "POST":
+                raise ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED)
+            return self.post(request, **kwargs)
+        except Exception as exc:
+            error = to_application_error(exc)
+            if error is None:
+                raise
+            return error_response(error)
+
+    @extend_schema(
+        operation_id="trigger_event_create",
+        summary="Send a trigger event",
+        description=(
+            "Validates `transaction_context` against the trigger's schema, stores the event "
+            "durably and queues it for campaign evaluation. Send `Idempotency-Key` to make "
+            "retries safe: the same key and body return the original `trigger_event_id` with "
+            "`Idempotent-Replayed: true`."
+        ),
+        request={"application/json": INGEST_BODY_SCHEMA},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            200: ok_envelope("TriggerEventCreate", OutputSerializer),
+            **AUTH_ERRORS,
+            404: error(
+                "Unknown partnership, trigger or user",
+                ErrorCode.PARTNERSHIP_DOES_NOT_EXIST,
+                ErrorCode.TRIGGER_DOES_NOT_EXIST,
+                ErrorCode.USER_DOES_NOT_EXIST,
+            ),
+            409: error(
+                "Idempotency key reused with another body", ErrorCode.IDEMPOTENCY_KEY_REUSED
+            ),
+            413: error("Body too large", ErrorCode.PAYLOAD_TOO_LARGE),
+            415: error("Body is not application/json", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+            422: error(
+                "Invalid body or context (one entry per problem in `errors`), or archived trigger",
+                ErrorCode.VALIDATION_ERROR,
+                ErrorCode.TRIGGER_INACTIVE,
+            ),
+        },
+    )
+    def post(self, request: HttpRequest, partnership_id: str) -> HttpResponse:
+        principal = authenticate_partner(
+            raw_key=request.META.get(HEADER), partnership_id=partnership_id, ip=client_ip(request)
+        )
+        result = trigger_event_ingest(
+            principal=principal,
+            body=json_body(request),
+            idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
+        )
+        data = {
+            "trigger_event_id": str(result.trigger_event_id),
+            "status": result.status,
+            "user_uuid": str(result.user_uuid),
+        }
+        return json_ok(data, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
+
+
+class TriggerEventOutputSerializer(serializers.Serializer):
+    trigger_event_id = serializers.UUIDField(source="id")
+    trigger_name = serializers.CharField(source="trigger.name")
+    user_uuid = serializers.UUIDField(source="end_user_id")
+    external_user_id = serializers.CharField(source="end_user.external_user_id")
+    transaction_context = serializers.JSONField(source="context")
+    status = serializers.CharField()
+    mode = serializers.CharField()
+    tags = serializers.DictField(child=serializers.CharField())
+    idempotency_key = serializers.CharField(allow_null=True)
+    occurred_at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField()
+    deliver_at = serializers.DateTimeField()
+    processed_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+EVENT_NOT_FOUND = error("Unknown trigger event", ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
+
+
+def _event_or_404(request, trigger_event_id: str):
+    event = trigger_event_get(partnership_id=request.user.partnership.id, event_id=trigger_event_id)
+    if event is None:
+        raise ApplicationError(404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
+    return event
+
+
+class TriggerEventDetailApi(APIView):
+    @extend_schema(
+        operation_id="trigger_event_retrieve",
+        summary="A trigger event and its status",
+        responses={
+            200: ok_envelope("TriggerEventDetail", TriggerEventOutputSerializer),
+            **AUTH_ERRORS,
+            404: EVENT_NOT_FOUND,
+        },
+    )
+    def get(self, request, partnership_id: str, trigger_event_id: str) -> Response:
+        event = _event_or_404(request, trigger_event_id)
+        return Response({"code": "ok", "data": TriggerEventOutputSerializer(event).data})
+
+
+class TriggerEventCancelApi(APIView):
+    @extend_schema(
+        operation_id="trigger_event_cancel",
+        summary="Cancel a scheduled trigger event",
+        request=None,
+        responses={
+            200: ok_envelope("TriggerEventCancel", TriggerEventOutputSerializer),
+            **AUTH_ERRORS,
+            404: EVENT_NOT_FOUND,
+            409: error("Already queued or later", ErrorCode.TRIGGER_EVENT_NOT_CANCELLABLE),
+        },
+    )
+    def post(self, request, partnership_id: str, trigger_event_id: str) -> Response:
+        event = trigger_event_cancel(event=_event_or_404(request, trigger_event_id))
+        return Response({"code": "ok", "data": TriggerEventOutputSerializer(event).data})

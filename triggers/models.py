@@ -1,0 +1,98 @@
+import uuid
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from partnerships.models import EndUser, Partnership
+
+from .schemas import validate_context_schema
+
+TRIGGER_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+
+
+def default_context_schema() -> dict:
+    return {"type": "object"}
+
+
+class Trigger(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ARCHIVED = "archived", "Archived"
+
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="triggers")
+    name = models.CharField(
+        max_length=64,
+        validators=[RegexValidator(TRIGGER_NAME_PATTERN, "Lowercase letters, digits, _ . -")],
+        help_text="What partners send as trigger_name, e.g. transaction_completed",
+    )
+    description = models.TextField(blank=True)
+    context_schema = models.JSONField(
+        default=default_context_schema,
+        validators=[validate_context_schema],
+        help_text="JSON Schema (draft 2020-12) that transaction_context must match.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partnership", "name"], name="uniq_trigger_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TriggerEvent(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Mode(models.TextChoices):
+        LIVE = "live", "Live"
+        TEST = "test", "Test"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
+    trigger = models.ForeignKey(Trigger, on_delete=models.PROTECT, related_name="events")
+    end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="events")
+    context = models.JSONField(default=dict)
+    # NULL, not "", when absent: NULLs never collide in the unique constraint below.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # SHA-256 of the canonical request body: a replay must match it exactly.
+    request_hash = models.CharField(max_length=64, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
+    tags = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    deliver_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partnership", "idempotency_key"], name="uniq_event_idempotency_key"
+            ),
+        ]
+        indexes = [
+            # The workers' claim and the scheduler's promotion scan only these small slices.
+            models.Index(
+                fields=["deliver_at"], condition=Q(status="queued"), name="event_queued_idx"
+            ),
+            models.Index(
+                fields=["deliver_at"], condition=Q(status="scheduled"), name="event_scheduled_idx"
+            ),
+            models.Index(fields=["partnership", "-received_at"], name="event_partnership_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)

@@ -1,0 +1,252 @@
+"""Accepting a trigger event: validate, store durably in one round trip, wake the workers."""
+
+import hashlib
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from partnerships.auth import PartnerPrincipal
+
+from ..dispatch import wake_workers
+from ..models import TriggerEvent
+from ..schemas import compile_schema, schema_errors
+from ..selectors import TriggerRecord, trigger_record
+
+DELAY_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+# The request body, as a JSON Schema: validated in one pass and served in the OpenAPI docs.
+INGEST_BODY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "trigger_name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "external_user_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "user_uuid": {"type": "string", "format": "uuid"},
+        "transaction_context": {"type": "object"},
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "deliver_at": {"type": "string", "format": "date-time"},
+        "delay": {
+            "type": "object",
+            "properties": {unit: {"type": "integer", "minimum": 1} for unit in DELAY_UNITS},
+            "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
+        },
+        "tags": {
+            "type": "object",
+            "maxProperties": 16,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+            "additionalProperties": {"type": "string", "maxLength": 200},
+        },
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+    "required": ["trigger_name"],
+    "additionalProperties": False,
+}
+_body_validator = compile_schema(INGEST_BODY_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    trigger_event_id: uuid.UUID
+    status: str
+    user_uuid: uuid.UUID
+    replayed: bool
+
+
+def trigger_event_ingest(
+    *, principal: PartnerPrincipal, body: Any, idempotency_key: str | None
+) -> IngestResult:
+    now = timezone.now()
+    idempotency_key = _idempotency_key(body, idempotency_key)
+    trigger = _active_trigger(principal.partnership.id, body["trigger_name"])
+    context = body.get("transaction_context", {})
+    errors = schema_errors(trigger.validator, context, "transaction_context")
+    if errors:
+        raise validation_error(errors, "transaction_context does not match the trigger's schema")
+    occurred_at, deliver_at = _times(body, now)
+    status = TriggerEvent.Status.SCHEDULED if deliver_at > now else TriggerEvent.Status.QUEUED
+    row = {
+        "event_id": uuid.uuid4(),
+        "partnership_id": principal.partnership.id,
+        "trigger_id": trigger.id,
+        "context": orjson.dumps(context).decode(),
+        "idempotency_key": idempotency_key,
+        "request_hash": _request_hash(body),
+        "mode": principal.mode,
+        "tags": orjson.dumps(body.get("tags", {})).decode(),
+        "occurred_at": occurred_at,
+        "received_at": now,
+        "deliver_at": deliver_at,
+        "status": status,
+    }
+    result = _store(row, body)
+    if status == TriggerEvent.Status.QUEUED and not result.replayed:
+        wake_workers()
+    return result
+
+
+def _idempotency_key(body: Any, header: str | None) -> str | None:
+    if not isinstance(body, dict):
+        raise validation_error([field_error("", "type", "The body must be a JSON object")])
+    errors = schema_errors(_body_validator, body, "")
+    if header is not None and not 1 <= len(header) <= 255:
+        errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
+    key = body.get("idempotency_key")
+    if header is not None and key is not None and header != key:
+        errors.append(
+            field_error("idempotency_key", "mismatch", "Differs from the Idempotency-Key header")
+        )
+    if "external_user_id" not in body and "user_uuid" not in body:
+        errors.append(
+            field_error("external_user_id", "required", "Send external_user_id or user_uuid")
+        )
+    if "delay" in body and "deliver_at" in body:
+        errors.append(field_error("deliver_at", "conflict", "Send delay or deliver_at, not both"))
+    if errors:
+        raise validation_error(errors)
+    return header if header is not None else key
+
+
+def _active_trigger(partnership_id: uuid.UUID, name: str) -> TriggerRecord:
+    trigger = trigger_record(partnership_id=partnership_id, name=name)
+    if trigger is None:
+        raise ApplicationError(
+            404, ErrorCode.TRIGGER_DOES_NOT_EXIST, f"No trigger named {name!r} in this partnership"
+        )
+    if not trigger.is_active:
+        raise ApplicationError(422, ErrorCode.TRIGGER_INACTIVE, f"The trigger {name!r} is archived")
+    return trigger
+
+
+def _times(body: dict, now: datetime) -> tuple[datetime, datetime]:
+    occurred_at = now
+    if "occurred_at" in body:
+        occurred_at = datetime.fromisoformat(body["occurred_at"])
+        if occurred_at > now + timedelta(seconds=settings.EVENT_CLOCK_SKEW_SECONDS):
+            raise validation_error(
+                [field_error("occurred_at", "in_future", "occurred_at is in the future")]
+            )
+    deliver_at = now
+    if "delay" in body:
+        ((unit, amount),) = body["delay"].items()
+        deliver_at = now + timedelta(seconds=amount * DELAY_UNITS[unit])
+        field = f"delay.{unit}"
+    elif "deliver_at" in body:
+        deliver_at = max(now, datetime.fromisoformat(body["deliver_at"]))
+        field = "deliver_at"
+    if deliver_at > now + timedelta(days=settings.EVENT_MAX_DELAY_DAYS):
+        message = f"Delivery can be delayed by at most {settings.EVENT_MAX_DELAY_DAYS} days"
+        raise validation_error([field_error(field, "too_late", message)])
+    return occurred_at, deliver_at
+
+
+def _request_hash(body: dict) -> str:
+    canonical = {key: value for key, value in body.items() if key != "idempotency_key"}
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# One statement, one round trip, atomic on its own. The event references the user it finds
+# or a new id; that new user is inserted only when the event is. If another request created
+# the user meanwhile, the (deferred) foreign key fails the whole statement and we retry: a
+# refused or replayed request never leaves a user or an event behind.
+_INSERT_FOR_EXTERNAL_ID = """
+WITH existing AS (
+    SELECT id FROM partnerships_enduser
+     WHERE partnership_id = %(partnership_id)s AND external_user_id = %(external_user_id)s
+), event AS (
+    INSERT INTO triggers_triggerevent (
+        id, partnership_id, trigger_id, end_user_id, context, idempotency_key, request_hash,
+        mode, tags, occurred_at, received_at, deliver_at, status, attempts, error
+    ) VALUES (
+        %(event_id)s, %(partnership_id)s, %(trigger_id)s,
+        COALESCE((SELECT id FROM existing), %(new_user_id)s), %(context)s::jsonb,
+        %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
+        %(received_at)s, %(deliver_at)s, %(status)s, 0, ''
+    )
+    ON CONFLICT (partnership_id, idempotency_key) DO NOTHING
+    RETURNING id, end_user_id
+), new_user AS (
+    INSERT INTO partnerships_enduser (id, partnership_id, external_user_id, attributes, created_at)
+    SELECT %(new_user_id)s, %(partnership_id)s, %(external_user_id)s, '{}'::jsonb, %(received_at)s
+      FROM event WHERE event.end_user_id = %(new_user_id)s
+    ON CONFLICT (partnership_id, external_user_id) DO NOTHING
+)
+SELECT id, end_user_id FROM event
+"""
+
+_INSERT_FOR_USER = """
+INSERT INTO triggers_triggerevent (
+    id, partnership_id, trigger_id, end_user_id, context, idempotency_key, request_hash,
+    mode, tags, occurred_at, received_at, deliver_at, status, attempts, error
+) VALUES (
+    %(event_id)s, %(partnership_id)s, %(trigger_id)s, %(user_id)s, %(context)s::jsonb,
+    %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
+    %(received_at)s, %(deliver_at)s, %(status)s, 0, ''
+)
+ON CONFLICT (partnership_id, idempotency_key) DO NOTHING
+RETURNING id, end_user_id
+"""
+
+_SELECT_BY_KEY = """
+SELECT id, request_hash, status, end_user_id FROM triggers_triggerevent
+ WHERE partnership_id = %s AND idempotency_key = %s
+"""
+
+_SELECT_USER = """
+SELECT external_user_id FROM partnerships_enduser WHERE partnership_id = %s AND id = %s
+"""
+
+
+def _store(row: dict, body: dict) -> IngestResult:
+    with connection.cursor() as cursor:
+        if "user_uuid" in body:
+            sql, params = _INSERT_FOR_USER, {**row, "user_id": _known_user(cursor, row, body)}
+        else:
+            sql = _INSERT_FOR_EXTERNAL_ID
+            params = {**row, "external_user_id": body["external_user_id"]}
+        for attempt in range(3):
+            try:
+                # Inside an outer transaction (tests) a failed try must not poison it.
+                with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                    cursor.execute(sql, {**params, "new_user_id": uuid.uuid4()})
+                break
+            except IntegrityError:  # the user was created concurrently: now it exists
+                if attempt == 2:
+                    raise
+        inserted = cursor.fetchone()
+        if inserted is not None:
+            return IngestResult(inserted[0], row["status"], inserted[1], replayed=False)
+        return _replay(cursor, row)
+
+
+def _known_user(cursor, row: dict, body: dict) -> uuid.UUID:
+    user_id = uuid.UUID(body["user_uuid"])
+    cursor.execute(_SELECT_USER, [row["partnership_id"], user_id])
+    found = cursor.fetchone()
+    if found is None:
+        raise ApplicationError(404, ErrorCode.USER_DOES_NOT_EXIST, "No user with this user_uuid")
+    if "external_user_id" in body and body["external_user_id"] != found[0]:
+        raise validation_error(
+            [field_error("user_uuid", "mismatch", "user_uuid and external_user_id differ")]
+        )
+    return user_id
+
+
+def _replay(cursor, row: dict) -> IngestResult:
+    cursor.execute(_SELECT_BY_KEY, [row["partnership_id"], row["idempotency_key"]])
+    event_id, request_hash, status, user_id = cursor.fetchone()
+    if request_hash != row["request_hash"]:
+        raise ApplicationError(
+            409,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was already used with a different request",
+        )
+    return IngestResult(event_id, status, user_id, replayed=True)
