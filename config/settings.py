@@ -79,7 +79,12 @@ DATABASES = {
 # Persistent connections in web and worker processes.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    connect_timeout=3,
+    # Parameters bound by the server, not quoted into the SQL in Python: psycopg's client-side
+    # quoting of a batch's arrays cost more than the queries themselves.
+    server_side_binding=True,
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and Celery broker -----------------------------------------------------------
@@ -161,6 +166,7 @@ CONFIG_CACHE_CHECK_SECONDS = env.float("CONFIG_CACHE_CHECK_SECONDS", default=1.0
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Per API key, counted in Redis across all web processes; a key's own limit overrides it.
 API_RATE_LIMIT_PER_SECOND = env.int("API_RATE_LIMIT_PER_SECOND", default=1000)
+BENCH_VIEWS = env.bool("BENCH_VIEWS", default=False)
 
 # --- Trigger events -------------------------------------------------------------------------
 
@@ -189,5 +195,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per task received and succeeded, every second for the scheduler's task.
+        "celery.app.trace": {"level": env("CELERY_TASK_LOG_LEVEL", default="WARNING")},
+        "celery.worker.strategy": {"level": env("CELERY_TASK_LOG_LEVEL", default="WARNING")},
+    },
 }

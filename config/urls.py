@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -17,6 +18,9 @@ urlpatterns = [
     path("", include("partnerships.urls")),
     path("", include("triggers.urls")),
 ]
+
+if settings.BENCH_VIEWS:  # `make bench` only: comparison views
+    urlpatterns.append(path("bench/", include("bench.urls")))
 
 handler400 = "config.errors.handler400"
 handler403 = "config.errors.handler403"

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class RewardsConfig(AppConfig):
     name = "rewards"
     verbose_name = "Rewards"
+
+    def ready(self) -> None:
+        from triggers.services.processing import event_processor_register
+
+        from . import signals  # noqa: F401
+        from .services.evaluation import trigger_events_evaluate
+
+        event_processor_register(trigger_events_evaluate)

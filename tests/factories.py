@@ -1,6 +1,10 @@
+from decimal import Decimal
+
 import factory
 from django.utils import timezone
 
+from campaigns.models import Campaign
+from campaigns.services import campaign_save
 from partnerships.models import ApiKey, EndUser, Partner, Partnership
 from partnerships.services import api_key_issue
 from triggers.models import Trigger, TriggerEvent
@@ -82,3 +86,23 @@ class TriggerEventFactory(factory.django.DjangoModelFactory):
     occurred_at = factory.LazyFunction(timezone.now)
     received_at = factory.LazyFunction(timezone.now)
     deliver_at = factory.LazyFunction(timezone.now)
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """An active fixed-amount campaign on a transaction trigger, with no condition or limits."""
+
+    class Meta:
+        model = Campaign
+
+    trigger = factory.SubFactory(TriggerFactory)
+    partnership = factory.SelfAttribute("trigger.partnership")
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    slug = factory.Sequence(lambda n: f"campaign-{n}")
+    status = Campaign.Status.ACTIVE
+    reward_type = Campaign.RewardType.FIXED
+    reward_value = Decimal("10")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Through the real service: what cannot be saved in Pilot cannot be made here."""
+        return campaign_save(campaign=model_class(*args, **kwargs))

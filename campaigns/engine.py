@@ -1,0 +1,119 @@
+"""A campaign compiled for evaluation: schedule, condition, facts, reward amount, limits."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .rules import Outcome, RuleEnvironment, evaluate
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    aggregate: str  # "count" | "sum"
+    trigger_id: int
+    field: str  # for sums: the numeric context field
+    window_days: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    budget: Decimal | None = None
+    max_rewards: int | None = None
+    max_rewards_per_user: int | None = None
+    max_rewards_per_user_per_period: int | None = None
+    period: str = ""
+    max_amount_per_user: Decimal | None = None
+
+    @property
+    def per_user(self) -> bool:
+        return any(
+            limit is not None
+            for limit in (
+                self.max_rewards_per_user,
+                self.max_rewards_per_user_per_period,
+                self.max_amount_per_user,
+            )
+        )
+
+
+def period_key(period: str, at: datetime) -> str:
+    """The calendar period (UTC) an event falls in: 2026-11-23, 2026-W47, 2026-11."""
+    day: date = at.date()
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+@dataclass(frozen=True)
+class CompiledCampaign:
+    id: uuid.UUID
+    slug: str
+    priority: int
+    exclusive: bool
+    starts_at: datetime | None
+    ends_at: datetime | None
+    version: int
+    env: RuleEnvironment
+    condition: Any  # compiled CEL, or None for "always"
+    reward_type: str
+    reward_value: Decimal | None
+    reward_field: str
+    reward_expression: Any
+    reward_min: Decimal | None
+    reward_max: Decimal | None
+    rounding: str
+    limits: Limits
+    facts: tuple[FactSpec, ...]
+
+    def in_schedule(self, at: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= at) and (
+            self.ends_at is None or at < self.ends_at
+        )
+
+    def matches(self, data: dict) -> tuple[bool, str]:
+        """(matched, why not); raises RuleRuntimeError for a rule that fails."""
+        if self.condition is None:
+            return True, ""
+        problem, value = evaluate(self.condition, data)
+        if problem == Outcome.ABSENT:
+            return False, f"condition not met: {value}"
+        if problem == Outcome.ERROR:
+            raise RuleRuntimeError(f"condition failed: {value}")
+        if not isinstance(value, bool):
+            raise RuleRuntimeError(f"condition gave {value!r}, not a bool")
+        return value, "" if value else "condition is false"
+
+    def amount(self, data: dict, context: dict, places: int) -> Decimal:
+        """The reward for one event, clamped to min/max and rounded; raises RuleRuntimeError."""
+        if self.reward_type == "fixed":
+            raw = self.reward_value
+        elif self.reward_type == "percentage":
+            base = context.get(self.reward_field)
+            if not isinstance(base, int | float) or isinstance(base, bool):
+                raise RuleRuntimeError(f"context.{self.reward_field} is not a number")
+            raw = Decimal(str(base)) * self.reward_value / 100
+        else:
+            problem, value = evaluate(self.reward_expression, data)
+            if problem is not None or not isinstance(value, int | float) or isinstance(value, bool):
+                raise RuleRuntimeError(f"reward expression failed: {value}")
+            try:
+                raw = Decimal(str(value))
+            except InvalidOperation as exc:
+                raise RuleRuntimeError(f"reward expression gave {value!r}") from exc
+            if not raw.is_finite():
+                raise RuleRuntimeError(f"reward expression gave {value!r}")
+        if self.reward_min is not None:
+            raw = max(raw, self.reward_min)
+        if self.reward_max is not None:
+            raw = min(raw, self.reward_max)
+        return raw.quantize(Decimal(1).scaleb(-places), rounding=self.rounding)
+
+
+class RuleRuntimeError(Exception):
+    """A campaign's rule failed on one event: that campaign's decision is ``error``."""

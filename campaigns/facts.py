@@ -1,0 +1,64 @@
+"""Per-user facts (counts and sums over a user's recent events), one query per fact per batch.
+
+A fact is computed as of the evaluated event's ``occurred_at``: its window is
+``(occurred_at - window_days, occurred_at]`` over the same user's events of the fact's trigger
+in the same mode, whatever order they arrived in, the evaluated event included. Cancelled and
+failed events do not count.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import connection
+
+from triggers.models import TriggerEvent
+
+from .engine import FactSpec
+
+_FACT_SQL = """
+SELECT e.id, (
+    SELECT {aggregate}
+      FROM triggers_triggerevent h
+     WHERE h.end_user_id = e.end_user_id
+       AND h.trigger_id = %(trigger_id)s
+       AND h.mode = e.mode
+       AND h.occurred_at > e.occurred_at - %(window)s
+       AND h.occurred_at <= e.occurred_at
+       AND h.status NOT IN ('cancelled', 'failed')
+)
+FROM triggers_triggerevent e
+WHERE e.id = ANY(%(event_ids)s)
+"""
+_COUNT = "count(*)"
+_SUM = (
+    "COALESCE(sum(CASE WHEN jsonb_typeof(h.context -> %(field)s) = 'number' "
+    "THEN (h.context ->> %(field)s)::numeric END), 0)"
+)
+
+
+def facts_for_events(
+    *, events: list[TriggerEvent], specs: list[FactSpec]
+) -> dict[tuple, dict[str, int | float]]:
+    """{event id: {fact name: value}} for every event and every (distinct) fact spec."""
+    values: dict = {event.id: {} for event in events}
+    computed: dict[tuple, dict] = {}
+    event_ids = list(values)
+    with connection.cursor() as cursor:
+        for spec in specs:
+            key = (spec.aggregate, spec.trigger_id, spec.field, spec.window_days)
+            if key not in computed:
+                cursor.execute(
+                    _FACT_SQL.format(aggregate=_COUNT if spec.aggregate == "count" else _SUM),
+                    {
+                        "trigger_id": spec.trigger_id,
+                        "window": timedelta(days=spec.window_days),
+                        "event_ids": event_ids,
+                        "field": spec.field,
+                    },
+                )
+                computed[key] = dict(cursor.fetchall())
+            for event_id, value in computed[key].items():
+                values[event_id][spec.name] = (
+                    float(value) if isinstance(value, Decimal) else int(value)
+                )
+    return values

@@ -1,0 +1,85 @@
+import uuid
+
+from django.db import models
+
+from campaigns.models import Campaign
+from partnerships.models import EndUser, Partnership
+from triggers.models import TriggerEvent
+
+MODES = [("live", "Live"), ("test", "Test")]
+
+
+class Reward(models.Model):
+    class Status(models.TextChoices):
+        ISSUED = "issued", "Issued"
+        REVERSED = "reversed", "Reversed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="rewards")
+    trigger_event = models.ForeignKey(
+        TriggerEvent, on_delete=models.PROTECT, related_name="rewards"
+    )
+    end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="rewards")
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+    unit = models.CharField(max_length=40)
+    mode = models.CharField(max_length=8, choices=MODES)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ISSUED)
+    issued_at = models.DateTimeField()
+    occurred_at = models.DateTimeField(help_text="When the rewarded event happened.")
+    # With the campaign, names the CampaignVersion (rule and spec) that issued it.
+    campaign_version = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # Exactly once: whatever retries, duplicates or races happen upstream.
+            models.UniqueConstraint(
+                fields=["campaign", "trigger_event"], name="uniq_reward_per_campaign_event"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["end_user", "-issued_at"], name="reward_user_idx"),
+            models.Index(fields=["campaign", "mode", "status"], name="reward_campaign_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}"
+
+
+class CampaignCounter(models.Model):
+    """What a campaign has issued, per mode: the row locked to reserve budget and caps."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="counters")
+    mode = models.CharField(max_length=8, choices=MODES)
+    reward_count = models.PositiveIntegerField(default=0)
+    spent = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "mode"], name="uniq_campaign_counter"),
+            models.CheckConstraint(condition=models.Q(spent__gte=0), name="counter_spent_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.mode}: {self.reward_count} rewards, {self.spent} spent"
+
+
+class UserCounter(models.Model):
+    """A user's rewards from a campaign in a period ("" = all time), per mode."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=8, choices=MODES)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=16, blank=True)
+    reward_count = models.PositiveIntegerField(default=0)
+    amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "mode", "end_user", "period"], name="uniq_user_counter"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.end_user_id} {self.period or 'all time'}: {self.reward_count}"

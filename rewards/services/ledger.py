@@ -1,0 +1,115 @@
+"""Budgets and caps for one batch of events, read under row locks and written back once.
+
+The ledger locks the ``CampaignCounter`` rows of every campaign the batch may reward, in one
+statement and in a fixed order (so workers never deadlock), and holds them until the batch's
+transaction commits. Every reward of a campaign is therefore issued under its counter's lock:
+budget, total count and the per-user counters (read after the lock) cannot be overspent by
+concurrent workers. Changes are kept in memory and written in a few statements at the end.
+"""
+
+import uuid
+from decimal import Decimal
+
+from campaigns.engine import CompiledCampaign, Limits
+
+from ..decisions import Outcome
+from ..models import CampaignCounter, UserCounter
+
+ALL_TIME = ""
+
+
+class Ledger:
+    def __init__(self, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> None:
+        counters = (
+            CampaignCounter.objects.select_for_update()
+            .filter(campaign_id__in=campaign_ids, mode__in=modes)
+            .order_by("id")
+        )
+        self._campaigns = {(c.campaign_id, c.mode): c for c in counters}
+        self._users: dict[tuple, UserCounter] = {
+            (u.campaign_id, u.mode, u.end_user_id, u.period): u
+            for u in UserCounter.objects.filter(
+                campaign_id__in=campaign_ids, mode__in=modes, end_user_id__in=user_ids
+            )
+        }
+        self._dirty_campaigns: set[tuple] = set()
+        self._dirty_users: set[tuple] = set()
+
+    def check(
+        self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
+    ) -> Outcome | None:
+        """The limit this reward would break, or None if it fits."""
+        limits: Limits = campaign.limits
+        counter = self._campaign(campaign.id, mode)
+        if limits.max_rewards is not None and counter.reward_count + 1 > limits.max_rewards:
+            return Outcome.COUNT_CAP_REACHED
+        if limits.budget is not None and counter.spent + amount > limits.budget:
+            return Outcome.BUDGET_EXHAUSTED
+        if limits.per_user:
+            lifetime = self._user(campaign.id, mode, user_id, ALL_TIME)
+            if (
+                limits.max_rewards_per_user is not None
+                and lifetime.reward_count + 1 > limits.max_rewards_per_user
+            ) or (
+                limits.max_amount_per_user is not None
+                and lifetime.amount + amount > limits.max_amount_per_user
+            ):
+                return Outcome.USER_CAP_REACHED
+            if limits.max_rewards_per_user_per_period is not None:
+                in_period = self._user(campaign.id, mode, user_id, period)
+                if in_period.reward_count + 1 > limits.max_rewards_per_user_per_period:
+                    return Outcome.PERIOD_CAP_REACHED
+        return None
+
+    def record(
+        self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
+    ) -> None:
+        self._add_campaign((campaign.id, mode), 1, amount)
+        if campaign.limits.per_user:
+            self._add_user((campaign.id, mode, user_id, ALL_TIME), 1, amount)
+            if campaign.limits.period:
+                self._add_user((campaign.id, mode, user_id, period), 1, amount)
+
+    def forget(self, campaign_id, mode: str, user_id, period: str, amount: Decimal) -> None:
+        """Undoes ``record`` (an event that failed after some of its rewards were counted)."""
+        self._add_campaign((campaign_id, mode), -1, -amount)
+        for key in ((campaign_id, mode, user_id, ALL_TIME), (campaign_id, mode, user_id, period)):
+            if key in self._users:
+                self._add_user(key, -1, -amount)
+
+    def save(self) -> None:
+        CampaignCounter.objects.bulk_update(
+            [self._campaigns[key] for key in self._dirty_campaigns], ["reward_count", "spent"]
+        )
+        UserCounter.objects.bulk_create(
+            [self._users[key] for key in self._dirty_users],
+            update_conflicts=True,
+            unique_fields=["campaign", "mode", "end_user", "period"],
+            update_fields=["reward_count", "amount"],
+        )
+
+    def _campaign(self, campaign_id, mode: str) -> CampaignCounter:
+        try:
+            return self._campaigns[(campaign_id, mode)]
+        except KeyError:
+            raise LookupError(f"No counter for campaign {campaign_id} ({mode})") from None
+
+    def _user(self, campaign_id, mode: str, user_id, period: str) -> UserCounter:
+        key = (campaign_id, mode, user_id, period)
+        if key not in self._users:
+            self._users[key] = UserCounter(
+                campaign_id=campaign_id, mode=mode, end_user_id=user_id, period=period
+            )
+        return self._users[key]
+
+    def _add_campaign(self, key: tuple, count: int, amount: Decimal) -> None:
+        counter = self._campaign(*key)
+        counter.reward_count += count
+        counter.spent += amount
+        self._dirty_campaigns.add(key)
+
+    def _add_user(self, key: tuple, count: int, amount: Decimal) -> None:
+        counter = self._user(*key)
+        counter.reward_count += count
+        counter.amount += amount
+        self._dirty_users.add(key)

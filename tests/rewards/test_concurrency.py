@@ -1,0 +1,179 @@
+"""Budgets, caps and exactly-once issuance with real concurrent workers against PostgreSQL."""
+
+import os
+import signal
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+from django.utils import timezone
+
+from rewards.models import CampaignCounter, Reward
+from rewards.services.evaluation import trigger_events_evaluate
+from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
+from tests.support import celery_worker, process_env, wait_until
+from triggers.models import TriggerEvent
+from triggers.services.processing import trigger_events_process_batch
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def in_threads(count: int, work) -> list[BaseException]:
+    """Runs ``work()`` in ``count`` threads released together; returns what they raised."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def drain(limit: int):
+    def work() -> None:
+        while trigger_events_process_batch(limit=limit):
+            pass
+
+    return work
+
+
+def bulk_events(trigger, count: int, users=None, **fields) -> list[TriggerEvent]:
+    users = users or [EndUserFactory(partnership=trigger.partnership) for _ in range(count)]
+    now = timezone.now()
+    return TriggerEvent.objects.bulk_create(
+        TriggerEvent(
+            partnership=trigger.partnership,
+            trigger=trigger,
+            end_user=users[index % len(users)],
+            context={"amount": 25, "currency": "USD"},
+            occurred_at=fields.get("occurred_at", now),
+            received_at=now,
+            deliver_at=now,
+        )
+        for index in range(count)
+    )
+
+
+def test_a_thousand_events_racing_for_a_hundred_rewards_spend_exactly_the_budget():
+    trigger = TriggerFactory()
+    campaign = CampaignFactory(trigger=trigger, reward_value=Decimal("5"), budget=Decimal("500"))
+    bulk_events(trigger, 1000)
+
+    errors = in_threads(8, drain(limit=25))
+
+    assert errors == []
+    assert TriggerEvent.objects.filter(status="processed").count() == 1000
+    assert Reward.objects.count() == 100
+    counter = CampaignCounter.objects.get(campaign=campaign, mode="live")
+    assert counter.spent == Decimal("500") == Reward.objects.aggregate(s=Sum("amount"))["s"]
+    assert counter.reward_count == 100
+
+
+def test_one_event_evaluated_by_twenty_workers_at_once_is_rewarded_once():
+    trigger = TriggerFactory()
+    campaign = CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+
+    errors = in_threads(20, drain(limit=10))
+
+    assert errors == []
+    assert Reward.objects.filter(trigger_event=event).count() == 1
+    assert CampaignCounter.objects.get(campaign=campaign, mode="live").reward_count == 1
+
+
+def test_twenty_evaluations_of_one_event_that_bypass_the_claim_still_reward_once():
+    """Even without the queue's claim (an operator re-runs events), issuance is exactly once."""
+    from django.db import transaction
+
+    trigger = TriggerFactory()
+    CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+
+    def evaluate_directly() -> None:
+        with transaction.atomic():
+            trigger_events_evaluate([TriggerEvent.objects.get(pk=event.pk)])
+
+    errors = in_threads(20, evaluate_directly)
+
+    assert errors == []
+    assert Reward.objects.filter(trigger_event=event).count() == 1
+
+
+def test_per_user_cap_holds_under_races():
+    trigger = TriggerFactory()
+    CampaignFactory(trigger=trigger, max_rewards_per_user=3)
+    users = [EndUserFactory(partnership=trigger.partnership) for _ in range(5)]
+    bulk_events(trigger, 200, users=users)
+
+    errors = in_threads(8, drain(limit=5))
+
+    assert errors == []
+    per_user = Reward.objects.values_list("end_user_id").annotate(n=Sum(1))
+    assert sorted(n for _, n in per_user) == [3] * 5
+
+
+def test_per_period_cap_holds_under_races():
+    trigger = TriggerFactory()
+    CampaignFactory(trigger=trigger, max_rewards_per_user_per_period=2, period="day")
+    user = EndUserFactory(partnership=trigger.partnership)
+    bulk_events(trigger, 120, users=[user])
+
+    errors = in_threads(8, drain(limit=3))
+
+    assert errors == []
+    assert Reward.objects.count() == 2
+
+
+def _open_worker_transaction() -> bool:
+    """True while a worker (another backend on this database) is inside a transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_worker_killed_mid_batch_leaves_every_event_processed_exactly_once(tmp_path):
+    trigger = TriggerFactory()
+    for index in range(10):
+        CampaignFactory(trigger=trigger, slug=f"c{index}", condition="context.amount >= 20.0")
+    users = [EndUserFactory(partnership=trigger.partnership) for _ in range(50)]
+    total = 4000
+    bulk_events(trigger, total, users=users)
+    env = process_env(EVENT_BATCH_SIZE="200", EVENT_DISPATCH_INTERVAL="0.5")
+
+    with celery_worker(env, tmp_path / "first.log", beat=True) as worker:
+        wait_until(_open_worker_transaction, 60, "the worker inside a batch (see first.log)")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    processed_at_kill = TriggerEvent.objects.filter(status="processed").count()
+    time.sleep(0.5)  # PostgreSQL notices the dead connection and rolls its batch back
+    assert processed_at_kill < total, "the worker was killed after finishing: try more events"
+
+    with celery_worker(env, tmp_path / "second.log", beat=True):
+        wait_until(
+            lambda: TriggerEvent.objects.filter(status="processed").count() == total,
+            120,
+            "every event processed after the restart (see second.log)",
+        )
+
+    assert Reward.objects.count() == total * 10
+    for counter in CampaignCounter.objects.filter(mode="live"):
+        assert counter.reward_count == total
+        assert counter.spent == Decimal("10") * total
+    assert not TriggerEvent.objects.exclude(status="processed").exists()
