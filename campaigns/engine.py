@@ -76,11 +76,11 @@ class CompiledCampaign:
             self.ends_at is None or at < self.ends_at
         )
 
-    def matches(self, data: dict) -> tuple[bool, str]:
+    def matches(self, activation: Any) -> tuple[bool, str]:
         """(matched, why not); raises RuleRuntimeError for a rule that fails."""
         if self.condition is None:
             return True, ""
-        problem, value = evaluate(self.condition, data)
+        problem, value = evaluate(self.condition, activation)
         if problem == Outcome.ABSENT:
             return False, f"condition not met: {value}"
         if problem == Outcome.ERROR:
@@ -89,7 +89,7 @@ class CompiledCampaign:
             raise RuleRuntimeError(f"condition gave {value!r}, not a bool")
         return value, "" if value else "condition is false"
 
-    def amount(self, data: dict, context: dict, places: int) -> Decimal:
+    def amount(self, activation: Any, context: dict, places: int) -> Decimal:
         """The reward for one event, clamped to min/max and rounded; raises RuleRuntimeError."""
         if self.reward_type == "fixed":
             raw = self.reward_value
@@ -99,7 +99,7 @@ class CompiledCampaign:
                 raise RuleRuntimeError(f"context.{self.reward_field} is not a number")
             raw = Decimal(str(base)) * self.reward_value / 100
         else:
-            problem, value = evaluate(self.reward_expression, data)
+            problem, value = evaluate(self.reward_expression, activation)
             if problem is not None or not isinstance(value, int | float) or isinstance(value, bool):
                 raise RuleRuntimeError(f"reward expression failed: {value}")
             try:

@@ -94,32 +94,36 @@ class RuleEnvironment:
             raise RuleError(f"Must evaluate to {' or '.join(returns)}, not {returned}")
         return expression
 
-    def data(
-        self,
-        *,
-        context: dict,
-        user: dict,
-        trigger: str,
-        occurred_at: datetime,
-        tags: dict,
-        mode: str,
-        facts: dict[str, Any],
-    ) -> dict[str, Any]:
-        """The activation of one event; absent context fields stay unbound."""
-        data = {
-            f"context.{field.name}": field.coerce(context[field.name])
-            for field in self.fields
-            if context.get(field.name) is not None
-        }
-        data |= {f"facts.{name}": value for name, value in facts.items()}
-        data |= {
-            "user": user,
-            "event.trigger": trigger,
-            "event.occurred_at": occurred_at,
-            "event.tags": tags,
-            "event.mode": mode,
-        }
-        return data
+    def activation(self, event_data: dict, facts: dict[str, Any]) -> Any:
+        """One event's variables, bound once and shared by every expression of this env."""
+        if facts:
+            event_data = {**event_data, **{f"facts.{name}": v for name, v in facts.items()}}
+        return self._env.Activation(event_data)
+
+
+def event_data(
+    fields: list[ContextField],
+    *,
+    context: dict,
+    user: dict,
+    trigger: str,
+    occurred_at: datetime,
+    tags: dict,
+    mode: str,
+) -> dict[str, Any]:
+    """The variables of one event, common to all campaigns of its trigger; absent context
+    fields stay unbound (a condition reading one is not met)."""
+    data = {
+        f"context.{field.name}": field.coerce(context[field.name])
+        for field in fields
+        if context.get(field.name) is not None
+    }
+    data["user"] = user
+    data["event.trigger"] = trigger
+    data["event.occurred_at"] = occurred_at
+    data["event.tags"] = tags
+    data["event.mode"] = mode
+    return data
 
 
 def _describe(message: str) -> str:
@@ -141,10 +145,10 @@ class Outcome:
     ERROR = "error"
 
 
-def evaluate(expression: "cel.Expression", data: dict) -> tuple[str | None, Any]:
+def evaluate(expression: "cel.Expression", activation: Any) -> tuple[str | None, Any]:
     """Returns (None, value), (Outcome.ABSENT, message) or (Outcome.ERROR, message)."""
     try:
-        result = expression.eval(data=data)
+        result = expression.eval(activation)
     except Exception as exc:
         return Outcome.ERROR, str(exc)
     if result.type() != T.ERROR:

@@ -17,10 +17,10 @@ def campaign_list_active(*, trigger_id: int) -> list[CompiledCampaign]:
         campaigns = Campaign.objects.filter(
             trigger_id=trigger_id, status=Campaign.Status.ACTIVE
         ).select_related("trigger")
-        compiled = []
+        compiled, envs = [], {}
         for campaign in campaigns:
             try:
-                compiled.append(campaign_compile(campaign=campaign))
+                compiled.append(campaign_compile(campaign=campaign, envs=envs))
             except RuleError:
                 # Saved before a schema change made it invalid: it cannot run; say so loudly.
                 logger.error("Campaign %s no longer compiles; skipped", campaign.id, exc_info=True)

@@ -50,16 +50,24 @@ def _fact_specs(campaign: Campaign) -> tuple[list[FactSpec], str | None]:
     return specs, None
 
 
-def _compile(campaign: Campaign) -> tuple[CompiledCampaign | None, dict[str, str]]:
+def _compile(
+    campaign: Campaign, envs: dict | None = None
+) -> tuple[CompiledCampaign | None, dict[str, str]]:
+    """``envs`` shares one CEL environment between campaigns with the same facts, so that
+    they can share one activation per event."""
     errors: dict[str, str] = {}
     if campaign.trigger.partnership_id != campaign.partnership_id:
         return None, {"trigger": "The trigger belongs to another partnership"}
     facts, problem = _fact_specs(campaign)
     if problem:
         return None, {"facts": problem}
-    env = RuleEnvironment(
-        campaign.trigger.context_schema, {fact.name: fact.aggregate for fact in facts}
-    )
+    envs = {} if envs is None else envs
+    env_key = (campaign.trigger_id, tuple(facts))
+    if env_key not in envs:
+        envs[env_key] = RuleEnvironment(
+            campaign.trigger.context_schema, {fact.name: fact.aggregate for fact in facts}
+        )
+    env = envs[env_key]
     condition = expression = None
     if campaign.condition.strip():
         try:
@@ -144,8 +152,8 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
     return _compile(campaign)[1]
 
 
-def campaign_compile(*, campaign: Campaign) -> CompiledCampaign:
-    compiled, errors = _compile(campaign)
+def campaign_compile(*, campaign: Campaign, envs: dict | None = None) -> CompiledCampaign:
+    compiled, errors = _compile(campaign, envs)
     if errors:
         raise RuleError("; ".join(f"{field}: {message}" for field, message in errors.items()))
     return compiled

@@ -405,7 +405,11 @@ def _banner(base_url: str, demo: dict[str, Any]) -> None:
         f"\n{rule}\n  Campaign Rewards is up: {base_url}\n\n"
         f"  Partnership id: {demo.get('partnership_id')}\n"
         f"  API key:        {demo.get('api_key')}\n\n"
-        f"  Try the demo request:\n\n{demo.get('curl')}\n\n"
+        f"  Send a purchase (5% cashback on 42.50 = 2.13 points):\n\n{demo.get('curl')}\n\n"
+        f"  Then see its decisions and reward (use the trigger_event_id it returned):\n\n"
+        f"{demo.get('status_curl')}\n\n"
+        f"  Pilot: {base_url}/pilot/ (create a login: .venv/bin/python manage.py "
+        f"createsuperuser)\n  API docs: {base_url}/api/docs/\n\n"
         f"  Ctrl-C stops everything.\n{rule}\n",
         flush=True,
     )

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("partnerships.urls")),
     path("", include("triggers.urls")),
+    path("", include("rewards.urls")),
 ]
 
 if settings.BENCH_VIEWS:  # `make bench` only: comparison views

@@ -19,6 +19,12 @@ class TriggerEventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_select_related = ("trigger", "end_user")
     readonly_fields = [field.name for field in TriggerEvent._meta.fields]
+    fieldsets = (
+        (None, {"fields": ("id", "partnership", "trigger", "end_user", "mode", "status")}),
+        ("Payload", {"fields": ("context", "tags", "idempotency_key", "request_hash")}),
+        ("Times", {"fields": ("occurred_at", "received_at", "deliver_at", "processed_at")}),
+        ("Evaluation", {"fields": ("decisions", "attempts", "error")}),
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -116,21 +116,6 @@ def _event_or_404(request, trigger_event_id: str):
     return event
 
 
-class TriggerEventDetailApi(APIView):
-    @extend_schema(
-        operation_id="trigger_event_retrieve",
-        summary="A trigger event and its status",
-        responses={
-            200: ok_envelope("TriggerEventDetail", TriggerEventOutputSerializer),
-            **AUTH_ERRORS,
-            404: EVENT_NOT_FOUND,
-        },
-    )
-    def get(self, request, partnership_id: str, trigger_event_id: str) -> Response:
-        event = _event_or_404(request, trigger_event_id)
-        return Response({"code": "ok", "data": TriggerEventOutputSerializer(event).data})
-
-
 class TriggerEventCancelApi(APIView):
     @extend_schema(
         operation_id="trigger_event_cancel",

@@ -1,17 +1,12 @@
 from django.urls import path
 
-from .apis import TriggerEventCancelApi, TriggerEventCreateApi, TriggerEventDetailApi
+from .apis import TriggerEventCancelApi, TriggerEventCreateApi
 
 urlpatterns = [
     path(
         "partnerships/<str:partnership_id>/triggers",
         TriggerEventCreateApi.as_view(),
         name="trigger-event-create",
-    ),
-    path(
-        "partnerships/<str:partnership_id>/trigger-events/<str:trigger_event_id>",
-        TriggerEventDetailApi.as_view(),
-        name="trigger-event-detail",
     ),
     path(
         "partnerships/<str:partnership_id>/trigger-events/<str:trigger_event_id>/cancel",

@@ -70,13 +70,6 @@ class Ledger:
             if campaign.limits.period:
                 self._add_user((campaign.id, mode, user_id, period), 1, amount)
 
-    def forget(self, campaign_id, mode: str, user_id, period: str, amount: Decimal) -> None:
-        """Undoes ``record`` (an event that failed after some of its rewards were counted)."""
-        self._add_campaign((campaign_id, mode), -1, -amount)
-        for key in ((campaign_id, mode, user_id, ALL_TIME), (campaign_id, mode, user_id, period)):
-            if key in self._users:
-                self._add_user(key, -1, -amount)
-
     def save(self) -> None:
         CampaignCounter.objects.bulk_update(
             [self._campaigns[key] for key in self._dirty_campaigns], ["reward_count", "spent"]

@@ -1,5 +1,9 @@
 """Creates the demo data once and prints how to use it (``make run`` calls this).
 
+Demo data: a partnership with a live API key, the triggers ``transaction_completed`` and
+``user_signup``, and two campaigns: 5% cashback up to 10 on purchases of 20 or more, and
+100 points once per user on signup.
+
 The plaintext API key is shown once by design, so the demo keeps its own copy in
 ``var/demo.json`` (a local, git-ignored file) to print it again on later runs.
 """
@@ -15,6 +19,7 @@ from config.errors import ApplicationError
 from partnerships.auth import authenticate_partner
 from partnerships.models import Partnership
 from partnerships.services import api_key_create, partnership_create
+from rewards.services.demo import demo_catalog_ensure
 
 DEMO_FILE = settings.BASE_DIR / "var" / "demo.json"
 DEMO_PARTNER = "Demo Bank"
@@ -29,6 +34,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         credentials = self._stored_credentials() or self._create()
+        demo_catalog_ensure(partnership=Partnership.objects.get(pk=credentials["partnership_id"]))
         base_url = options["base_url"] or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
         result = {**credentials, **demo_request(base_url, **credentials)}
         if options["json"]:
@@ -36,7 +42,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Partnership: {result['partnership_id']}")
         self.stdout.write(f"API key:     {result['api_key']}")
-        self.stdout.write(f"Try:\n{result['curl']}")
+        self.stdout.write(f"Send a purchase that earns 5% cashback:\n{result['curl']}")
+        self.stdout.write(f"Then follow it:\n{result['status_curl']}")
 
     def _stored_credentials(self) -> dict | None:
         """The saved demo credentials, if they still authenticate against this database."""
@@ -64,8 +71,30 @@ class Command(BaseCommand):
 
 
 def demo_request(base_url: str, *, partnership_id: str, api_key: str) -> dict:
-    """The demo request: method, url, headers, body, and the same as a curl command."""
-    url = f"{base_url}/partnerships/{partnership_id}"
-    headers = {"x-api-key": api_key}
-    curl = f"curl -sS {shlex.quote(url)} -H {shlex.quote(f'x-api-key: {api_key}')}"
-    return {"method": "GET", "url": url, "headers": headers, "body": None, "curl": curl}
+    """The demo request (a 42.50 purchase: 5% cashback = 2.13) and the same as a curl."""
+    url = f"{base_url}/partnerships/{partnership_id}/triggers"
+    headers = {"x-api-key": api_key, "Content-Type": "application/json"}
+    body = {
+        "trigger_name": "transaction_completed",
+        "external_user_id": "demo-user-1",
+        "transaction_context": {"amount": 42.5, "currency": "USD", "merchant_category": "5411"},
+    }
+    curl = " ".join(
+        [
+            "curl -sS -X POST",
+            shlex.quote(url),
+            *(f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers.items()),
+            f"-d {shlex.quote(json.dumps(body))}",
+        ]
+    )
+    status_url = f"{base_url}/partnerships/{partnership_id}/trigger-events/<trigger_event_id>"
+    status_curl = f"curl -sS {shlex.quote(status_url)} -H {shlex.quote(f'x-api-key: {api_key}')}"
+    return {
+        "method": "POST",
+        "url": url,
+        "headers": headers,
+        "body": body,
+        "curl": curl,
+        "status_url": status_url,
+        "status_curl": status_curl,
+    }

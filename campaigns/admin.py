@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from .models import Campaign, CampaignVersion
+from .services import campaign_save
+
+
+class CampaignVersionInline(admin.TabularInline):
+    model = CampaignVersion
+    fields = ("version", "snapshot", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-version",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "trigger", "status", "priority", "exclusive", "version")
+    list_filter = ("status", "partnership", "trigger")
+    search_fields = ("name", "slug")
+    readonly_fields = ("id", "version", "created_at", "updated_at")
+    prepopulated_fields = {"slug": ("name",)}
+    fieldsets = (
+        (None, {"fields": ("id", "partnership", "trigger", "name", "slug", "description")}),
+        ("Lifecycle", {"fields": ("status", "starts_at", "ends_at", "priority", "exclusive")}),
+        (
+            "Rule",
+            {
+                "fields": ("condition", "facts"),
+                "description": "CEL over context.&lt;field&gt;, user, event and facts. "
+                "Numbers from the context are doubles (write 20.0). Checked on save.",
+            },
+        ),
+        (
+            "Reward",
+            {
+                "fields": (
+                    "reward_type",
+                    "reward_value",
+                    "reward_field",
+                    "reward_expression",
+                    "reward_min",
+                    "reward_max",
+                    "rounding",
+                )
+            },
+        ),
+        (
+            "Limits",
+            {
+                "fields": (
+                    "budget",
+                    "max_rewards",
+                    "max_rewards_per_user",
+                    "max_rewards_per_user_per_period",
+                    "period",
+                    "max_amount_per_user",
+                )
+            },
+        ),
+        ("Versions", {"fields": ("version", "created_at", "updated_at")}),
+    )
+    inlines = [CampaignVersionInline]
+
+    def save_model(self, request, obj: Campaign, form, change: bool) -> None:
+        campaign_save(campaign=obj)
