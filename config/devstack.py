@@ -453,7 +453,22 @@ def cmd_run() -> int:
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         commands = {
             "web": [*gunicorn, *web, "--threads", "4", "--access-logfile", "-"],
-            "worker": [*celery, "worker", "-l", "info", "--concurrency", "2"],
+            "worker": [*celery, "worker", "-l", "info", "-c", "2", "-Q", "celery", "-n", "eval@%h"],
+            # Webhook sending waits on partners' servers: its own threads, never evaluation's.
+            "webhooks": [
+                *celery,
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                "webhooks",
+                "-P",
+                "threads",
+                "-c",
+                "8",
+                "-n",
+                "webhooks@%h",
+            ],
             "beat": [
                 *celery,
                 "beat",

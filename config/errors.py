@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     TRIGGER_EVENT_DOES_NOT_EXIST = "trigger_event_does_not_exist"
     TRIGGER_EVENT_NOT_CANCELLABLE = "trigger_event_not_cancellable"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    ALREADY_REVERSED = "already_reversed"
 
 
 MESSAGES = {

@@ -180,10 +180,20 @@ EVENT_WAKE_INTERVAL = env.float("EVENT_WAKE_INTERVAL", default=0.01)
 EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=500)
 # A draining task hands over to a new message after this long (fairness, bounded tasks).
 EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
+# --- Webhooks ---------------------------------------------------------------------------------
+
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Sent by their own workers, so a slow receiver never holds up evaluation.
+CELERY_TASK_ROUTES = {"rewards.tasks.send_due_webhooks": {"queue": "webhooks"}}
+
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-events": {
         "task": "triggers.tasks.dispatch_due_events",
         "schedule": env.float("EVENT_DISPATCH_INTERVAL", default=1.0),
+    },
+    "send-due-webhooks": {
+        "task": "rewards.tasks.send_due_webhooks",
+        "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL", default=5.0),
     },
 }
 

@@ -1,5 +1,6 @@
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from campaigns.models import Campaign
@@ -22,6 +23,8 @@ class Reward(models.Model):
     )
     end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="rewards")
     amount = models.DecimalField(max_digits=18, decimal_places=6)
+    # Clawed back so far (partial reversals); status becomes reversed when it reaches amount.
+    reversed_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     unit = models.CharField(max_length=40)
     mode = models.CharField(max_length=8, choices=MODES)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ISSUED)
@@ -44,6 +47,10 @@ class Reward(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit}"
+
+    @property
+    def remaining(self):
+        return self.amount - self.reversed_amount
 
 
 class CampaignCounter(models.Model):
@@ -83,3 +90,106 @@ class UserCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.end_user_id} {self.period or 'all time'}: {self.reward_count}"
+
+
+class Reversal(models.Model):
+    """A partner's reversal of one trigger event (a refund): cancels it or claws rewards back."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.PROTECT, related_name="+")
+    trigger_event = models.ForeignKey(
+        TriggerEvent, on_delete=models.PROTECT, related_name="reversals"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    requested_amount = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Partial clawback; empty reverses everything.",
+    )
+    cancelled_event = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    request_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partnership", "idempotency_key"], name="uniq_reversal_idempotency_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"reversal of {self.trigger_event_id}"
+
+
+class RewardAdjustment(models.Model):
+    """A negative adjustment of one reward by one reversal (the whole reward or a part)."""
+
+    reversal = models.ForeignKey(Reversal, on_delete=models.CASCADE, related_name="adjustments")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="adjustments")
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"-{self.amount} on {self.reward_id}"
+
+
+class WebhookEndpoint(models.Model):
+    class EventType(models.TextChoices):
+        REWARD_ISSUED = "reward.issued", "reward.issued"
+        REWARD_REVERSED = "reward.reversed", "reward.reversed"
+        TRIGGER_EVENT_FAILED = "trigger_event.failed", "trigger_event.failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=500)
+    # Kept (not hashed): every delivery is signed with it. Shown once in Pilot; rotatable.
+    secret = models.CharField(max_length=100, editable=False)
+    event_types = ArrayField(
+        models.CharField(max_length=40, choices=EventType.choices),
+        default=list,
+        help_text="reward.issued, reward.reversed, trigger_event.failed",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One message to one endpoint (an outbox row): written with what it reports, sent after."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (gave up)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} -> {self.endpoint_id}"

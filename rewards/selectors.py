@@ -1,9 +1,18 @@
+import base64
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
+import orjson
+from django.db.models import Q, Sum
+
+from config.errors import field_error, validation_error
+from partnerships.models import EndUser
 from triggers.models import TriggerEvent
 from triggers.selectors import trigger_event_get
 
-from .models import Reward
+from .models import Reversal, Reward
 
 
 def trigger_event_get_with_rewards(
@@ -16,4 +25,107 @@ def trigger_event_get_with_rewards(
             .select_related("campaign", "partnership")
             .order_by("issued_at", "id")
         )
+        event.reversal_list = list(
+            Reversal.objects.filter(trigger_event=event)
+            .prefetch_related("adjustments__reward__campaign", "adjustments__reward__partnership")
+            .order_by("created_at")
+        )
     return event
+
+
+def end_user_get(*, partnership_id: uuid.UUID, external_user_id: str) -> EndUser | None:
+    return EndUser.objects.filter(
+        partnership_id=partnership_id, external_user_id=external_user_id
+    ).first()
+
+
+@dataclass(frozen=True)
+class RewardPage:
+    rewards: list[Reward]
+    next_cursor: str | None
+
+
+def _encode_cursor(reward: Reward) -> str:
+    raw = orjson.dumps([reward.issued_at.isoformat(), str(reward.id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        issued_at, reward_id = orjson.loads(raw)
+        return datetime.fromisoformat(issued_at), uuid.UUID(reward_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise validation_error([field_error("cursor", "invalid", "Not a cursor we gave")]) from exc
+
+
+def reward_list_for_user(
+    *,
+    user: EndUser,
+    limit: int,
+    cursor: str | None = None,
+    campaign: str | None = None,
+    status: str | None = None,
+    issued_after: datetime | None = None,
+    issued_before: datetime | None = None,
+    mode: str = "live",
+) -> RewardPage:
+    """Newest first, by keyset on (issued_at, id): pages neither repeat nor skip a reward
+    while new ones arrive (they land before the first page)."""
+    rewards = (
+        Reward.objects.filter(end_user=user, mode=mode)
+        .select_related("campaign", "partnership")
+        .order_by("-issued_at", "-id")
+    )
+    if campaign:
+        by_id = Q(campaign_id=campaign) if _is_uuid(campaign) else Q()
+        rewards = rewards.filter(by_id | Q(campaign__slug=campaign))
+    if status:
+        rewards = rewards.filter(status=status)
+    if issued_after:
+        rewards = rewards.filter(issued_at__gte=issued_after)
+    if issued_before:
+        rewards = rewards.filter(issued_at__lt=issued_before)
+    if cursor:
+        issued_at, reward_id = _decode_cursor(cursor)
+        rewards = rewards.filter(
+            Q(issued_at__lt=issued_at) | Q(issued_at=issued_at, id__lt=reward_id)
+        )
+    page = list(rewards[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return RewardPage(page, _encode_cursor(page[-1]) if more else None)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def reward_balance_for_user(*, user: EndUser, mode: str = "live") -> list[dict]:
+    """Per unit: earned (all issued), reversed (clawed back) and net."""
+    rows = (
+        Reward.objects.filter(end_user=user, mode=mode)
+        .values("unit")
+        .annotate(earned=Sum("amount"), reversed=Sum("reversed_amount"))
+        .order_by("unit")
+    )
+    step = Decimal(1).scaleb(-user.partnership.reward_decimal_places)
+    return [
+        {
+            "unit": row["unit"],
+            "earned": str(row["earned"].quantize(step)),
+            "reversed": str(row["reversed"].quantize(step)),
+            "net": str((row["earned"] - row["reversed"]).quantize(step)),
+        }
+        for row in rows
+    ]
+
+
+def reversal_get(*, reversal_id: uuid.UUID) -> Reversal:
+    return Reversal.objects.prefetch_related(
+        "adjustments__reward__campaign", "adjustments__reward__partnership"
+    ).get(pk=reversal_id)

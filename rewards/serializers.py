@@ -7,8 +7,7 @@ from .models import Reward
 
 def amount_for_display(reward: Reward) -> str:
     """The amount with the partnership's decimal places: "2.13", "100.00"."""
-    places = reward.partnership.reward_decimal_places
-    return str(reward.amount.quantize(Decimal(1).scaleb(-places)))
+    return _display(reward.amount, reward)
 
 
 class RewardOutputSerializer(serializers.Serializer):
@@ -18,6 +17,7 @@ class RewardOutputSerializer(serializers.Serializer):
     campaign_version = serializers.IntegerField()
     trigger_event_id = serializers.UUIDField()
     amount = serializers.SerializerMethodField()
+    reversed_amount = serializers.SerializerMethodField()
     unit = serializers.CharField()
     mode = serializers.CharField()
     status = serializers.CharField()
@@ -26,6 +26,9 @@ class RewardOutputSerializer(serializers.Serializer):
 
     def get_amount(self, reward: Reward) -> str:
         return amount_for_display(reward)
+
+    def get_reversed_amount(self, reward: Reward) -> str:
+        return _display(reward.reversed_amount, reward)
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -37,3 +40,35 @@ class DecisionSerializer(serializers.Serializer):
     )
     amount = serializers.CharField(allow_null=True)
     message = serializers.CharField(allow_blank=True)
+
+
+class AdjustmentOutputSerializer(serializers.Serializer):
+    reward_id = serializers.UUIDField()
+    campaign = serializers.CharField(source="reward.campaign.slug")
+    amount = serializers.SerializerMethodField(help_text="Clawed back by this reversal")
+    remaining = serializers.SerializerMethodField(help_text="What is left of the reward")
+    reward_status = serializers.CharField(source="reward.status")
+
+    def get_amount(self, adjustment) -> str:
+        return _display(adjustment.amount, adjustment.reward)
+
+    def get_remaining(self, adjustment) -> str:
+        return _display(adjustment.reward.remaining, adjustment.reward)
+
+
+class ReversalOutputSerializer(serializers.Serializer):
+    reversal_id = serializers.UUIDField(source="id")
+    trigger_event_id = serializers.UUIDField()
+    cancelled_event = serializers.BooleanField(
+        help_text="The event had not been evaluated: it was cancelled, nothing was issued"
+    )
+    reason = serializers.CharField(allow_blank=True)
+    requested_amount = serializers.DecimalField(
+        max_digits=18, decimal_places=6, allow_null=True, coerce_to_string=True
+    )
+    created_at = serializers.DateTimeField()
+    reversals = AdjustmentOutputSerializer(many=True, source="adjustments.all")
+
+
+def _display(amount: Decimal, reward: Reward) -> str:
+    return str(amount.quantize(Decimal(1).scaleb(-reward.partnership.reward_decimal_places)))

@@ -1,11 +1,28 @@
 from django.urls import path
 
-from .apis import TriggerEventDetailApi
+from .apis import TriggerEventDetailApi, TriggerEventReverseApi, UserBalanceApi, UserRewardListApi
+
+PARTNERSHIP = "partnerships/<str:partnership_id>"
 
 urlpatterns = [
     path(
-        "partnerships/<str:partnership_id>/trigger-events/<str:trigger_event_id>",
+        f"{PARTNERSHIP}/trigger-events/<str:trigger_event_id>",
         TriggerEventDetailApi.as_view(),
         name="trigger-event-detail",
+    ),
+    path(
+        f"{PARTNERSHIP}/triggers/reverse",
+        TriggerEventReverseApi.as_view(),
+        name="trigger-event-reverse",
+    ),
+    path(
+        f"{PARTNERSHIP}/users/<str:external_user_id>/rewards",
+        UserRewardListApi.as_view(),
+        name="user-rewards",
+    ),
+    path(
+        f"{PARTNERSHIP}/users/<str:external_user_id>/balance",
+        UserBalanceApi.as_view(),
+        name="user-balance",
     ),
 ]

@@ -125,20 +125,19 @@ def web_server(port: int, env: dict[str, str], log: Path):
     return spawned(args, env, log)
 
 
-def celery_worker(env: dict[str, str], log: Path, *, beat: bool = False, concurrency: int = 1):
-    args = [
-        _bin("celery"),
-        "-A",
-        "config",
-        "worker",
-        "-l",
-        "info",
-        "-c",
-        str(concurrency),
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
+def celery_worker(
+    env: dict[str, str],
+    log: Path,
+    *,
+    beat: bool = False,
+    concurrency: int = 1,
+    queues: str = "celery,webhooks",
+    pool: str = "prefork",
+):
+    name = f"{log.stem}@%h"
+    args = [_bin("celery"), "-A", "config", "worker", "-l", "info", "-n", name]
+    args += ["-c", str(concurrency), "-Q", queues, "-P", pool]
+    args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     if beat:
         args += ["-B", "--schedule", str(log.with_suffix(".beat"))]
     return spawned(args, env, log)

@@ -33,6 +33,7 @@ from triggers.models import Trigger, TriggerEvent
 from ..decisions import Outcome
 from ..models import Reward
 from .ledger import Ledger
+from .webhooks import webhook_deliveries_create
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class _NewReward(NamedTuple):
     trigger_event_id: uuid.UUID
     end_user_id: uuid.UUID
     amount: Decimal
+    reversed_amount: Decimal
     unit: str
     mode: str
     status: str
@@ -99,6 +101,19 @@ def _fail(event: TriggerEvent, exc: Exception) -> None:
     event.status = TriggerEvent.Status.FAILED
     event.error = f"{type(exc).__name__}: {exc}"
     event.decisions = []
+    webhook_deliveries_create(
+        event_type="trigger_event.failed",
+        objects=[
+            (
+                event.partnership_id,
+                {
+                    "trigger_event_id": str(event.id),
+                    "user_uuid": str(event.end_user_id),
+                    "error": event.error,
+                },
+            )
+        ],
+    )
 
 
 def _load_context(events, campaigns, candidates) -> _Context:
@@ -219,6 +234,7 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
         event.decisions = decisions
     ledger.save()
     _insert(rewards)
+    webhook_deliveries_create(event_type="reward.issued", rewards=rewards)
 
 
 def _reserve(ledger: Ledger, campaign, event, amount: Decimal) -> tuple[Outcome, str]:
@@ -238,6 +254,7 @@ def _reward(event, campaign: CompiledCampaign, context: _Context, amount, issued
         event.id,
         event.end_user_id,
         amount,
+        Decimal(0),
         context.units[event.partnership_id][0],
         event.mode,
         Reward.Status.ISSUED,
@@ -249,7 +266,8 @@ def _reward(event, campaign: CompiledCampaign, context: _Context, amount, issued
 
 _COPY_REWARDS = (
     "COPY rewards_reward (id, partnership_id, campaign_id, trigger_event_id, end_user_id, "
-    "amount, unit, mode, status, issued_at, occurred_at, campaign_version) FROM STDIN"
+    "amount, reversed_amount, unit, mode, status, issued_at, occurred_at, campaign_version) "
+    "FROM STDIN"
 )
 
 

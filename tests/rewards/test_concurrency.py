@@ -177,3 +177,44 @@ def test_worker_killed_mid_batch_leaves_every_event_processed_exactly_once(tmp_p
         assert counter.reward_count == total
         assert counter.spent == Decimal("10") * total
     assert not TriggerEvent.objects.exclude(status="processed").exists()
+
+
+def test_reversals_racing_evaluation_leave_no_reward_standing():
+    from partnerships.auth import authenticate_partner
+    from rewards.services.reversal import ReversalRequest, trigger_event_reverse
+    from tests.factories import ApiKeyFactory
+
+    key = ApiKeyFactory()
+    trigger = TriggerFactory(partnership=key.partnership)
+    campaign = CampaignFactory(trigger=trigger, budget=Decimal("100000"))
+    events = bulk_events(trigger, 300)
+    principal = authenticate_partner(
+        raw_key=key.plaintext, partnership_id=key.partnership_id, ip="127.0.0.1"
+    )
+    pending = list(reversed([event.id for event in events]))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                event_id = pending.pop() if pending else None
+            if event_id is None:
+                return
+            trigger_event_reverse(
+                principal=principal,
+                request=ReversalRequest(event_id, None, None, "refund", None, None),
+            )
+
+    evaluating = threading.Thread(target=lambda: (drain(limit=10)(), connection.close()))
+    evaluating.start()
+    errors = in_threads(4, work)
+    evaluating.join()
+    drain(limit=50)()
+
+    assert errors == []
+    assert not Reward.objects.filter(status="issued").exists()
+    statuses = set(TriggerEvent.objects.values_list("status", flat=True))
+    assert statuses <= {"processed", "cancelled"}
+    assert Reward.objects.exists() or statuses == {"cancelled"}
+    live = CampaignCounter.objects.get(campaign=campaign, mode="live")
+    assert live.spent == 0 and live.reward_count == 0

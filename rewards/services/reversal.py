@@ -1,0 +1,221 @@
+"""Reversing a trigger event (a refund): cancel it if not yet evaluated, else claw back.
+
+Order of locks, the same as the evaluation's: the event row first, then the campaigns' counter
+rows by id. A worker that is evaluating the event holds its row until it commits, so a
+reversal waits for it and then reverses what it issued; a reversal that locks a queued event
+first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
+Either way no reward of a reversed event survives.
+"""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+import orjson
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+
+from campaigns.engine import period_key
+from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from partnerships.auth import PartnerPrincipal
+from triggers.models import TriggerEvent
+
+from ..models import CampaignCounter, Reversal, Reward, RewardAdjustment, UserCounter
+from .ledger import ALL_TIME
+from .webhooks import webhook_deliveries_create
+
+REVERSIBLE = (
+    TriggerEvent.Status.SCHEDULED,
+    TriggerEvent.Status.QUEUED,
+    TriggerEvent.Status.PROCESSED,
+)
+
+
+@dataclass(frozen=True)
+class ReversalRequest:
+    trigger_event_id: uuid.UUID | None
+    trigger_name: str | None
+    external_user_id: str | None
+    reason: str
+    amount: Decimal | None
+    idempotency_key: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        fields = [str(value) for value in vars(self).values()][:-1]
+        return hashlib.sha256(orjson.dumps(fields)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReversalResult:
+    reversal: Reversal
+    replayed: bool
+
+
+def trigger_event_reverse(
+    *, principal: PartnerPrincipal, request: ReversalRequest
+) -> ReversalResult:
+    if request.idempotency_key:
+        replay = _replay(principal, request)
+        if replay:
+            return replay
+    try:
+        with transaction.atomic():
+            return ReversalResult(_reverse(principal, request), replayed=False)
+    except IntegrityError:
+        # The same Idempotency-Key committed concurrently: answer as its replay.
+        replay = _replay(principal, request) if request.idempotency_key else None
+        if replay is None:
+            raise
+        return replay
+
+
+def _replay(principal: PartnerPrincipal, request: ReversalRequest) -> ReversalResult | None:
+    existing = Reversal.objects.filter(
+        partnership_id=principal.partnership.id, idempotency_key=request.idempotency_key
+    ).first()
+    if existing is None:
+        return None
+    if existing.request_hash != request.fingerprint:
+        raise ApplicationError(
+            409,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was already used with a different request",
+        )
+    return ReversalResult(existing, replayed=True)
+
+
+def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
+    event = _locked_event(principal, request)
+    reversal = Reversal(
+        partnership_id=principal.partnership.id,
+        trigger_event=event,
+        reason=request.reason,
+        requested_amount=request.amount,
+        idempotency_key=request.idempotency_key,
+        request_hash=request.fingerprint,
+    )
+    if event.status in (TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED):
+        if request.amount is not None:
+            raise validation_error(
+                [field_error("amount", "not_evaluated", "The event has no rewards yet")]
+            )
+        event.status = TriggerEvent.Status.CANCELLED
+        event.error = f"reversed before evaluation: {request.reason}".strip(": ")
+        event.save(update_fields=["status", "error"])
+        reversal.cancelled_event = True
+        reversal.save()
+        return reversal
+
+    rewards = list(
+        # Only the rewards: locking the joined campaign row would block the workers' inserts
+        # (their foreign key takes a share lock on it) while they hold the counters we need.
+        Reward.objects.select_for_update(of=("self",))
+        .filter(trigger_event=event, status=Reward.Status.ISSUED)
+        .select_related("campaign", "partnership")
+        .order_by("id")
+    )
+    if not rewards and event.reversals.exists():
+        raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The event is already reversed")
+    shares = _shares(rewards, request.amount)
+    reversal.save()
+    _give_back(rewards, shares)
+    RewardAdjustment.objects.bulk_create(
+        RewardAdjustment(reversal=reversal, reward=reward, amount=share)
+        for reward, share in zip(rewards, shares, strict=True)
+        if share > 0
+    )
+    webhook_deliveries_create(
+        event_type="reward.reversed",
+        rewards=[r for r, share in zip(rewards, shares, strict=True) if share > 0],
+    )
+    return reversal
+
+
+def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> TriggerEvent:
+    events = TriggerEvent.objects.filter(partnership_id=principal.partnership.id)
+    if request.trigger_event_id is not None:
+        candidate = events.filter(pk=request.trigger_event_id).values_list("pk", flat=True)
+    else:
+        # The user's most recent event of that trigger that still has something to reverse.
+        fully_reversed = Exists(Reversal.objects.filter(trigger_event=OuterRef("pk"))) & ~Exists(
+            Reward.objects.filter(trigger_event=OuterRef("pk"), status=Reward.Status.ISSUED)
+        )
+        candidate = (
+            events.filter(
+                trigger__name=request.trigger_name,
+                end_user__external_user_id=request.external_user_id,
+                status__in=REVERSIBLE,
+            )
+            .exclude(fully_reversed)
+            .order_by("-occurred_at", "-received_at")
+            .values_list("pk", flat=True)[:1]
+        )
+    event = TriggerEvent.objects.select_for_update().filter(pk__in=list(candidate)).first()
+    if event is None:
+        raise ApplicationError(
+            404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST, "No trigger event to reverse"
+        )
+    if event.status == TriggerEvent.Status.CANCELLED:
+        raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The event was cancelled")
+    return event
+
+
+def _shares(rewards: list[Reward], amount: Decimal | None) -> list[Decimal]:
+    """How much to claw back from each reward: all of it, or ``amount`` split in proportion
+    to what remains of each, in the unit's decimal places, summing exactly to ``amount``."""
+    remaining = [reward.remaining for reward in rewards]
+    if amount is None:
+        return remaining
+    total = sum(remaining, Decimal(0))
+    if amount > total:
+        raise validation_error(
+            [field_error("amount", "max_value", f"At most {total.normalize()} can be reversed")]
+        )
+    step = Decimal(1).scaleb(-rewards[0].partnership.reward_decimal_places)
+    if amount != amount.quantize(step):
+        raise validation_error(
+            [field_error("amount", "decimal_places", f"Use at most {step} precision")]
+        )
+    shares = [(amount * left / total).quantize(step, rounding=ROUND_DOWN) for left in remaining]
+    short = amount - sum(shares, Decimal(0))
+    for index in sorted(range(len(shares)), key=lambda i: remaining[i], reverse=True):
+        if short <= 0:
+            break
+        extra = min(short, remaining[index] - shares[index])
+        shares[index] += extra
+        short -= extra
+    return shares
+
+
+def _give_back(rewards: list[Reward], shares: list[Decimal]) -> None:
+    """Updates the rewards and returns their amounts (and counts, when fully reversed) to the
+    campaign and user counters, under the counters' locks."""
+    campaign_ids = sorted({reward.campaign_id for reward in rewards})
+    list(
+        CampaignCounter.objects.select_for_update()
+        .filter(campaign_id__in=campaign_ids)
+        .order_by("id")
+    )
+    for reward, share in zip(rewards, shares, strict=True):
+        if share <= 0:
+            continue
+        reward.reversed_amount += share
+        closed = reward.reversed_amount >= reward.amount
+        if closed:
+            reward.status = Reward.Status.REVERSED
+        reward.save(update_fields=["reversed_amount", "status"])
+        count = 1 if closed else 0
+        CampaignCounter.objects.filter(campaign_id=reward.campaign_id, mode=reward.mode).update(
+            spent=F("spent") - share, reward_count=F("reward_count") - count
+        )
+        periods = [ALL_TIME]
+        if reward.campaign.period:
+            periods.append(period_key(reward.campaign.period, reward.occurred_at))
+        UserCounter.objects.filter(
+            Q(period__in=periods),
+            campaign_id=reward.campaign_id,
+            mode=reward.mode,
+            end_user_id=reward.end_user_id,
+        ).update(amount=F("amount") - share, reward_count=F("reward_count") - count)

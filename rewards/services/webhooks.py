@@ -1,0 +1,205 @@
+"""Signed webhooks: deliveries are written in the transaction that issues or reverses a
+reward (an outbox), then sent by Celery after commit, retried with backoff for about a day.
+
+Each request carries ``Webhook-Id`` (the delivery id, for the receiver's dedup),
+``Webhook-Timestamp`` (unix seconds) and ``Webhook-Signature: v1=<hex>``, the HMAC-SHA256 of
+``f"{timestamp}.{body}"`` with the endpoint's secret. See docs/webhooks.md.
+"""
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.localcache import config_cache
+
+from ..models import Reward, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+# Waits after attempts 1, 2, ...: about a day in all, then the delivery is failed.
+RETRY_SCHEDULE = [
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+    timedelta(hours=2),
+    timedelta(hours=4),
+    timedelta(hours=8),
+    timedelta(hours=8),
+]
+LEASE = timedelta(minutes=2)  # a claimed delivery is retried if its sender dies mid-request
+
+
+def webhook_secret_generate() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    endpoint.secret = webhook_secret_generate()
+    endpoint.save(update_fields=["secret"])
+    return endpoint.secret
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def _endpoints(partnership_id, event_type: str) -> list[tuple]:
+    def load() -> list[tuple]:
+        return list(
+            WebhookEndpoint.objects.filter(partnership_id=partnership_id, active=True).values_list(
+                "id", "event_types"
+            )
+        )
+
+    rows = config_cache.get(("webhooks", partnership_id), load)
+    return [endpoint_id for endpoint_id, types in rows if event_type in types]
+
+
+def reward_payload(reward) -> dict:
+    """The reward as partners see it; ``reward`` is a model or an evaluation row."""
+    amount, reversed_amount = reward.amount, getattr(reward, "reversed_amount", Decimal(0))
+    if isinstance(reward, Reward):
+        step = Decimal(1).scaleb(-reward.partnership.reward_decimal_places)
+        amount, reversed_amount = amount.quantize(step), reversed_amount.quantize(step)
+    return {
+        "reward_id": str(reward.id),
+        "campaign_id": str(reward.campaign_id),
+        "trigger_event_id": str(reward.trigger_event_id),
+        "user_uuid": str(reward.end_user_id),
+        "amount": str(amount),
+        "reversed_amount": str(reversed_amount),
+        "unit": reward.unit,
+        "mode": reward.mode,
+        "status": getattr(reward, "status", Reward.Status.ISSUED),
+        "issued_at": reward.issued_at.isoformat(),
+    }
+
+
+def webhook_deliveries_create(*, event_type: str, rewards=(), objects: list[tuple] = ()) -> int:
+    """Outbox rows for every subscribed endpoint; wakes the sender after commit.
+
+    ``rewards``: reward-like rows (model instances or the evaluation's tuples);
+    ``objects``: (partnership_id, payload) pairs for other event types.
+    """
+    now = timezone.now()
+    items = [(reward.partnership_id, reward_payload(reward)) for reward in rewards]
+    items += list(objects)
+    deliveries = []
+    for partnership_id, data in items:
+        for endpoint_id in _endpoints(partnership_id, event_type):
+            delivery_id = uuid.uuid4()
+            deliveries.append(
+                WebhookDelivery(
+                    id=delivery_id,
+                    endpoint_id=endpoint_id,
+                    event_type=event_type,
+                    payload={
+                        "id": str(delivery_id),
+                        "type": event_type,
+                        "created_at": now.isoformat(),
+                        "data": data,
+                    },
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    if deliveries:
+        WebhookDelivery.objects.bulk_create(deliveries)
+        transaction.on_commit(_wake_sender)
+    return len(deliveries)
+
+
+def _wake_sender() -> None:
+    from ..tasks import send_due_webhooks
+
+    try:
+        send_due_webhooks.apply_async(retry=False)
+    except Exception:
+        logger.warning("Could not wake the webhook sender; the scheduler will", exc_info=True)
+
+
+def webhook_deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
+    """Due deliveries, leased to this sender (a short transaction: no lock while sending)."""
+    with transaction.atomic():
+        due = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+            .select_related("endpoint")
+            .order_by("next_attempt_at")[:limit]
+        )
+        if due:
+            WebhookDelivery.objects.filter(pk__in=[d.pk for d in due]).update(
+                next_attempt_at=timezone.now() + LEASE
+            )
+    return due
+
+
+def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) -> bool:
+    body = orjson.dumps(delivery.payload)
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "CampaignRewards-Webhooks/1",
+        "Webhook-Id": str(delivery.id),
+        "Webhook-Timestamp": str(timestamp),
+        "Webhook-Signature": signature(delivery.endpoint.secret, timestamp, body),
+    }
+    delivery.attempts += 1
+    try:
+        response = client.post(delivery.endpoint.url, content=body, headers=headers)
+        delivery.last_status_code = response.status_code
+        delivery.last_error = "" if response.is_success else response.text[:500]
+        ok = response.is_success
+    except httpx.HTTPError as exc:
+        delivery.last_status_code = None
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        ok = False
+    now = timezone.now()
+    if ok:
+        delivery.status, delivery.delivered_at = WebhookDelivery.Status.SUCCEEDED, now
+    elif delivery.attempts > len(RETRY_SCHEDULE):
+        delivery.status = WebhookDelivery.Status.FAILED
+    else:
+        delivery.next_attempt_at = now + RETRY_SCHEDULE[delivery.attempts - 1]
+    delivery.save(
+        update_fields=[
+            "attempts",
+            "status",
+            "delivered_at",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+        ]
+    )
+    return ok
+
+
+def webhook_deliveries_send_due(*, limit: int = 100) -> int:
+    """Sends what is due; returns how many were attempted."""
+    due = webhook_deliveries_claim(limit=limit)
+    if due:
+        with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as client:
+            for delivery in due:
+                webhook_delivery_send(delivery=delivery, client=client)
+    return len(due)
+
+
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> None:
+    delivery.status = WebhookDelivery.Status.PENDING
+    delivery.next_attempt_at = timezone.now()
+    delivery.save(update_fields=["status", "next_attempt_at"])
+    transaction.on_commit(_wake_sender)

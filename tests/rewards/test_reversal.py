@@ -1,0 +1,221 @@
+from decimal import Decimal
+
+import pytest
+
+from config.errors import ErrorCode
+from rewards.models import CampaignCounter, Reward, UserCounter
+from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
+from tests.rewards.conftest import decisions
+from triggers.models import TriggerEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reverse(partner_client, partnership):
+    def call(body: dict, **headers):
+        return partner_client.post(
+            f"/partnerships/{partnership.id}/triggers/reverse", body, format="json", **headers
+        )
+
+    return call
+
+
+def counter(campaign) -> CampaignCounter:
+    return CampaignCounter.objects.get(campaign=campaign, mode="live")
+
+
+def test_reversing_an_event_reverses_its_rewards_and_gives_the_budget_back(
+    trigger, process, reverse
+):
+    campaign = CampaignFactory(trigger=trigger, slug="pot", budget=Decimal("10"))
+    first = TriggerEventFactory(trigger=trigger)
+    process()
+    blocked = TriggerEventFactory(trigger=trigger)
+    process()
+    assert decisions(blocked) == {"pot": "budget_exhausted"}
+
+    response = reverse({"trigger_event_id": str(first.id), "reason": "refund #42"})
+
+    assert response.status_code == 200, response.content
+    data = response.json()["data"]
+    assert data["trigger_event_id"] == str(first.id)
+    assert data["reason"] == "refund #42"
+    assert data["reversals"] == [
+        {
+            "reward_id": data["reversals"][0]["reward_id"],
+            "campaign": "pot",
+            "amount": "10.00",
+            "remaining": "0.00",
+            "reward_status": "reversed",
+        }
+    ]
+    assert counter(campaign).spent == 0
+    assert counter(campaign).reward_count == 0
+    # The freed budget rewards the next event.
+    later = TriggerEventFactory(trigger=trigger)
+    process()
+    assert decisions(later) == {"pot": "rewarded"}
+
+
+def test_reversing_by_trigger_and_user_takes_their_latest_unreversed_event(
+    trigger, process, reverse
+):
+    CampaignFactory(trigger=trigger, slug="c")
+    user = EndUserFactory(partnership=trigger.partnership, external_user_id="alice")
+    older = TriggerEventFactory(trigger=trigger, end_user=user)
+    newer = TriggerEventFactory(trigger=trigger, end_user=user)
+    process()
+    body = {"trigger_name": trigger.name, "external_user_id": "alice"}
+
+    first = reverse(body)
+    second = reverse(body)
+    third = reverse(body)
+
+    assert first.json()["data"]["trigger_event_id"] == str(newer.id)
+    assert second.json()["data"]["trigger_event_id"] == str(older.id)
+    assert third.status_code == 404
+    assert third.json()["code"] == ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST
+    assert not Reward.objects.filter(status="issued").exists()
+
+
+def test_partial_clawback_is_split_in_proportion_and_sums_exactly(trigger, process, reverse):
+    CampaignFactory(trigger=trigger, slug="one", reward_value=Decimal("1"))
+    CampaignFactory(trigger=trigger, slug="two", reward_value=Decimal("2"))
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+
+    response = reverse({"trigger_event_id": str(event.id), "amount": "1.00"})
+
+    shares = {r["campaign"]: r["amount"] for r in response.json()["data"]["reversals"]}
+    assert shares == {"one": "0.33", "two": "0.67"}
+    rewards = {r.campaign.slug: r for r in Reward.objects.select_related("campaign")}
+    assert rewards["one"].remaining == Decimal("0.67")
+    assert rewards["two"].status == "issued"
+    assert sum(c.spent for c in CampaignCounter.objects.filter(mode="live")) == Decimal("2")
+
+
+def test_partial_clawbacks_until_nothing_is_left(trigger, process, reverse):
+    campaign = CampaignFactory(trigger=trigger, reward_value=Decimal("5"))
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+
+    reverse({"trigger_event_id": str(event.id), "amount": "2"})
+    reverse({"trigger_event_id": str(event.id), "amount": "3"})
+    again = reverse({"trigger_event_id": str(event.id), "amount": "1"})
+
+    assert again.status_code == 409
+    assert again.json()["code"] == ErrorCode.ALREADY_REVERSED
+    reward = Reward.objects.get()
+    assert reward.status == "reversed" and reward.reversed_amount == Decimal("5")
+    assert counter(campaign).spent == 0 and counter(campaign).reward_count == 0
+
+
+def test_clawing_back_more_than_remains_is_refused(trigger, process, reverse):
+    CampaignFactory(trigger=trigger, reward_value=Decimal("5"))
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+
+    response = reverse({"trigger_event_id": str(event.id), "amount": "6"})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "amount"
+    assert Reward.objects.get().reversed_amount == 0
+
+
+def test_per_user_cap_is_given_back(trigger, process, reverse):
+    campaign = CampaignFactory(trigger=trigger, slug="once", max_rewards_per_user=1)
+    user = EndUserFactory(partnership=trigger.partnership)
+    first = TriggerEventFactory(trigger=trigger, end_user=user)
+    process()
+
+    reverse({"trigger_event_id": str(first.id)})
+    again = TriggerEventFactory(trigger=trigger, end_user=user)
+    process()
+
+    assert decisions(again) == {"once": "rewarded"}
+    assert UserCounter.objects.get(campaign=campaign, end_user=user, period="").reward_count == 1
+
+
+def test_reversing_a_queued_event_cancels_it_and_nothing_is_issued_later(trigger, process, reverse):
+    CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+
+    response = reverse({"trigger_event_id": str(event.id)})
+    process()
+
+    assert response.json()["data"]["cancelled_event"] is True
+    event.refresh_from_db()
+    assert event.status == "cancelled"
+    assert not Reward.objects.exists()
+
+
+def test_idempotent_reversal_replays_and_refuses_a_different_body(trigger, process, reverse):
+    CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+    body = {"trigger_event_id": str(event.id), "reason": "refund"}
+
+    first = reverse(body, HTTP_IDEMPOTENCY_KEY="rev-1")
+    again = reverse(body, HTTP_IDEMPOTENCY_KEY="rev-1")
+    other = reverse({**body, "reason": "other"}, HTTP_IDEMPOTENCY_KEY="rev-1")
+    unkeyed = reverse(body)
+
+    assert again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["data"]["reversal_id"] == first.json()["data"]["reversal_id"]
+    assert other.status_code == 409 and other.json()["code"] == ErrorCode.IDEMPOTENCY_KEY_REUSED
+    assert unkeyed.status_code == 409 and unkeyed.json()["code"] == ErrorCode.ALREADY_REVERSED
+
+
+def test_event_of_another_partnership_cannot_be_reversed(trigger, reverse):
+    stranger = TriggerEventFactory()
+
+    response = reverse({"trigger_event_id": str(stranger.id)})
+
+    assert response.status_code == 404
+    assert TriggerEvent.objects.get(pk=stranger.pk).status == "queued"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "trigger_event_id"),
+        ({"trigger_name": "transaction_completed"}, "external_user_id"),
+        ({"trigger_event_id": "nope"}, "trigger_event_id"),
+        ({"trigger_event_id": "6f1c4b7e-1d2a-4c1e-9a51-0f5b7d1c2a3b", "amount": "-1"}, "amount"),
+    ],
+)
+def test_bad_reversal_bodies_are_refused_per_field(trigger, reverse, body, field):
+    response = reverse(body)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == ErrorCode.VALIDATION_ERROR
+    assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_status_endpoint_shows_the_reversal(partner_client, trigger, process, reverse):
+    CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+    reverse({"trigger_event_id": str(event.id), "reason": "refund"})
+
+    data = partner_client.get(
+        f"/partnerships/{event.partnership_id}/trigger-events/{event.id}"
+    ).json()["data"]
+
+    assert data["rewards"][0]["status"] == "reversed"
+    assert data["rewards"][0]["reversed_amount"] == "10.00"
+    assert data["reversals"][0]["reason"] == "refund"
+
+
+def test_test_mode_reversal_touches_only_test_counters(trigger, process, reverse):
+    campaign = CampaignFactory(trigger=trigger)
+    test_event = TriggerEventFactory(trigger=trigger, mode="test")
+    TriggerEventFactory(trigger=trigger, mode="live")
+    process()
+
+    reverse({"trigger_event_id": str(test_event.id)})
+
+    assert CampaignCounter.objects.get(campaign=campaign, mode="test").spent == 0
+    assert counter(campaign).spent == Decimal("10")

@@ -1,0 +1,270 @@
+"""Webhooks against a real HTTP receiver on 127.0.0.1."""
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from rewards.models import WebhookDelivery, WebhookEndpoint
+from rewards.services import webhooks
+from rewards.services.webhooks import webhook_deliveries_send_due, webhook_secret_generate
+from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
+from tests.support import celery_worker, free_port, process_env, wait_until
+from triggers.models import TriggerEvent
+
+pytestmark = pytest.mark.django_db
+
+
+class Receiver:
+    """Answers with the given statuses in turn (then 200); can hold requests until released."""
+
+    def __init__(self, statuses=(), hang: bool = False) -> None:
+        self.statuses = list(statuses)
+        self.requests: list[tuple[dict, bytes, int]] = []
+        self.arrived = 0
+        self.release = threading.Event()
+        if not hang:
+            self.release.set()
+        self.port = free_port()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived += 1
+                receiver.release.wait(60)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.requests.append((dict(self.headers), body, status))
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status < 300 else b"nope")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def accepted(self) -> list:
+        return [request for request in self.requests if request[2] < 300]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(**kwargs) -> Receiver:
+        made.append(Receiver(**kwargs))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed")):
+    return WebhookEndpoint.objects.create(
+        partnership=partnership, url=url, secret=webhook_secret_generate(), event_types=list(types)
+    )
+
+
+def verify(secret: str, headers: dict, body: bytes) -> bool:
+    """The verification snippet of docs/webhooks.md."""
+    signed = f"{headers['Webhook-Timestamp']}.".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v1={expected}", headers["Webhook-Signature"])
+
+
+def test_issued_reward_is_delivered_signed(trigger, process, receiver):
+    hook = receiver()
+    endpoint = endpoint_for(trigger.partnership, hook.url)
+    CampaignFactory(trigger=trigger, reward_value=Decimal("10"))
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+
+    sent = webhook_deliveries_send_due()
+
+    assert sent == 1
+    ((headers, body, _),) = hook.requests
+    assert verify(endpoint.secret, headers, body)
+    assert not verify("whsec_wrong", headers, body)
+    payload = json.loads(body)
+    assert payload["type"] == "reward.issued"
+    assert payload["id"] == headers["Webhook-Id"]
+    assert payload["data"]["trigger_event_id"] == str(event.id)
+    assert payload["data"]["amount"] == "10.00"
+    assert WebhookDelivery.objects.get().status == "succeeded"
+
+
+def test_failing_receiver_gets_exactly_one_accepted_delivery_after_retries(
+    trigger, process, receiver, monkeypatch
+):
+    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 5)
+    hook = receiver(statuses=[500, 503])
+    endpoint_for(trigger.partnership, hook.url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    for _ in range(5):
+        webhook_deliveries_send_due()
+
+    assert [status for _, _, status in hook.requests] == [500, 503, 200]
+    assert len({headers["Webhook-Id"] for headers, _, _ in hook.requests}) == 1
+    assert len(hook.accepted()) == 1
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 3, 200)
+
+
+def test_retries_wait_with_backoff_then_give_up(trigger, process, receiver, monkeypatch):
+    hook = receiver(statuses=[500] * 20)
+    endpoint_for(trigger.partnership, hook.url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    webhook_deliveries_send_due()
+    assert webhook_deliveries_send_due() == 0  # not due yet: backing off
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.next_attempt_at - delivery.created_at >= webhooks.RETRY_SCHEDULE[0]
+
+    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 3)
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())  # time passes
+    for _ in range(5):
+        webhook_deliveries_send_due()
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.attempts == 4
+
+
+def test_the_real_schedule_spans_about_a_day():
+    assert timedelta(hours=20) <= sum(webhooks.RETRY_SCHEDULE, timedelta(0)) <= timedelta(hours=30)
+
+
+def test_unreachable_receiver_is_recorded_and_retried(trigger, process):
+    endpoint_for(trigger.partnership, f"http://127.0.0.1:{free_port()}/nobody")
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    webhook_deliveries_send_due()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"
+    assert delivery.last_error.startswith("ConnectError")
+
+
+def test_reversal_is_delivered_and_unsubscribed_types_are_not(
+    partner_client, partnership, trigger, process, receiver
+):
+    hook = receiver()
+    endpoint_for(partnership, hook.url, types=["reward.reversed"])
+    CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+    partner_client.post(
+        f"/partnerships/{partnership.id}/triggers/reverse",
+        {"trigger_event_id": str(event.id)},
+        format="json",
+    )
+
+    webhook_deliveries_send_due()
+
+    assert [json.loads(body)["type"] for _, body, _ in hook.requests] == ["reward.reversed"]
+    assert json.loads(hook.requests[0][1])["data"]["status"] == "reversed"
+
+
+def test_other_partnerships_endpoints_hear_nothing(trigger, process, receiver):
+    hook = receiver()
+    endpoint_for(CampaignFactory().partnership, hook.url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    assert webhook_deliveries_send_due() == 0
+    assert hook.requests == []
+
+
+def test_pilot_shows_the_secret_once_and_redelivers(admin_client, partnership, receiver):
+    hook = receiver()
+    response = admin_client.post(
+        "/pilot/rewards/webhookendpoint/add/",
+        {
+            "partnership": partnership.id,
+            "url": hook.url,
+            "event_types": "reward.issued",
+            "active": "on",
+        },
+        follow=True,
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret in response.content.decode()
+    page = admin_client.get(f"/pilot/rewards/webhookendpoint/{endpoint.pk}/change/")
+    assert endpoint.secret not in page.content.decode()
+
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_type="reward.issued",
+        payload={"id": "x"},
+        status="failed",
+        next_attempt_at=endpoint.created_at,
+        created_at=endpoint.created_at,
+    )
+    admin_client.post(
+        "/pilot/rewards/webhookdelivery/",
+        {"action": "redeliver", "_selected_action": [delivery.pk]},
+    )
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert admin_client.get("/pilot/rewards/webhookdelivery/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_hung_receiver_does_not_hold_up_evaluation(tmp_path, receiver):
+    hook = receiver(hang=True)
+    trigger = TriggerFactory()
+    endpoint_for(trigger.partnership, hook.url)
+    CampaignFactory(trigger=trigger)
+    env = process_env(EVENT_DISPATCH_INTERVAL="0.5", WEBHOOK_DISPATCH_INTERVAL="0.5")
+    evaluation = celery_worker(env, tmp_path / "eval.log", queues="celery", beat=True)
+    sender = celery_worker(
+        env, tmp_path / "hooks.log", queues="webhooks", pool="threads", concurrency=4
+    )
+    with evaluation, sender:
+        TriggerEventFactory(trigger=trigger)
+        wait_until(lambda: hook.arrived >= 1, 60, "a delivery hanging at the receiver")
+
+        later = TriggerEventFactory.create_batch(30, trigger=trigger)
+        wait_until(
+            lambda: (
+                TriggerEvent.objects.filter(
+                    pk__in=[e.pk for e in later], status="processed"
+                ).count()
+                == 30
+            ),
+            60,
+            "events evaluated while the receiver hangs (see eval.log)",
+        )
+        assert hook.accepted() == []  # still hanging: evaluation did not wait for it
+
+        hook.release.set()
+        wait_until(
+            lambda: WebhookDelivery.objects.filter(status="succeeded").count() == 31,
+            60,
+            "every delivery made once released (see hooks.log)",
+        )
