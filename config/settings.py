@@ -175,7 +175,7 @@ EVENT_CLOCK_SKEW_SECONDS = env.int("EVENT_CLOCK_SKEW_SECONDS", default=300)
 # delay / deliver_at may postpone an event by at most this long.
 EVENT_MAX_DELAY_DAYS = env.int("EVENT_MAX_DELAY_DAYS", default=30)
 # A web process publishes at most one wake-up message to the workers per interval.
-EVENT_WAKE_INTERVAL = env.float("EVENT_WAKE_INTERVAL", default=0.01)
+EVENT_WAKE_INTERVAL = env.float("EVENT_WAKE_INTERVAL", default=0.1)
 # Events a worker claims per database transaction.
 EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=500)
 # A draining task hands over to a new message after this long (fairness, bounded tasks).

@@ -2,7 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from config.localcache import config_cache
-from partnerships import auth
+from partnerships import auth, ratelimit
 from tests.factories import ApiKeyFactory, TriggerFactory
 
 
@@ -16,6 +16,7 @@ def _fresh_process_caches():
     """Each test starts with cold per-process caches, as a new process would."""
     config_cache._entries.clear()
     auth._last_touched.clear()
+    ratelimit._leases.clear()
     yield
     config_cache._entries.clear()
 

@@ -59,9 +59,17 @@ class TriggerEvent(models.Model):
         TEST = "test", "Test"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
-    trigger = models.ForeignKey(Trigger, on_delete=models.PROTECT, related_name="events")
-    end_user = models.ForeignKey(EndUser, on_delete=models.PROTECT, related_name="events")
+    # No single-column FK indexes: the composite indexes below serve every query, and each
+    # index is written on every ingest (deleting a trigger or partnership scans instead).
+    partnership = models.ForeignKey(
+        Partnership, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    trigger = models.ForeignKey(
+        Trigger, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    end_user = models.ForeignKey(
+        EndUser, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     context = models.JSONField(default=dict)
     # NULL, not "", when absent: NULLs never collide in the unique constraint below.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
