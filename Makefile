@@ -32,8 +32,12 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# Ingest (ours vs a bare view vs the naive design), then evaluation throughput per worker.
+# make bench ARGS=--quick EVAL_ARGS=--quick for a short run.
+EVAL_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+	$(PY) -m bench.evaluation $(EVAL_ARGS)
 
 clean:
 	if [ -x $(PY) ]; then $(PY) -m config.devstack stop; fi

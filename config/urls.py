@@ -10,13 +10,14 @@ admin.site.site_title = "Pilot"
 admin.site.index_title = "Campaign Rewards operations"
 
 urlpatterns = [
+    # The ingest route first: URL resolution tries patterns in order, on every request.
+    path("", include("triggers.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("pilot/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("partnerships.urls")),
-    path("", include("triggers.urls")),
     path("", include("rewards.urls")),
 ]
 

@@ -79,7 +79,8 @@ def trigger_event_ingest(
         "trigger_id": trigger.id,
         "context": orjson.dumps(context).decode(),
         "idempotency_key": idempotency_key,
-        "request_hash": _request_hash(body),
+        # Only a keyed request can be replayed, so only it needs its fingerprint.
+        "request_hash": _request_hash(body) if idempotency_key is not None else "",
         "mode": principal.mode,
         "tags": orjson.dumps(body.get("tags", {})).decode(),
         "occurred_at": occurred_at,
