@@ -428,3 +428,28 @@ def test_test_key_event_end_to_end_is_a_test_reward(api_client, trigger, process
     process()
 
     assert Reward.objects.get().mode == "test"
+
+
+def test_a_poison_event_is_failed_with_its_error_and_the_rest_of_the_batch_goes_on(
+    trigger, process
+):
+    CampaignFactory(
+        trigger=trigger,
+        slug="cashback",
+        reward_type="percentage",
+        reward_value=Decimal("5"),
+        reward_field="amount",
+    )
+    fine = TriggerEventFactory(trigger=trigger, context={"amount": 100, "currency": "USD"})
+    # 5% of it does not fit the reward column: the database refuses the whole batch.
+    poison = TriggerEventFactory(trigger=trigger, context={"amount": 1e20, "currency": "USD"})
+
+    process()
+
+    poison.refresh_from_db()
+    fine.refresh_from_db()
+    assert poison.status == "failed"
+    assert "numeric field overflow" in poison.error
+    assert fine.status == "processed"
+    assert Reward.objects.get().trigger_event == fine
+    assert spent(CampaignCounter.objects.get(mode="live").campaign) == Decimal("5")

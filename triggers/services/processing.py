@@ -6,16 +6,19 @@ queued (its transaction rolls back) for the next claim. What "processing" means 
 apps above this one, which register a processor (the dependency points their way).
 """
 
+import logging
 from collections.abc import Callable
 
 import orjson
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, ProgrammingError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode
 
 from ..models import TriggerEvent
 
+logger = logging.getLogger(__name__)
 EventProcessor = Callable[[list[TriggerEvent]], None]
 _processors: list[EventProcessor] = []
 
@@ -25,18 +28,53 @@ def event_processor_register(processor: EventProcessor) -> None:
         _processors.append(processor)
 
 
+# Errors that retrying the same data cannot cure (unlike OperationalError: connection lost,
+# deadlock, serialization), so the event that causes one must be set aside.
+PERMANENT_ERRORS = (DataError, IntegrityError, ProgrammingError)
+
+
 def trigger_events_process_batch(*, limit: int) -> int:
     """Claims up to ``limit`` due events, runs the processors, and records the outcome.
 
     A processor may set ``status`` (``failed``) and ``error`` on an event; the others end
-    ``processed``. Returns how many events were claimed.
+    ``processed``. Returns how many events were claimed. If the batch hits a permanent
+    database error, its events are processed one by one and the one at fault is ``failed``
+    with the error, so a single poison event never blocks the queue.
     """
+    try:
+        return _process(limit=limit)
+    except PERMANENT_ERRORS:
+        logger.warning("A batch failed; processing its events one by one", exc_info=True)
+        return _process_one_by_one(limit=limit)
+
+
+def _process_one_by_one(*, limit: int) -> int:
+    ids = list(
+        TriggerEvent.objects.filter(status=TriggerEvent.Status.QUEUED)
+        .order_by("deliver_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for event_id in ids:
+        try:
+            _process(limit=1, event_id=event_id)
+        except PERMANENT_ERRORS as exc:
+            TriggerEvent.objects.filter(pk=event_id, status=TriggerEvent.Status.QUEUED).update(
+                status=TriggerEvent.Status.FAILED,
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                processed_at=timezone.now(),
+                attempts=F("attempts") + 1,
+            )
+    return len(ids)
+
+
+def _process(*, limit: int, event_id=None) -> int:
     with transaction.atomic():
-        events = list(
-            TriggerEvent.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=TriggerEvent.Status.QUEUED)
-            .order_by("deliver_at")[:limit]
+        claim = TriggerEvent.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            status=TriggerEvent.Status.QUEUED
         )
+        if event_id is not None:
+            claim = claim.filter(pk=event_id)
+        events = list(claim.order_by("deliver_at")[:limit])
         if not events:
             return 0
         for event in events:
