@@ -1,5 +1,6 @@
 import ipaddress
 import uuid
+from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
@@ -55,6 +56,11 @@ class Partnership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} / {self.name}"
+
+    @property
+    def unit_step(self) -> Decimal:
+        """The smallest amount of the reward unit: Decimal("0.01") for 2 decimal places."""
+        return Decimal(1).scaleb(-self.reward_decimal_places)
 
 
 class ApiKey(models.Model):

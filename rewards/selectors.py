@@ -2,7 +2,6 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 import orjson
 from django.db.models import Q, Sum
@@ -113,7 +112,7 @@ def reward_balance_for_user(*, user: EndUser, mode: str = "live") -> list[dict]:
         .annotate(earned=Sum("amount"), reversed=Sum("reversed_amount"))
         .order_by("unit")
     )
-    step = Decimal(1).scaleb(-user.partnership.reward_decimal_places)
+    step = user.partnership.unit_step
     return [
         {
             "unit": row["unit"],

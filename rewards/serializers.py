@@ -71,4 +71,4 @@ class ReversalOutputSerializer(serializers.Serializer):
 
 
 def _display(amount: Decimal, reward: Reward) -> str:
-    return str(amount.quantize(Decimal(1).scaleb(-reward.partnership.reward_decimal_places)))
+    return str(amount.quantize(reward.partnership.unit_step))

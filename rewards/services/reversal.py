@@ -173,7 +173,7 @@ def _shares(rewards: list[Reward], amount: Decimal | None) -> list[Decimal]:
         raise validation_error(
             [field_error("amount", "max_value", f"At most {total.normalize()} can be reversed")]
         )
-    step = Decimal(1).scaleb(-rewards[0].partnership.reward_decimal_places)
+    step = rewards[0].partnership.unit_step
     if amount != amount.quantize(step):
         raise validation_error(
             [field_error("amount", "decimal_places", f"Use at most {step} precision")]

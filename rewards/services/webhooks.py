@@ -73,7 +73,7 @@ def reward_payload(reward) -> dict:
     """The reward as partners see it; ``reward`` is a model or an evaluation row."""
     amount, reversed_amount = reward.amount, getattr(reward, "reversed_amount", Decimal(0))
     if isinstance(reward, Reward):
-        step = Decimal(1).scaleb(-reward.partnership.reward_decimal_places)
+        step = reward.partnership.unit_step
         amount, reversed_amount = amount.quantize(step), reversed_amount.quantize(step)
     return {
         "reward_id": str(reward.id),
