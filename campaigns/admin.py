@@ -18,7 +18,7 @@ class CampaignVersionInline(admin.TabularInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "trigger", "status", "priority", "exclusive", "version")
+    list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")
     search_fields = ("name", "slug")
     readonly_fields = ("id", "version", "created_at", "updated_at")
@@ -64,6 +64,10 @@ class CampaignAdmin(admin.ModelAdmin):
         ("Versions", {"fields": ("version", "created_at", "updated_at")}),
     )
     inlines = [CampaignVersionInline]
+
+    @admin.display(description="Status", ordering="status")
+    def shown_status(self, campaign: Campaign) -> str:
+        return campaign.display_status  # "scheduled": active with a future start
 
     def save_model(self, request, obj: Campaign, form, change: bool) -> None:
         campaign_save(campaign=obj)

@@ -178,6 +178,8 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField()
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # One entry per attempt: {"at", "status_code", "error", "ms"}.
+    history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
 

@@ -101,6 +101,11 @@ def _fail(event: TriggerEvent, exc: Exception) -> None:
     event.status = TriggerEvent.Status.FAILED
     event.error = f"{type(exc).__name__}: {exc}"
     event.decisions = []
+    trigger_events_failed_notify([event])
+
+
+def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
+    """``trigger_event.failed`` webhooks (also registered for events the queue sets aside)."""
     webhook_deliveries_create(
         event_type="trigger_event.failed",
         objects=[
@@ -112,6 +117,7 @@ def _fail(event: TriggerEvent, exc: Exception) -> None:
                     "error": event.error,
                 },
             )
+            for event in events
         ],
     )
 

@@ -159,6 +159,7 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
         "Webhook-Signature": signature(delivery.endpoint.secret, timestamp, body),
     }
     delivery.attempts += 1
+    started = time.monotonic()
     try:
         response = client.post(delivery.endpoint.url, content=body, headers=headers)
         delivery.last_status_code = response.status_code
@@ -169,6 +170,15 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
         ok = False
     now = timezone.now()
+    delivery.history = [
+        *delivery.history,
+        {
+            "at": now.isoformat(),
+            "status_code": delivery.last_status_code,
+            "error": delivery.last_error[:200],
+            "ms": round((time.monotonic() - started) * 1000),
+        },
+    ]
     if ok:
         delivery.status, delivery.delivered_at = WebhookDelivery.Status.SUCCEEDED, now
     elif delivery.attempts > len(RETRY_SCHEDULE):
@@ -183,6 +193,7 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
             "next_attempt_at",
             "last_status_code",
             "last_error",
+            "history",
         ]
     )
     return ok

@@ -211,3 +211,15 @@ def test_pilot_saves_a_valid_campaign_with_version_and_counters(admin_client, tr
     assert campaign.versions.count() == 1
     assert campaign.counters.count() == 2
     assert admin_client.get("/pilot/campaigns/campaign/").status_code == 200
+
+
+def test_pilot_lists_an_active_campaign_with_a_future_start_as_scheduled(admin_client, trigger):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    CampaignFactory(trigger=trigger, starts_at=timezone.now() + timedelta(days=3))
+
+    page = admin_client.get("/pilot/campaigns/campaign/").content.decode()
+
+    assert "scheduled" in page

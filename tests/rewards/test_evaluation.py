@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from campaigns.models import CampaignVersion
 from rewards.decisions import Outcome
-from rewards.models import CampaignCounter, Reward
+from rewards.models import CampaignCounter, Reward, WebhookDelivery, WebhookEndpoint
 from tests.factories import (
     ApiKeyFactory,
     CampaignFactory,
@@ -440,6 +440,12 @@ def test_a_poison_event_is_failed_with_its_error_and_the_rest_of_the_batch_goes_
         reward_value=Decimal("5"),
         reward_field="amount",
     )
+    hooks = WebhookEndpoint.objects.create(
+        partnership=trigger.partnership,
+        url="https://example.test/hooks",
+        secret="s",
+        event_types=["trigger_event.failed"],
+    )
     fine = TriggerEventFactory(trigger=trigger, context={"amount": 100, "currency": "USD"})
     # 5% of it does not fit the reward column: the database refuses the whole batch.
     poison = TriggerEventFactory(trigger=trigger, context={"amount": 1e20, "currency": "USD"})
@@ -453,3 +459,6 @@ def test_a_poison_event_is_failed_with_its_error_and_the_rest_of_the_batch_goes_
     assert fine.status == "processed"
     assert Reward.objects.get().trigger_event == fine
     assert spent(CampaignCounter.objects.get(mode="live").campaign) == Decimal("5")
+    (failed,) = WebhookDelivery.objects.filter(endpoint=hooks)
+    assert failed.payload["type"] == "trigger_event.failed"
+    assert failed.payload["data"]["trigger_event_id"] == str(poison.id)

@@ -128,6 +128,7 @@ def test_failing_receiver_gets_exactly_one_accepted_delivery_after_retries(
     assert len(hook.accepted()) == 1
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 3, 200)
+    assert [attempt["status_code"] for attempt in delivery.history] == [500, 503, 200]
 
 
 def test_retries_wait_with_backoff_then_give_up(trigger, process, receiver, monkeypatch):

@@ -21,11 +21,18 @@ from ..models import TriggerEvent
 logger = logging.getLogger(__name__)
 EventProcessor = Callable[[list[TriggerEvent]], None]
 _processors: list[EventProcessor] = []
+_failure_listeners: list[EventProcessor] = []
 
 
 def event_processor_register(processor: EventProcessor) -> None:
     if processor not in _processors:
         _processors.append(processor)
+
+
+def event_failure_listener_register(listener: EventProcessor) -> None:
+    """Called, in the failing transaction, with events set aside as failed by this module."""
+    if listener not in _failure_listeners:
+        _failure_listeners.append(listener)
 
 
 # Errors that retrying the same data cannot cure (unlike OperationalError: connection lost,
@@ -58,13 +65,21 @@ def _process_one_by_one(*, limit: int) -> int:
         try:
             _process(limit=1, event_id=event_id)
         except PERMANENT_ERRORS as exc:
-            TriggerEvent.objects.filter(pk=event_id, status=TriggerEvent.Status.QUEUED).update(
-                status=TriggerEvent.Status.FAILED,
-                error=f"{type(exc).__name__}: {exc}"[:2000],
-                processed_at=timezone.now(),
-                attempts=F("attempts") + 1,
-            )
+            _set_aside(event_id, f"{type(exc).__name__}: {exc}"[:2000])
     return len(ids)
+
+
+@transaction.atomic
+def _set_aside(event_id, error: str) -> None:
+    failed = TriggerEvent.objects.filter(pk=event_id, status=TriggerEvent.Status.QUEUED)
+    if failed.update(
+        status=TriggerEvent.Status.FAILED,
+        error=error,
+        processed_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    ):
+        for listener in _failure_listeners:
+            listener(list(TriggerEvent.objects.filter(pk=event_id)))
 
 
 def _process(*, limit: int, event_id=None) -> int:
