@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -131,6 +132,13 @@ def to_application_error(exc: Exception) -> ApplicationError | None:
         return exc
     if isinstance(exc, RequestDataTooBig):
         return ApplicationError(413, ErrorCode.PAYLOAD_TOO_LARGE)
+    if isinstance(exc, DataError):
+        # A value the client sent that PostgreSQL cannot store (a NUL character, a number
+        # out of range): the client's to fix, and the statement stored nothing.
+        logger.warning("Refused a value the database cannot store: %s", exc)
+        return validation_error(
+            [], "A value in the request cannot be stored (e.g. a NUL character)"
+        )
     if isinstance(exc, Http404 | drf.NotFound):
         return ApplicationError(404, ErrorCode.NOT_FOUND)
     if isinstance(exc, PermissionDenied):

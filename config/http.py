@@ -5,7 +5,7 @@ from typing import Any
 import orjson
 from django.http import HttpRequest, HttpResponse
 
-from .errors import ApplicationError, ErrorCode
+from .errors import ApplicationError, ErrorCode, field_error, validation_error
 
 
 def json_body(request: HttpRequest) -> Any:
@@ -13,9 +13,37 @@ def json_body(request: HttpRequest) -> Any:
     if content_type.partition(";")[0].strip().lower() != "application/json":
         raise ApplicationError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE)
     try:
-        return orjson.loads(request.body)
+        body = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
         raise ApplicationError(400, ErrorCode.MALFORMED_JSON) from exc
+    # PostgreSQL text cannot hold NUL; JSON can only carry it escaped, so look only then.
+    if b"\\u0000" in request.body:
+        path = nul_path(body)
+        if path is not None:
+            raise validation_error(
+                [field_error(path, "nul_character", "Text cannot contain NUL (\\u0000)")]
+            )
+    return body
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) containing a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else key
+            if "\x00" in key:
+                return inner
+            found = nul_path(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def json_ok(data: dict, headers: dict[str, str] | None = None) -> HttpResponse:

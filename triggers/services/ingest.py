@@ -100,6 +100,8 @@ def _idempotency_key(body: Any, header: str | None) -> str | None:
     errors = schema_errors(_body_validator, body, "")
     if header is not None and not 1 <= len(header) <= 255:
         errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
+    if header is not None and "\x00" in header:
+        errors.append(field_error("Idempotency-Key", "nul_character", "Cannot contain NUL"))
     key = body.get("idempotency_key")
     if header is not None and key is not None and header != key:
         errors.append(
