@@ -161,7 +161,10 @@ def _report(args, facts, runs, paced, paced_rows, paced_bare) -> str:
         return statistics.median(value(m) for m in runs[target])
 
     rates = {target: median(target, lambda m: m.rate) for target in TARGETS}
-    ratio = rates["ours"] / rates["bare"]
+    per_round = [o.rate / b.rate for o, b in zip(runs["ours"], runs["bare"], strict=True)]
+    # The machine's speed drifts between minutes; a round's runs are back to back, so the
+    # median of per-round ratios is the steadier figure. Both are printed.
+    ratio = statistics.median(per_round)
     lines = [
         f"## Ingest benchmark: {args.rounds} rounds x {args.duration:g} s, interleaved, medians",
         "",
@@ -177,7 +180,6 @@ def _report(args, facts, runs, paced, paced_rows, paced_bare) -> str:
             f"| {median(target, lambda m: m.cpu_ms):.2f} | {rates[target] / rates['bare']:.2f} |"
         )
     durable = all(m.rows is None or m.rows >= m.run.ok for ms in runs.values() for m in ms)
-    per_round = [o.rate / b.rate for o, b in zip(runs["ours"], runs["bare"], strict=True)]
     ours = load.PacedRun.pooled(paced)
     p99 = ours.latency_ms(99)
     latency_met = p99 <= LATENCY_GOAL_MS and ours.errors == 0 and paced_rows >= ours.ok
@@ -200,7 +202,8 @@ def _report(args, facts, runs, paced, paced_rows, paced_bare) -> str:
         f"floor: p50 {paced_bare.latency_ms(50):.1f} ms, "
         f"p99 {paced_bare.latency_ms(99):.1f} ms.",
         "",
-        f"- Ingest goal, ours >= {INGEST_GOAL:.2f} x bare: {ratio:.2f} -> "
+        f"- Ingest goal, ours >= {INGEST_GOAL:.2f} x bare: {ratio:.2f} (median of the "
+        f"per-round ratios; ratio of the median rates {rates['ours'] / rates['bare']:.2f}) -> "
         + ("**met**" if ratio >= INGEST_GOAL else "**not met**"),
         f"- Latency goal, p99 <= {LATENCY_GOAL_MS:g} ms at half our max rate: {p99:.1f} ms -> "
         + ("**met**" if latency_met else "**not met**"),

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     INTERNAL_ERROR = "internal_error"
     NOT_READY = "not_ready"
+    SERVICE_UNAVAILABLE = "service_unavailable"
     # Domain
     USER_DOES_NOT_EXIST = "user_does_not_exist"
     TRIGGER_DOES_NOT_EXIST = "trigger_does_not_exist"
@@ -62,6 +63,7 @@ MESSAGES = {
     ErrorCode.RATE_LIMITED: "Too many requests, slow down",
     ErrorCode.PERMISSION_DENIED: "You do not have permission to perform this action",
     ErrorCode.INTERNAL_ERROR: "Internal server error",
+    ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
 }
 
 
@@ -139,6 +141,11 @@ def to_application_error(exc: Exception) -> ApplicationError | None:
         return validation_error(
             [], "A value in the request cannot be stored (e.g. a NUL character)"
         )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable, restarting, or timed the statement out: nothing the
+        # client sent is wrong, and the same request can simply be sent again.
+        logger.warning("Database unavailable: %s", exc)
+        return ApplicationError(503, ErrorCode.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
     if isinstance(exc, Http404 | drf.NotFound):
         return ApplicationError(404, ErrorCode.NOT_FOUND)
     if isinstance(exc, PermissionDenied):

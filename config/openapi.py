@@ -58,4 +58,6 @@ AUTH_ERRORS = {
     403: error("The partnership is suspended", ErrorCode.PARTNERSHIP_SUSPENDED),
     404: error("Unknown partnership", ErrorCode.PARTNERSHIP_DOES_NOT_EXIST),
     429: error("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
+    # Not about the key, but every partner endpoint can answer it.
+    503: error("Database unavailable; retry after Retry-After", ErrorCode.SERVICE_UNAVAILABLE),
 }

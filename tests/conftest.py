@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from config.localcache import config_cache
 from partnerships import auth, ratelimit
 from tests.factories import ApiKeyFactory, TriggerFactory
+from triggers.services import ingest
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +18,7 @@ def _fresh_process_caches():
     config_cache._entries.clear()
     auth._last_touched.clear()
     ratelimit._leases.clear()
+    ingest._user_ids.clear()
     yield
     config_cache._entries.clear()
 

@@ -2,6 +2,12 @@ from django.urls import path
 
 from .apis import TriggerEventCancelApi, TriggerEventCreateApi
 
+# Served around Django's middleware stack in production (config/fastpath.py), as regular
+# expressions matching the path; still in urlpatterns below for reverse(), OpenAPI and tests.
+fast_routes = [
+    (r"/partnerships/(?P<partnership_id>[^/]+)/triggers", TriggerEventCreateApi.as_view()),
+]
+
 urlpatterns = [
     path(
         "partnerships/<str:partnership_id>/triggers",

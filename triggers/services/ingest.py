@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
@@ -208,26 +208,84 @@ SELECT external_user_id FROM partnerships_enduser WHERE partnership_id = %s AND 
 """
 
 
+_SELECT_BY_ID = "SELECT id, end_user_id FROM triggers_triggerevent WHERE id = %s"
+
+
 def _store(row: dict, body: dict) -> IngestResult:
+    """Stores the event, surviving a database connection that died since the last request.
+
+    Django would check a reused connection with a ``SELECT 1`` before each request's first
+    query: a round trip of its own, as long as the insert. This path skips that check and
+    recovers instead, once, on a fresh connection. Retrying cannot store the event twice: its
+    id is chosen here, so if the lost insert did commit, the primary key refuses the retry.
+    """
+    if connection.in_atomic_block:  # a caller's transaction (tests): nothing to recover
+        return _store_once(row, body)
+    connection.health_check_done = True
+    try:
+        return _store_once(row, body)
+    except (OperationalError, InterfaceError):
+        if connection.connection is not None and connection.is_usable():
+            raise  # a live connection refused the statement (a timeout): a 503, not a retry
+        connection.close()
+    try:
+        return _store_once(row, body)
+    except IntegrityError:
+        with connection.cursor() as cursor:
+            cursor.execute(_SELECT_BY_ID, [row["event_id"]])
+            stored = cursor.fetchone()
+        if stored is None:
+            raise
+        return IngestResult(stored[0], row["status"], stored[1], replayed=False)
+
+
+def _store_once(row: dict, body: dict) -> IngestResult:
     with connection.cursor() as cursor:
         if "user_uuid" in body:
-            sql, params = _INSERT_FOR_USER, {**row, "user_id": _known_user(cursor, row, body)}
+            user_id = _known_user(cursor, row, body)
+            cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
+            inserted = cursor.fetchone()
         else:
-            sql = _INSERT_FOR_EXTERNAL_ID
-            params = {**row, "external_user_id": body["external_user_id"]}
-        for attempt in range(3):
-            try:
-                # Inside an outer transaction (tests) a failed try must not poison it.
-                with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                    cursor.execute(sql, {**params, "new_user_id": uuid.uuid4()})
-                break
-            except IntegrityError:  # the user was created concurrently: now it exists
-                if attempt == 2:
-                    raise
-        inserted = cursor.fetchone()
+            inserted = _insert_for_external_id(cursor, row, body["external_user_id"])
         if inserted is not None:
             return IngestResult(inserted[0], row["status"], inserted[1], replayed=False)
         return _replay(cursor, row)
+
+
+# The user ids behind external user ids this process has stored events for. A known user
+# needs only the plain insert, which costs PostgreSQL about half the statement that also
+# looks the user up or creates it. An entry goes stale only if its user is deleted (erasure):
+# the foreign key then refuses the insert, and the full statement creates the user anew.
+_user_ids: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+_USER_IDS_MAX = 100_000
+
+
+def _insert_for_external_id(cursor, row: dict, external_user_id: str) -> tuple | None:
+    key = (row["partnership_id"], external_user_id)
+    # Inside a caller's transaction the deferred foreign key would fail only at its commit.
+    user_id = None if connection.in_atomic_block else _user_ids.get(key)
+    if user_id is not None:
+        try:
+            cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
+            return cursor.fetchone()
+        except IntegrityError:
+            _user_ids.pop(key, None)
+    params = {**row, "external_user_id": external_user_id}
+    for attempt in range(3):
+        try:
+            # Inside an outer transaction (tests) a failed try must not poison it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                cursor.execute(_INSERT_FOR_EXTERNAL_ID, {**params, "new_user_id": uuid.uuid4()})
+            break
+        except IntegrityError:  # the user was created concurrently: now it exists
+            if attempt == 2:
+                raise
+    inserted = cursor.fetchone()
+    if inserted is not None:
+        if len(_user_ids) >= _USER_IDS_MAX:
+            _user_ids.clear()
+        _user_ids[key] = inserted[1]
+    return inserted
 
 
 def _known_user(cursor, row: dict, body: dict) -> uuid.UUID:

@@ -1,0 +1,67 @@
+"""Routes served without Django's full middleware stack: the ingest endpoint.
+
+Partners authenticate with an API key and send no cookies, so sessions, CSRF, messages, the
+auth middleware and the URL resolver do nothing for the ingest request but cost CPU: under
+load, going around them roughly halved the web tier's extra CPU per event over a bare view
+(docs/benchmarks.md). Everything else in the project, Pilot included, goes through Django
+unchanged; so does the ingest route itself under Django's test client, since it stays in the
+URL conf (for ``reverse()``, the OpenAPI schema and tests).
+
+What the short path keeps: the body size limit, the security headers, ``ALLOWED_HOSTS``,
+Django's exception handling (``handler400``/``handler500``: the JSON envelope, logging and
+``got_request_exception``), and ``request_finished``, which gunicorn fires through
+``response.close()`` and which returns database connections. ``request_started`` is not
+sent; its only work here would be the per-request connection health check, which the ingest
+path replaces with its own recovery (``triggers/services/ingest.py``).
+"""
+
+import re
+from collections.abc import Callable, Iterable
+
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
+
+# The middleware an API-key route still needs, outermost first.
+MIDDLEWARE = [
+    "config.errors.RequestSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+]
+
+View = Callable[..., HttpResponse]
+
+
+class FastRoutes:
+    """A WSGI application: serves ``routes`` itself, everything else through ``fallback``."""
+
+    def __init__(self, fallback: Callable, routes: Iterable[tuple[str, View]]) -> None:
+        self.fallback = fallback
+        self.routes = [(re.compile(pattern), view) for pattern, view in routes]
+        handler = convert_exception_to_response(_call_view)
+        for path in reversed(MIDDLEWARE):
+            handler = convert_exception_to_response(import_string(path)(handler))
+        self.handler = handler
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        for pattern, view in self.routes:
+            match = pattern.fullmatch(path)
+            if match is not None:
+                return self._serve(environ, start_response, view, match.groupdict())
+        return self.fallback(environ, start_response)
+
+    def _serve(self, environ: dict, start_response: Callable, view: View, kwargs: dict):
+        request = WSGIRequest(environ)
+        request.fast_route = (view, kwargs)
+        response = self.handler(request)
+        headers = [*response.items()]
+        headers += [("Set-Cookie", c.output(header="")) for c in response.cookies.values()]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return response
+
+
+def _call_view(request: HttpRequest) -> HttpResponse:
+    request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it: DisallowedHost is a 400
+    view, kwargs = request.fast_route
+    return view(request, **kwargs)
