@@ -3,10 +3,13 @@
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from .rules import Outcome, RuleEnvironment, evaluate
+
+# Rewards are stored as numeric(18, 6): anything from here up cannot be stored at all.
+MAX_AMOUNT = Decimal(10) ** 12
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,17 @@ class CompiledCampaign:
                 raise RuleRuntimeError(f"reward expression gave {value!r}") from exc
             if not raw.is_finite():
                 raise RuleRuntimeError(f"reward expression gave {value!r}")
+        if abs(raw) >= MAX_AMOUNT:
+            raise RuleRuntimeError(f"reward of {raw} is beyond the largest amount, {MAX_AMOUNT}")
+        step = Decimal(1).scaleb(-places)
+        amount = raw.quantize(step, rounding=self.rounding)
+        # Bounds apply after rounding, themselves in whole steps of the unit, so that
+        # "up to 2.505" can never pay 2.51, nor a minimum finer than the unit round to zero.
         if self.reward_min is not None:
-            raw = max(raw, self.reward_min)
+            amount = max(amount, self.reward_min.quantize(step, rounding=ROUND_CEILING))
         if self.reward_max is not None:
-            raw = min(raw, self.reward_max)
-        return raw.quantize(Decimal(1).scaleb(-places), rounding=self.rounding)
+            amount = min(amount, self.reward_max.quantize(step, rounding=ROUND_FLOOR))
+        return amount
 
 
 class RuleRuntimeError(Exception):

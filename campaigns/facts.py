@@ -6,6 +6,7 @@ in the same mode, whatever order they arrived in, the evaluated event included. 
 failed events do not count.
 """
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -38,8 +39,10 @@ _SUM = (
 
 def facts_for_events(
     *, events: list[TriggerEvent], specs: list[FactSpec]
-) -> dict[tuple, dict[str, int | float]]:
-    """{event id: {fact name: value}} for every event and every (distinct) fact spec."""
+) -> dict[uuid.UUID, dict[FactSpec, int | float]]:
+    """{event id: {fact spec: value}} for every event and every (distinct) fact spec.
+
+    Keyed by the spec, not its name: two campaigns may give one name to different facts."""
     values: dict = {event.id: {} for event in events}
     computed: dict[tuple, dict] = {}
     event_ids = list(values)
@@ -58,7 +61,5 @@ def facts_for_events(
                 )
                 computed[key] = dict(cursor.fetchall())
             for event_id, value in computed[key].items():
-                values[event_id][spec.name] = (
-                    float(value) if isinstance(value, Decimal) else int(value)
-                )
+                values[event_id][spec] = float(value) if isinstance(value, Decimal) else int(value)
     return values

@@ -7,7 +7,8 @@ load, going around them roughly halved the web tier's extra CPU per event over a
 unchanged; so does the ingest route itself under Django's test client, since it stays in the
 URL conf (for ``reverse()``, the OpenAPI schema and tests).
 
-What the short path keeps: the body size limit, the security headers, ``ALLOWED_HOSTS``,
+What the short path keeps: the body size limit, the security headers, ``ALLOWED_HOSTS`` and
+``Content-Length`` (both from ``CommonMiddleware``),
 Django's exception handling (``handler400``/``handler500``: the JSON envelope, logging and
 ``got_request_exception``), and ``request_finished``, which gunicorn fires through
 ``response.close()`` and which returns database connections. ``request_started`` is not
@@ -55,6 +56,9 @@ class FastRoutes:
         request = WSGIRequest(environ)
         request.fast_route = (view, kwargs)
         response = self.handler(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            # As CommonMiddleware does: without it gunicorn would send the body chunked.
+            response.headers["Content-Length"] = str(len(response.content))
         headers = [*response.items()]
         headers += [("Set-Cookie", c.output(header="")) for c in response.cookies.values()]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
 GENERATION_KEY = "config-generation"
 _UNKNOWN = object()
@@ -40,6 +41,13 @@ class ConfigCache:
             return value
 
     def invalidate(self) -> None:
+        """Called by writers. Inside a transaction it acts now and again once it commits:
+        a process that reloads in between still reads the old rows, and must reload again."""
+        self._publish()
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(self._publish)
+
+    def _publish(self) -> None:
         self._entries.clear()
         # If Redis is down, other processes expire their entries on their own.
         with contextlib.suppress(Exception):

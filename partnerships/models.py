@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -38,7 +39,10 @@ class Partnership(models.Model):
         max_length=40, default="Points", help_text='e.g. "Points", "USD"'
     )
     reward_decimal_places = models.PositiveSmallIntegerField(
-        default=2, help_text="Rewards are rounded to this many decimal places."
+        default=2,
+        # Amounts are stored with 6 decimal places: a finer unit could not be stored as shown.
+        validators=[MaxValueValidator(6)],
+        help_text="Rewards are rounded to this many decimal places (at most 6).",
     )
     allowed_cidrs = ArrayField(
         models.CharField(max_length=64, validators=[validate_cidr]),

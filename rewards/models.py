@@ -32,6 +32,10 @@ class Reward(models.Model):
     occurred_at = models.DateTimeField(help_text="When the rewarded event happened.")
     # With the campaign, names the CampaignVersion (rule and spec) that issued it.
     campaign_version = models.PositiveIntegerField()
+    # The per-user counters this reward was counted in ("" = lifetime, else a period such as
+    # "2026-W48"), as the campaign's limits stood when it was issued: a reversal gives back
+    # exactly these, even if the limits have changed since.
+    user_periods = ArrayField(models.CharField(max_length=16), default=list, blank=True)
 
     class Meta:
         constraints = [

@@ -63,6 +63,7 @@ class _NewReward(NamedTuple):
     issued_at: datetime
     occurred_at: datetime
     campaign_version: int
+    user_periods: list[str]
 
 
 @dataclass
@@ -171,7 +172,7 @@ def _judge(event: TriggerEvent, context: _Context) -> list[_Verdict]:
         if key not in activations:
             facts = context.facts.get(event.id, {})
             activations[key] = campaign.env.activation(
-                data, {spec.name: facts[spec.name] for spec in campaign.facts}
+                data, {spec.name: facts[spec] for spec in campaign.facts}
             )
         verdicts.append(_rule_verdict(campaign, activations[key], event.context, places))
     return verdicts
@@ -221,9 +222,11 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
                 outcome, amount = Outcome.SKIPPED_EXCLUSIVE, None
                 message = "an exclusive campaign already rewarded it"
             elif outcome is None:
-                outcome, message = _reserve(ledger, campaign, event, amount)
+                outcome, message, user_periods = _reserve(ledger, campaign, event, amount)
                 if outcome == Outcome.REWARDED:
-                    rewards.append(_reward(event, campaign, context, amount, issued_at))
+                    rewards.append(
+                        _reward(event, campaign, context, amount, issued_at, user_periods)
+                    )
                 else:
                     amount = None
             if outcome == Outcome.REWARDED:
@@ -243,16 +246,18 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
     webhook_deliveries_create(event_type="reward.issued", rewards=rewards)
 
 
-def _reserve(ledger: Ledger, campaign, event, amount: Decimal) -> tuple[Outcome, str]:
+def _reserve(ledger: Ledger, campaign, event, amount: Decimal) -> tuple[Outcome, str, list[str]]:
     period = period_key(campaign.limits.period, event.occurred_at) if campaign.limits.period else ""
     blocked = ledger.check(campaign, event.mode, event.end_user_id, period, amount)
     if blocked:
-        return blocked, f"a reward of {amount} would exceed the campaign's limit"
-    ledger.record(campaign, event.mode, event.end_user_id, period, amount)
-    return Outcome.REWARDED, ""
+        return blocked, f"a reward of {amount} would exceed the campaign's limit", []
+    user_periods = ledger.record(campaign, event.mode, event.end_user_id, period, amount)
+    return Outcome.REWARDED, "", user_periods
 
 
-def _reward(event, campaign: CompiledCampaign, context: _Context, amount, issued_at) -> _NewReward:
+def _reward(
+    event, campaign: CompiledCampaign, context: _Context, amount, issued_at, user_periods
+) -> _NewReward:
     return _NewReward(
         uuid.uuid4(),
         event.partnership_id,
@@ -267,12 +272,14 @@ def _reward(event, campaign: CompiledCampaign, context: _Context, amount, issued
         issued_at,
         event.occurred_at,
         campaign.version,
+        user_periods,
     )
 
 
 _COPY_REWARDS = (
     "COPY rewards_reward (id, partnership_id, campaign_id, trigger_event_id, end_user_id, "
-    "amount, reversed_amount, unit, mode, status, issued_at, occurred_at, campaign_version) "
+    "amount, reversed_amount, unit, mode, status, issued_at, occurred_at, campaign_version, "
+    "user_periods) "
     "FROM STDIN"
 )
 

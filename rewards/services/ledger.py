@@ -63,12 +63,17 @@ class Ledger:
 
     def record(
         self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
-    ) -> None:
+    ) -> list[str]:
+        """Counts the reward; returns the per-user counters (periods) it was counted in."""
         self._add_campaign((campaign.id, mode), 1, amount)
+        periods = []
         if campaign.limits.per_user:
-            self._add_user((campaign.id, mode, user_id, ALL_TIME), 1, amount)
+            periods.append(ALL_TIME)
             if campaign.limits.period:
-                self._add_user((campaign.id, mode, user_id, period), 1, amount)
+                periods.append(period)
+        for user_period in periods:
+            self._add_user((campaign.id, mode, user_id, user_period), 1, amount)
+        return periods
 
     def save(self) -> None:
         CampaignCounter.objects.bulk_update(

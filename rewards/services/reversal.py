@@ -16,20 +16,12 @@ import orjson
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 
-from campaigns.engine import period_key
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from partnerships.auth import PartnerPrincipal
 from triggers.models import TriggerEvent
 
 from ..models import CampaignCounter, Reversal, Reward, RewardAdjustment, UserCounter
-from .ledger import ALL_TIME
 from .webhooks import webhook_deliveries_create
-
-REVERSIBLE = (
-    TriggerEvent.Status.SCHEDULED,
-    TriggerEvent.Status.QUEUED,
-    TriggerEvent.Status.PROCESSED,
-)
 
 
 @dataclass(frozen=True)
@@ -138,17 +130,18 @@ def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> Trig
     if request.trigger_event_id is not None:
         candidate = events.filter(pk=request.trigger_event_id).values_list("pk", flat=True)
     else:
-        # The user's most recent event of that trigger that still has something to reverse.
-        fully_reversed = Exists(Reversal.objects.filter(trigger_event=OuterRef("pk"))) & ~Exists(
+        # The user's most recent event of that trigger that still has something to reverse:
+        # one not evaluated yet (it is cancelled), or one with a reward still standing.
+        standing = Exists(
             Reward.objects.filter(trigger_event=OuterRef("pk"), status=Reward.Status.ISSUED)
         )
         candidate = (
             events.filter(
+                Q(status__in=(TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED))
+                | Q(status=TriggerEvent.Status.PROCESSED) & standing,
                 trigger__name=request.trigger_name,
                 end_user__external_user_id=request.external_user_id,
-                status__in=REVERSIBLE,
             )
-            .exclude(fully_reversed)
             .order_by("-occurred_at", "-received_at")
             .values_list("pk", flat=True)[:1]
         )
@@ -210,12 +203,10 @@ def _give_back(rewards: list[Reward], shares: list[Decimal]) -> None:
         CampaignCounter.objects.filter(campaign_id=reward.campaign_id, mode=reward.mode).update(
             spent=F("spent") - share, reward_count=F("reward_count") - count
         )
-        periods = [ALL_TIME]
-        if reward.campaign.period:
-            periods.append(period_key(reward.campaign.period, reward.occurred_at))
-        UserCounter.objects.filter(
-            Q(period__in=periods),
-            campaign_id=reward.campaign_id,
-            mode=reward.mode,
-            end_user_id=reward.end_user_id,
-        ).update(amount=F("amount") - share, reward_count=F("reward_count") - count)
+        if reward.user_periods:  # the counters it was counted in when issued, and only those
+            UserCounter.objects.filter(
+                campaign_id=reward.campaign_id,
+                mode=reward.mode,
+                end_user_id=reward.end_user_id,
+                period__in=reward.user_periods,
+            ).update(amount=F("amount") - share, reward_count=F("reward_count") - count)

@@ -118,6 +118,39 @@ def test_reward_minimum_lifts_small_rewards(trigger, process):
     assert Reward.objects.get().amount == Decimal("0.50")
 
 
+def test_bounds_finer_than_the_unit_hold_after_rounding(trigger, process):
+    CampaignFactory(
+        trigger=trigger, slug="max", reward_value=Decimal("3"), reward_max=Decimal("2.505")
+    )
+    CampaignFactory(
+        trigger=trigger, slug="min", reward_value=Decimal("0.001"), reward_min=Decimal("0.004")
+    )
+    TriggerEventFactory(trigger=trigger)
+
+    process()
+
+    amounts = {r.campaign.slug: r.amount for r in Reward.objects.select_related("campaign")}
+    # Never above the maximum, never rounded to nothing below the minimum.
+    assert amounts == {"max": Decimal("2.50"), "min": Decimal("0.01")}
+
+
+def test_an_amount_too_large_to_store_is_that_campaigns_error_only(trigger, process):
+    CampaignFactory(
+        trigger=trigger, slug="huge", reward_type="expression", reward_expression="1e30"
+    )
+    CampaignFactory(trigger=trigger, slug="plain", reward_value=Decimal("5"))
+    event = TriggerEventFactory(trigger=trigger)
+
+    process()
+
+    assert decisions(event) == {"huge": Outcome.ERROR, "plain": Outcome.REWARDED}
+    event.refresh_from_db()
+    assert event.status == "processed"
+    assert (
+        "largest amount" in next(d for d in event.decisions if d["campaign"] == "huge")["message"]
+    )
+
+
 def test_expression_reward_uses_user_attributes(trigger, process):
     CampaignFactory(
         trigger=trigger,
@@ -377,6 +410,36 @@ def test_sum_fact_over_a_week(trigger, process):
     assert decisions(crossing) == {"big-spender": Outcome.REWARDED}
 
 
+def test_two_campaigns_may_give_one_name_to_different_facts(trigger, process):
+    CampaignFactory(
+        trigger=trigger,
+        slug="loyal",
+        facts=[{"name": "n", "aggregate": "count", "window_days": 30}],
+        condition="facts.n >= 3",
+    )
+    CampaignFactory(
+        trigger=trigger,
+        slug="first-today",
+        facts=[{"name": "n", "aggregate": "count", "window_days": 1}],
+        condition="facts.n == 1",
+    )
+    user = EndUserFactory(partnership=trigger.partnership)
+    now = timezone.now()
+    for days in (20, 10):
+        TriggerEventFactory(
+            trigger=trigger,
+            end_user=user,
+            occurred_at=now - timedelta(days=days),
+            status="processed",
+        )
+    event = TriggerEventFactory(trigger=trigger, end_user=user, occurred_at=now)
+
+    process()
+
+    # Three purchases in 30 days, the first one today: both conditions hold.
+    assert decisions(event) == {"loyal": Outcome.REWARDED, "first-today": Outcome.REWARDED}
+
+
 def test_late_event_facts_are_computed_as_of_its_occurred_at(trigger, process):
     CampaignFactory(
         trigger=trigger,
@@ -447,18 +510,26 @@ def test_a_poison_event_is_failed_with_its_error_and_the_rest_of_the_batch_goes_
         event_types=["trigger_event.failed"],
     )
     fine = TriggerEventFactory(trigger=trigger, context={"amount": 100, "currency": "USD"})
-    # 5% of it does not fit the reward column: the database refuses the whole batch.
-    poison = TriggerEventFactory(trigger=trigger, context={"amount": 1e20, "currency": "USD"})
+    # Each reward fits (9e11), but not both in the campaign's spent counter (numeric(18, 6)):
+    # the database refuses the whole batch, then the second of them on its own.
+    big = [
+        TriggerEventFactory(trigger=trigger, context={"amount": 1.8e13, "currency": "USD"})
+        for _ in range(2)
+    ]
 
     process()
 
-    poison.refresh_from_db()
-    fine.refresh_from_db()
-    assert poison.status == "failed"
+    for event in (fine, *big):
+        event.refresh_from_db()
+    (poison,) = [event for event in big if event.status == "failed"]
     assert "numeric field overflow" in poison.error
     assert fine.status == "processed"
-    assert Reward.objects.get().trigger_event == fine
-    assert spent(CampaignCounter.objects.get(mode="live").campaign) == Decimal("5")
+    assert {r.trigger_event_id for r in Reward.objects.all()} == {
+        fine.id,
+        *(e.id for e in big if e is not poison),
+    }
+    counter = CampaignCounter.objects.get(mode="live")
+    assert counter.spent == Decimal("900000000005")
     (failed,) = WebhookDelivery.objects.filter(endpoint=hooks)
     assert failed.payload["type"] == "trigger_event.failed"
     assert failed.payload["data"]["trigger_event_id"] == str(poison.id)

@@ -1,7 +1,9 @@
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from campaigns.services import campaign_save
 from config.errors import ErrorCode
 from rewards.models import CampaignCounter, Reward, UserCounter
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
@@ -79,6 +81,24 @@ def test_reversing_by_trigger_and_user_takes_their_latest_unreversed_event(
     assert not Reward.objects.filter(status="issued").exists()
 
 
+def test_reversing_by_trigger_and_user_skips_their_events_that_earned_nothing(
+    trigger, process, reverse
+):
+    CampaignFactory(trigger=trigger, slug="c", condition="context.amount >= 20.0")
+    user = EndUserFactory(partnership=trigger.partnership, external_user_id="alice")
+    earned = TriggerEventFactory(
+        trigger=trigger, end_user=user, context={"amount": 30, "currency": "USD"}
+    )
+    TriggerEventFactory(trigger=trigger, end_user=user, context={"amount": 5, "currency": "USD"})
+    process()
+
+    response = reverse({"trigger_name": trigger.name, "external_user_id": "alice"})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["trigger_event_id"] == str(earned.id)
+    assert Reward.objects.get().status == "reversed"
+
+
 def test_partial_clawback_is_split_in_proportion_and_sums_exactly(trigger, process, reverse):
     CampaignFactory(trigger=trigger, slug="one", reward_value=Decimal("1"))
     CampaignFactory(trigger=trigger, slug="two", reward_value=Decimal("2"))
@@ -135,6 +155,62 @@ def test_per_user_cap_is_given_back(trigger, process, reverse):
 
     assert decisions(again) == {"once": "rewarded"}
     assert UserCounter.objects.get(campaign=campaign, end_user=user, period="").reward_count == 1
+
+
+def test_reversal_gives_back_the_counters_of_the_limits_it_was_issued_under(
+    trigger, process, reverse
+):
+    campaign = CampaignFactory(
+        trigger=trigger, slug="daily", max_rewards_per_user_per_period=1, period="day"
+    )
+    user = EndUserFactory(partnership=trigger.partnership)
+    monday = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    first = TriggerEventFactory(trigger=trigger, end_user=user, occurred_at=monday)
+    process()
+    campaign.period = "week"  # the operator switches to once a week
+    campaign_save(campaign=campaign)
+    wednesday = TriggerEventFactory(
+        trigger=trigger, end_user=user, occurred_at=monday + timedelta(days=2)
+    )
+    process()
+    assert decisions(wednesday) == {"daily": "rewarded"}
+
+    response = reverse({"trigger_event_id": str(first.id)})
+
+    assert response.status_code == 200, response.content
+    periods = dict(
+        UserCounter.objects.filter(campaign=campaign, end_user=user).values_list(
+            "period", "reward_count"
+        )
+    )
+    # Monday's reward left Monday's counter; the week still holds Wednesday's reward.
+    assert periods == {"": 1, "2026-11-23": 0, "2026-W48": 1}
+    thursday = TriggerEventFactory(
+        trigger=trigger, end_user=user, occurred_at=monday + timedelta(days=3)
+    )
+    process()
+    assert decisions(thursday) == {"daily": "period_cap_reached"}
+
+
+def test_reversing_a_reward_issued_before_a_user_cap_existed_leaves_the_cap_alone(
+    trigger, process, reverse
+):
+    campaign = CampaignFactory(trigger=trigger, slug="c")
+    user = EndUserFactory(partnership=trigger.partnership)
+    uncapped = TriggerEventFactory(trigger=trigger, end_user=user)
+    process()
+    campaign.max_rewards_per_user = 1
+    campaign_save(campaign=campaign)
+    TriggerEventFactory(trigger=trigger, end_user=user)
+    process()
+
+    response = reverse({"trigger_event_id": str(uncapped.id)})
+
+    assert response.status_code == 200, response.content
+    assert UserCounter.objects.get(campaign=campaign, end_user=user).reward_count == 1
+    again = TriggerEventFactory(trigger=trigger, end_user=user)
+    process()
+    assert decisions(again) == {"c": "user_cap_reached"}
 
 
 def test_reversing_a_queued_event_cancels_it_and_nothing_is_issued_later(trigger, process, reverse):
