@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
@@ -42,9 +42,10 @@ class Limits:
         )
 
 
-def period_key(period: str, at: datetime) -> str:
-    """The calendar period (UTC) an event falls in: 2026-11-23, 2026-W47, 2026-11."""
-    day: date = at.date()
+def period_key(period: str, at: datetime, zone: tzinfo = UTC) -> str:
+    """The calendar period an event falls in, in the partnership's time zone:
+    2026-11-23, 2026-W47, 2026-11."""
+    day: date = at.astimezone(zone).date()
     if period == "day":
         return day.isoformat()
     if period == "week":

@@ -39,7 +39,7 @@ class PartnershipAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("id", "partner", "name", "status")}),
-        ("Rewards", {"fields": ("reward_unit", "reward_decimal_places")}),
+        ("Rewards", {"fields": ("reward_unit", "reward_decimal_places", "time_zone")}),
         ("Security", {"fields": ("allowed_cidrs",)}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )

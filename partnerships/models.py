@@ -1,5 +1,6 @@
 import ipaddress
 import uuid
+import zoneinfo
 from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
@@ -7,6 +8,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)")
 
 
 def validate_cidr(value: str) -> None:
@@ -44,6 +50,13 @@ class Partnership(models.Model):
         validators=[MaxValueValidator(6)],
         help_text="Rewards are rounded to this many decimal places (at most 6).",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="IANA time zone of the calendar days, weeks and months of per-user caps, "
+        "e.g. America/New_York.",
+    )
     allowed_cidrs = ArrayField(
         models.CharField(max_length=64, validators=[validate_cidr]),
         default=list,
@@ -65,6 +78,10 @@ class Partnership(models.Model):
     def unit_step(self) -> Decimal:
         """The smallest amount of the reward unit: Decimal("0.01") for 2 decimal places."""
         return Decimal(1).scaleb(-self.reward_decimal_places)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
 
 
 class ApiKey(models.Model):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.utils import timezone
@@ -73,7 +74,7 @@ class _Context:
     campaigns: dict[int, list[CompiledCampaign]]
     users: dict[uuid.UUID, dict]
     trigger_names: dict[int, str]
-    units: dict[uuid.UUID, tuple[str, int]]
+    units: dict[uuid.UUID, tuple[str, int, ZoneInfo]]  # unit, decimal places, time zone
     facts: dict[uuid.UUID, dict]
 
 
@@ -134,10 +135,10 @@ def _load_context(events, campaigns, candidates) -> _Context:
         ),
         trigger_names=dict(Trigger.objects.filter(id__in=campaigns).values_list("id", "name")),
         units={
-            pk: (unit, places)
-            for pk, unit, places in Partnership.objects.filter(
+            pk: (unit, places, ZoneInfo(zone))
+            for pk, unit, places, zone in Partnership.objects.filter(
                 id__in={e.partnership_id for e in events}
-            ).values_list("id", "reward_unit", "reward_decimal_places")
+            ).values_list("id", "reward_unit", "reward_decimal_places", "time_zone")
         },
         facts=facts_for_events(events=events, specs=specs) if specs else {},
     )
@@ -222,7 +223,8 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
                 outcome, amount = Outcome.SKIPPED_EXCLUSIVE, None
                 message = "an exclusive campaign already rewarded it"
             elif outcome is None:
-                outcome, message, user_periods = _reserve(ledger, campaign, event, amount)
+                zone = context.units[event.partnership_id][2]
+                outcome, message, user_periods = _reserve(ledger, campaign, event, amount, zone)
                 if outcome == Outcome.REWARDED:
                     rewards.append(
                         _reward(event, campaign, context, amount, issued_at, user_periods)
@@ -246,8 +248,11 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
     webhook_deliveries_create(event_type="reward.issued", rewards=rewards)
 
 
-def _reserve(ledger: Ledger, campaign, event, amount: Decimal) -> tuple[Outcome, str, list[str]]:
-    period = period_key(campaign.limits.period, event.occurred_at) if campaign.limits.period else ""
+def _reserve(
+    ledger: Ledger, campaign, event, amount: Decimal, zone: ZoneInfo
+) -> tuple[Outcome, str, list[str]]:
+    limits = campaign.limits
+    period = period_key(limits.period, event.occurred_at, zone) if limits.period else ""
     blocked = ledger.check(campaign, event.mode, event.end_user_id, period, amount)
     if blocked:
         return blocked, f"a reward of {amount} would exceed the campaign's limit", []

@@ -1,12 +1,19 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
 from campaigns.models import CampaignVersion
 from rewards.decisions import Outcome
-from rewards.models import CampaignCounter, Reward, WebhookDelivery, WebhookEndpoint
+from rewards.models import (
+    CampaignCounter,
+    Reward,
+    UserCounter,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests.factories import (
     ApiKeyFactory,
     CampaignFactory,
@@ -355,6 +362,33 @@ def test_evaluating_an_event_again_issues_nothing_twice(trigger, process):
     assert Reward.objects.count() == 1
     assert decisions(event) == {"once": Outcome.REWARDED}
     assert "already rewarded" in event.decisions[0]["message"]
+
+
+def test_calendar_periods_are_the_partnerships_days(trigger, process):
+    partnership = trigger.partnership
+    partnership.time_zone = "America/New_York"
+    partnership.save()
+    campaign = CampaignFactory(
+        trigger=trigger, slug="daily", max_rewards_per_user_per_period=1, period="day"
+    )
+    user = EndUserFactory(partnership=partnership)
+    new_york = ZoneInfo("America/New_York")
+    times = [
+        datetime(2026, 11, 20, 9, tzinfo=new_york),
+        datetime(2026, 11, 20, 21, tzinfo=new_york),  # already the 21st in UTC
+        datetime(2026, 11, 21, 9, tzinfo=new_york),
+    ]
+    events = [TriggerEventFactory(trigger=trigger, end_user=user, occurred_at=t) for t in times]
+
+    process()
+
+    assert [decisions(e)["daily"] for e in events] == [
+        Outcome.REWARDED,
+        Outcome.PERIOD_CAP_REACHED,
+        Outcome.REWARDED,
+    ]
+    periods = UserCounter.objects.filter(campaign=campaign).values_list("period", flat=True)
+    assert set(periods) == {"", "2026-11-20", "2026-11-21"}
 
 
 def test_event_facts_make_third_purchase_rules_one_line(trigger, process):
