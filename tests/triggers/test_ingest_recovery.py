@@ -151,3 +151,15 @@ def test_a_user_deleted_since_it_was_remembered_is_created_anew(send):
     assert str(user.id) == response.json()["data"]["user_uuid"] != first["user_uuid"]
     assert TriggerEvent.objects.get().end_user_id == user.id
     assert ingest._user_ids[(user.partnership_id, "ada")] == user.id
+
+
+def test_the_ingest_statement_is_prepared_on_its_connection_and_nothing_else_is(send):
+    for user in ("ada", "bob", "ada"):
+        assert send(user).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM partnerships_enduser WHERE external_user_id = %s", ["ada"])
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    assert any("INSERT INTO triggers_triggerevent" in sql for sql in prepared)
+    assert not any("SELECT 1 FROM partnerships_enduser" in sql for sql in prepared)
