@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DataError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -128,6 +128,17 @@ def _flatten_drf_errors(detail, prefix: str = "") -> list[dict]:
     return [field_error(prefix, getattr(detail, "code", "invalid"), str(detail))]
 
 
+# SQLSTATE classes that pass with time: connection exceptions, insufficient resources,
+# operator intervention (incl. statement timeout, shutdown), transaction rollback (deadlock),
+# and a lock not available. Anything else (a program limit exceeded...) is a bug: a 500.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
+
+
+def _transient(exc: OperationalError) -> bool:
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
+
+
 def to_application_error(exc: Exception) -> ApplicationError | None:
     """Maps any exception a request can raise to our error; None for genuine bugs."""
     if isinstance(exc, ApplicationError):
@@ -141,10 +152,10 @@ def to_application_error(exc: Exception) -> ApplicationError | None:
         return validation_error(
             [], "A value in the request cannot be stored (e.g. a NUL character)"
         )
-    if isinstance(exc, OperationalError | InterfaceError):
-        # The database is unreachable, restarting, or timed the statement out: nothing the
-        # client sent is wrong, and the same request can simply be sent again.
-        logger.warning("Database unavailable: %s", exc)
+    if isinstance(exc, OperationalError) and _transient(exc):
+        # The database is unreachable, restarting, overloaded, or timed the statement out:
+        # nothing the client sent is wrong, and the same request can simply be sent again.
+        logger.warning("Database unavailable: %s", exc, exc_info=exc)
         return ApplicationError(503, ErrorCode.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
     if isinstance(exc, Http404 | drf.NotFound):
         return ApplicationError(404, ErrorCode.NOT_FOUND)

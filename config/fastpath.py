@@ -7,8 +7,9 @@ load, going around them roughly halved the web tier's extra CPU per event over a
 unchanged; so does the ingest route itself under Django's test client, since it stays in the
 URL conf (for ``reverse()``, the OpenAPI schema and tests).
 
-What the short path keeps: the body size limit, the security headers, ``ALLOWED_HOSTS`` and
-``Content-Length`` (both from ``CommonMiddleware``),
+What the short path keeps: the body size limit, the security and frame headers,
+``ALLOWED_HOSTS`` and ``Content-Length`` (both from ``CommonMiddleware``), the
+``django.request`` log line of every 4xx/5xx response,
 Django's exception handling (``handler400``/``handler500``: the JSON envelope, logging and
 ``got_request_exception``), and ``request_finished``, which gunicorn fires through
 ``response.close()`` and which returns database connections. ``request_started`` is not
@@ -22,12 +23,15 @@ from collections.abc import Callable, Iterable
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
-# The middleware an API-key route still needs, outermost first.
+# The middleware an API-key route still needs, outermost first, in settings.MIDDLEWARE's order.
 MIDDLEWARE = [
     "config.errors.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.fastpath.allowed_host_middleware",  # where CommonMiddleware checks it
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 View = Callable[..., HttpResponse]
@@ -59,13 +63,28 @@ class FastRoutes:
         if not response.streaming and not response.has_header("Content-Length"):
             # As CommonMiddleware does: without it gunicorn would send the body chunked.
             response.headers["Content-Length"] = str(len(response.content))
-        headers = [*response.items()]
-        headers += [("Set-Cookie", c.output(header="")) for c in response.cookies.values()]
-        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        if response.status_code >= 400:  # as Django's handler logs them (django.request)
+            log_response(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+            )
+        try:
+            headers = [*response.items()]
+            headers += [("Set-Cookie", c.output(header="")) for c in response.cookies.values()]
+            start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        except BaseException:
+            response.close()  # request_finished: the connection goes back all the same
+            raise
         return response
 
 
+def allowed_host_middleware(get_response: View) -> View:
+    def check(request: HttpRequest) -> HttpResponse:
+        request.get_host()  # ALLOWED_HOSTS: DisallowedHost becomes handler400's 400
+        return get_response(request)
+
+    return check
+
+
 def _call_view(request: HttpRequest) -> HttpResponse:
-    request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it: DisallowedHost is a 400
     view, kwargs = request.fast_route
     return view(request, **kwargs)

@@ -95,4 +95,9 @@ class EndUserAdmin(admin.ModelAdmin):
     list_display = ("external_user_id", "id", "partnership", "created_at")
     list_filter = ("partnership",)
     search_fields = ("external_user_id", "id")
-    readonly_fields = ("id", "created_at")
+    # The partner's id for the user is its identity: renaming it would split one user's
+    # history (and web processes remember which user an external id is).
+    readonly_fields = ("id", "external_user_id", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ("id", "created_at")

@@ -80,3 +80,28 @@ def test_readyz_names_an_unreachable_broker(client, settings):
     assert body["data"]["checks"]["database"] == "ok"
     assert body["data"]["checks"]["broker"].startswith("error")
     assert "broker" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("psycopg_error", "status"),
+    [
+        ("QueryCanceled", 503),  # statement timeout
+        ("AdminShutdown", 503),
+        ("DeadlockDetected", 503),
+        ("LockNotAvailable", 503),
+        ("TooManyConnections", 503),
+        ("ProgramLimitExceeded", None),  # a bug, not an outage: a 500
+    ],
+)
+def test_only_database_errors_that_pass_with_time_are_503s(psycopg_error, status):
+    import psycopg.errors
+    from django.db import OperationalError
+
+    from config.errors import to_application_error
+
+    error = OperationalError("the database said no")
+    error.__cause__ = getattr(psycopg.errors, psycopg_error)()
+
+    mapped = to_application_error(error)
+
+    assert (mapped.status if mapped else None) == status

@@ -109,7 +109,7 @@ CASES = [
 def comparable(status: int, headers: dict, content: bytes) -> tuple:
     body = orjson.loads(content)
     data = body.get("data", {})
-    names = ("X-Content-Type-Options", "Referrer-Policy")
+    names = ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options")
     kept = {name: headers.get(name) for name in names}
     return (
         status,
@@ -175,3 +175,15 @@ def test_only_the_ingest_route_takes_the_short_path(path, fast):
     assert matched is fast
     if fast:
         assert resolve(path).func.view_class is TriggerEventCreateApi
+
+
+def test_refusals_are_logged_as_django_logs_them(key, caplog):
+    method, path, body, headers = cases(key)["invalid token"]
+
+    with caplog.at_level("WARNING", logger="django.request"):
+        through_wsgi(method, path, body, dict(headers))
+
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.levelname == "WARNING"
+    assert record.status_code == 400
+    assert path in record.getMessage()

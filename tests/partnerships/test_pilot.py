@@ -55,3 +55,21 @@ def test_revoke_action_in_pilot(pilot, api_key):
 @pytest.mark.parametrize("path", ["partner", "partnership", "apikey", "enduser"])
 def test_pilot_lists_load(pilot, api_key, path):
     assert pilot.get(f"/pilot/partnerships/{path}/").status_code == 200
+
+
+def test_an_end_users_external_id_cannot_be_changed_in_pilot(pilot, partnership):
+    from tests.factories import EndUserFactory
+
+    user = EndUserFactory(partnership=partnership, external_user_id="alice")
+    url = f"/pilot/partnerships/enduser/{user.pk}/change/"
+
+    page = pilot.get(url)
+    pilot.post(
+        url,
+        {"partnership": partnership.pk, "external_user_id": "mallory", "attributes": "{}"},
+    )
+
+    assert page.status_code == 200
+    assert b'name="external_user_id"' not in page.content
+    user.refresh_from_db()
+    assert user.external_user_id == "alice"

@@ -78,7 +78,8 @@ def test_a_connection_killed_between_requests_costs_the_client_nothing(send):
     assert TriggerEvent.objects.count() == 2
 
 
-def test_a_connection_lost_after_the_insert_committed_stores_the_event_once(send):
+@pytest.mark.parametrize("headers", [{}, {"HTTP_IDEMPOTENCY_KEY": "k-lost"}])
+def test_a_connection_lost_after_the_insert_committed_stores_the_event_once(send, headers):
     assert send("ada").status_code == 200
     lost = []
 
@@ -91,10 +92,11 @@ def test_a_connection_lost_after_the_insert_committed_stores_the_event_once(send
         return result
 
     with connection.execute_wrapper(commit_then_lose_the_connection):
-        response = send("bob")
+        response = send("bob", **headers)
 
     assert response.status_code == 200, response.content
     assert response.json()["data"]["trigger_event_id"] == str(lost[0])
+    assert "Idempotent-Replayed" not in response.headers  # the client's first send
     assert TriggerEvent.objects.filter(end_user__external_user_id="bob").count() == 1
     assert TriggerEvent.objects.count() == 2
 

@@ -239,14 +239,21 @@ def _store(row: dict, body: dict) -> IngestResult:
     if connection.in_atomic_block:  # a caller's transaction (tests): nothing to recover
         return _store_once(row, body)
     connection.health_check_done = True
+    had_connection = connection.connection is not None
     try:
         return _store_once(row, body)
     except (OperationalError, InterfaceError):
-        if connection.connection is not None and connection.is_usable():
+        if not had_connection:
+            raise  # connecting failed: the database is down, a 503 (not a second wait)
+        if connection.is_usable():
             raise  # a live connection refused the statement (a timeout): a 503, not a retry
         connection.close()
     try:
-        return _store_once(row, body)
+        result = _store_once(row, body)
+        if result.replayed and result.trigger_event_id == row["event_id"]:
+            # The lost insert did commit; its idempotency key found it. Not a replay.
+            result = IngestResult(result.trigger_event_id, row["status"], result.user_uuid, False)
+        return result
     except IntegrityError:
         with connection.cursor() as cursor:
             cursor.execute(_SELECT_BY_ID, [row["event_id"]])
@@ -274,7 +281,7 @@ def _store_once(row: dict, body: dict) -> IngestResult:
 # looks the user up or creates it. An entry goes stale only if its user is deleted (erasure):
 # the foreign key then refuses the insert, and the full statement creates the user anew.
 _user_ids: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-_USER_IDS_MAX = 100_000
+_USER_IDS_MAX = 20_000  # ~6 MB per process
 
 
 def _insert_for_external_id(cursor, row: dict, external_user_id: str) -> tuple | None:
