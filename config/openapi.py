@@ -43,7 +43,10 @@ def error(description: str, *codes: ErrorCode) -> OpenApiResponse:
         ErrorSerializer,
         description=description,
         examples=[
-            OpenApiExample(code, value={"code": code, "message": MESSAGES.get(code, "...")})
+            # Plain strings: the YAML renderer cannot represent the enum.
+            OpenApiExample(
+                code.value, value={"code": code.value, "message": MESSAGES.get(code, "...")}
+            )
             for code in codes
         ],
     )

@@ -1,5 +1,6 @@
 """Settings for every environment, read from the environment (see .env.example)."""
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.errors.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (Pilot's CSS, the API docs' Swagger UI) from the same gunicorn.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -140,6 +143,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Serve static files straight from the apps (no collectstatic step for `make run`); after
+# `manage.py collectstatic`, set it false to serve STATIC_ROOT with far-future caching.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+# Until collectstatic has run STATIC_ROOT does not exist, and the finders serve everything.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -167,6 +175,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and the docs are public: partners read them before they have a key.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
 # Partner API keys and compiled schemas are cached in each process; this bounds how long a
