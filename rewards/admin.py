@@ -143,6 +143,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Redeliver now")
     def redeliver(self, request, queryset) -> None:
-        for delivery in queryset:
-            webhook_delivery_redeliver(delivery=delivery)
-        self.message_user(request, f"{queryset.count()} delivery(ies) queued again.")
+        queued = sum(webhook_delivery_redeliver(delivery=delivery) for delivery in queryset)
+        skipped = queryset.count() - queued
+        message = f"{queued} delivery(ies) queued again."
+        if skipped:
+            message += f" {skipped} still pending (being sent or due), left alone."
+        self.message_user(request, message)

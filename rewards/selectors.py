@@ -53,7 +53,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         issued_at, reward_id = orjson.loads(raw)
-        return datetime.fromisoformat(issued_at), uuid.UUID(reward_id)
+        if not (isinstance(issued_at, str) and isinstance(reward_id, str)):
+            raise ValueError("not a cursor")
+        at = datetime.fromisoformat(issued_at)
+        if at.tzinfo is None:
+            raise ValueError("not a cursor")
+        return at, uuid.UUID(reward_id)
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise validation_error([field_error("cursor", "invalid", "Not a cursor we gave")]) from exc
 

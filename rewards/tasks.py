@@ -2,7 +2,9 @@ from celery import shared_task
 
 from .services.webhooks import webhook_deliveries_send_due
 
-BATCH = 100
+# Sent one after another: a small batch bounds how long a slow receiver holds up the rest
+# (other sender threads claim other deliveries meanwhile).
+BATCH = 10
 
 
 @shared_task

@@ -19,6 +19,7 @@ import httpx
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.localcache import config_cache
@@ -133,18 +134,32 @@ def _wake_sender() -> None:
 
 
 def webhook_deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
-    """Due deliveries, leased to this sender (a short transaction: no lock while sending)."""
+    """Due deliveries of active endpoints, leased to this sender (a short transaction: no lock
+    while sending). The attempt is counted here, so a send cut off mid-request still counts,
+    and a delivery whose attempts are all spent fails instead of being sent again."""
     with transaction.atomic():
         due = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+            .filter(
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lte=timezone.now(),
+                endpoint__active=True,
+            )
             .select_related("endpoint")
             .order_by("next_attempt_at")[:limit]
         )
+        spent = [d.pk for d in due if d.attempts >= len(RETRY_SCHEDULE) + 1]
+        if spent:
+            WebhookDelivery.objects.filter(pk__in=spent).update(
+                status=WebhookDelivery.Status.FAILED
+            )
+        due = [d for d in due if d.pk not in spent]
         if due:
             WebhookDelivery.objects.filter(pk__in=[d.pk for d in due]).update(
-                next_attempt_at=timezone.now() + LEASE
+                next_attempt_at=timezone.now() + LEASE, attempts=F("attempts") + 1
             )
+            for delivery in due:
+                delivery.attempts += 1
     return due
 
 
@@ -158,14 +173,13 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
         "Webhook-Timestamp": str(timestamp),
         "Webhook-Signature": signature(delivery.endpoint.secret, timestamp, body),
     }
-    delivery.attempts += 1
     started = time.monotonic()
     try:
-        response = client.post(delivery.endpoint.url, content=body, headers=headers)
-        delivery.last_status_code = response.status_code
-        delivery.last_error = "" if response.is_success else response.text[:500]
-        ok = response.is_success
-    except httpx.HTTPError as exc:
+        status_code, text = _post(client, delivery.endpoint.url, body, headers, started)
+        delivery.last_status_code = status_code
+        ok = 200 <= status_code < 300
+        delivery.last_error = "" if ok else text[:500]
+    except Exception as exc:  # any failure to deliver is this delivery's, not the batch's
         delivery.last_status_code = None
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
         ok = False
@@ -199,6 +213,24 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
     return ok
 
 
+_MAX_RESPONSE_BYTES = 2048
+
+
+def _post(client: httpx.Client, url: str, body: bytes, headers: dict, started: float):
+    """POSTs; reads at most 2 KB of the answer, and gives up on a receiver that trickles it
+    past the timeout (httpx's timeouts bound each read, not the whole response)."""
+    deadline = started + 2 * settings.WEBHOOK_TIMEOUT_SECONDS
+    with client.stream("POST", url, content=body, headers=headers) as response:
+        read = b""
+        for chunk in response.iter_bytes():
+            read += chunk
+            if len(read) >= _MAX_RESPONSE_BYTES:
+                break
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the receiver took too long to answer")
+        return response.status_code, read[:_MAX_RESPONSE_BYTES].decode(errors="replace")
+
+
 def webhook_deliveries_send_due(*, limit: int = 100) -> int:
     """Sends what is due; returns how many were attempted."""
     due = webhook_deliveries_claim(limit=limit)
@@ -209,8 +241,14 @@ def webhook_deliveries_send_due(*, limit: int = 100) -> int:
     return len(due)
 
 
-def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> None:
-    delivery.status = WebhookDelivery.Status.PENDING
-    delivery.next_attempt_at = timezone.now()
-    delivery.save(update_fields=["status", "next_attempt_at"])
-    transaction.on_commit(_wake_sender)
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> bool:
+    """Sends a finished delivery again, with a fresh retry schedule; False if it is still
+    pending (its sender may be sending it right now: a second send would race it)."""
+    redelivered = (
+        WebhookDelivery.objects.filter(pk=delivery.pk)
+        .exclude(status=WebhookDelivery.Status.PENDING)
+        .update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(), attempts=0)
+    )
+    if redelivered:
+        transaction.on_commit(_wake_sender)
+    return bool(redelivered)

@@ -1,3 +1,4 @@
+import base64
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -143,3 +144,23 @@ def test_users_of_another_partnership_are_invisible(partner_client, partnership)
         response = partner_client.get(f"/partnerships/{partnership.id}/users/bob/{path}")
         assert response.status_code == 404
         assert response.json()["code"] == ErrorCode.USER_DOES_NOT_EXIST
+
+
+@pytest.mark.parametrize(
+    "decoded",
+    [
+        b'["2024-01-01T00:00:00+00:00", 1]',  # not a reward id
+        b'[1, "2f7dabed-1e5f-4112-9219-44e4e42bdddc"]',  # not a time
+        b'["2024-01-01T00:00:00", "2f7dabed-1e5f-4112-9219-44e4e42bdddc"]',  # no time zone
+        b'{"a": 1}',
+    ],
+)
+def test_a_tampered_cursor_is_a_422_not_a_500(partner_client, partnership, user, decoded):
+    cursor = base64.urlsafe_b64encode(decoded).decode().rstrip("=")
+
+    response = partner_client.get(
+        f"/partnerships/{partnership.id}/users/{user.external_user_id}/rewards", {"cursor": cursor}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "cursor"

@@ -1,12 +1,12 @@
 """Webhooks against a real HTTP receiver on 127.0.0.1."""
 
-import hashlib
-import hmac
 import json
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -17,6 +17,8 @@ from rewards.services.webhooks import webhook_deliveries_send_due, webhook_secre
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 from tests.support import celery_worker, free_port, process_env, wait_until
 from triggers.models import TriggerEvent
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
 pytestmark = pytest.mark.django_db
 
@@ -83,10 +85,11 @@ def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed")):
 
 
 def verify(secret: str, headers: dict, body: bytes) -> bool:
-    """The verification snippet of docs/webhooks.md."""
-    signed = f"{headers['Webhook-Timestamp']}.".encode() + body
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(f"v1={expected}", headers["Webhook-Signature"])
+    """The verification snippet of docs/webhooks.md, run as a receiver would run it."""
+    source = DOCS.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(source, namespace)  # noqa: S102 - our own documentation
+    return namespace["verify"](secret, headers, body)
 
 
 def test_issued_reward_is_delivered_signed(trigger, process, receiver):
@@ -269,3 +272,92 @@ def test_a_hung_receiver_does_not_hold_up_evaluation(tmp_path, receiver):
             60,
             "every delivery made once released (see hooks.log)",
         )
+
+
+def test_a_disabled_endpoint_hears_nothing_until_enabled_again(trigger, process, receiver):
+    hook = receiver()
+    endpoint = endpoint_for(trigger.partnership, hook.url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+    endpoint.active = False
+    endpoint.save()
+
+    assert webhook_deliveries_send_due() == 0
+    assert hook.requests == []
+
+    endpoint.active = True
+    endpoint.save()
+    assert webhook_deliveries_send_due() == 1
+    assert len(hook.accepted()) == 1
+
+
+def test_an_attempt_counts_when_it_starts_so_a_crashing_send_still_gives_up(
+    trigger, process, monkeypatch
+):
+    endpoint_for(trigger.partnership, f"http://127.0.0.1:{free_port()}/nobody")
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 2)
+
+    for _ in range(3):  # claimed, then the sender dies before any answer
+        assert len(webhooks.webhook_deliveries_claim(limit=10)) == 1
+        WebhookDelivery.objects.update(next_attempt_at=timezone.now())  # the lease runs out
+
+    assert WebhookDelivery.objects.get().attempts == 3
+    assert webhooks.webhook_deliveries_claim(limit=10) == []
+    assert WebhookDelivery.objects.get().status == "failed"
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off(trigger, process, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
+    port = free_port()
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):  # a byte every 0.1 s: each read is quick, the whole is not
+                self.wfile.write(b".")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint_for(trigger.partnership, f"http://127.0.0.1:{port}/slow")
+        CampaignFactory(trigger=trigger)
+        TriggerEventFactory(trigger=trigger)
+        process()
+        started = time.monotonic()
+
+        webhook_deliveries_send_due()
+
+        assert time.monotonic() - started < 3
+    finally:
+        server.shutdown()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"
+    assert delivery.last_error.startswith("ReadTimeout")
+
+
+def test_redeliver_leaves_a_pending_delivery_alone_and_restarts_a_failed_one(trigger, process):
+    endpoint_for(trigger.partnership, f"http://127.0.0.1:{free_port()}/nobody")
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+    delivery = WebhookDelivery.objects.get()
+
+    assert webhooks.webhook_delivery_redeliver(delivery=delivery) is False
+
+    WebhookDelivery.objects.update(status="failed", attempts=10)
+    assert webhooks.webhook_delivery_redeliver(delivery=delivery) is True
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    assert delivery.next_attempt_at <= timezone.now()
