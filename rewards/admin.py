@@ -106,6 +106,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def rotate_secret(self, request, queryset) -> None:
         for endpoint in queryset:
             _show_secret(request, webhook_endpoint_rotate_secret(endpoint=endpoint), endpoint)
+        self.message_user(
+            request, "The old secrets keep signing too (a second signature) for 24 hours."
+        )
 
 
 def _show_secret(request, secret: str, endpoint=None) -> None:

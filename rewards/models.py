@@ -151,6 +151,10 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=500)
     # Kept (not hashed): every delivery is signed with it. Shown once in Pilot; rotatable.
     secret = models.CharField(max_length=100, editable=False)
+    # After a rotation the old secret still signs (a second signature) until it expires, so
+    # the partner can deploy the new one without failing deliveries meanwhile.
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     event_types = ArrayField(
         models.CharField(max_length=40, choices=EventType.choices),
         default=list,
@@ -161,6 +165,16 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def signing_secrets(self, now) -> list[str]:
+        secrets = [self.secret]
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and now < self.previous_secret_expires_at
+        ):
+            secrets.append(self.previous_secret)
+        return secrets
 
 
 class WebhookDelivery(models.Model):

@@ -47,9 +47,15 @@ def webhook_secret_generate() -> str:
     return f"whsec_{secrets.token_urlsafe(32)}"
 
 
+SECRET_OVERLAP = timedelta(hours=24)
+
+
 def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    """A new secret; the old one keeps signing too (a second signature) for 24 hours."""
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
     endpoint.secret = webhook_secret_generate()
-    endpoint.save(update_fields=["secret"])
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
     return endpoint.secret
 
 
@@ -171,7 +177,10 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
         "User-Agent": "CampaignRewards-Webhooks/1",
         "Webhook-Id": str(delivery.id),
         "Webhook-Timestamp": str(timestamp),
-        "Webhook-Signature": signature(delivery.endpoint.secret, timestamp, body),
+        "Webhook-Signature": " ".join(
+            signature(secret, timestamp, body)
+            for secret in delivery.endpoint.signing_secrets(timezone.now())
+        ),
     }
     started = time.monotonic()
     try:

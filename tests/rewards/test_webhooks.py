@@ -361,3 +361,32 @@ def test_redeliver_leaves_a_pending_delivery_alone_and_restarts_a_failed_one(tri
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 0)
     assert delivery.next_attempt_at <= timezone.now()
+
+
+def test_after_a_rotation_the_old_secret_signs_too_for_a_day(trigger, process, receiver):
+    hook = receiver()
+    endpoint = endpoint_for(trigger.partnership, hook.url)
+    old = endpoint.secret
+    new = webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    webhook_deliveries_send_due()
+    WebhookEndpoint.objects.update(previous_secret_expires_at=timezone.now())  # a day later
+    TriggerEventFactory(trigger=trigger)
+    process()
+    webhook_deliveries_send_due()
+
+    (during, _, _), (after, body, _) = hook.requests
+    assert len(during["Webhook-Signature"].split()) == 2
+    assert verify(old, during, hook.requests[0][1]) and verify(new, during, hook.requests[0][1])
+    assert len(after["Webhook-Signature"].split()) == 1
+    assert verify(new, after, body) and not verify(old, after, body)
+
+
+def test_the_snippet_refuses_malformed_headers():
+    body = b"{}"
+    assert not verify("whsec_x", {"Webhook-Timestamp": "soon", "Webhook-Signature": "v1=a"}, body)
+    assert not verify("whsec_x", {"Webhook-Signature": "v1=a"}, body)
+    assert not verify("whsec_x", {"Webhook-Timestamp": "1", "Webhook-Signature": "v1=é"}, body)
