@@ -203,6 +203,10 @@ EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
 # --- Webhooks ---------------------------------------------------------------------------------
 
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Webhook URLs that resolve to loopback, private or link-local addresses are refused (a partner
+# could otherwise make us call our own network and read the answer in the delivery log).
+# True for local development and tests, whose receivers run on this machine.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=DEBUG)
 # Sent by their own workers, so a slow receiver never holds up evaluation.
 CELERY_TASK_ROUTES = {"rewards.tasks.send_due_webhooks": {"queue": "webhooks"}}
 

@@ -13,6 +13,12 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _local_webhook_receivers(settings):
+    """Test receivers run on this machine; the production refusal has its own test."""
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Each test starts with cold per-process caches, as a new process would."""
     config_cache._entries.clear()

@@ -8,8 +8,10 @@ Each request carries ``Webhook-Id`` (the delivery id, for the receiver's dedup),
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
+import socket
 import time
 import uuid
 from datetime import timedelta
@@ -225,9 +227,32 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
 _MAX_RESPONSE_BYTES = 2048
 
 
+class WebhookRefused(Exception):
+    """The endpoint's address is not one we send to."""
+
+
+def _check_address(url: str) -> None:
+    """Refuses URLs whose host resolves to a non-public address (unless allowed). Checked at
+    each send, since DNS answers change."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        return
+    parts = httpx.URL(url)
+    if parts.scheme not in ("http", "https"):
+        raise WebhookRefused(f"scheme {parts.scheme!r} is not http(s)")
+    try:
+        infos = socket.getaddrinfo(parts.host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise WebhookRefused(f"cannot resolve {parts.host}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global:
+            raise WebhookRefused(f"{parts.host} resolves to a non-public address ({address})")
+
+
 def _post(client: httpx.Client, url: str, body: bytes, headers: dict, started: float):
     """POSTs; reads at most 2 KB of the answer, and gives up on a receiver that trickles it
     past the timeout (httpx's timeouts bound each read, not the whole response)."""
+    _check_address(url)
     deadline = started + 2 * settings.WEBHOOK_TIMEOUT_SECONDS
     with client.stream("POST", url, content=body, headers=headers) as response:
         read = b""

@@ -390,3 +390,29 @@ def test_the_snippet_refuses_malformed_headers():
     assert not verify("whsec_x", {"Webhook-Timestamp": "soon", "Webhook-Signature": "v1=a"}, body)
     assert not verify("whsec_x", {"Webhook-Signature": "v1=a"}, body)
     assert not verify("whsec_x", {"Webhook-Timestamp": "1", "Webhook-Signature": "v1=é"}, body)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/hooks",
+        "http://[::1]/hooks",
+    ],
+)
+def test_internal_addresses_are_refused_in_production(trigger, process, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    endpoint_for(trigger.partnership, url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    webhook_deliveries_send_due()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"
+    assert delivery.last_status_code is None
+    assert delivery.last_error.startswith("WebhookRefused")
+    assert "non-public address" in delivery.last_error
