@@ -84,6 +84,15 @@ def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed")):
     )
 
 
+def one_reward_for(trigger, process, url: str) -> WebhookEndpoint:
+    """An endpoint at ``url`` and one reward for it to hear about (its delivery is due)."""
+    endpoint = endpoint_for(trigger.partnership, url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+    return endpoint
+
+
 def verify(secret: str, headers: dict, body: bytes) -> bool:
     """The verification snippet of docs/webhooks.md, run as a receiver would run it."""
     source = DOCS.read_text().split("```python\n", 1)[1].split("```", 1)[0]
@@ -118,10 +127,7 @@ def test_failing_receiver_gets_exactly_one_accepted_delivery_after_retries(
 ):
     monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 5)
     hook = receiver(statuses=[500, 503])
-    endpoint_for(trigger.partnership, hook.url)
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
+    one_reward_for(trigger, process, hook.url)
 
     for _ in range(5):
         webhook_deliveries_send_due()
@@ -136,10 +142,7 @@ def test_failing_receiver_gets_exactly_one_accepted_delivery_after_retries(
 
 def test_retries_wait_with_backoff_then_give_up(trigger, process, receiver, monkeypatch):
     hook = receiver(statuses=[500] * 20)
-    endpoint_for(trigger.partnership, hook.url)
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
+    one_reward_for(trigger, process, hook.url)
 
     webhook_deliveries_send_due()
     assert webhook_deliveries_send_due() == 0  # not due yet: backing off
@@ -160,10 +163,7 @@ def test_the_real_schedule_spans_about_a_day():
 
 
 def test_unreachable_receiver_is_recorded_and_retried(trigger, process):
-    endpoint_for(trigger.partnership, f"http://127.0.0.1:{free_port()}/nobody")
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
+    one_reward_for(trigger, process, f"http://127.0.0.1:{free_port()}/nobody")
 
     webhook_deliveries_send_due()
 
@@ -295,10 +295,7 @@ def test_a_disabled_endpoint_hears_nothing_until_enabled_again(trigger, process,
 def test_an_attempt_counts_when_it_starts_so_a_crashing_send_still_gives_up(
     trigger, process, monkeypatch
 ):
-    endpoint_for(trigger.partnership, f"http://127.0.0.1:{free_port()}/nobody")
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
+    one_reward_for(trigger, process, f"http://127.0.0.1:{free_port()}/nobody")
     monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 2)
 
     for _ in range(3):  # claimed, then the sender dies before any answer
@@ -348,10 +345,7 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off(trigger, process, settin
 
 
 def test_redeliver_leaves_a_pending_delivery_alone_and_restarts_a_failed_one(trigger, process):
-    endpoint_for(trigger.partnership, f"http://127.0.0.1:{free_port()}/nobody")
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
+    one_reward_for(trigger, process, f"http://127.0.0.1:{free_port()}/nobody")
     delivery = WebhookDelivery.objects.get()
 
     assert webhooks.webhook_delivery_redeliver(delivery=delivery) is False
@@ -404,10 +398,7 @@ def test_the_snippet_refuses_malformed_headers():
 )
 def test_internal_addresses_are_refused_in_production(trigger, process, settings, url):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
-    endpoint_for(trigger.partnership, url)
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
+    one_reward_for(trigger, process, url)
 
     webhook_deliveries_send_due()
 
