@@ -30,6 +30,18 @@ class Limits:
     period: str = ""
     max_amount_per_user: Decimal | None = None
 
+    @classmethod
+    def of(cls, campaign) -> "Limits":
+        """A campaign's limits (a Campaign, or a migration's historical model of it)."""
+        return cls(
+            budget=campaign.budget,
+            max_rewards=campaign.max_rewards,
+            max_rewards_per_user=campaign.max_rewards_per_user,
+            max_rewards_per_user_per_period=campaign.max_rewards_per_user_per_period,
+            period=campaign.period,
+            max_amount_per_user=campaign.max_amount_per_user,
+        )
+
     @property
     def per_user(self) -> bool:
         return any(

@@ -82,6 +82,7 @@ DATABASES = {
 # Persistent connections in web and worker processes.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+_PREPARE = env.str("DATABASE_PREPARE_THRESHOLD", default="off")
 DATABASES["default"].setdefault("OPTIONS", {}).update(
     connect_timeout=3,
     # Parameters bound by the server, not quoted into the SQL in Python: psycopg's client-side
@@ -91,11 +92,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
     # arrays change size every time, ran ~15% slower on PostgreSQL's generic plans. The
     # ingest statement prepares itself (triggers/services/ingest.py). A number turns
     # psycopg's automatic preparation on for every statement run that many times.
-    prepare_threshold=(
-        None
-        if env.str("DATABASE_PREPARE_THRESHOLD", default="off") == "off"
-        else env.int("DATABASE_PREPARE_THRESHOLD")
-    ),
+    prepare_threshold=None if _PREPARE == "off" else int(_PREPARE),
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

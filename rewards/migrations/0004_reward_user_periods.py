@@ -5,26 +5,19 @@ from django.db import migrations, models
 def backfill(apps, schema_editor):
     """Rewards issued before this field existed were counted under the campaign's limits of
     the time; its current limits are the best record of them we have."""
-    from campaigns.engine import period_key
+    from campaigns.engine import Limits, period_key
 
     Reward = apps.get_model("rewards", "Reward")
     Campaign = apps.get_model("campaigns", "Campaign")
     for campaign in Campaign.objects.all():
-        per_user = any(
-            limit is not None
-            for limit in (
-                campaign.max_rewards_per_user,
-                campaign.max_rewards_per_user_per_period,
-                campaign.max_amount_per_user,
-            )
-        )
-        if not per_user:
+        limits = Limits.of(campaign)
+        if not limits.per_user:
             continue
         rewards = list(Reward.objects.filter(campaign_id=campaign.id).only("id", "occurred_at"))
         for reward in rewards:
             reward.user_periods = [""]
-            if campaign.period:
-                reward.user_periods.append(period_key(campaign.period, reward.occurred_at))
+            if limits.period:
+                reward.user_periods.append(period_key(limits.period, reward.occurred_at))
         Reward.objects.bulk_update(rewards, ["user_periods"], batch_size=1000)
 
 

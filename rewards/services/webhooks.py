@@ -240,7 +240,7 @@ def _check_address(url: str) -> None:
     if parts.scheme not in ("http", "https"):
         raise WebhookRefused(f"scheme {parts.scheme!r} is not http(s)")
     try:
-        infos = socket.getaddrinfo(parts.host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise WebhookRefused(f"cannot resolve {parts.host}: {exc}") from exc
     for info in infos:
