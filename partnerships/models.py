@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -56,6 +56,17 @@ class Partnership(models.Model):
         validators=[validate_time_zone],
         help_text="IANA time zone of the calendar days, weeks and months of per-user caps, "
         "e.g. America/New_York.",
+    )
+    # How late an event may arrive: occurred_at older than this is refused (422
+    # event_too_late), and a campaign stays a candidate this long after its end. NULL: no bound
+    # (partnerships created before the bound existed keep accepting any lateness until they opt in).
+    max_event_lateness_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(366)],
+        help_text="Events whose occurred_at is older than this many days are refused "
+        "(1 to 366; empty: no bound). A campaign still judges late events this long after it ends.",
     )
     allowed_cidrs = ArrayField(
         models.CharField(max_length=64, validators=[validate_cidr]),
