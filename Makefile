@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-ab clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ EVAL_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 	$(PY) -m bench.evaluation $(EVAL_ARGS)
+
+# A/B against another commit, both benchmarks interleaved: make bench-ab BASE=<commit>
+BASE ?= origin/main
+bench-ab: $(STAMP)
+	$(PY) -m bench.ab --base $(BASE) $(ARGS)
 
 clean:
 	if [ -x $(PY) ]; then $(PY) -m config.devstack stop; fi
