@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(PY) -m bench.evaluation $(EVAL_ARGS)
 
 # A/B against another commit, both benchmarks interleaved: make bench-ab BASE=<commit>
-BASE ?= origin/main
+BASE ?= $(error set BASE=<commit> to compare against)
 bench-ab: $(STAMP)
 	$(PY) -m bench.ab --base $(BASE) $(ARGS)
 
