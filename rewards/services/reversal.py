@@ -5,6 +5,8 @@ rows by id. A worker that is evaluating the event holds its row until it commits
 reversal waits for it and then reverses what it issued; a reversal that locks a queued event
 first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
 Either way no reward of a reversed event survives.
+
+Everything is scoped to the key's mode: a test key cannot reverse a live event.
 """
 
 import hashlib
@@ -126,7 +128,9 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
 
 
 def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> TriggerEvent:
-    events = TriggerEvent.objects.filter(partnership_id=principal.partnership.id)
+    events = TriggerEvent.objects.filter(
+        partnership_id=principal.partnership.id, mode=principal.mode
+    )
     if request.trigger_event_id is not None:
         candidate = events.filter(pk=request.trigger_event_id).values_list("pk", flat=True)
     else:
@@ -148,7 +152,9 @@ def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> Trig
     event = TriggerEvent.objects.select_for_update().filter(pk__in=list(candidate)).first()
     if event is None:
         raise ApplicationError(
-            404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST, "No trigger event to reverse"
+            404,
+            ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST,
+            f"No trigger event to reverse in {principal.mode} mode",
         )
     if event.status == TriggerEvent.Status.CANCELLED:
         raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The event was cancelled")
