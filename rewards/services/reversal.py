@@ -6,7 +6,8 @@ reversal waits for it and then reverses what it issued; a reversal that locks a 
 first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
 Either way no reward of a reversed event survives.
 
-Everything is scoped to the key's mode: a test key cannot reverse a live event.
+Everything is scoped to the key's mode: a test key cannot reverse a live event, and a key
+used in one mode is free in the other.
 """
 
 import hashlib
@@ -67,7 +68,9 @@ def trigger_event_reverse(
 
 def _replay(principal: PartnerPrincipal, request: ReversalRequest) -> ReversalResult | None:
     existing = Reversal.objects.filter(
-        partnership_id=principal.partnership.id, idempotency_key=request.idempotency_key
+        partnership_id=principal.partnership.id,
+        mode=principal.mode,
+        idempotency_key=request.idempotency_key,
     ).first()
     if existing is None:
         return None
@@ -85,6 +88,7 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
     reversal = Reversal(
         partnership_id=principal.partnership.id,
         trigger_event=event,
+        mode=event.mode,
         reason=request.reason,
         requested_amount=request.amount,
         idempotency_key=request.idempotency_key,

@@ -80,6 +80,7 @@ def test_reversing_by_user_with_a_test_key_takes_their_test_event(
 
     assert first.status_code == 200, first.content
     assert first.json()["data"]["trigger_event_id"] == str(rewarded["test"].id)
+    assert first.json()["data"]["mode"] == "test"
     # Only the live event is left to reverse, and a test key cannot see it.
     assert second.status_code == 404
     assert second.json()["code"] == ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST
@@ -99,6 +100,50 @@ def test_a_queued_live_event_is_not_cancelled_by_a_test_key_reversal(
     assert response.status_code == 404
     live.refresh_from_db()
     assert live.status == "queued"
+
+
+def test_a_key_used_for_a_test_reversal_is_new_for_a_live_one(clients, partnership, rewarded):
+    test = reverse(
+        clients["test"],
+        partnership,
+        {"trigger_event_id": str(rewarded["test"].id)},
+        HTTP_IDEMPOTENCY_KEY="refund-1",
+    )
+
+    live = reverse(
+        clients["live"],
+        partnership,
+        {"trigger_event_id": str(rewarded["live"].id)},
+        HTTP_IDEMPOTENCY_KEY="refund-1",
+    )
+
+    assert test.status_code == live.status_code == 200, live.content
+    assert "Idempotent-Replayed" not in live
+    assert live.json()["data"]["trigger_event_id"] == str(rewarded["live"].id)
+    assert live.json()["data"]["mode"] == "live"
+    assert dict(Reversal.objects.values_list("mode", "trigger_event_id")) == {
+        "live": rewarded["live"].id,
+        "test": rewarded["test"].id,
+    }
+    assert set(Reward.objects.values_list("status", flat=True)) == {"reversed"}
+
+
+def test_replaying_a_reversal_key_in_its_own_mode_still_replays(clients, partnership, rewarded):
+    for mode in ("test", "live"):
+        body = {"trigger_event_id": str(rewarded[mode].id)}
+        reverse(clients[mode], partnership, body, HTTP_IDEMPOTENCY_KEY="refund-2")
+
+    again = reverse(
+        clients["test"],
+        partnership,
+        {"trigger_event_id": str(rewarded["test"].id)},
+        HTTP_IDEMPOTENCY_KEY="refund-2",
+    )
+
+    assert again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["data"]["trigger_event_id"] == str(rewarded["test"].id)
+    assert Reversal.objects.count() == 2
 
 
 # --- A user's rewards and balance -------------------------------------------------------------
