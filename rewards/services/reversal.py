@@ -6,6 +6,11 @@ reversal waits for it and then reverses what it issued; a reversal that locks a 
 first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
 Either way no reward of a reversed event survives.
 
+A request with an Idempotency-Key first takes a transaction-scoped advisory lock on
+(partnership, mode, key), before any row lock (workers take none, so no cycle can form).
+A retry sent while the first request runs waits for it, then finds its reversal and answers
+with it: both get the same answer, never a 200 and an ``already_reversed``.
+
 Everything is scoped to the key's mode: a test key cannot reverse a live event, and a key
 used in one mode is free in the other.
 """
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 import orjson
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
@@ -51,19 +56,25 @@ class ReversalResult:
 def trigger_event_reverse(
     *, principal: PartnerPrincipal, request: ReversalRequest
 ) -> ReversalResult:
-    if request.idempotency_key:
-        replay = _replay(principal, request)
-        if replay:
-            return replay
-    try:
-        with transaction.atomic():
-            return ReversalResult(_reverse(principal, request), replayed=False)
-    except IntegrityError:
-        # The same Idempotency-Key committed concurrently: answer as its replay.
-        replay = _replay(principal, request) if request.idempotency_key else None
-        if replay is None:
-            raise
-        return replay
+    with transaction.atomic():
+        if request.idempotency_key:
+            _idempotency_lock(principal, request.idempotency_key)
+            # After the lock: a statement of its own, so it sees what a twin committed.
+            replay = _replay(principal, request)
+            if replay:
+                return replay
+        return ReversalResult(_reverse(principal, request), replayed=False)
+
+
+_IDEMPOTENCY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+
+def _idempotency_lock(principal: PartnerPrincipal, key: str) -> None:
+    """Held until the transaction ends. Must be the transaction's first lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _IDEMPOTENCY_LOCK, [f"reversal:{principal.partnership.id}:{principal.mode}:{key}"]
+        )
 
 
 def _replay(principal: PartnerPrincipal, request: ReversalRequest) -> ReversalResult | None:
