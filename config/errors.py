@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     TRIGGER_EVENT_NOT_CANCELLABLE = "trigger_event_not_cancellable"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     ALREADY_REVERSED = "already_reversed"
+    MODE_MISMATCH = "mode_mismatch"
 
 
 MESSAGES = {
@@ -64,6 +65,7 @@ MESSAGES = {
     ErrorCode.PERMISSION_DENIED: "You do not have permission to perform this action",
     ErrorCode.INTERNAL_ERROR: "Internal server error",
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
+    ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
 }
 
 

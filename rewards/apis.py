@@ -5,9 +5,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from config.errors import ApplicationError, ErrorCode, field_error
 from config.openapi import AUTH_ERRORS, error, ok_envelope
-from triggers.apis import TriggerEventOutputSerializer
+from partnerships.auth import PartnerPrincipal
+from triggers.apis import TriggerEventOutputSerializer, event_not_found
 
 from .models import Reward
 from .selectors import (
@@ -30,18 +31,23 @@ class TriggerEventDetailApi(APIView):
     @extend_schema(
         operation_id="trigger_event_retrieve",
         summary="A trigger event: its status, campaign decisions and rewards",
+        description="An event sent with a key of the other mode (live or test) is a 404.",
         responses={
             200: ok_envelope("TriggerEventDetail", OutputSerializer),
             **AUTH_ERRORS,
-            404: error("Unknown trigger event", ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST),
+            404: error(
+                "Unknown trigger event, or one of the other mode",
+                ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST,
+            ),
         },
     )
     def get(self, request, partnership_id: str, trigger_event_id: str) -> Response:
+        principal = request.user
         event = trigger_event_get_with_rewards(
-            partnership_id=request.user.partnership.id, event_id=trigger_event_id
+            partnership_id=principal.partnership.id, mode=principal.mode, event_id=trigger_event_id
         )
         if event is None:
-            raise ApplicationError(404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
+            raise event_not_found(principal)
         return Response({"code": "ok", "data": self.OutputSerializer(event).data})
 
 
@@ -90,7 +96,9 @@ class TriggerEventReverseApi(APIView):
         responses={
             200: ok_envelope("TriggerEventReverse", ReversalOutputSerializer),
             **AUTH_ERRORS,
-            404: error("Nothing to reverse", ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST),
+            404: error(
+                "Nothing to reverse (in the key's mode)", ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST
+            ),
             409: error(
                 "Already reversed, or Idempotency-Key reused",
                 ErrorCode.ALREADY_REVERSED,
@@ -132,19 +140,47 @@ def _user_or_404(request, external_user_id: str):
 
 
 USER_NOT_FOUND = error("Unknown user", ErrorCode.USER_DOES_NOT_EXIST)
+READ_REFUSED = error(
+    "Invalid query, or `mode` is not the key's mode",
+    ErrorCode.VALIDATION_ERROR,
+    ErrorCode.MODE_MISMATCH,
+)
+
+
+class ModeFilterSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=["live", "test"],
+        required=False,
+        help_text="Optional: a key reads only its own mode; naming the other is 422 "
+        "`mode_mismatch`",
+    )
+
+
+def _key_mode(principal: PartnerPrincipal, requested: str | None) -> str:
+    """The mode a read shows: always the key's. Naming the other one is refused, not ignored,
+    so a client that believes it reads live data with a test key finds out."""
+    if requested is not None and requested != principal.mode:
+        message = f"A {principal.mode} key reads only {principal.mode} data"
+        raise ApplicationError(
+            422,
+            ErrorCode.MODE_MISMATCH,
+            message,
+            errors=[field_error("mode", "mode_mismatch", message)],
+        )
+    return principal.mode
 
 
 class UserRewardListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(ModeFilterSerializer):
         cursor = serializers.CharField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
         campaign = serializers.CharField(required=False, help_text="Campaign id or slug")
         status = serializers.ChoiceField(choices=Reward.Status.choices, required=False)
         issued_after = serializers.DateTimeField(required=False)
         issued_before = serializers.DateTimeField(required=False)
-        mode = serializers.ChoiceField(choices=["live", "test"], default="live", required=False)
 
     class OutputSerializer(serializers.Serializer):
+        mode = serializers.CharField(help_text="The key's mode: the rewards shown are of it")
         rewards = RewardOutputSerializer(many=True)
         next_cursor = serializers.CharField(allow_null=True)
 
@@ -156,21 +192,25 @@ class UserRewardListApi(APIView):
             200: ok_envelope("UserRewardList", OutputSerializer),
             **AUTH_ERRORS,
             404: USER_NOT_FOUND,
+            422: READ_REFUSED,
         },
     )
     def get(self, request, partnership_id: str, external_user_id: str) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        params = dict(filters.validated_data)
+        mode = _key_mode(request.user, params.pop("mode", None))
         user = _user_or_404(request, external_user_id)
-        page = reward_list_for_user(user=user, **filters.validated_data)
-        return Response({"code": "ok", "data": self.OutputSerializer(page).data})
+        page = reward_list_for_user(user=user, mode=mode, **params)
+        data = {"mode": mode, "rewards": page.rewards, "next_cursor": page.next_cursor}
+        return Response({"code": "ok", "data": self.OutputSerializer(data).data})
 
 
 class UserBalanceApi(APIView):
     class OutputSerializer(serializers.Serializer):
         user_uuid = serializers.UUIDField()
         external_user_id = serializers.CharField()
-        mode = serializers.CharField()
+        mode = serializers.CharField(help_text="The key's mode: the balances shown are of it")
         balances = inline_serializer(
             "Balance",
             {
@@ -185,17 +225,18 @@ class UserBalanceApi(APIView):
     @extend_schema(
         operation_id="user_balance",
         summary="A user's reward balance per unit: earned, reversed, net",
-        parameters=[OpenApiParameter("mode", str, enum=["live", "test"], required=False)],
+        parameters=[ModeFilterSerializer],
         responses={
             200: ok_envelope("UserBalance", OutputSerializer),
             **AUTH_ERRORS,
             404: USER_NOT_FOUND,
+            422: READ_REFUSED,
         },
     )
     def get(self, request, partnership_id: str, external_user_id: str) -> Response:
-        mode = request.query_params.get("mode", "live")
-        if mode not in ("live", "test"):
-            raise validation_error([field_error("mode", "invalid_choice", "live or test")])
+        filters = ModeFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        mode = _key_mode(request.user, filters.validated_data.get("mode"))
         user = _user_or_404(request, external_user_id)
         data = {
             "user_uuid": user.id,

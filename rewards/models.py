@@ -104,6 +104,8 @@ class Reversal(models.Model):
     trigger_event = models.ForeignKey(
         TriggerEvent, on_delete=models.PROTECT, related_name="reversals"
     )
+    # The mode of the key that asked, always its event's: the scope of its idempotency key.
+    mode = models.CharField(max_length=8, choices=MODES)
     reason = models.CharField(max_length=500, blank=True)
     requested_amount = models.DecimalField(
         max_digits=18,
@@ -120,7 +122,8 @@ class Reversal(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["partnership", "idempotency_key"], name="uniq_reversal_idempotency_key"
+                fields=["partnership", "mode", "idempotency_key"],
+                name="uniq_reversal_mode_idempotency_key",
             ),
         ]
 

@@ -15,9 +15,9 @@ from .models import Reversal, Reward
 
 
 def trigger_event_get_with_rewards(
-    *, partnership_id: uuid.UUID, event_id: str
+    *, partnership_id: uuid.UUID, mode: str, event_id: str
 ) -> TriggerEvent | None:
-    event = trigger_event_get(partnership_id=partnership_id, event_id=event_id)
+    event = trigger_event_get(partnership_id=partnership_id, mode=mode, event_id=event_id)
     if event is not None:
         event.reward_list = list(
             Reward.objects.filter(trigger_event=event)
@@ -66,13 +66,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def reward_list_for_user(
     *,
     user: EndUser,
+    mode: str,
     limit: int,
     cursor: str | None = None,
     campaign: str | None = None,
     status: str | None = None,
     issued_after: datetime | None = None,
     issued_before: datetime | None = None,
-    mode: str = "live",
 ) -> RewardPage:
     """Newest first, by keyset on (issued_at, id): pages neither repeat nor skip a reward
     while new ones arrive (they land before the first page)."""
@@ -109,7 +109,7 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def reward_balance_for_user(*, user: EndUser, mode: str = "live") -> list[dict]:
+def reward_balance_for_user(*, user: EndUser, mode: str) -> list[dict]:
     """Per unit: earned (all issued), reversed (clawed back) and net."""
     rows = (
         Reward.objects.filter(end_user=user, mode=mode)

@@ -59,6 +59,7 @@ class AdjustmentOutputSerializer(serializers.Serializer):
 class ReversalOutputSerializer(serializers.Serializer):
     reversal_id = serializers.UUIDField(source="id")
     trigger_event_id = serializers.UUIDField()
+    mode = serializers.CharField(help_text="live or test: the mode of the key and of the event")
     cancelled_event = serializers.BooleanField(
         help_text="The event had not been evaluated: it was cancelled, nothing was issued"
     )

@@ -55,3 +55,17 @@ def partner_client(api_key) -> APIClient:
 @pytest.fixture
 def trigger(partnership):
     return TriggerFactory(partnership=partnership)
+
+
+@pytest.fixture
+def test_key(partnership):
+    """A test-mode key of the same partnership as ``api_key``."""
+    return ApiKeyFactory(partnership=partnership, mode="test")
+
+
+@pytest.fixture
+def test_client(test_key) -> APIClient:
+    """A client that sends the partnership's test key on every request."""
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=test_key.plaintext)
+    return client

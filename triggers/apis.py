@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 from config.errors import ApplicationError, ErrorCode, error_response, to_application_error
 from config.http import json_body, json_ok
 from config.openapi import AUTH_ERRORS, error, ok_envelope
-from partnerships.auth import HEADER, authenticate_partner, client_ip
+from partnerships.auth import HEADER, PartnerPrincipal, authenticate_partner, client_ip
 
 from .selectors import trigger_event_get
 from .services.ingest import INGEST_BODY_SCHEMA, trigger_event_ingest
@@ -26,6 +26,7 @@ class TriggerEventCreateApi(APIView):
         trigger_event_id = serializers.UUIDField()
         status = serializers.ChoiceField(choices=["queued", "scheduled"])
         user_uuid = serializers.UUIDField()
+        mode = serializers.ChoiceField(choices=["live", "test"], help_text="The key's mode")
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
@@ -85,6 +86,7 @@ class TriggerEventCreateApi(APIView):
             "trigger_event_id": str(result.trigger_event_id),
             "status": result.status,
             "user_uuid": str(result.user_uuid),
+            "mode": principal.mode,
         }
         return json_ok(data, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
 
@@ -109,10 +111,21 @@ class TriggerEventOutputSerializer(serializers.Serializer):
 EVENT_NOT_FOUND = error("Unknown trigger event", ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
 
 
+def event_not_found(principal: PartnerPrincipal) -> ApplicationError:
+    return ApplicationError(
+        404,
+        ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST,
+        f"No trigger event with this id in {principal.mode} mode",
+    )
+
+
 def _event_or_404(request, trigger_event_id: str):
-    event = trigger_event_get(partnership_id=request.user.partnership.id, event_id=trigger_event_id)
+    principal = request.user
+    event = trigger_event_get(
+        partnership_id=principal.partnership.id, mode=principal.mode, event_id=trigger_event_id
+    )
     if event is None:
-        raise ApplicationError(404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
+        raise event_not_found(principal)
     return event
 
 

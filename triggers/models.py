@@ -71,9 +71,10 @@ class TriggerEvent(models.Model):
         EndUser, on_delete=models.PROTECT, related_name="events", db_index=False
     )
     context = models.JSONField(default=dict)
-    # NULL, not "", when absent: NULLs never collide in the unique constraint below.
+    # Unique per partnership and mode (a test request never replays a live event); NULL, not
+    # "", when absent: NULLs never collide in the unique constraint below.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
-    # SHA-256 of the canonical request body: a replay must match it exactly.
+    # SHA-256 of the canonical request body (the key and mode left out): a replay must match.
     request_hash = models.CharField(max_length=64, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
     tags = models.JSONField(default=dict, blank=True)
@@ -89,8 +90,10 @@ class TriggerEvent(models.Model):
 
     class Meta:
         constraints = [
+            # The arbiter of the ingest statement's ON CONFLICT (services/ingest.py).
             models.UniqueConstraint(
-                fields=["partnership", "idempotency_key"], name="uniq_event_idempotency_key"
+                fields=["partnership", "mode", "idempotency_key"],
+                name="uniq_event_mode_idempotency_key",
             ),
         ]
         indexes = [

@@ -37,13 +37,17 @@ def trigger_record(*, partnership_id: uuid.UUID, name: str) -> TriggerRecord | N
     return config_cache.get(("trigger", partnership_id, name), load, cache_none=False)
 
 
-def trigger_event_get(*, partnership_id: uuid.UUID, event_id: str) -> TriggerEvent | None:
+def trigger_event_get(
+    *, partnership_id: uuid.UUID, mode: str, event_id: str
+) -> TriggerEvent | None:
+    """The event, if it belongs to the partnership and was sent with a key of this mode:
+    a test key never sees a live event, nor a live key a test one."""
     try:
         event_uuid = uuid.UUID(event_id)
     except ValueError:
         return None
     return (
         TriggerEvent.objects.select_related("trigger", "end_user")
-        .filter(partnership_id=partnership_id, pk=event_uuid)
+        .filter(partnership_id=partnership_id, mode=mode, pk=event_uuid)
         .first()
     )

@@ -5,6 +5,14 @@ rows by id. A worker that is evaluating the event holds its row until it commits
 reversal waits for it and then reverses what it issued; a reversal that locks a queued event
 first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
 Either way no reward of a reversed event survives.
+
+A request with an Idempotency-Key first takes a transaction-scoped advisory lock on
+(partnership, mode, key), before any row lock (workers take none, so no cycle can form).
+A retry sent while the first request runs waits for it, then finds its reversal and answers
+with it: both get the same answer, never a 200 and an ``already_reversed``.
+
+Everything is scoped to the key's mode: a test key cannot reverse a live event, and a key
+used in one mode is free in the other.
 """
 
 import hashlib
@@ -13,7 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 import orjson
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
@@ -48,24 +56,32 @@ class ReversalResult:
 def trigger_event_reverse(
     *, principal: PartnerPrincipal, request: ReversalRequest
 ) -> ReversalResult:
-    if request.idempotency_key:
-        replay = _replay(principal, request)
-        if replay:
-            return replay
-    try:
-        with transaction.atomic():
-            return ReversalResult(_reverse(principal, request), replayed=False)
-    except IntegrityError:
-        # The same Idempotency-Key committed concurrently: answer as its replay.
-        replay = _replay(principal, request) if request.idempotency_key else None
-        if replay is None:
-            raise
-        return replay
+    with transaction.atomic():
+        if request.idempotency_key:
+            _idempotency_lock(principal, request.idempotency_key)
+            # After the lock: a statement of its own, so it sees what a twin committed.
+            replay = _replay(principal, request)
+            if replay:
+                return replay
+        return ReversalResult(_reverse(principal, request), replayed=False)
+
+
+_IDEMPOTENCY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+
+def _idempotency_lock(principal: PartnerPrincipal, key: str) -> None:
+    """Held until the transaction ends. Must be the transaction's first lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _IDEMPOTENCY_LOCK, [f"reversal:{principal.partnership.id}:{principal.mode}:{key}"]
+        )
 
 
 def _replay(principal: PartnerPrincipal, request: ReversalRequest) -> ReversalResult | None:
     existing = Reversal.objects.filter(
-        partnership_id=principal.partnership.id, idempotency_key=request.idempotency_key
+        partnership_id=principal.partnership.id,
+        mode=principal.mode,
+        idempotency_key=request.idempotency_key,
     ).first()
     if existing is None:
         return None
@@ -83,6 +99,7 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
     reversal = Reversal(
         partnership_id=principal.partnership.id,
         trigger_event=event,
+        mode=event.mode,
         reason=request.reason,
         requested_amount=request.amount,
         idempotency_key=request.idempotency_key,
@@ -126,7 +143,9 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
 
 
 def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> TriggerEvent:
-    events = TriggerEvent.objects.filter(partnership_id=principal.partnership.id)
+    events = TriggerEvent.objects.filter(
+        partnership_id=principal.partnership.id, mode=principal.mode
+    )
     if request.trigger_event_id is not None:
         candidate = events.filter(pk=request.trigger_event_id).values_list("pk", flat=True)
     else:
@@ -148,7 +167,9 @@ def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> Trig
     event = TriggerEvent.objects.select_for_update().filter(pk__in=list(candidate)).first()
     if event is None:
         raise ApplicationError(
-            404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST, "No trigger event to reverse"
+            404,
+            ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST,
+            f"No trigger event to reverse in {principal.mode} mode",
         )
     if event.status == TriggerEvent.Status.CANCELLED:
         raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The event was cancelled")

@@ -80,7 +80,11 @@ def test_pages_have_no_duplicates_or_gaps_while_new_rewards_arrive(
 
 @pytest.mark.parametrize(
     ("params", "expected"),
-    [({"status": "reversed"}, ["r"]), ({"campaign": "b"}, ["b"]), ({"mode": "test"}, ["t"])],
+    [
+        ({"status": "reversed"}, ["r"]),
+        ({"campaign": "b"}, ["b"]),
+        ({"mode": "live"}, ["r", "b", "a"]),
+    ],
 )
 def test_rewards_can_be_filtered(partner_client, partnership, trigger, user, params, expected):
     a = CampaignFactory(trigger=trigger, slug="a")

@@ -285,13 +285,19 @@ def test_status_endpoint_shows_the_reversal(partner_client, trigger, process, re
     assert data["reversals"][0]["reason"] == "refund"
 
 
-def test_test_mode_reversal_touches_only_test_counters(trigger, process, reverse):
+def test_test_mode_reversal_touches_only_test_counters(trigger, process, test_client):
     campaign = CampaignFactory(trigger=trigger)
     test_event = TriggerEventFactory(trigger=trigger, mode="test")
     TriggerEventFactory(trigger=trigger, mode="live")
     process()
 
-    reverse({"trigger_event_id": str(test_event.id)})
+    response = test_client.post(
+        f"/partnerships/{trigger.partnership_id}/triggers/reverse",
+        {"trigger_event_id": str(test_event.id)},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
 
     assert CampaignCounter.objects.get(campaign=campaign, mode="test").spent == 0
     assert counter(campaign).spent == Decimal("10")

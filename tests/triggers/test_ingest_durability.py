@@ -32,18 +32,23 @@ BODY = {
 
 def race(count: int, request) -> list:
     """Runs ``request(client)`` in ``count`` threads released at once; returns the responses."""
-    barrier = threading.Barrier(count)
-    responses = [None] * count
+    return at_once(*[request] * count)
+
+
+def at_once(*requests) -> list:
+    """Runs each ``request(client)`` in a thread, all released at once; returns the responses."""
+    barrier = threading.Barrier(len(requests))
+    responses = [None] * len(requests)
 
     def run(index: int) -> None:
         client = APIClient()
         barrier.wait()
         try:
-            responses[index] = request(client)
+            responses[index] = requests[index](client)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -74,6 +79,40 @@ def test_fifty_concurrent_requests_with_one_key_make_one_event():
     assert len(replays) == 49
     assert TriggerEvent.objects.count() == 1
     assert EndUser.objects.count() == 1
+
+
+def test_retries_sent_at_once_get_one_event_and_a_test_request_with_the_key_its_own():
+    live_key = ApiKeyFactory()
+    test_key = ApiKeyFactory(partnership=live_key.partnership, mode="test")
+    TriggerFactory(partnership=live_key.partnership)
+    url = f"/partnerships/{live_key.partnership_id}/triggers"
+    pairs = 40
+
+    def sender(key, index: int):
+        # A new user each round: the statement that also creates the user.
+        body = {**BODY, "external_user_id": f"racer-{index}"}
+        return lambda client: client.post(
+            url,
+            orjson.dumps(body),
+            content_type="application/json",
+            HTTP_X_API_KEY=key.plaintext,
+            HTTP_IDEMPOTENCY_KEY=f"order-{index}",
+        )
+
+    for index in range(pairs):
+        live, retry, test = at_once(
+            sender(live_key, index), sender(live_key, index), sender(test_key, index)
+        )
+        assert [r.status_code for r in (live, retry, test)] == [200] * 3
+        live_id = live.json()["data"]["trigger_event_id"]
+        assert retry.json()["data"]["trigger_event_id"] == live_id
+        assert [r.headers.get("Idempotent-Replayed") for r in (live, retry)].count("true") == 1
+        assert test.json()["data"]["trigger_event_id"] != live_id
+        assert "Idempotent-Replayed" not in test.headers
+
+    modes = list(TriggerEvent.objects.values_list("mode", flat=True))
+    assert sorted(modes) == ["live"] * pairs + ["test"] * pairs
+    assert EndUser.objects.count() == pairs
 
 
 def test_concurrent_first_events_of_a_new_user_create_it_once():

@@ -157,6 +157,9 @@ def _request_hash(body: dict) -> str:
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+# Idempotency keys are scoped to (partnership, mode): the ON CONFLICT targets below and the
+# replay lookup name the same columns as the unique constraint on TriggerEvent.
+#
 # One statement, one round trip, atomic on its own. The event references the user it finds
 # or a new id; that new user is inserted only when the event is. If another request created
 # the user meanwhile, the (deferred) foreign key fails the whole statement and we retry: a
@@ -175,7 +178,7 @@ WITH existing AS (
         %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
         %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
     )
-    ON CONFLICT (partnership_id, idempotency_key) DO NOTHING
+    ON CONFLICT (partnership_id, mode, idempotency_key) DO NOTHING
     RETURNING id, end_user_id
 ), new_user AS (
     INSERT INTO partnerships_enduser (id, partnership_id, external_user_id, attributes, created_at)
@@ -195,13 +198,13 @@ INSERT INTO triggers_triggerevent (
     %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
     %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
 )
-ON CONFLICT (partnership_id, idempotency_key) DO NOTHING
+ON CONFLICT (partnership_id, mode, idempotency_key) DO NOTHING
 RETURNING id, end_user_id
 """
 
 _SELECT_BY_KEY = """
 SELECT id, request_hash, status, end_user_id FROM triggers_triggerevent
- WHERE partnership_id = %s AND idempotency_key = %s
+ WHERE partnership_id = %s AND mode = %s AND idempotency_key = %s
 """
 
 _SELECT_USER = """
@@ -326,7 +329,7 @@ def _known_user(cursor, row: dict, body: dict) -> uuid.UUID:
 
 
 def _replay(cursor, row: dict) -> IngestResult:
-    cursor.execute(_SELECT_BY_KEY, [row["partnership_id"], row["idempotency_key"]])
+    cursor.execute(_SELECT_BY_KEY, [row["partnership_id"], row["mode"], row["idempotency_key"]])
     event_id, request_hash, status, user_id = cursor.fetchone()
     if request_hash != row["request_hash"]:
         raise ApplicationError(
