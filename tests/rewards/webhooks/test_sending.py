@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from rewards.models import WebhookDelivery, WebhookEndpoint
-from rewards.services import webhooks
-from rewards.services.webhooks import webhook_deliveries_send_due, webhook_secret_generate
+from rewards.webhooks import sending
+from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
+from rewards.webhooks.sending import webhook_deliveries_send_due
+from rewards.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_rotate_secret
+from rewards.webhooks.signing import webhook_secret_generate
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 from tests.support import celery_worker, free_port, process_env, wait_until
 from triggers.models import TriggerEvent
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +127,7 @@ def test_issued_reward_is_delivered_signed(trigger, process, receiver):
 def test_failing_receiver_gets_exactly_one_accepted_delivery_after_retries(
     trigger, process, receiver, monkeypatch
 ):
-    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 5)
+    monkeypatch.setattr(sending, "RETRY_SCHEDULE", [timedelta(0)] * 5)
     hook = receiver(statuses=[500, 503])
     one_reward_for(trigger, process, hook.url)
 
@@ -147,9 +149,9 @@ def test_retries_wait_with_backoff_then_give_up(trigger, process, receiver, monk
     webhook_deliveries_send_due()
     assert webhook_deliveries_send_due() == 0  # not due yet: backing off
     delivery = WebhookDelivery.objects.get()
-    assert delivery.next_attempt_at - delivery.created_at >= webhooks.RETRY_SCHEDULE[0]
+    assert delivery.next_attempt_at - delivery.created_at >= sending.RETRY_SCHEDULE[0]
 
-    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 3)
+    monkeypatch.setattr(sending, "RETRY_SCHEDULE", [timedelta(0)] * 3)
     WebhookDelivery.objects.update(next_attempt_at=timezone.now())  # time passes
     for _ in range(5):
         webhook_deliveries_send_due()
@@ -159,7 +161,7 @@ def test_retries_wait_with_backoff_then_give_up(trigger, process, receiver, monk
 
 
 def test_the_real_schedule_spans_about_a_day():
-    assert timedelta(hours=20) <= sum(webhooks.RETRY_SCHEDULE, timedelta(0)) <= timedelta(hours=30)
+    assert timedelta(hours=20) <= sum(sending.RETRY_SCHEDULE, timedelta(0)) <= timedelta(hours=30)
 
 
 def test_unreachable_receiver_is_recorded_and_retried(trigger, process):
@@ -296,14 +298,14 @@ def test_an_attempt_counts_when_it_starts_so_a_crashing_send_still_gives_up(
     trigger, process, monkeypatch
 ):
     one_reward_for(trigger, process, f"http://127.0.0.1:{free_port()}/nobody")
-    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE", [timedelta(0)] * 2)
+    monkeypatch.setattr(sending, "RETRY_SCHEDULE", [timedelta(0)] * 2)
 
     for _ in range(3):  # claimed, then the sender dies before any answer
-        assert len(webhooks.webhook_deliveries_claim(limit=10)) == 1
+        assert len(sending.webhook_deliveries_claim(limit=10)) == 1
         WebhookDelivery.objects.update(next_attempt_at=timezone.now())  # the lease runs out
 
     assert WebhookDelivery.objects.get().attempts == 3
-    assert webhooks.webhook_deliveries_claim(limit=10) == []
+    assert sending.webhook_deliveries_claim(limit=10) == []
     assert WebhookDelivery.objects.get().status == "failed"
 
 
@@ -348,10 +350,10 @@ def test_redeliver_leaves_a_pending_delivery_alone_and_restarts_a_failed_one(tri
     one_reward_for(trigger, process, f"http://127.0.0.1:{free_port()}/nobody")
     delivery = WebhookDelivery.objects.get()
 
-    assert webhooks.webhook_delivery_redeliver(delivery=delivery) is False
+    assert webhook_delivery_redeliver(delivery=delivery) is False
 
     WebhookDelivery.objects.update(status="failed", attempts=10)
-    assert webhooks.webhook_delivery_redeliver(delivery=delivery) is True
+    assert webhook_delivery_redeliver(delivery=delivery) is True
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 0)
     assert delivery.next_attempt_at <= timezone.now()
@@ -361,7 +363,7 @@ def test_after_a_rotation_the_old_secret_signs_too_for_a_day(trigger, process, r
     hook = receiver()
     endpoint = endpoint_for(trigger.partnership, hook.url)
     old = endpoint.secret
-    new = webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint)
+    new = webhook_endpoint_rotate_secret(endpoint=endpoint)
     CampaignFactory(trigger=trigger)
     TriggerEventFactory(trigger=trigger)
     process()

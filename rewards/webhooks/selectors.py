@@ -1,0 +1,20 @@
+import uuid
+
+from config.localcache import config_cache
+
+from .models import WebhookEndpoint
+
+
+def webhook_endpoint_ids_subscribed(*, partnership_id: uuid.UUID, event_type: str) -> list:
+    """Active endpoints of the partnership that receive ``event_type``. Cached per process:
+    evaluation asks for every reward it issues."""
+
+    def load() -> list[tuple]:
+        return list(
+            WebhookEndpoint.objects.filter(partnership_id=partnership_id, active=True).values_list(
+                "id", "event_types"
+            )
+        )
+
+    rows = config_cache.get(("webhooks", partnership_id), load)
+    return [endpoint_id for endpoint_id, types in rows if event_type in types]
