@@ -15,84 +15,15 @@ from rewards.webhooks import sending
 from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
 from rewards.webhooks.sending import webhook_deliveries_send_due
 from rewards.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_rotate_secret
-from rewards.webhooks.signing import webhook_secret_generate
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 from tests.support import celery_worker, free_port, process_env, wait_until
 from triggers.models import TriggerEvent
 
+from .support import endpoint_for, one_reward_for
+
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 
 pytestmark = pytest.mark.django_db
-
-
-class Receiver:
-    """Answers with the given statuses in turn (then 200); can hold requests until released."""
-
-    def __init__(self, statuses=(), hang: bool = False) -> None:
-        self.statuses = list(statuses)
-        self.requests: list[tuple[dict, bytes, int]] = []
-        self.arrived = 0
-        self.release = threading.Event()
-        if not hang:
-            self.release.set()
-        self.port = free_port()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.arrived += 1
-                receiver.release.wait(60)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                receiver.requests.append((dict(self.headers), body, status))
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok" if status < 300 else b"nope")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
-
-    def accepted(self) -> list:
-        return [request for request in self.requests if request[2] < 300]
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def make(**kwargs) -> Receiver:
-        made.append(Receiver(**kwargs))
-        return made[-1]
-
-    yield make
-    for one in made:
-        one.close()
-
-
-def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed")):
-    return WebhookEndpoint.objects.create(
-        partnership=partnership, url=url, secret=webhook_secret_generate(), event_types=list(types)
-    )
-
-
-def one_reward_for(trigger, process, url: str) -> WebhookEndpoint:
-    """An endpoint at ``url`` and one reward for it to hear about (its delivery is due)."""
-    endpoint = endpoint_for(trigger.partnership, url)
-    CampaignFactory(trigger=trigger)
-    TriggerEventFactory(trigger=trigger)
-    process()
-    return endpoint
 
 
 def verify(secret: str, headers: dict, body: bytes) -> bool:
