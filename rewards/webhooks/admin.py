@@ -9,9 +9,9 @@ from .signing import webhook_secret_generate
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ("url", "partnership", "event_types", "active", "created_at")
-    list_filter = ("active", "partnership")
-    fields = ("partnership", "url", "event_types", "active")
+    list_display = ("url", "partnership", "event_types", "modes", "active", "created_at")
+    list_filter = ("active", "modes", "partnership")
+    fields = ("partnership", "url", "event_types", "modes", "active")
     actions = ["rotate_secret"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

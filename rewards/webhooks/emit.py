@@ -37,6 +37,7 @@ def trigger_event_payload(event) -> dict:
         "trigger_event_id": str(event.id),
         "user_uuid": str(event.end_user_id),
         "error": event.error,
+        "mode": event.mode,
     }
 
 
@@ -49,7 +50,8 @@ _PAYLOADS: dict[str, Callable[..., dict]] = {
 
 def webhook_event_emit(*, event_type: WebhookEventType, subjects: Iterable) -> int:
     """Writes a delivery of each subject to every endpoint of its partnership that receives
-    ``event_type``, and wakes the sender after commit; returns how many.
+    ``event_type`` in the subject's mode (live or test), and wakes the sender after commit;
+    returns how many.
 
     Call it in the transaction that writes the subjects: their deliveries commit with them or
     not at all (an outbox). ``subjects``: rewards (models or the evaluation's rows) for
@@ -60,7 +62,7 @@ def webhook_event_emit(*, event_type: WebhookEventType, subjects: Iterable) -> i
     deliveries = []
     for subject in subjects:
         endpoint_ids = webhook_endpoint_ids_subscribed(
-            partnership_id=subject.partnership_id, event_type=event_type
+            partnership_id=subject.partnership_id, event_type=event_type, mode=subject.mode
         )
         data = payload(subject) if endpoint_ids else None
         for endpoint_id in endpoint_ids:

@@ -51,9 +51,13 @@ class Receiver:
         self.server.shutdown()
 
 
-def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed")):
+def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed"), modes="live"):
     return WebhookEndpoint.objects.create(
-        partnership=partnership, url=url, secret=webhook_secret_generate(), event_types=list(types)
+        partnership=partnership,
+        url=url,
+        secret=webhook_secret_generate(),
+        event_types=list(types),
+        modes=modes,
     )
 
 

@@ -144,6 +144,7 @@ def test_pilot_shows_the_secret_once_and_redelivers(admin_client, partnership, r
             "partnership": partnership.id,
             "url": hook.url,
             "event_types": "reward.issued",
+            "modes": "live",
             "active": "on",
         },
         follow=True,
