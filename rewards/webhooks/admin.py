@@ -3,8 +3,11 @@ from django.db import models
 from django.utils.html import format_html
 
 from .models import WebhookDelivery, WebhookEndpoint
-from .services import webhook_delivery_redeliver, webhook_endpoint_rotate_secret
-from .signing import webhook_secret_generate
+from .services import (
+    webhook_delivery_redeliver,
+    webhook_endpoint_create,
+    webhook_endpoint_rotate_secret,
+)
 
 
 @admin.register(WebhookEndpoint)
@@ -16,13 +19,12 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def save_model(self, request, obj: WebhookEndpoint, form, change: bool) -> None:
-        if not change:
-            obj.secret = webhook_secret_generate()
-        super().save_model(request, obj, form, change)
-        if not change:
-            _show_secret(request, obj.secret)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        _show_secret(request, webhook_endpoint_create(endpoint=obj).secret)
 
-    @admin.action(description="Rotate the signing secret (shown once)")
+    @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
     def rotate_secret(self, request, queryset) -> None:
         for endpoint in queryset:
             _show_secret(request, webhook_endpoint_rotate_secret(endpoint=endpoint), endpoint)
@@ -64,7 +66,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Redeliver now")
+    @admin.action(description="Redeliver now", permissions=["change"])
     def redeliver(self, request, queryset) -> None:
         queued = sum(webhook_delivery_redeliver(delivery=delivery) for delivery in queryset)
         skipped = queryset.count() - queued

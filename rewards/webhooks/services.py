@@ -12,6 +12,13 @@ from .signing import webhook_secret_generate
 SECRET_OVERLAP = timedelta(hours=24)
 
 
+def webhook_endpoint_create(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Saves a new (unsaved) endpoint with a fresh signing secret, which it carries."""
+    endpoint.secret = webhook_secret_generate()
+    endpoint.save()
+    return endpoint
+
+
 def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     """A new secret; the old one keeps signing too (a second signature) for 24 hours."""
     endpoint.previous_secret = endpoint.secret

@@ -4,7 +4,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rewards.webhooks.models import WebhookEndpoint
-from rewards.webhooks.signing import webhook_secret_generate
+from rewards.webhooks.services import webhook_endpoint_create
 from tests.factories import CampaignFactory, TriggerEventFactory
 from tests.support import free_port
 
@@ -52,12 +52,10 @@ class Receiver:
 
 
 def endpoint_for(partnership, url, types=("reward.issued", "reward.reversed"), modes="live"):
-    return WebhookEndpoint.objects.create(
-        partnership=partnership,
-        url=url,
-        secret=webhook_secret_generate(),
-        event_types=list(types),
-        modes=modes,
+    return webhook_endpoint_create(
+        endpoint=WebhookEndpoint(
+            partnership=partnership, url=url, event_types=list(types), modes=modes
+        )
     )
 
 

@@ -136,41 +136,6 @@ def test_other_partnerships_endpoints_hear_nothing(trigger, process, receiver):
     assert hook.requests == []
 
 
-def test_pilot_shows_the_secret_once_and_redelivers(admin_client, partnership, receiver):
-    hook = receiver()
-    response = admin_client.post(
-        "/pilot/rewards/webhookendpoint/add/",
-        {
-            "partnership": partnership.id,
-            "url": hook.url,
-            "event_types": "reward.issued",
-            "modes": "live",
-            "active": "on",
-        },
-        follow=True,
-    )
-    endpoint = WebhookEndpoint.objects.get()
-    assert endpoint.secret in response.content.decode()
-    page = admin_client.get(f"/pilot/rewards/webhookendpoint/{endpoint.pk}/change/")
-    assert endpoint.secret not in page.content.decode()
-
-    delivery = WebhookDelivery.objects.create(
-        endpoint=endpoint,
-        event_type="reward.issued",
-        payload={"id": "x"},
-        status="failed",
-        next_attempt_at=endpoint.created_at,
-        created_at=endpoint.created_at,
-    )
-    admin_client.post(
-        "/pilot/rewards/webhookdelivery/",
-        {"action": "redeliver", "_selected_action": [delivery.pk]},
-    )
-    delivery.refresh_from_db()
-    assert delivery.status == "pending"
-    assert admin_client.get("/pilot/rewards/webhookdelivery/").status_code == 200
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_a_hung_receiver_does_not_hold_up_evaluation(tmp_path, receiver):
