@@ -2,6 +2,7 @@
 for about a day. Each request carries ``Webhook-Id`` (the delivery id, for the receiver's
 dedup), ``Webhook-Timestamp`` (unix seconds) and ``Webhook-Signature`` (see signing.py)."""
 
+import contextlib
 import time
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .addresses import address_check
+from .addresses import Destination, Resolver, destination_resolve, host_resolve
 from .models import WebhookDelivery
 from .signing import signature
 
@@ -61,7 +62,30 @@ def webhook_deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
     return due
 
 
-def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) -> bool:
+class Clients:
+    """The HTTP clients of one batch, one per host name. Requests name an address, so a client
+    pools connections by address: shared, it could send one host's request down a TLS
+    connection whose certificate was checked for another host at that address."""
+
+    def __init__(self) -> None:
+        self._ssl_context = httpx.create_ssl_context()  # loading the CAs: once per batch
+        self._clients: dict[str, httpx.Client] = {}
+
+    def for_host(self, host: str) -> httpx.Client:
+        if host not in self._clients:
+            self._clients[host] = httpx.Client(
+                timeout=settings.WEBHOOK_TIMEOUT_SECONDS, verify=self._ssl_context
+            )
+        return self._clients[host]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+def webhook_delivery_send(
+    *, delivery: WebhookDelivery, clients: Clients, resolve: Resolver = host_resolve
+) -> bool:
     body = orjson.dumps(delivery.payload)
     timestamp = int(time.time())
     headers = {
@@ -76,7 +100,9 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
     }
     started = time.monotonic()
     try:
-        status_code, text = _post(client, delivery.endpoint.url, body, headers, started)
+        destination = destination_resolve(url=delivery.endpoint.url, resolve=resolve)
+        client = clients.for_host(destination.host)
+        status_code, text = _post(client, destination, body, headers, started)
         delivery.last_status_code = status_code
         ok = 200 <= status_code < 300
         delivery.last_error = "" if ok else text[:500]
@@ -117,12 +143,30 @@ def webhook_delivery_send(*, delivery: WebhookDelivery, client: httpx.Client) ->
 _MAX_RESPONSE_BYTES = 2048
 
 
-def _post(client: httpx.Client, url: str, body: bytes, headers: dict, started: float):
-    """POSTs; reads at most 2 KB of the answer, and gives up on a receiver that trickles it
-    past the timeout (httpx's timeouts bound each read, not the whole response)."""
-    address_check(url)
+def _post(client: httpx.Client, destination: Destination, body, headers, started: float):
+    """POSTs to the first checked address that takes the connection (IPv6 then IPv4, say)."""
     deadline = started + 2 * settings.WEBHOOK_TIMEOUT_SECONDS
-    with client.stream("POST", url, content=body, headers=headers) as response:
+    headers = {**headers, "Host": destination.host_header}
+    *others, last = destination.addresses
+    for address in others:
+        try:
+            return _post_to(client, destination, address, body, headers, deadline)
+        except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing was sent: try the next
+            if time.monotonic() > deadline:
+                raise
+    return _post_to(client, destination, last, body, headers, deadline)
+
+
+def _post_to(client, destination: Destination, address, body, headers, deadline: float):
+    """Reads at most 2 KB of the answer, and gives up on a receiver that trickles it past the
+    deadline (httpx's timeouts bound each read, not the whole response)."""
+    with client.stream(
+        "POST",
+        destination.url_at(address),
+        content=body,
+        headers=headers,
+        extensions={"sni_hostname": destination.host},  # TLS: also the certificate's name
+    ) as response:
         read = b""
         for chunk in response.iter_bytes():
             read += chunk
@@ -133,11 +177,11 @@ def _post(client: httpx.Client, url: str, body: bytes, headers: dict, started: f
         return response.status_code, read[:_MAX_RESPONSE_BYTES].decode(errors="replace")
 
 
-def webhook_deliveries_send_due(*, limit: int = 100) -> int:
-    """Sends what is due; returns how many were attempted."""
+def webhook_deliveries_send_due(*, limit: int = 100, resolve: Resolver = host_resolve) -> int:
+    """Sends what is due; returns how many were attempted. ``resolve``: host name lookups."""
     due = webhook_deliveries_claim(limit=limit)
     if due:
-        with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as client:
+        with contextlib.closing(Clients()) as clients:
             for delivery in due:
-                webhook_delivery_send(delivery=delivery, client=client)
+                webhook_delivery_send(delivery=delivery, clients=clients, resolve=resolve)
     return len(due)

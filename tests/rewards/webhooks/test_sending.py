@@ -285,24 +285,13 @@ def test_the_snippet_refuses_malformed_headers():
     assert not verify("whsec_x", {"Webhook-Timestamp": "1", "Webhook-Signature": "v1=é"}, body)
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:9/hooks",
-        "http://localhost/hooks",
-        "http://169.254.169.254/latest/meta-data",
-        "http://10.1.2.3/hooks",
-        "http://[::1]/hooks",
-    ],
-)
-def test_internal_addresses_are_refused_in_production(trigger, process, settings, url):
-    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
-    one_reward_for(trigger, process, url)
+def test_a_redirect_is_not_followed_but_recorded_as_a_failure(trigger, process, receiver):
+    elsewhere = receiver()
+    hook = receiver(statuses=[307], answer_headers={"Location": elsewhere.url})
+    one_reward_for(trigger, process, hook.url)
 
     webhook_deliveries_send_due()
 
     delivery = WebhookDelivery.objects.get()
-    assert delivery.status == "pending"
-    assert delivery.last_status_code is None
-    assert delivery.last_error.startswith("WebhookRefused")
-    assert "non-public address" in delivery.last_error
+    assert (delivery.status, delivery.last_status_code) == ("pending", 307)
+    assert elsewhere.requests == []
