@@ -68,7 +68,7 @@ class Receiver:
             context.load_cert_chain(*tls)
             context.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def url(self) -> str:
