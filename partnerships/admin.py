@@ -83,7 +83,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
         for api_key in queryset:
             api_key_revoke(api_key=api_key)

@@ -7,6 +7,9 @@ from campaigns.models import Campaign
 from partnerships.models import EndUser, Partnership
 from triggers.models import TriggerEvent
 
+# Webhooks live in their own package; imported here so Django registers them under this app.
+from .webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: F401
+
 MODES = [("live", "Live"), ("test", "Test")]
 
 
@@ -141,78 +144,3 @@ class RewardAdjustment(models.Model):
 
     def __str__(self) -> str:
         return f"-{self.amount} on {self.reward_id}"
-
-
-class WebhookEndpoint(models.Model):
-    class EventType(models.TextChoices):
-        REWARD_ISSUED = "reward.issued", "reward.issued"
-        REWARD_REVERSED = "reward.reversed", "reward.reversed"
-        TRIGGER_EVENT_FAILED = "trigger_event.failed", "trigger_event.failed"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
-    url = models.URLField(max_length=500)
-    # Kept (not hashed): every delivery is signed with it. Shown once in Pilot; rotatable.
-    secret = models.CharField(max_length=100, editable=False)
-    # After a rotation the old secret still signs (a second signature) until it expires, so
-    # the partner can deploy the new one without failing deliveries meanwhile.
-    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    event_types = ArrayField(
-        models.CharField(max_length=40, choices=EventType.choices),
-        default=list,
-        help_text="reward.issued, reward.reversed, trigger_event.failed",
-    )
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return self.url
-
-    def signing_secrets(self, now) -> list[str]:
-        secrets = [self.secret]
-        if (
-            self.previous_secret
-            and self.previous_secret_expires_at
-            and now < self.previous_secret_expires_at
-        ):
-            secrets.append(self.previous_secret)
-        return secrets
-
-
-class WebhookDelivery(models.Model):
-    """One message to one endpoint (an outbox row): written with what it reports, sent after."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed (gave up)"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
-    )
-    event_type = models.CharField(max_length=40)
-    payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    # One entry per attempt: {"at", "status_code", "error", "ms"}.
-    history = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField()
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name_plural = "webhook deliveries"
-        indexes = [
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=models.Q(status="pending"),
-                name="delivery_due_idx",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} -> {self.endpoint_id}"

@@ -1,10 +1,9 @@
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from campaigns.models import Campaign
-from config.localcache import config_cache
 
-from .models import MODES, CampaignCounter, WebhookEndpoint
+from .models import MODES, CampaignCounter
 
 
 @receiver(post_save, sender=Campaign)
@@ -15,8 +14,3 @@ def create_counters(sender, instance: Campaign, created: bool, **kwargs) -> None
             [CampaignCounter(campaign=instance, mode=mode) for mode, _ in MODES],
             ignore_conflicts=True,
         )
-
-
-@receiver([post_save, post_delete], sender=WebhookEndpoint)
-def invalidate_config_cache(**kwargs) -> None:
-    config_cache.invalidate()

@@ -1,14 +1,2 @@
-from celery import shared_task
-
-from .services.webhooks import webhook_deliveries_send_due
-
-# Sent one after another: a small batch bounds how long a slow receiver holds up the rest
-# (other sender threads claim other deliveries meanwhile).
-BATCH = 10
-
-
-@shared_task
-def send_due_webhooks() -> None:
-    """Queue ``webhooks`` (its own workers). Woken after commits and by beat every 5 s."""
-    while webhook_deliveries_send_due(limit=BATCH) == BATCH:
-        pass
+# Celery autodiscovers this module: the webhook sender is registered from here.
+from .webhooks.tasks import send_due_webhooks  # noqa: F401

@@ -69,3 +69,14 @@ def test_client(test_key) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=test_key.plaintext)
     return client
+
+
+@pytest.fixture
+def pilot_viewer(client, django_user_model):
+    """A Pilot user (staff) who may view everything and change nothing."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("viewer", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(user)
+    return client

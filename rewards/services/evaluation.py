@@ -33,8 +33,8 @@ from triggers.models import Trigger, TriggerEvent
 
 from ..decisions import Outcome
 from ..models import Reward
+from ..webhooks import WebhookEventType, webhook_event_emit
 from .ledger import Ledger
-from .webhooks import webhook_deliveries_create
 
 logger = logging.getLogger(__name__)
 
@@ -108,20 +108,7 @@ def _fail(event: TriggerEvent, exc: Exception) -> None:
 
 def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
     """``trigger_event.failed`` webhooks (also registered for events the queue sets aside)."""
-    webhook_deliveries_create(
-        event_type="trigger_event.failed",
-        objects=[
-            (
-                event.partnership_id,
-                {
-                    "trigger_event_id": str(event.id),
-                    "user_uuid": str(event.end_user_id),
-                    "error": event.error,
-                },
-            )
-            for event in events
-        ],
-    )
+    webhook_event_emit(event_type=WebhookEventType.TRIGGER_EVENT_FAILED, subjects=events)
 
 
 def _load_context(events, campaigns, candidates) -> _Context:
@@ -245,7 +232,7 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
         event.decisions = decisions
     ledger.save()
     _insert(rewards)
-    webhook_deliveries_create(event_type="reward.issued", rewards=rewards)
+    webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
 
 
 def _reserve(

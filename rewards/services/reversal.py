@@ -29,7 +29,7 @@ from partnerships.auth import PartnerPrincipal
 from triggers.models import TriggerEvent
 
 from ..models import CampaignCounter, Reversal, Reward, RewardAdjustment, UserCounter
-from .webhooks import webhook_deliveries_create
+from ..webhooks import WebhookEventType, webhook_event_emit
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,9 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
         for reward, share in zip(rewards, shares, strict=True)
         if share > 0
     )
-    webhook_deliveries_create(
-        event_type="reward.reversed",
-        rewards=[r for r, share in zip(rewards, shares, strict=True) if share > 0],
+    webhook_event_emit(
+        event_type=WebhookEventType.REWARD_REVERSED,
+        subjects=[r for r, share in zip(rewards, shares, strict=True) if share > 0],
     )
     return reversal
 

@@ -73,3 +73,16 @@ def test_an_end_users_external_id_cannot_be_changed_in_pilot(pilot, partnership)
     assert b'name="external_user_id"' not in page.content
     user.refresh_from_db()
     assert user.external_user_id == "alice"
+
+
+def test_a_viewer_is_offered_no_revoke_and_cannot_post_one(pilot_viewer, api_key):
+    listed = pilot_viewer.get("/pilot/partnerships/apikey/")
+    pilot_viewer.post(
+        "/pilot/partnerships/apikey/",
+        {"action": "revoke", "_selected_action": [api_key.pk]},
+    )
+
+    assert listed.status_code == 200
+    assert 'value="revoke"' not in listed.content.decode()
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is None
