@@ -73,8 +73,10 @@ class Clients:
 
     def for_host(self, host: str) -> httpx.Client:
         if host not in self._clients:
+            # No proxies from the environment: a proxy would resolve the name again, past the
+            # address check, and NO_PROXY would match the address instead of the name.
             self._clients[host] = httpx.Client(
-                timeout=settings.WEBHOOK_TIMEOUT_SECONDS, verify=self._ssl_context
+                timeout=settings.WEBHOOK_TIMEOUT_SECONDS, verify=self._ssl_context, trust_env=False
             )
         return self._clients[host]
 
