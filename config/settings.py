@@ -155,7 +155,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["partnerships.auth.PartnerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["partnerships.auth.IsPartnershipKey"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.http.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     # OPTIONS is 405 like any undeclared method, as on the ingest fast path (not DRF's
