@@ -59,9 +59,13 @@ class TriggerEventDetailApi(APIView):
 
 
 # A positive amount as the ledger holds it (18 digits, 6 of them decimals), as a string:
-# up to 12 digits before the point without a leading zero, up to 6 after it, not zero.
-_NONZERO_DECIMALS = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{5 - zeros}}}" for zeros in range(6))
-AMOUNT_PATTERN = rf"^([1-9][0-9]{{0,11}}(\.[0-9]{{1,6}})?|0\.({_NONZERO_DECIMALS}))$"
+# up to 12 digits before the point without a leading zero, up to 6 after it, not zero
+# (below 1: a first non-zero decimal in one of the 6 places).
+AMOUNT_PATTERN = (
+    r"^([1-9][0-9]{0,11}(\.[0-9]{1,6})?"
+    r"|0\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}"
+    r"|0000[1-9][0-9]?|00000[1-9]))$"
+)
 _AMOUNT_STEP = Decimal("0.000001")
 
 # The reversal body, as a JSON Schema: validated in one pass and served in the OpenAPI docs.
