@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     USER_DOES_NOT_EXIST = "user_does_not_exist"
     TRIGGER_DOES_NOT_EXIST = "trigger_does_not_exist"
     TRIGGER_INACTIVE = "trigger_inactive"
+    EVENT_TOO_LATE = "event_too_late"
     TRIGGER_EVENT_DOES_NOT_EXIST = "trigger_event_does_not_exist"
     TRIGGER_EVENT_NOT_CANCELLABLE = "trigger_event_not_cancellable"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
@@ -66,6 +67,7 @@ MESSAGES = {
     ErrorCode.INTERNAL_ERROR: "Internal server error",
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
+    ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
 }
 
 

@@ -1,7 +1,12 @@
 """OpenAPI helpers: the error envelope and the ``{"code": "ok", "data": ...}`` wrapper."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from .errors import MESSAGES, ErrorCode
@@ -64,3 +69,45 @@ AUTH_ERRORS = {
     # Not about the key, but every partner endpoint can answer it.
     503: error("Database unavailable; retry after Retry-After", ErrorCode.SERVICE_UNAVAILABLE),
 }
+
+# Operations that read a JSON body can also refuse the body itself.
+BODY_ERRORS = {
+    400: error(
+        "Missing, malformed, unknown, revoked or expired API key; or a body that is not JSON",
+        ErrorCode.INVALID_TOKEN,
+        ErrorCode.MALFORMED_JSON,
+    ),
+    413: error("Body too large", ErrorCode.PAYLOAD_TOO_LARGE),
+    415: error("Body is not application/json", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+}
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255},
+    OpenApiParameter.HEADER,
+    description="Makes retries safe: the same key and body answer the original result "
+    "(with `Idempotent-Replayed: true`); the same key with another body is 409. Or send "
+    "`idempotency_key` in the body.",
+)
+
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    {"type": "string", "enum": ["true"]},
+    OpenApiParameter.HEADER,
+    response=[200],
+    description="Present on the answer to a replay: an earlier request had this "
+    "Idempotency-Key and body, and this is its result.",
+)
+
+
+def require_request_bodies(result: dict, generator, request, public) -> dict:
+    """A POSTPROCESSING_HOOK: every documented request body is required.
+
+    drf-spectacular marks a body given as a JSON Schema (the ingest and reversal bodies)
+    optional; both endpoints refuse a request without one.
+    """
+    for item in result["paths"].values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return result

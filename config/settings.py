@@ -155,9 +155,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["partnerships.auth.PartnerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["partnerships.auth.IsPartnershipKey"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.http.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    # OPTIONS is 405 like any undeclared method, as on the ingest fast path (not DRF's
+    # metadata, outside the envelope, with the views' docstrings).
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "NUM_PROXIES": NUM_PROXIES,
@@ -167,6 +170,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Campaign Rewards API",
     "DESCRIPTION": "Send trigger events, follow their evaluation and read rewards.",
     "VERSION": "1.0.0",
+    # 3.1: its schemas are JSON Schema 2020-12, the draft the request bodies are validated
+    # with, so the served body schemas are the enforced ones (3.0 lacks e.g. propertyNames).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.require_request_bodies",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

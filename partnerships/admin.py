@@ -40,6 +40,7 @@ class PartnershipAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "partner", "name", "status")}),
         ("Rewards", {"fields": ("reward_unit", "reward_decimal_places", "time_zone")}),
+        ("Events", {"fields": ("max_event_lateness_days",)}),
         ("Security", {"fields": ("allowed_cidrs",)}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )

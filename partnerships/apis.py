@@ -3,6 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import openapi_examples as examples
 from config.openapi import AUTH_ERRORS, ok_envelope
 
 
@@ -19,6 +20,7 @@ class PartnershipDetailApi(APIView):
 
     @extend_schema(
         operation_id="partnership_retrieve",
+        examples=examples.PARTNERSHIP_RETRIEVE,
         responses={200: ok_envelope("PartnershipDetail", OutputSerializer), **AUTH_ERRORS},
     )
     def get(self, request, partnership_id: str) -> Response:

@@ -30,6 +30,8 @@ class PartnershipRecord:
     name: str
     status: str
     reward_unit: str
+    # occurred_at may be at most this many days old; None: no bound.
+    max_event_lateness_days: int | None
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
     @property
@@ -75,6 +77,7 @@ def partnership_record(*, partnership_id: uuid.UUID) -> PartnershipRecord | None
             name=partnership.name,
             status=partnership.status,
             reward_unit=partnership.reward_unit,
+            max_event_lateness_days=partnership.max_event_lateness_days,
             networks=tuple(
                 ipaddress.ip_network(cidr, strict=False) for cidr in partnership.allowed_cidrs
             ),

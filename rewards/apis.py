@@ -1,14 +1,26 @@
+import uuid
 from decimal import Decimal
+from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApplicationError, ErrorCode, field_error
-from config.openapi import AUTH_ERRORS, error, ok_envelope
+from config import openapi_examples as examples
+from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from config.openapi import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED,
+    error,
+    ok_envelope,
+)
+from config.timestamps import TimestampField
 from partnerships.auth import PartnerPrincipal
 from triggers.apis import TriggerEventOutputSerializer, event_not_found
+from triggers.schemas import compile_schema, schema_errors
 
 from .models import Reward
 from .selectors import (
@@ -32,6 +44,7 @@ class TriggerEventDetailApi(APIView):
         operation_id="trigger_event_retrieve",
         summary="A trigger event: its status, campaign decisions and rewards",
         description="An event sent with a key of the other mode (live or test) is a 404.",
+        examples=examples.TRIGGER_EVENT_RETRIEVE,
         responses={
             200: ok_envelope("TriggerEventDetail", OutputSerializer),
             **AUTH_ERRORS,
@@ -51,51 +64,99 @@ class TriggerEventDetailApi(APIView):
         return Response({"code": "ok", "data": self.OutputSerializer(event).data})
 
 
+# A positive amount as the ledger holds it (18 digits, 6 of them decimals), as a string:
+# up to 12 digits before the point without a leading zero, up to 6 after it, not zero
+# (below 1: a first non-zero decimal in one of the 6 places).
+AMOUNT_PATTERN = (
+    r"^([1-9][0-9]{0,11}(\.[0-9]{1,6})?"
+    r"|0\.([1-9][0-9]{0,5}|0[1-9][0-9]{0,4}|00[1-9][0-9]{0,3}|000[1-9][0-9]{0,2}"
+    r"|0000[1-9][0-9]?|00000[1-9]))$"
+)
+_AMOUNT_STEP = Decimal("0.000001")
+
+# The reversal body, as a JSON Schema: validated in one pass and served in the OpenAPI docs.
+REVERSE_BODY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "trigger_event_id": {"type": "string", "format": "uuid"},
+        "trigger_name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "external_user_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "reason": {"type": "string", "maxLength": 500},
+        "amount": {
+            "type": "string",
+            "pattern": AMOUNT_PATTERN,
+            "description": 'Partial clawback, a decimal string such as "2.50": this much of '
+            "the event's rewards, split in proportion",
+        },
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+    # The event by its id, or the user's latest event of a trigger: one or the other.
+    "oneOf": [
+        {
+            "required": ["trigger_event_id"],
+            "not": {"anyOf": [{"required": ["trigger_name"]}, {"required": ["external_user_id"]}]},
+        },
+        {
+            "required": ["trigger_name", "external_user_id"],
+            "not": {"required": ["trigger_event_id"]},
+        },
+    ],
+    # A misspelt "amount" must not become a full reversal.
+    "additionalProperties": False,
+}
+_reverse_body_validator = compile_schema(REVERSE_BODY_SCHEMA)
+
+
+def _reverse_body(body: Any, header_key: str | None) -> ReversalRequest:
+    if not isinstance(body, dict):
+        raise validation_error([field_error("", "type", "The body must be a JSON object")])
+    errors = [
+        _target_error(body, error) for error in schema_errors(_reverse_body_validator, body, "")
+    ]
+    if header_key is not None and not 1 <= len(header_key) <= 255:
+        errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
+    if errors:
+        raise validation_error(errors)
+    return ReversalRequest(
+        trigger_event_id=uuid.UUID(body["trigger_event_id"])
+        if "trigger_event_id" in body
+        else None,
+        trigger_name=body.get("trigger_name"),
+        external_user_id=body.get("external_user_id"),
+        reason=body.get("reason", ""),
+        amount=Decimal(body["amount"]).quantize(_AMOUNT_STEP) if "amount" in body else None,
+        idempotency_key=header_key or body.get("idempotency_key"),
+    )
+
+
+def _target_error(body: dict, error: dict) -> dict:
+    """The schema's ``oneOf`` error, in words that say which field is missing."""
+    if error["field"] != "" or error["code"] != "one_of":
+        return error
+    by_user = [field for field in ("trigger_name", "external_user_id") if field in body]
+    if "trigger_event_id" in body and by_user:
+        message = "Send trigger_event_id, or trigger_name and external_user_id; not both"
+        return field_error("trigger_event_id", "conflict", message)
+    if len(by_user) == 1:
+        missing = "external_user_id" if by_user == ["trigger_name"] else "trigger_name"
+        return field_error(missing, "required", "This field is required.")
+    message = "Send trigger_event_id, or trigger_name and external_user_id"
+    return field_error("trigger_event_id", "required", message)
+
+
 class TriggerEventReverseApi(APIView):
     """Benji's reverse: a refund claws back what an event earned (or cancels it if unevaluated)."""
-
-    class InputSerializer(serializers.Serializer):
-        trigger_event_id = serializers.UUIDField(required=False)
-        trigger_name = serializers.CharField(required=False, max_length=64)
-        external_user_id = serializers.CharField(required=False, max_length=255)
-        reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
-        amount = serializers.DecimalField(
-            required=False,
-            max_digits=18,
-            decimal_places=6,
-            min_value=Decimal("0.000001"),
-            help_text="Partial clawback: this much of the event's rewards, split in proportion",
-        )
-        idempotency_key = serializers.CharField(required=False, max_length=255)
-
-        def validate(self, data: dict) -> dict:
-            by_event = "trigger_event_id" in data
-            by_user = "trigger_name" in data or "external_user_id" in data
-            if by_event == by_user:
-                raise serializers.ValidationError(
-                    {
-                        "trigger_event_id": "Send trigger_event_id, or trigger_name and "
-                        "external_user_id"
-                    },
-                    code="required",
-                )
-            for field in ("trigger_name", "external_user_id"):
-                if by_user and field not in data:
-                    raise serializers.ValidationError(
-                        {field: "This field is required."}, code="required"
-                    )
-            return data
 
     @extend_schema(
         operation_id="trigger_event_reverse",
         summary="Reverse a trigger event (refund): claw its rewards back",
-        request=InputSerializer,
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-        ],
+        request={"application/json": REVERSE_BODY_SCHEMA},
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED],
+        examples=examples.TRIGGER_EVENT_REVERSE,
         responses={
             200: ok_envelope("TriggerEventReverse", ReversalOutputSerializer),
             **AUTH_ERRORS,
+            **BODY_ERRORS,
             404: error(
                 "Nothing to reverse (in the key's mode)", ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST
             ),
@@ -104,25 +165,15 @@ class TriggerEventReverseApi(APIView):
                 ErrorCode.ALREADY_REVERSED,
                 ErrorCode.IDEMPOTENCY_KEY_REUSED,
             ),
-            422: error("Invalid body", ErrorCode.VALIDATION_ERROR),
+            422: error(
+                "Invalid body, or an amount the event's rewards cannot give",
+                ErrorCode.VALIDATION_ERROR,
+            ),
         },
     )
     def post(self, request, partnership_id: str) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        body = data.validated_data
-        header_key = request.META.get("HTTP_IDEMPOTENCY_KEY")
-        result = trigger_event_reverse(
-            principal=request.user,
-            request=ReversalRequest(
-                trigger_event_id=body.get("trigger_event_id"),
-                trigger_name=body.get("trigger_name"),
-                external_user_id=body.get("external_user_id"),
-                reason=body.get("reason", ""),
-                amount=body.get("amount"),
-                idempotency_key=header_key or body.get("idempotency_key"),
-            ),
-        )
+        wanted = _reverse_body(request.data, request.META.get("HTTP_IDEMPOTENCY_KEY"))
+        result = trigger_event_reverse(principal=request.user, request=wanted)
         reversal = reversal_get(reversal_id=result.reversal.id)
         return Response(
             {"code": "ok", "data": ReversalOutputSerializer(reversal).data},
@@ -141,7 +192,7 @@ def _user_or_404(request, external_user_id: str):
 
 USER_NOT_FOUND = error("Unknown user", ErrorCode.USER_DOES_NOT_EXIST)
 READ_REFUSED = error(
-    "Invalid query, or `mode` is not the key's mode",
+    "Invalid filter, a cursor this API did not give, or `mode` is not the key's mode",
     ErrorCode.VALIDATION_ERROR,
     ErrorCode.MODE_MISMATCH,
 )
@@ -176,8 +227,8 @@ class UserRewardListApi(APIView):
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
         campaign = serializers.CharField(required=False, help_text="Campaign id or slug")
         status = serializers.ChoiceField(choices=Reward.Status.choices, required=False)
-        issued_after = serializers.DateTimeField(required=False)
-        issued_before = serializers.DateTimeField(required=False)
+        issued_after = TimestampField(required=False)
+        issued_before = TimestampField(required=False)
 
     class OutputSerializer(serializers.Serializer):
         mode = serializers.CharField(help_text="The key's mode: the rewards shown are of it")
@@ -188,6 +239,7 @@ class UserRewardListApi(APIView):
         operation_id="user_reward_list",
         summary="A user's rewards, newest first (cursor-paginated)",
         parameters=[FilterSerializer],
+        examples=examples.USER_REWARD_LIST,
         responses={
             200: ok_envelope("UserRewardList", OutputSerializer),
             **AUTH_ERRORS,
@@ -196,7 +248,8 @@ class UserRewardListApi(APIView):
         },
     )
     def get(self, request, partnership_id: str, external_user_id: str) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        # A plain dict: as a QueryDict, DRF would take "?status=" for no filter at all.
+        filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         params = dict(filters.validated_data)
         mode = _key_mode(request.user, params.pop("mode", None))
@@ -226,6 +279,7 @@ class UserBalanceApi(APIView):
         operation_id="user_balance",
         summary="A user's reward balance per unit: earned, reversed, net",
         parameters=[ModeFilterSerializer],
+        examples=examples.USER_BALANCE,
         responses={
             200: ok_envelope("UserBalance", OutputSerializer),
             **AUTH_ERRORS,
@@ -234,7 +288,7 @@ class UserBalanceApi(APIView):
         },
     )
     def get(self, request, partnership_id: str, external_user_id: str) -> Response:
-        filters = ModeFilterSerializer(data=request.query_params)
+        filters = ModeFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         mode = _key_mode(request.user, filters.validated_data.get("mode"))
         user = _user_or_404(request, external_user_id)

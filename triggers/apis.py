@@ -1,14 +1,23 @@
 from django.http import HttpRequest, HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import openapi_examples as examples
 from config.errors import ApplicationError, ErrorCode, error_response, to_application_error
 from config.http import json_body, json_ok
-from config.openapi import AUTH_ERRORS, error, ok_envelope
+from config.openapi import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED,
+    error,
+    ok_envelope,
+)
 from partnerships.auth import HEADER, PartnerPrincipal, authenticate_partner, client_ip
 
+from .models import TriggerEvent
 from .selectors import trigger_event_get
 from .services.ingest import INGEST_BODY_SCHEMA, trigger_event_ingest
 from .services.processing import trigger_event_cancel
@@ -24,14 +33,17 @@ class TriggerEventCreateApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         trigger_event_id = serializers.UUIDField()
-        status = serializers.ChoiceField(choices=["queued", "scheduled"])
+        status = serializers.ChoiceField(
+            choices=TriggerEvent.Status.values,
+            help_text="queued or scheduled; a replay answers the event's current status",
+        )
         user_uuid = serializers.UUIDField()
         mode = serializers.ChoiceField(choices=["live", "test"], help_text="The key's mode")
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             if request.method != "POST":
-                raise ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED)
+                raise ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
             return self.post(request, **kwargs)
         except Exception as exc:
             error = to_application_error(exc)
@@ -49,12 +61,12 @@ class TriggerEventCreateApi(APIView):
             "`Idempotent-Replayed: true`."
         ),
         request={"application/json": INGEST_BODY_SCHEMA},
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-        ],
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED],
+        examples=examples.TRIGGER_EVENT_CREATE,
         responses={
             200: ok_envelope("TriggerEventCreate", OutputSerializer),
             **AUTH_ERRORS,
+            **BODY_ERRORS,
             404: error(
                 "Unknown partnership, trigger or user",
                 ErrorCode.PARTNERSHIP_DOES_NOT_EXIST,
@@ -64,12 +76,12 @@ class TriggerEventCreateApi(APIView):
             409: error(
                 "Idempotency key reused with another body", ErrorCode.IDEMPOTENCY_KEY_REUSED
             ),
-            413: error("Body too large", ErrorCode.PAYLOAD_TOO_LARGE),
-            415: error("Body is not application/json", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
             422: error(
-                "Invalid body or context (one entry per problem in `errors`), or archived trigger",
+                "Invalid body or context (one entry per problem in `errors`), archived "
+                "trigger, or occurred_at older than the partnership accepts",
                 ErrorCode.VALIDATION_ERROR,
                 ErrorCode.TRIGGER_INACTIVE,
+                ErrorCode.EVENT_TOO_LATE,
             ),
         },
     )
@@ -134,6 +146,7 @@ class TriggerEventCancelApi(APIView):
         operation_id="trigger_event_cancel",
         summary="Cancel a scheduled trigger event",
         request=None,
+        examples=examples.TRIGGER_EVENT_CANCEL,
         responses={
             200: ok_envelope("TriggerEventCancel", TriggerEventOutputSerializer),
             **AUTH_ERRORS,

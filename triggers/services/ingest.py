@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from config import timestamps
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from partnerships.auth import PartnerPrincipal
 
@@ -22,8 +23,13 @@ from ..schemas import compile_schema, schema_errors
 from ..selectors import TriggerRecord, trigger_record
 
 DELAY_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+_MAX_DELAY_SECONDS = settings.EVENT_MAX_DELAY_DAYS * DELAY_UNITS["days"]
+_MAX_DELAY_MESSAGE = f"Delivery can be delayed by at most {settings.EVENT_MAX_DELAY_DAYS} days"
 
 # The request body, as a JSON Schema: validated in one pass and served in the OpenAPI docs.
+# Every bound is here, so nothing past it reaches the arithmetic (a delay of 3,000,000 days
+# would overflow a timedelta); what the schema cannot know (the clock, the partnership's
+# lateness bound, the trigger's own schema) is checked after it.
 INGEST_BODY_SCHEMA = {
     "type": "object",
     "properties": {
@@ -31,11 +37,14 @@ INGEST_BODY_SCHEMA = {
         "external_user_id": {"type": "string", "minLength": 1, "maxLength": 255},
         "user_uuid": {"type": "string", "format": "uuid"},
         "transaction_context": {"type": "object"},
-        "occurred_at": {"type": "string", "format": "date-time"},
-        "deliver_at": {"type": "string", "format": "date-time"},
+        "occurred_at": timestamps.SCHEMA,
+        "deliver_at": timestamps.SCHEMA,
         "delay": {
             "type": "object",
-            "properties": {unit: {"type": "integer", "minimum": 1} for unit in DELAY_UNITS},
+            "properties": {
+                unit: {"type": "integer", "minimum": 1, "maximum": _MAX_DELAY_SECONDS // seconds}
+                for unit, seconds in DELAY_UNITS.items()
+            },
             "additionalProperties": False,
             "minProperties": 1,
             "maxProperties": 1,
@@ -49,6 +58,8 @@ INGEST_BODY_SCHEMA = {
         "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255},
     },
     "required": ["trigger_name"],
+    "anyOf": [{"required": ["external_user_id"]}, {"required": ["user_uuid"]}],
+    "not": {"required": ["delay", "deliver_at"]},
     "additionalProperties": False,
 }
 _body_validator = compile_schema(INGEST_BODY_SCHEMA)
@@ -72,7 +83,7 @@ def trigger_event_ingest(
     errors = schema_errors(trigger.validator, context, "transaction_context")
     if errors:
         raise validation_error(errors, "transaction_context does not match the trigger's schema")
-    occurred_at, deliver_at = _times(body, now)
+    occurred_at, deliver_at = _times(body, now, principal.partnership.max_event_lateness_days)
     status = TriggerEvent.Status.SCHEDULED if deliver_at > now else TriggerEvent.Status.QUEUED
     row = {
         "event_id": uuid.uuid4(),
@@ -98,7 +109,7 @@ def trigger_event_ingest(
 def _idempotency_key(body: Any, header: str | None) -> str | None:
     if not isinstance(body, dict):
         raise validation_error([field_error("", "type", "The body must be a JSON object")])
-    errors = schema_errors(_body_validator, body, "")
+    errors = _body_errors(body)
     if header is not None and not 1 <= len(header) <= 255:
         errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
     if header is not None and "\x00" in header:
@@ -108,15 +119,28 @@ def _idempotency_key(body: Any, header: str | None) -> str | None:
         errors.append(
             field_error("idempotency_key", "mismatch", "Differs from the Idempotency-Key header")
         )
-    if "external_user_id" not in body and "user_uuid" not in body:
-        errors.append(
-            field_error("external_user_id", "required", "Send external_user_id or user_uuid")
-        )
-    if "delay" in body and "deliver_at" in body:
-        errors.append(field_error("deliver_at", "conflict", "Send delay or deliver_at, not both"))
     if errors:
         raise validation_error(errors)
     return header if header is not None else key
+
+
+def _body_errors(body: dict) -> list[dict]:
+    """The body schema's errors; those of its cross-field keywords and bounds in our words."""
+    errors = []
+    for error in schema_errors(_body_validator, body, ""):
+        field, code = error["field"], error["code"]
+        if field == "" and code == "any_of":
+            message = "Send external_user_id or user_uuid"
+            error = field_error("external_user_id", "required", message)
+        elif field == "" and code == "not":
+            error = field_error("deliver_at", "conflict", "Send delay or deliver_at, not both")
+        elif field.startswith("delay.") and code == "maximum":
+            error = field_error(field, "too_late", _MAX_DELAY_MESSAGE)
+        elif field in ("occurred_at", "deliver_at") and code in ("format", "pattern"):
+            error = field_error(field, "format", timestamps.MESSAGE)
+        if error not in errors:  # a bad timestamp fails both its format and its pattern
+            errors.append(error)
+    return errors
 
 
 def _active_trigger(partnership_id: uuid.UUID, name: str) -> TriggerRecord:
@@ -130,13 +154,22 @@ def _active_trigger(partnership_id: uuid.UUID, name: str) -> TriggerRecord:
     return trigger
 
 
-def _times(body: dict, now: datetime) -> tuple[datetime, datetime]:
+def _times(body: dict, now: datetime, max_lateness_days: int | None) -> tuple[datetime, datetime]:
+    """occurred_at and deliver_at of a body that passed INGEST_BODY_SCHEMA, within bounds."""
     occurred_at = now
     if "occurred_at" in body:
-        occurred_at = datetime.fromisoformat(body["occurred_at"])
+        occurred_at = _timestamp(body, "occurred_at")
         if occurred_at > now + timedelta(seconds=settings.EVENT_CLOCK_SKEW_SECONDS):
             raise validation_error(
                 [field_error("occurred_at", "in_future", "occurred_at is in the future")]
+            )
+        if max_lateness_days is not None and occurred_at < now - timedelta(days=max_lateness_days):
+            message = f"Events that occurred more than {max_lateness_days} days ago are refused"
+            raise ApplicationError(
+                422,
+                ErrorCode.EVENT_TOO_LATE,
+                message,
+                errors=[field_error("occurred_at", ErrorCode.EVENT_TOO_LATE, message)],
             )
     deliver_at = now
     if "delay" in body:
@@ -144,12 +177,18 @@ def _times(body: dict, now: datetime) -> tuple[datetime, datetime]:
         deliver_at = now + timedelta(seconds=amount * DELAY_UNITS[unit])
         field = f"delay.{unit}"
     elif "deliver_at" in body:
-        deliver_at = max(now, datetime.fromisoformat(body["deliver_at"]))
+        deliver_at = max(now, _timestamp(body, "deliver_at"))
         field = "deliver_at"
-    if deliver_at > now + timedelta(days=settings.EVENT_MAX_DELAY_DAYS):
-        message = f"Delivery can be delayed by at most {settings.EVENT_MAX_DELAY_DAYS} days"
-        raise validation_error([field_error(field, "too_late", message)])
+    if deliver_at > now + timedelta(seconds=_MAX_DELAY_SECONDS):
+        raise validation_error([field_error(field, "too_late", _MAX_DELAY_MESSAGE)])
     return occurred_at, deliver_at
+
+
+def _timestamp(body: dict, field: str) -> datetime:
+    value = timestamps.parse(body[field])
+    if value is None:  # the schema takes only what parses; should they ever part, a 422
+        raise validation_error([field_error(field, "format", timestamps.MESSAGE)])
+    return value
 
 
 def _request_hash(body: dict) -> str:
