@@ -115,6 +115,12 @@ def _reverse_body(body: Any, header_key: str | None) -> ReversalRequest:
     ]
     if header_key is not None and not 1 <= len(header_key) <= 255:
         errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
+    body_key = body.get("idempotency_key")
+    if header_key is not None and body_key is not None and header_key != body_key:
+        # As on ingest: which of the two keys the partner meant is not ours to guess.
+        errors.append(
+            field_error("idempotency_key", "mismatch", "Differs from the Idempotency-Key header")
+        )
     if errors:
         raise validation_error(errors)
     return ReversalRequest(

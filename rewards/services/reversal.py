@@ -43,7 +43,15 @@ class ReversalRequest:
 
     @property
     def fingerprint(self) -> str:
-        fields = [str(value) for value in vars(self).values()][:-1]
+        # Spelled out (the idempotency key itself excluded): stored hashes must not change when
+        # a field is added to the request.
+        fields = [
+            str(self.trigger_event_id),
+            str(self.trigger_name),
+            str(self.external_user_id),
+            str(self.reason),
+            str(self.amount),
+        ]
         return hashlib.sha256(orjson.dumps(fields)).hexdigest()
 
 

@@ -86,6 +86,26 @@ def test_an_empty_idempotency_header_is_refused(partner_client, partnership, eve
     assert fields == {"Idempotency-Key": "max_length"}
 
 
+def test_a_body_key_that_differs_from_the_header_is_refused(partner_client, partnership, event):
+    body = {"trigger_event_id": str(event.id), "idempotency_key": "refund-1"}
+
+    fields = refused_fields(reverse(partner_client, partnership, body, HTTP_IDEMPOTENCY_KEY="r-2"))
+
+    assert fields == {"idempotency_key": "mismatch"}
+    assert Reward.objects.get().status == Reward.Status.ISSUED
+
+
+def test_the_same_key_in_header_and_body_is_one_key(partner_client, partnership, event):
+    body = {"trigger_event_id": str(event.id), "idempotency_key": "refund-1"}
+
+    first = reverse(partner_client, partnership, body, HTTP_IDEMPOTENCY_KEY="refund-1")
+    again = reverse(partner_client, partnership, {**body})
+
+    assert first.status_code == again.status_code == 200, again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert first.json()["data"]["reversal_id"] == again.json()["data"]["reversal_id"]
+
+
 # --- Rewards filters -------------------------------------------------------------------------
 
 
