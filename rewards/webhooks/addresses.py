@@ -1,10 +1,11 @@
-"""The address check. A webhook's host is resolved once per send and every address checked;
-the request then goes to a checked address, never resolving the name again (a second lookup
-could answer differently: DNS rebinding). The receiver still sees its own name: in the Host
-header, in TLS's server name (SNI), and the certificate is verified against it."""
+"""The address check. A webhook's host is resolved once per send (within the timeout) and every
+address checked; the request then goes to a checked address, never resolving the name again (a
+second lookup could answer differently: DNS rebinding). The receiver still sees its own name:
+in the Host header, in TLS's server name (SNI), and the certificate is verified against it."""
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,7 +89,7 @@ def destination_resolve(*, url: str, resolve: Resolver = host_resolve) -> Destin
         raise WebhookRefused(f"scheme {parts.scheme!r} is not http(s)")
     host = parts.raw_host.decode("ascii")
     try:
-        answers = resolve(host)
+        answers = _resolve_in_time(resolve, host, settings.WEBHOOK_TIMEOUT_SECONDS)
     except OSError as exc:
         raise WebhookRefused(f"cannot resolve {host}: {exc}") from exc
     addresses = tuple(dict.fromkeys(ipaddress.ip_address(a.split("%")[0]) for a in answers))
@@ -99,6 +100,28 @@ def destination_resolve(*, url: str, resolve: Resolver = host_resolve) -> Destin
             if not _public(address):
                 raise WebhookRefused(f"{host} resolves to a non-public address ({address})")
     return Destination(url=parts, addresses=addresses)
+
+
+def _resolve_in_time(resolve: Resolver, host: str, timeout: float) -> list[str]:
+    """``resolve(host)``, given up after ``timeout`` seconds. getaddrinfo has no timeout of its
+    own (the system resolver's retries can take half a minute and more), so the lookup runs in
+    a thread of its own, left to finish in the background if it overruns."""
+    outcome: list = []
+
+    def lookup() -> None:
+        try:
+            outcome.append(resolve(host))
+        except Exception as exc:  # handed to the caller
+            outcome.append(exc)
+
+    thread = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise TimeoutError(f"no answer in {timeout:g} s")
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _public(address: Address) -> bool:

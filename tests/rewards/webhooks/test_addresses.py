@@ -4,6 +4,8 @@ import ipaddress
 import shutil
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -168,6 +170,27 @@ def test_a_public_unicast_address_is_accepted(settings, address):
     destination = destination_resolve(url=f"https://{HOST}/hooks", resolve=Resolver([address]))
 
     assert [str(a) for a in destination.addresses] == [str(ipaddress.ip_address(address))]
+
+
+def test_a_lookup_that_hangs_is_given_up_after_the_timeout(trigger, process, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
+    answer = threading.Event()
+
+    def hanging(host: str) -> list[str]:  # getaddrinfo has no timeout of its own
+        answer.wait(10)
+        return ["127.0.0.1"]
+
+    one_reward_for(trigger, process, f"https://{HOST}/hooks")
+    started = time.monotonic()
+    try:
+        webhook_deliveries_send_due(resolve=hanging)
+    finally:
+        answer.set()
+
+    assert time.monotonic() - started < 2
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"
+    assert delivery.last_error == f"WebhookRefused: cannot resolve {HOST}: no answer in 0.3 s"
 
 
 def test_a_host_that_does_not_resolve_is_recorded_and_retried(trigger, process):
