@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .addresses import Destination, Resolver, destination_resolve, host_resolve
-from .models import WebhookDelivery
+from .models import WebhookDelivery, WebhookEndpoint
 from .signing import signature
 
 # Waits after attempts 1, 2, ...: about a day in all, then the delivery is failed.
@@ -48,7 +48,9 @@ def _lease() -> timedelta:
 def webhook_deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
     """Due deliveries of active endpoints, leased to this sender (a short transaction: no lock
     while sending). The attempt is counted here, so a send cut off mid-request still counts,
-    and a delivery whose attempts are all spent fails instead of being sent again."""
+    and a delivery whose attempts are all spent fails instead of being sent again. A delivery
+    its endpoint no longer receives (the event type or the mode was dropped since it was
+    written) is cancelled; those of a disabled endpoint wait until it is enabled again."""
     now = timezone.now()
     with transaction.atomic():
         due = list(
@@ -61,6 +63,12 @@ def webhook_deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
             .select_related("endpoint")
             .order_by("next_attempt_at")[:limit]
         )
+        unwanted = {d.pk: reason for d in due if (reason := _unwanted(d))}
+        for pk, reason in unwanted.items():
+            WebhookDelivery.objects.filter(pk=pk).update(
+                status=WebhookDelivery.Status.CANCELLED, last_error=reason
+            )
+        due = [d for d in due if d.pk not in unwanted]
         spent = [d.pk for d in due if d.attempts >= len(RETRY_SCHEDULE) + 1]
         if spent:
             WebhookDelivery.objects.filter(pk__in=spent).update(
@@ -76,6 +84,19 @@ def webhook_deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
                 delivery.attempts += 1
                 delivery.next_attempt_at = leased_until
     return due
+
+
+def _unwanted(delivery: WebhookDelivery) -> str:
+    """Why the delivery's endpoint no longer receives it; "" if it does."""
+    endpoint = delivery.endpoint
+    if delivery.event_type not in endpoint.event_types:
+        return f"Cancelled: the endpoint no longer receives {delivery.event_type}"
+    if not WebhookEndpoint.receives(endpoint.modes, delivery.mode):
+        return (
+            f"Cancelled: a {delivery.mode} delivery, and the endpoint hears "
+            f"{endpoint.get_modes_display()}"
+        )
+    return ""
 
 
 def _claimed(delivery: WebhookDelivery):
