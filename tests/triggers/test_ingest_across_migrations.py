@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from config.errors import ErrorCode
 from triggers.models import TriggerEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BEFORE_0004 = [("triggers", "0003_drop_redundant_fk_indexes")]
 BETWEEN = [("triggers", "0004_event_idempotency_key_per_mode")]

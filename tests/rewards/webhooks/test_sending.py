@@ -176,6 +176,7 @@ def test_a_hung_receiver_does_not_hold_up_evaluation(tmp_path, receiver):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_sender_whose_lease_ran_out_neither_sends_the_rest_nor_overwrites_the_outcome(
     settings, receiver
 ):
