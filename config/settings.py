@@ -210,6 +210,10 @@ EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
 # --- Webhooks ---------------------------------------------------------------------------------
 
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# A delivery is leased to its sender right before it is sent; once the lease has run out (its
+# sender may have died) another sender may claim it. Keep it well above one send (at most about
+# 3 x WEBHOOK_TIMEOUT_SECONDS).
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=120.0)
 # Webhook URLs that resolve to loopback, private or link-local addresses are refused (a partner
 # could otherwise make us call our own network and read the answer in the delivery log).
 # True for local development and tests, whose receivers run on this machine.

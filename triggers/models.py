@@ -90,7 +90,7 @@ class TriggerEvent(models.Model):
 
     class Meta:
         constraints = [
-            # The arbiter of the ingest statement's ON CONFLICT (services/ingest.py).
+            # What services/ingest.py looks a conflicting key up by (its ON CONFLICT names none).
             models.UniqueConstraint(
                 fields=["partnership", "mode", "idempotency_key"],
                 name="uniq_event_mode_idempotency_key",

@@ -50,6 +50,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "event_type",
+        "mode",
         "endpoint",
         "status",
         "attempts",
@@ -57,7 +58,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "created_at",
     )
-    list_filter = ("status", "event_type", "endpoint")
+    list_filter = ("status", "event_type", "mode", "endpoint")
     search_fields = ("id",)
     readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
     list_select_related = ("endpoint",)

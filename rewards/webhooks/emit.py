@@ -72,6 +72,7 @@ def webhook_event_emit(*, event_type: WebhookEventType, subjects: Iterable) -> i
                     id=delivery_id,
                     endpoint_id=endpoint_id,
                     event_type=event_type,
+                    mode=subject.mode,
                     payload={
                         "id": str(delivery_id),
                         "type": event_type,

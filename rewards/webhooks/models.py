@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from partnerships.models import Partnership
+from triggers.models import TriggerEvent
 
 
 class WebhookEventType(models.TextChoices):
@@ -67,12 +68,16 @@ class WebhookDelivery(models.Model):
         PENDING = "pending", "Pending"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed (gave up)"
+        # Its endpoint stopped receiving its event type or mode before it was sent.
+        CANCELLED = "cancelled", "Cancelled (no longer subscribed)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
     )
     event_type = models.CharField(max_length=40)
+    # Its subject's (the reward's or the event's): checked against the endpoint's modes when sent.
+    mode = models.CharField(max_length=8, choices=TriggerEvent.Mode.choices)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

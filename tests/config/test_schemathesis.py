@@ -62,8 +62,14 @@ DATA_DEPENDENT: dict[str, tuple[Refusal, ...]] = {
         EVENT_MISSING,
         KEY_REUSED,
         Refusal(409, ErrorCode.ALREADY_REVERSED),
-        # More than remains, finer than the unit, or nothing issued yet.
-        Refusal(422, ErrorCode.VALIDATION_ERROR, (("amount", ".*"),)),
+        Refusal(
+            422,
+            ErrorCode.VALIDATION_ERROR,
+            (
+                ("amount", ".*"),  # more than remains, finer than the unit, or nothing issued yet
+                ("idempotency_key", "mismatch"),  # the header and the body disagree
+            ),
+        ),
     ),
     "trigger_event_retrieve": (EVENT_MISSING,),
     "trigger_event_cancel": (

@@ -2,8 +2,9 @@
 
 Builds the new unique index without blocking ingest (``CONCURRENTLY``, so outside a
 transaction) and attaches it as the constraint the model declares. The old per-partnership
-constraint stays until 0005: code of either version finds the arbiter index its
-``ON CONFLICT`` names, so the code can be deployed between the two migrations.
+constraint stays until 0005: older code, whose ``ON CONFLICT`` names it, keeps working until
+then (the current code names no conflict target and works in every state; README.md,
+"Upgrading while serving").
 """
 
 from django.db import migrations, models

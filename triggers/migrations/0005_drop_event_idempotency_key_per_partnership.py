@@ -1,8 +1,8 @@
 """Idempotency keys of events become unique per (partnership, mode, key), step 2 of 2.
 
 Drops the per-partnership constraint, so a live request may reuse a key a test request used.
-Run it once the code whose ingest statement says ``ON CONFLICT (partnership_id, mode,
-idempotency_key)`` is deployed: the older code's statement needs this constraint as its arbiter.
+Run it only once no process runs older code: its ingest statement's ``ON CONFLICT
+(partnership_id, idempotency_key)`` needs this constraint as its arbiter.
 """
 
 from django.db import migrations

@@ -196,8 +196,10 @@ def _request_hash(body: dict) -> str:
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-# Idempotency keys are scoped to (partnership, mode): the ON CONFLICT targets below and the
-# replay lookup name the same columns as the unique constraint on TriggerEvent.
+# Idempotency keys are scoped to (partnership, mode), the unique constraint on TriggerEvent.
+# ON CONFLICT names no arbiter, so the statements work in every schema of an upgrade: before
+# triggers 0004 (keys unique per partnership), between 0004 and 0005 (both constraints) and
+# after; any conflict (a key, or the primary key on a recovery retry) is looked up after.
 #
 # One statement, one round trip, atomic on its own. The event references the user it finds
 # or a new id; that new user is inserted only when the event is. If another request created
@@ -217,7 +219,7 @@ WITH existing AS (
         %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
         %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
     )
-    ON CONFLICT (partnership_id, mode, idempotency_key) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id, end_user_id
 ), new_user AS (
     INSERT INTO partnerships_enduser (id, partnership_id, external_user_id, attributes, created_at)
@@ -237,21 +239,22 @@ INSERT INTO triggers_triggerevent (
     %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
     %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
 )
-ON CONFLICT (partnership_id, mode, idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id, end_user_id
 """
 
-_SELECT_BY_KEY = """
+# What an insert that stored nothing conflicted with: this request's own event (a lost insert
+# that did commit, met by the recovery retry) or the event holding its key in its mode.
+_SELECT_CONFLICT = """
 SELECT id, request_hash, status, end_user_id FROM triggers_triggerevent
- WHERE partnership_id = %s AND mode = %s AND idempotency_key = %s
+ WHERE id = %(event_id)s
+    OR (partnership_id = %(partnership_id)s AND mode = %(mode)s
+        AND idempotency_key = %(idempotency_key)s)
 """
 
 _SELECT_USER = """
 SELECT external_user_id FROM partnerships_enduser WHERE partnership_id = %s AND id = %s
 """
-
-
-_SELECT_BY_ID = "SELECT id, end_user_id FROM triggers_triggerevent WHERE id = %s"
 
 
 @contextmanager
@@ -276,7 +279,8 @@ def _store(row: dict, body: dict) -> IngestResult:
     Django would check a reused connection with a ``SELECT 1`` before each request's first
     query: a round trip of its own, as long as the insert. This path skips that check and
     recovers instead, once, on a fresh connection. Retrying cannot store the event twice: its
-    id is chosen here, so if the lost insert did commit, the primary key refuses the retry.
+    id is chosen here, so if the lost insert did commit, the retry conflicts on the primary key
+    and finds it (see _conflict).
     """
     if connection.in_atomic_block:  # a caller's transaction (tests): nothing to recover
         return _store_once(row, body)
@@ -290,32 +294,30 @@ def _store(row: dict, body: dict) -> IngestResult:
         if connection.is_usable():
             raise  # a live connection refused the statement (a timeout): a 503, not a retry
         connection.close()
-    try:
-        result = _store_once(row, body)
-        if result.replayed and result.trigger_event_id == row["event_id"]:
-            # The lost insert did commit; its idempotency key found it. Not a replay.
-            result = IngestResult(result.trigger_event_id, row["status"], result.user_uuid, False)
-        return result
-    except IntegrityError:
-        with connection.cursor() as cursor:
-            cursor.execute(_SELECT_BY_ID, [row["event_id"]])
-            stored = cursor.fetchone()
-        if stored is None:
-            raise
-        return IngestResult(stored[0], row["status"], stored[1], replayed=False)
+    return _store_once(row, body)
 
 
 def _store_once(row: dict, body: dict) -> IngestResult:
     with connection.cursor() as cursor, _prepared():
-        if "user_uuid" in body:
-            user_id = _known_user(cursor, row, body)
-            cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
-            inserted = cursor.fetchone()
-        else:
-            inserted = _insert_for_external_id(cursor, row, body["external_user_id"])
-        if inserted is not None:
-            return IngestResult(inserted[0], row["status"], inserted[1], replayed=False)
-        return _replay(cursor, row)
+        user_id = _known_user(cursor, row, body) if "user_uuid" in body else None
+        for _ in range(2):  # a second try if the event in the way was purged meanwhile
+            if user_id is not None:
+                cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
+                inserted = cursor.fetchone()
+            else:
+                inserted = _insert_for_external_id(cursor, row, body["external_user_id"])
+            if inserted is not None:
+                return IngestResult(inserted[0], row["status"], inserted[1], replayed=False)
+            result = _conflict(cursor, row)
+            if result is not None:
+                return result
+    # Twice in the way and not in this mode: a key of the other mode, which only the
+    # per-partnership constraint (until triggers 0005) holds against this one.
+    raise ApplicationError(
+        409,
+        ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        "This Idempotency-Key was already used with a different request (in the other mode)",
+    )
 
 
 # The user ids behind external user ids this process has stored events for. A known user
@@ -367,9 +369,15 @@ def _known_user(cursor, row: dict, body: dict) -> uuid.UUID:
     return user_id
 
 
-def _replay(cursor, row: dict) -> IngestResult:
-    cursor.execute(_SELECT_BY_KEY, [row["partnership_id"], row["mode"], row["idempotency_key"]])
-    event_id, request_hash, status, user_id = cursor.fetchone()
+def _conflict(cursor, row: dict) -> IngestResult | None:
+    """The answer from the event an insert conflicted with; None if it is not found."""
+    cursor.execute(_SELECT_CONFLICT, row)
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    event_id, request_hash, status, user_id = found
+    if event_id == row["event_id"]:  # the lost insert did commit: not a replay
+        return IngestResult(event_id, row["status"], user_id, replayed=False)
     if request_hash != row["request_hash"]:
         raise ApplicationError(
             409,

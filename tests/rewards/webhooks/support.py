@@ -12,16 +12,17 @@ from tests.support import free_port
 
 
 class Receiver:
-    """Answers with the given statuses in turn (then 200); can hold requests until released.
-    Listens on ``address`` (IPv4 or IPv6), with TLS if given a (certificate, key) pair, and
-    records the TLS server names (SNI) clients ask for; ``keep_alive``: HTTP/1.1 connections
-    that stay open between requests."""
+    """Answers with the given statuses in turn (then 200); can hold requests until released
+    (``hang``: all of them, ``hold``: the first ``hold``). Listens on ``address`` (IPv4 or
+    IPv6), with TLS if given a (certificate, key) pair, and records the TLS server names (SNI)
+    clients ask for; ``keep_alive``: HTTP/1.1 connections that stay open between requests."""
 
     def __init__(
         self,
         statuses=(),
         hang: bool = False,
         *,
+        hold: int = 0,
         address: str = "127.0.0.1",
         port: int | None = None,
         tls: tuple[str, str] | None = None,
@@ -33,8 +34,6 @@ class Receiver:
         self.server_names: list[str | None] = []
         self.arrived = 0
         self.release = threading.Event()
-        if not hang:
-            self.release.set()
         self.port = port or free_port()
         self.scheme = "https" if tls else "http"
         receiver = self
@@ -45,8 +44,9 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.arrived += 1
-                receiver.release.wait(60)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                status = receiver.statuses.pop(0) if receiver.statuses else 200  # as they arrive
+                if hang or receiver.arrived <= hold:
+                    receiver.release.wait(60)
                 receiver.requests.append((dict(self.headers), body, status))
                 answer = b"ok" if status < 300 else b"nope"
                 self.send_response(status)

@@ -1,11 +1,15 @@
 """The address check: one lookup per send, and the request goes to the address it checked."""
 
+import ipaddress
 import shutil
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
+from rewards.webhooks.addresses import WebhookRefused, destination_resolve
 from rewards.webhooks.models import WebhookDelivery
 from rewards.webhooks.sending import webhook_deliveries_send_due
 from tests.factories import TriggerEventFactory
@@ -99,6 +103,94 @@ def test_a_host_resolving_to_a_private_address_is_refused_and_the_refusal_record
         f"WebhookRefused: {HOST} resolves to a non-public address ({refused})"
     )
     assert delivery.history[-1]["error"] == delivery.last_error
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::127.0.0.1",  # IPv4-compatible
+        "::a00:7",  # IPv4-compatible 10.0.0.7
+        "::",
+        "::1",
+        "::ffff:100.64.0.1",  # IPv4-mapped shared address space
+        "64:ff9b:1::a00:1",  # local-use NAT64 (RFC 8215) of 10.0.0.1
+        "64:ff9b:1:a00:0:100:5db8:d822",  # local-use NAT64 in another format: not decoded
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "fec0::1",  # site-local
+        "fc00::1",  # unique local
+        "fe80::1",  # link-local
+        "ff02::1",  # multicast, link scope
+        "ff0e::1",  # multicast, global scope
+        "2001::1",  # Teredo
+        "2001:db8::1",  # documentation
+        "3fff::1",  # documentation (RFC 9637)
+        "100::1",  # discard-only
+        "4000::1",  # not global unicast (outside 2000::/3)
+        "224.0.0.1",  # multicast
+        "239.255.255.250",  # multicast (SSDP)
+        "233.252.0.1",  # multicast (MCAST-TEST-NET)
+        "100.64.0.1",  # shared address space (carrier-grade NAT)
+        "240.0.0.1",  # reserved
+        "255.255.255.255",  # broadcast
+        "0.0.0.0",  # noqa: S104 - this network, refused
+        "0.1.2.3",  # this network
+        "192.0.0.9",  # IETF protocol assignments
+        "192.88.99.1",  # 6to4 relay anycast
+        "198.18.0.1",  # benchmarking
+        "10.0.0.7",
+        "172.16.0.1",
+        "192.168.1.1",
+        "127.0.0.1",
+        "169.254.169.254",
+    ],
+)
+def test_an_address_outside_the_public_unicast_ranges_is_refused(settings, address):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+
+    with pytest.raises(WebhookRefused, match="non-public address"):
+        destination_resolve(url=f"https://{HOST}/hooks", resolve=Resolver([address]))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+        "::ffff:93.184.216.34",
+        "64:ff9b::5db8:d822",  # NAT64 of 93.184.216.34
+        "64:ff9b:1::5db8:d822",  # local-use NAT64, /96 format
+    ],
+)
+def test_a_public_unicast_address_is_accepted(settings, address):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+
+    destination = destination_resolve(url=f"https://{HOST}/hooks", resolve=Resolver([address]))
+
+    assert [str(a) for a in destination.addresses] == [str(ipaddress.ip_address(address))]
+
+
+def test_a_lookup_that_hangs_is_given_up_after_the_timeout(trigger, process, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
+    answer = threading.Event()
+
+    def hanging(host: str) -> list[str]:  # getaddrinfo has no timeout of its own
+        answer.wait(10)
+        return ["127.0.0.1"]
+
+    one_reward_for(trigger, process, f"https://{HOST}/hooks")
+    started = time.monotonic()
+    try:
+        webhook_deliveries_send_due(resolve=hanging)
+    finally:
+        answer.set()
+
+    assert time.monotonic() - started < 2
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"
+    assert delivery.last_error == f"WebhookRefused: cannot resolve {HOST}: no answer in 0.3 s"
 
 
 def test_a_host_that_does_not_resolve_is_recorded_and_retried(trigger, process):

@@ -1,11 +1,16 @@
 """Endpoints receive live deliveries, test deliveries, or both; every payload says its mode."""
 
+import json
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from rewards.services.evaluation import trigger_events_failed_notify
 from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
+from rewards.webhooks.sending import webhook_deliveries_send_due
+from rewards.webhooks.services import webhook_delivery_redeliver
 from tests.factories import CampaignFactory, PartnershipFactory, TriggerEventFactory
 
 from .support import endpoint_for
@@ -137,3 +142,111 @@ def test_pilot_offers_live_for_a_new_endpoint_and_saves_the_modes_chosen(admin_c
     assert '<option value="live" selected>Live only</option>' in form
     assert WebhookEndpoint.objects.get().modes == "both"
     assert '<td class="field-modes">Live and test</td>' in listed
+
+
+def two_deliveries_to_both(trigger, process, url: str) -> WebhookEndpoint:
+    """An endpoint hearing both modes, and a live and a test reward's deliveries, due."""
+    endpoint = endpoint_for(trigger.partnership, url, modes="both")
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger, mode="live")
+    TriggerEventFactory(trigger=trigger, mode="test")
+    process()
+    return endpoint
+
+
+def test_each_delivery_stores_the_mode_of_its_subject(trigger, process):
+    two_deliveries_to_both(trigger, process, "https://partner.example/hooks")
+
+    assert sorted((d.mode, d.payload["data"]["mode"]) for d in WebhookDelivery.objects.all()) == [
+        ("live", "live"),
+        ("test", "test"),
+    ]
+
+
+def test_a_pending_test_delivery_is_cancelled_once_its_endpoint_hears_live_only(
+    trigger, process, receiver
+):
+    hook = receiver()
+    endpoint = two_deliveries_to_both(trigger, process, hook.url)
+    endpoint.modes = WebhookEndpoint.Modes.LIVE
+    endpoint.save()
+
+    webhook_deliveries_send_due()
+
+    assert [json.loads(body)["data"]["mode"] for _, body, _ in hook.requests] == ["live"]
+    cancelled = WebhookDelivery.objects.get(mode="test")
+    assert (cancelled.status, cancelled.attempts, cancelled.history) == ("cancelled", 0, [])
+    assert cancelled.last_error == "Cancelled: a test delivery, and the endpoint hears Live only"
+    assert WebhookDelivery.objects.get(mode="live").status == "succeeded"
+
+
+def test_a_pending_delivery_is_cancelled_once_its_endpoint_drops_its_event_type(
+    trigger, process, receiver
+):
+    hook = receiver()
+    endpoint = two_deliveries_to_both(trigger, process, hook.url)
+    endpoint.event_types = ["reward.reversed"]
+    endpoint.save()
+
+    webhook_deliveries_send_due()
+
+    assert hook.requests == []
+    assert {(d.status, d.last_error) for d in WebhookDelivery.objects.all()} == {
+        ("cancelled", "Cancelled: the endpoint no longer receives reward.issued")
+    }
+
+
+def test_a_redelivery_the_endpoint_no_longer_wants_is_cancelled_not_sent(
+    trigger, process, receiver
+):
+    hook = receiver()
+    endpoint = two_deliveries_to_both(trigger, process, hook.url)
+    webhook_deliveries_send_due()
+    assert len(hook.accepted()) == 2
+    endpoint.modes = WebhookEndpoint.Modes.LIVE
+    endpoint.save()
+
+    for delivery in WebhookDelivery.objects.all():
+        assert webhook_delivery_redeliver(delivery=delivery)
+    webhook_deliveries_send_due()
+
+    redelivered = hook.requests[2:]
+    assert [json.loads(body)["data"]["mode"] for _, body, _ in redelivered] == ["live"]
+    assert WebhookDelivery.objects.get(mode="test").status == "cancelled"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_made_before_they_stored_a_mode_take_it_from_their_payload():
+    before = [("rewards", "0007_webhookendpoint_modes")]
+    partnership = PartnershipFactory()
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        endpoint = old.get_model("rewards", "WebhookEndpoint").objects.create(
+            partnership_id=partnership.id, url="https://old.example/", secret="s", event_types=[]
+        )
+        for name, data in [
+            ("test", {"mode": "test"}),
+            ("live", {"mode": "live"}),
+            ("before modes", {"reward_id": "r"}),
+        ]:
+            old.get_model("rewards", "WebhookDelivery").objects.create(
+                endpoint_id=endpoint.id,
+                event_type=name,
+                payload={"data": data},
+                next_attempt_at=timezone.now(),
+                created_at=timezone.now(),
+            )
+
+        executor.loader.build_graph()
+        executor.migrate([("rewards", "0008_webhookdelivery_mode")])
+    finally:
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert dict(WebhookDelivery.objects.values_list("event_type", "mode")) == {
+        "test": "test",
+        "live": "live",
+        "before modes": "live",
+    }

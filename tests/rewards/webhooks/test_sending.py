@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from rewards.webhooks import sending
@@ -18,6 +19,7 @@ from rewards.webhooks.services import webhook_delivery_redeliver, webhook_endpoi
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 from tests.support import celery_worker, free_port, process_env, wait_until
 from triggers.models import TriggerEvent
+from triggers.services.processing import trigger_events_process_batch
 
 from .support import endpoint_for, one_reward_for
 
@@ -171,6 +173,43 @@ def test_a_hung_receiver_does_not_hold_up_evaluation(tmp_path, receiver):
             60,
             "every delivery made once released (see hooks.log)",
         )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_sender_whose_lease_ran_out_neither_sends_the_rest_nor_overwrites_the_outcome(
+    settings, receiver
+):
+    settings.WEBHOOK_LEASE_SECONDS = 1
+    hook = receiver(statuses=[500], hold=1)  # the first request: slow, and then a failure
+    trigger = TriggerFactory()
+    endpoint_for(trigger.partnership, hook.url)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory.create_batch(2, trigger=trigger)
+    trigger_events_process_batch(limit=10)
+    assert WebhookDelivery.objects.count() == 2
+
+    def first_sender() -> None:
+        try:
+            webhook_deliveries_send_due()  # claims both, is held at the first
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_sender)
+    first.start()
+    wait_until(lambda: hook.arrived == 1, 10, "the first sender's request at the receiver")
+    time.sleep(1.2)  # its lease runs out
+    assert webhook_deliveries_send_due() == 2  # a second sender claims both and delivers them
+    hook.release.set()  # the first sender's request ends (500), long after its lease
+    first.join(30)
+
+    (held,) = [headers["Webhook-Id"] for headers, _, status in hook.requests if status == 500]
+    (rest,) = WebhookDelivery.objects.exclude(pk=held).values_list("id", flat=True)
+    sent = [headers["Webhook-Id"] for headers, _, _ in hook.requests]
+    assert sent.count(str(rest)) == 1  # not sent again by the first sender
+    for delivery in WebhookDelivery.objects.all():
+        assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+        assert [attempt["status_code"] for attempt in delivery.history] == [200]
 
 
 def test_a_disabled_endpoint_hears_nothing_until_enabled_again(trigger, process, receiver):
