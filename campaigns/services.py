@@ -1,10 +1,18 @@
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from config.localcache import config_cache
 
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
+from .engine import candidate_until
 from .models import Campaign, CampaignVersion
-from .selectors import campaign_spec, trigger_schemas
+from .selectors import campaign_spec, end_grace_days, trigger_schemas
 
 
 def campaign_snapshot(*, campaign: Campaign) -> dict:
@@ -35,12 +43,22 @@ def _compile_errors(spec: CampaignSpec, schemas: list[TriggerSchema]) -> dict[st
 
 
 def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
-    """Field -> message for everything that would keep the campaign from compiling."""
+    """Field -> message for everything that would keep the campaign from running."""
     if campaign.trigger_id is None or campaign.partnership_id is None:
         return {}  # the form reports the missing fields itself
-    return _compile_errors(
+    errors = _compile_errors(
         campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
     )
+    if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
+        days = _days_judging_after_end(end_grace_days(partnership=campaign.partnership))
+        if candidate_until(campaign.ends_at, days) <= timezone.now():
+            errors.setdefault(
+                "status",
+                f"It ended more than {days} days ago (the partnership's maximum lateness plus "
+                "the longest delivery delay): no event can reach it any more. Move its end date "
+                "to reopen it.",
+            )
+    return errors
 
 
 @transaction.atomic
@@ -54,3 +72,33 @@ def campaign_save(*, campaign: Campaign) -> Campaign:
         campaign=campaign, version=campaign.version, snapshot=campaign_snapshot(campaign=campaign)
     )
     return campaign
+
+
+def _days_judging_after_end(grace_days: int) -> int:
+    """An event that reached us in time (before the end plus ``grace_days``) may have been
+    scheduled for delivery up to ``EVENT_MAX_DELAY_DAYS`` later: until then, it may still come."""
+    return grace_days + settings.EVENT_MAX_DELAY_DAYS
+
+
+def campaigns_end_expired(*, now: datetime | None = None) -> int:
+    """Active and paused campaigns that no event can reach any more (their end plus the
+    partnership's lateness plus the longest delivery delay) become ``ended``, so that Pilot
+    shows it. Returns how many."""
+    now = now or timezone.now()
+    grace = Coalesce(
+        F("partnership__max_event_lateness_days"), Value(settings.CAMPAIGN_END_GRACE_DAYS)
+    )
+    days = _days_judging_after_end(grace)
+    until = ExpressionWrapper(
+        F("ends_at") + ExpressionWrapper(days * timedelta(days=1), output_field=DurationField()),
+        output_field=DateTimeField(),
+    )
+    ended = (
+        Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED])
+        .alias(judging_until=until)
+        .filter(judging_until__lte=now)
+        .update(status=Campaign.Status.ENDED, updated_at=now)
+    )
+    if ended:
+        config_cache.invalidate()  # an UPDATE sends no post_save
+    return ended

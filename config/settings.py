@@ -223,6 +223,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rewards.tasks.send_due_webhooks",
         "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL", default=5.0),
     },
+    "end-expired-campaigns": {
+        "task": "campaigns.tasks.end_expired_campaigns",
+        "schedule": env.float("CAMPAIGN_END_INTERVAL", default=60.0),
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------
