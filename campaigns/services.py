@@ -63,10 +63,14 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
 
 @transaction.atomic
 def campaign_save(*, campaign: Campaign) -> Campaign:
-    """Validates and saves; a change to a saved campaign bumps its version."""
+    """Validates and saves; a change to a saved campaign bumps its version.
+
+    The saved row is locked to read its version, so concurrent saves of one campaign queue
+    there and get consecutive versions."""
     campaign.full_clean()
     if not campaign._state.adding:
-        campaign.version += 1
+        saved = Campaign.objects.select_for_update().values_list("version", flat=True)
+        campaign.version = saved.get(pk=campaign.pk) + 1
     campaign.save()
     CampaignVersion.objects.create(
         campaign=campaign, version=campaign.version, snapshot=campaign_snapshot(campaign=campaign)

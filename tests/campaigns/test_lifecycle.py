@@ -1,13 +1,16 @@
-"""A campaign's life: it ends by itself once no event can reach it."""
+"""A campaign's life: it ends by itself once no event can reach it, and concurrent saves
+never collide on its version."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignVersion
 from campaigns.services import campaign_save
 from campaigns.tasks import end_expired_campaigns
 from tests.factories import CampaignFactory
@@ -77,3 +80,36 @@ def test_a_campaign_no_event_can_reach_cannot_be_made_active_again(trigger):
         campaign_save(campaign=campaign)
 
     assert "Move its end date to reopen it" in raised.value.message_dict["status"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_saving_one_campaign_at_once_from_many_places_gives_consecutive_versions(trigger):
+    campaign = CampaignFactory(trigger=trigger)
+    count = 6
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def save(index: int) -> None:
+        try:
+            copy = Campaign.objects.get(pk=campaign.pk)  # each its own form, as in Pilot
+            copy.description = f"edit {index}"
+            barrier.wait()
+            campaign_save(campaign=copy)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=save, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    versions = sorted(
+        CampaignVersion.objects.filter(campaign=campaign).values_list("version", flat=True)
+    )
+    assert versions == list(range(1, count + 2))
+    assert Campaign.objects.get(pk=campaign.pk).version == count + 1
