@@ -1,13 +1,17 @@
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.localcache import config_cache
+from triggers.models import Trigger
 
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
 from .engine import candidate_until
@@ -106,3 +110,59 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
     if ended:
         config_cache.invalidate()  # an UPDATE sends no post_save
     return ended
+
+
+@dataclass(frozen=True)
+class CampaignBreak:
+    """A campaign a trigger change would stop compiling, and why."""
+
+    campaign_id: uuid.UUID
+    name: str
+    slug: str
+    status: str
+    errors: Mapping[str, str]
+
+    def __str__(self) -> str:
+        errors = "; ".join(f"{field}: {message}" for field, message in self.errors.items())
+        return f"{self.name} ({self.slug}) — {errors}"
+
+
+@dataclass(frozen=True)
+class TriggerChangeCheck:
+    refused: tuple[CampaignBreak, ...]  # active campaigns the change would stop
+    warned: tuple[CampaignBreak, ...]  # draft and paused ones: they could not be activated
+
+
+def trigger_schema_change_check(
+    *,
+    trigger: Trigger,
+    new_schema: dict,
+    new_name: str | None = None,
+    new_partnership_id: uuid.UUID | None = None,
+) -> TriggerChangeCheck:
+    """What a new schema (and name, or partnership) for a saved trigger would do to the
+    campaigns that read it: those on the trigger and those whose facts name it, unless ended.
+    A campaign counts as broken if it compiles now and would not after the change."""
+    if trigger.pk is None:
+        return TriggerChangeCheck((), ())
+    before = trigger_schemas(partnership_id=trigger.partnership_id)
+    old_name = next(schema.name for schema in before if schema.id == trigger.pk)
+    others = [schema for schema in before if schema.id != trigger.pk]
+    moved = new_partnership_id not in (None, trigger.partnership_id)
+    changed = TriggerSchema(trigger.pk, new_name or old_name, new_schema)
+    after = others if moved else [*others, changed]
+    readers = (
+        Campaign.objects.filter(partnership_id=trigger.partnership_id)
+        .filter(Q(trigger_id=trigger.pk) | Q(facts__contains=[{"trigger": old_name}]))
+        .exclude(status=Campaign.Status.ENDED)
+        .order_by("-priority", "created_at")
+    )
+    refused, warned = [], []
+    for campaign in readers:
+        spec = campaign_spec(campaign=campaign)
+        errors = _compile_errors(spec, after)
+        if not errors or _compile_errors(spec, before):
+            continue
+        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
+        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
+    return TriggerChangeCheck(tuple(refused), tuple(warned))
