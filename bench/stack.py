@@ -17,8 +17,8 @@ from pathlib import Path
 
 from config import devstack
 
-DATABASE = "campaign_rewards_bench"
-REDIS_DB = 14  # tests use 15, `make run` 0
+DATABASE = os.environ.get("BENCH_DATABASE", "campaign_rewards_bench")
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))  # tests use 15, `make run` 0
 TRIGGER_NAME = "transaction_completed"
 CONTEXT_SCHEMA = {
     "type": "object",
