@@ -92,7 +92,8 @@ class DecisionView:
 
 
 def decision_describe(stored: list | dict, slugs: Mapping[uuid.UUID, str]) -> DecisionView:
-    """One stored decision, either form, in words; ``slugs`` are the campaigns' slugs now."""
+    """One stored decision, either form, in words; ``slugs`` are the campaigns' slugs now
+    (a campaign deleted since has none: "")."""
     if isinstance(stored, dict):  # evaluated before the compact form: words were stored
         campaign_id = uuid.UUID(stored["campaign_id"])
         return DecisionView(
@@ -102,7 +103,12 @@ def decision_describe(stored: list | dict, slugs: Mapping[uuid.UUID, str]) -> De
             stored.get("amount"),
             stored.get("message", ""),
         )
-    decision = Decision.unpack(stored)
+    try:
+        decision = Decision.unpack(stored)
+    except ValueError:  # an outcome this version does not know (written by a newer one)
+        return DecisionView(
+            uuid.UUID(stored[0]), slugs.get(uuid.UUID(stored[0]), ""), stored[1], None, ""
+        )
     return DecisionView(
         decision.campaign_id,
         slugs.get(decision.campaign_id, ""),

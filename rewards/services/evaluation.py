@@ -86,8 +86,7 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> None:
     results = _evaluate(events)
     failed = []
     for event, result in zip(events, results, strict=True):
-        event.status, event.error = result.status, result.error
-        event.decisions = list(result.decisions)
+        event.status, event.error, event.decisions = result.status, result.error, result.decisions
         if result.status == TriggerEvent.Status.FAILED:
             failed.append(event)
     if failed:
@@ -161,6 +160,9 @@ def _load_context(events, campaigns, compiled) -> _Context:
     )
 
 
+_NO_FACTS: dict = {}
+
+
 # --- Phase 1: rules (campaigns.judge), no lock ------------------------------------------------
 
 
@@ -181,7 +183,7 @@ def _judge(event: TriggerEvent, context: _Context) -> list[Verdict]:
         campaigns,
         value,
         user=context.users.get(event.end_user_id, {}),
-        facts=context.facts.get(event.id, {}),
+        facts=context.facts.get(event.id, _NO_FACTS),
         places=context.units[event.partnership_id][1],
     )
 

@@ -85,3 +85,14 @@ def test_a_rule_errors_words_come_from_its_reason_code():
     )
 
     assert decision.message == "context.amount is not a number"
+
+
+def test_an_outcome_this_version_does_not_know_still_reads():
+    view = decision_describe([str(CAMPAIGN), "from_the_future"], {CAMPAIGN: "cashback"})
+
+    assert (view.campaign, view.outcome, view.amount, view.message) == (
+        "cashback",
+        "from_the_future",
+        None,
+        "",
+    )
