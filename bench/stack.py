@@ -19,7 +19,7 @@ from config import devstack
 
 # `python -m bench.ab` gives each side of an A/B run its own database (their migrations differ).
 DATABASE = os.environ.get("BENCH_DATABASE", "campaign_rewards_bench")
-REDIS_DB = 14  # tests use 15, `make run` 0
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))  # tests use 15, `make run` 0
 TRIGGER_NAME = "transaction_completed"
 CONTEXT_SCHEMA = {
     "type": "object",

@@ -1,7 +1,13 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from triggers.admin import TriggerAdmin, TriggerEventAdmin
+from triggers.models import Trigger, TriggerEvent
 
 from .models import Campaign, CampaignVersion
-from .services import campaign_save
+from .selectors import trigger_event_decisions
+from .services import campaign_save, trigger_schema_change_check
 
 
 class CampaignVersionInline(admin.TabularInline):
@@ -71,3 +77,92 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Campaign, form, change: bool) -> None:
         campaign_save(campaign=obj)
+
+
+# --- Triggers, as the campaigns that read them see them ----------------------------------------
+# The triggers app cannot know about campaigns (the dependency points this way), so this app
+# registers its own admin for triggers and their events, built on theirs.
+
+
+class TriggerForm(forms.ModelForm):
+    """Refuses a schema (or name) change that would stop an active campaign, naming it; a
+    draft or paused campaign it would break is a warning (it could not be activated as is)."""
+
+    campaign_warnings: tuple = ()  # draft and paused campaigns the change breaks
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk is None or not {"context_schema", "name", "partnership"} <= set(
+            cleaned
+        ):
+            return cleaned  # a new trigger, or the form already reports the field
+        check = trigger_schema_change_check(
+            trigger=self.instance,
+            new_schema=cleaned["context_schema"],
+            new_name=cleaned["name"],
+            new_partnership_id=cleaned["partnership"].pk,
+        )
+        for broken in check.refused:
+            self.add_error(
+                "context_schema",
+                f"This change would stop the active campaign {broken}. Change the campaign "
+                "first, or pause it.",
+            )
+        self.campaign_warnings = check.warned
+        return cleaned
+
+
+class TriggerWithCampaignsAdmin(TriggerAdmin):
+    form = TriggerForm
+
+    def save_model(self, request, obj: Trigger, form: TriggerForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for broken in form.campaign_warnings:
+            self.message_user(
+                request,
+                f"The {broken.status} campaign {broken} no longer compiles: it cannot be "
+                "activated as it is.",
+                messages.WARNING,
+            )
+
+
+class TriggerEventWithDecisionsAdmin(TriggerEventAdmin):
+    """The event's decisions in words (they are stored as codes and parameters)."""
+
+    readonly_fields = [
+        *(name for name in TriggerEventAdmin.readonly_fields if name != "decisions"),
+        "decision_table",
+    ]
+    fieldsets = tuple(
+        (
+            title,
+            {
+                **options,
+                "fields": tuple(
+                    "decision_table" if name == "decisions" else name for name in options["fields"]
+                ),
+            },
+        )
+        for title, options in TriggerEventAdmin.fieldsets
+    )
+
+    @admin.display(description="Decisions")
+    def decision_table(self, event: TriggerEvent) -> str:
+        rows = trigger_event_decisions(event=event)
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>Campaign</th><th>Outcome</th><th>Amount</th>"
+            "<th>Message</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                ((d.campaign, d.outcome, d.amount or "", d.message) for d in rows),
+            ),
+        )
+
+
+admin.site.unregister(Trigger)
+admin.site.register(Trigger, TriggerWithCampaignsAdmin)
+admin.site.unregister(TriggerEvent)
+admin.site.register(TriggerEvent, TriggerEventWithDecisionsAdmin)

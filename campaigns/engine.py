@@ -1,12 +1,18 @@
-"""A campaign compiled for evaluation: schedule, condition, facts, reward amount, limits."""
+"""A campaign compiled for evaluation: schedule, condition, facts, reward amount, limits.
+
+Pure: no database. What a check reads (the event's variables, the counters) is passed in.
+"""
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
-from .rules import Outcome, RuleEnvironment, evaluate
+from .decisions import Outcome, decision_message, params
+from .rules import Problem, RuleEnvironment, evaluate
 
 # Rewards are stored as numeric(18, 6): anything from here up cannot be stored at all.
 MAX_AMOUNT = Decimal(10) ** 12
@@ -32,7 +38,7 @@ class Limits:
 
     @classmethod
     def of(cls, campaign) -> "Limits":
-        """A campaign's limits (a Campaign, or a migration's historical model of it)."""
+        """A campaign's limits, from a Campaign."""
         return cls(
             budget=campaign.budget,
             max_rewards=campaign.max_rewards,
@@ -42,7 +48,7 @@ class Limits:
             max_amount_per_user=campaign.max_amount_per_user,
         )
 
-    @property
+    @cached_property  # read for every reward
     def per_user(self) -> bool:
         return any(
             limit is not None
@@ -52,6 +58,45 @@ class Limits:
                 self.max_amount_per_user,
             )
         )
+
+
+class Usage(NamedTuple):
+    """A campaign's counters before one more reward: the campaign's (in the event's mode), and
+    the user's, lifetime and in the event's period, where its limits read them."""
+
+    rewards: int
+    spent: Decimal
+    user_rewards: int = 0
+    user_amount: Decimal = Decimal(0)
+    period_rewards: int = 0
+
+
+def limits_check(limits: Limits, usage: Usage, amount: Decimal) -> Outcome | None:
+    """The limit one more reward of ``amount`` would break, or None if it fits."""
+    if limits.max_rewards is not None and usage.rewards + 1 > limits.max_rewards:
+        return Outcome.COUNT_CAP_REACHED
+    if limits.budget is not None and usage.spent + amount > limits.budget:
+        return Outcome.BUDGET_EXHAUSTED
+    if (
+        limits.max_rewards_per_user is not None
+        and usage.user_rewards + 1 > limits.max_rewards_per_user
+    ) or (
+        limits.max_amount_per_user is not None
+        and usage.user_amount + amount > limits.max_amount_per_user
+    ):
+        return Outcome.USER_CAP_REACHED
+    if (
+        limits.max_rewards_per_user_per_period is not None
+        and usage.period_rewards + 1 > limits.max_rewards_per_user_per_period
+    ):
+        return Outcome.PERIOD_CAP_REACHED
+    return None
+
+
+def candidate_until(ends_at: datetime | None, grace_days: int) -> datetime | None:
+    """A campaign judges the events that reach us before its end plus the lateness allowed
+    (``grace_days``): a late event for its last day still counts, a backdated one later not."""
+    return None if ends_at is None else ends_at + timedelta(days=grace_days)
 
 
 def period_key(period: str, at: datetime, zone: tzinfo = UTC) -> str:
@@ -69,6 +114,7 @@ def period_key(period: str, at: datetime, zone: tzinfo = UTC) -> str:
 @dataclass(frozen=True)
 class CompiledCampaign:
     id: uuid.UUID
+    key: str  # str(id), as decisions store it
     slug: str
     priority: int
     exclusive: bool
@@ -86,6 +132,7 @@ class CompiledCampaign:
     rounding: str
     limits: Limits
     facts: tuple[FactSpec, ...]
+    candidate_until: datetime | None = None
 
     def in_schedule(self, at: datetime) -> bool:
         return (self.starts_at is None or self.starts_at <= at) and (
@@ -93,17 +140,18 @@ class CompiledCampaign:
         )
 
     def matches(self, activation: Any) -> tuple[bool, str]:
-        """(matched, why not); raises RuleRuntimeError for a rule that fails."""
+        """(matched, the absent variable's message if one made it unmet); raises
+        RuleRuntimeError for a rule that fails."""
         if self.condition is None:
             return True, ""
         problem, value = evaluate(self.condition, activation)
-        if problem == Outcome.ABSENT:
-            return False, f"condition not met: {value}"
-        if problem == Outcome.ERROR:
-            raise RuleRuntimeError(f"condition failed: {value}")
+        if problem == Problem.ABSENT:
+            return False, value
+        if problem == Problem.ERROR:
+            raise RuleRuntimeError("condition_failed", detail=value)
         if not isinstance(value, bool):
-            raise RuleRuntimeError(f"condition gave {value!r}, not a bool")
-        return value, "" if value else "condition is false"
+            raise RuleRuntimeError("condition_not_bool", value=repr(value))
+        return value, ""
 
     def amount(self, activation: Any, context: dict, places: int) -> Decimal:
         """The reward for one event, clamped to min/max and rounded; raises RuleRuntimeError."""
@@ -112,20 +160,20 @@ class CompiledCampaign:
         elif self.reward_type == "percentage":
             base = context.get(self.reward_field)
             if not isinstance(base, int | float) or isinstance(base, bool):
-                raise RuleRuntimeError(f"context.{self.reward_field} is not a number")
+                raise RuleRuntimeError("field_not_number", field=self.reward_field)
             raw = Decimal(str(base)) * self.reward_value / 100
         else:
             problem, value = evaluate(self.reward_expression, activation)
             if problem is not None or not isinstance(value, int | float) or isinstance(value, bool):
-                raise RuleRuntimeError(f"reward expression failed: {value}")
+                raise RuleRuntimeError("expression_failed", detail=str(value))
             try:
                 raw = Decimal(str(value))
             except InvalidOperation as exc:
-                raise RuleRuntimeError(f"reward expression gave {value!r}") from exc
+                raise RuleRuntimeError("expression_not_number", value=repr(value)) from exc
             if not raw.is_finite():
-                raise RuleRuntimeError(f"reward expression gave {value!r}")
+                raise RuleRuntimeError("expression_not_number", value=repr(value))
         if abs(raw) >= MAX_AMOUNT:
-            raise RuleRuntimeError(f"reward of {raw} is beyond the largest amount, {MAX_AMOUNT}")
+            raise RuleRuntimeError("amount_too_large", amount=str(raw), largest=str(MAX_AMOUNT))
         step = Decimal(1).scaleb(-places)
         amount = raw.quantize(step, rounding=self.rounding)
         # Bounds apply after rounding, themselves in whole steps of the unit, so that
@@ -137,5 +185,24 @@ class CompiledCampaign:
         return amount
 
 
+@dataclass(frozen=True)
+class InvalidCampaign:
+    """A candidate campaign that does not compile (saved before a schema change, or around
+    the checks): it judges every event it is a candidate for as ``campaign_invalid``."""
+
+    id: uuid.UUID
+    key: str
+    slug: str
+    priority: int
+    exclusive: bool  # still holds for a reward it issued before (a re-evaluation)
+    errors: Mapping[str, str]  # field -> message
+    candidate_until: datetime | None = None
+
+
 class RuleRuntimeError(Exception):
-    """A campaign's rule failed on one event: that campaign's decision is ``error``."""
+    """A campaign's rule failed on one event: that campaign's decision is ``error``, with
+    ``params`` (a ``reason`` code and its values) for the message."""
+
+    def __init__(self, reason: str, **values: str) -> None:
+        self.params = params(reason=reason, **values)
+        super().__init__(decision_message(Outcome.ERROR, self.params))

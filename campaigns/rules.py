@@ -138,22 +138,22 @@ def _describe(message: str) -> str:
     return f"line {line}, column {column}: {text.strip()}{hint}"
 
 
-class Outcome:
-    """The result of evaluating an expression: a value, an absent variable, or an error."""
+class Problem:
+    """Why evaluating an expression gave no value: an absent variable, or an error."""
 
     ABSENT = "absent"
     ERROR = "error"
 
 
 def evaluate(expression: "cel.Expression", activation: Any) -> tuple[str | None, Any]:
-    """Returns (None, value), (Outcome.ABSENT, message) or (Outcome.ERROR, message)."""
+    """Returns (None, value), (Problem.ABSENT, message) or (Problem.ERROR, message)."""
     try:
         result = expression.eval(activation)
     except Exception as exc:
-        return Outcome.ERROR, str(exc)
+        return Problem.ERROR, str(exc)
     if result.type() != T.ERROR:
         return None, result.value()
     message = str(result.value())
     if "No value with name" in message or "Key not found" in message:
-        return Outcome.ABSENT, message
-    return Outcome.ERROR, message
+        return Problem.ABSENT, message
+    return Problem.ERROR, message

@@ -1,29 +1,97 @@
 import logging
+import uuid
+
+from django.conf import settings
 
 from config.localcache import config_cache
+from partnerships.models import Partnership
+from triggers.models import Trigger, TriggerEvent
 
-from .engine import CompiledCampaign
+from .compiler import CampaignSpec, TriggerSchema, compile_or_invalid
+from .decisions import DecisionView, decision_describe, stored_campaign_ids
+from .engine import CompiledCampaign, InvalidCampaign, Limits
 from .models import Campaign
-from .rules import RuleError
-from .services import campaign_compile
 
 logger = logging.getLogger(__name__)
 
 
-def campaign_list_active(*, trigger_id: int) -> list[CompiledCampaign]:
-    """Active campaigns listening to a trigger, highest priority first, compiled and cached."""
+def end_grace_days(*, partnership: Partnership) -> int:
+    """How long after its end a campaign still judges late events: the partnership's maximum
+    lateness, or ``CAMPAIGN_END_GRACE_DAYS`` where it sets no bound."""
+    lateness = partnership.max_event_lateness_days
+    return settings.CAMPAIGN_END_GRACE_DAYS if lateness is None else lateness
 
-    def load() -> list[CompiledCampaign]:
+
+def campaign_spec(*, campaign: Campaign, grace_days: int = 0) -> CampaignSpec:
+    return CampaignSpec(
+        id=campaign.id,
+        partnership_id=campaign.partnership_id,
+        trigger_id=campaign.trigger_id,
+        slug=campaign.slug,
+        priority=campaign.priority,
+        exclusive=campaign.exclusive,
+        starts_at=campaign.starts_at,
+        ends_at=campaign.ends_at,
+        version=campaign.version,
+        condition=campaign.condition,
+        facts=campaign.facts,
+        reward_type=campaign.reward_type,
+        reward_value=campaign.reward_value,
+        reward_field=campaign.reward_field,
+        reward_expression=campaign.reward_expression,
+        reward_min=campaign.reward_min,
+        reward_max=campaign.reward_max,
+        rounding=campaign.rounding,
+        limits=Limits.of(campaign),
+        grace_days=grace_days,
+    )
+
+
+def trigger_schemas(*, partnership_id: uuid.UUID) -> list[TriggerSchema]:
+    """The partnership's triggers, as the campaign compiler reads them."""
+    return [
+        TriggerSchema(pk, name, schema)
+        for pk, name, schema in Trigger.objects.filter(partnership_id=partnership_id).values_list(
+            "id", "name", "context_schema"
+        )
+    ]
+
+
+def campaign_list_active(*, trigger_id: int) -> list[CompiledCampaign | InvalidCampaign]:
+    """A trigger's active campaigns, highest priority first, compiled and cached; one that no
+    longer compiles is listed as invalid. Each judges the events that reach us until its end
+    plus the partnership's lateness (``candidate_until``, see ``end_grace_days``)."""
+
+    def load() -> list[CompiledCampaign | InvalidCampaign]:
         campaigns = Campaign.objects.filter(
             trigger_id=trigger_id, status=Campaign.Status.ACTIVE
-        ).select_related("trigger")
-        compiled, envs = [], {}
+        ).select_related("partnership")
+        listed, envs, schemas = [], {}, {}
         for campaign in campaigns:
-            try:
-                compiled.append(campaign_compile(campaign=campaign, envs=envs))
-            except RuleError:
-                # Saved before a schema change made it invalid: it cannot run; say so loudly.
-                logger.error("Campaign %s no longer compiles; skipped", campaign.id, exc_info=True)
-        return compiled
+            if campaign.partnership_id not in schemas:
+                schemas[campaign.partnership_id] = trigger_schemas(
+                    partnership_id=campaign.partnership_id
+                )
+            spec = campaign_spec(
+                campaign=campaign, grace_days=end_grace_days(partnership=campaign.partnership)
+            )
+            compiled = compile_or_invalid(spec, schemas[campaign.partnership_id], envs)
+            if isinstance(compiled, InvalidCampaign):
+                # Saved around the checks (a schema changed outside Pilot, a trigger renamed):
+                # every event it would judge says so; the log says it once per load.
+                logger.error("Campaign %s does not compile: %s", campaign.id, compiled.errors)
+            listed.append(compiled)
+        return listed
 
     return config_cache.get(("campaigns", trigger_id), load)
+
+
+def trigger_event_decisions(*, event: TriggerEvent) -> list[DecisionView]:
+    """The event's decisions in words, with the campaigns' slugs as they are now."""
+    stored = event.decisions or []
+    if not stored:
+        return []
+    slugs = dict(
+        Campaign.objects.filter(id__in=stored_campaign_ids(stored)).values_list("id", "slug")
+    )
+    return [decision_describe(item, slugs) for item in stored]

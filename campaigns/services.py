@@ -1,122 +1,22 @@
-import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from config.localcache import config_cache
 from triggers.models import Trigger
 
-from .engine import CompiledCampaign, FactSpec, Limits
-from .models import FACT_NAME, Campaign, CampaignVersion
-from .rules import RuleEnvironment, RuleError, context_fields
-
-_FACT_NAME = re.compile(FACT_NAME)
-NUMERIC = ("number", "integer")
-
-
-def _fact_specs(campaign: Campaign) -> tuple[list[FactSpec], str | None]:
-    """The campaign's facts, or an error message naming the first problem."""
-    if not isinstance(campaign.facts, list):
-        return [], "A list of facts"
-    specs, names = [], set()
-    for index, fact in enumerate(campaign.facts):
-        where = f"fact {index + 1}"
-        if not isinstance(fact, dict):
-            return [], f"{where}: an object"
-        unknown = set(fact) - {"name", "aggregate", "trigger", "field", "window_days"}
-        if unknown:
-            return [], f"{where}: unknown keys {sorted(unknown)}"
-        name, aggregate = fact.get("name"), fact.get("aggregate")
-        if not isinstance(name, str) or not _FACT_NAME.match(name) or name in names:
-            return [], f"{where}: a unique name matching {FACT_NAME}"
-        if aggregate not in ("count", "sum"):
-            return [], f'{where}: "aggregate" is "count" or "sum"'
-        window = fact.get("window_days")
-        if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 366:
-            return [], f'{where}: "window_days" is a whole number of days from 1 to 366'
-        trigger = campaign.trigger
-        if fact.get("trigger") not in (None, trigger.name):
-            trigger = Trigger.objects.filter(
-                partnership_id=campaign.partnership_id, name=fact["trigger"]
-            ).first()
-            if trigger is None:
-                return [], f"{where}: no trigger {fact['trigger']!r} in this partnership"
-        field = fact.get("field", "")
-        if aggregate == "sum":
-            types = {f.name: f.json_type for f in context_fields(trigger.context_schema)}
-            if types.get(field) not in NUMERIC:
-                return [], f'{where}: "field" must be a numeric property of {trigger.name}'
-        names.add(name)
-        specs.append(FactSpec(name, aggregate, trigger.id, field, window))
-    return specs, None
-
-
-def _compile(
-    campaign: Campaign, envs: dict | None = None
-) -> tuple[CompiledCampaign | None, dict[str, str]]:
-    """``envs`` shares one CEL environment between campaigns with the same facts, so that
-    they can share one activation per event."""
-    errors: dict[str, str] = {}
-    if campaign.trigger.partnership_id != campaign.partnership_id:
-        return None, {"trigger": "The trigger belongs to another partnership"}
-    facts, problem = _fact_specs(campaign)
-    if problem:
-        return None, {"facts": problem}
-    envs = {} if envs is None else envs
-    env_key = (campaign.trigger_id, tuple(facts))
-    if env_key not in envs:
-        envs[env_key] = RuleEnvironment(
-            campaign.trigger.context_schema, {fact.name: fact.aggregate for fact in facts}
-        )
-    env = envs[env_key]
-    condition = expression = None
-    if campaign.condition.strip():
-        try:
-            condition = env.compile(campaign.condition, returns=("bool",))
-        except RuleError as exc:
-            errors["condition"] = str(exc)
-    if campaign.reward_type == Campaign.RewardType.EXPRESSION:
-        try:
-            expression = env.compile(campaign.reward_expression, returns=("double", "int"))
-        except RuleError as exc:
-            errors["reward_expression"] = str(exc)
-    elif campaign.reward_value is None or campaign.reward_value <= 0:
-        errors["reward_value"] = "A positive amount or percentage"
-    if campaign.reward_type == Campaign.RewardType.PERCENTAGE:
-        types = {f.name: f.json_type for f in context_fields(campaign.trigger.context_schema)}
-        if types.get(campaign.reward_field) not in NUMERIC:
-            errors["reward_field"] = "A numeric property of the trigger's context schema"
-    low, high = campaign.reward_min, campaign.reward_max
-    if low is not None and high is not None and low > high:
-        errors["reward_max"] = "Must not be below the minimum"
-    if bool(campaign.max_rewards_per_user_per_period) != bool(campaign.period):
-        errors["period"] = "A per-period cap needs a period, and a period needs a cap"
-    if campaign.starts_at and campaign.ends_at and campaign.ends_at <= campaign.starts_at:
-        errors["ends_at"] = "Must be after the start"
-    if errors:
-        return None, errors
-    return (
-        CompiledCampaign(
-            id=campaign.id,
-            slug=campaign.slug,
-            priority=campaign.priority,
-            exclusive=campaign.exclusive,
-            starts_at=campaign.starts_at,
-            ends_at=campaign.ends_at,
-            version=campaign.version,
-            env=env,
-            condition=condition,
-            reward_type=campaign.reward_type,
-            reward_value=campaign.reward_value,
-            reward_field=campaign.reward_field,
-            reward_expression=expression,
-            reward_min=low,
-            reward_max=high,
-            rounding=campaign.rounding,
-            limits=Limits.of(campaign),
-            facts=tuple(facts),
-        ),
-        {},
-    )
+from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
+from .engine import candidate_until
+from .models import Campaign, CampaignVersion
+from .selectors import campaign_spec, end_grace_days, trigger_schemas
 
 
 def campaign_snapshot(*, campaign: Campaign) -> dict:
@@ -138,28 +38,131 @@ def campaign_snapshot(*, campaign: Campaign) -> dict:
     }
 
 
+def _compile_errors(spec: CampaignSpec, schemas: list[TriggerSchema]) -> dict[str, str]:
+    try:
+        compile_campaign(spec, schemas)
+    except CampaignInvalid as exc:
+        return exc.errors
+    return {}
+
+
 def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
-    """Field -> message for everything that would keep the campaign from compiling."""
+    """Field -> message for everything that would keep the campaign from running."""
     if campaign.trigger_id is None or campaign.partnership_id is None:
         return {}  # the form reports the missing fields itself
-    return _compile(campaign)[1]
-
-
-def campaign_compile(*, campaign: Campaign, envs: dict | None = None) -> CompiledCampaign:
-    compiled, errors = _compile(campaign, envs)
-    if errors:
-        raise RuleError("; ".join(f"{field}: {message}" for field, message in errors.items()))
-    return compiled
+    errors = _compile_errors(
+        campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
+    )
+    if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
+        days = _days_judging_after_end(end_grace_days(partnership=campaign.partnership))
+        if candidate_until(campaign.ends_at, days) <= timezone.now():
+            errors.setdefault(
+                "status",
+                f"It ended more than {days} days ago (the partnership's maximum lateness plus "
+                "the longest delivery delay): no event can reach it any more. Move its end date "
+                "to reopen it.",
+            )
+    return errors
 
 
 @transaction.atomic
 def campaign_save(*, campaign: Campaign) -> Campaign:
-    """Validates and saves; a change to a saved campaign bumps its version."""
+    """Validates and saves; a change to a saved campaign bumps its version.
+
+    The saved row is locked to read its version, so concurrent saves of one campaign queue
+    there and get consecutive versions."""
     campaign.full_clean()
     if not campaign._state.adding:
-        campaign.version += 1
+        saved = Campaign.objects.select_for_update().values_list("version", flat=True)
+        campaign.version = saved.get(pk=campaign.pk) + 1
     campaign.save()
     CampaignVersion.objects.create(
         campaign=campaign, version=campaign.version, snapshot=campaign_snapshot(campaign=campaign)
     )
     return campaign
+
+
+def _days_judging_after_end(grace_days: int) -> int:
+    """An event that reached us in time (before the end plus ``grace_days``) may have been
+    scheduled for delivery up to ``EVENT_MAX_DELAY_DAYS`` later: until then, it may still come."""
+    return grace_days + settings.EVENT_MAX_DELAY_DAYS
+
+
+def campaigns_end_expired(*, now: datetime | None = None) -> int:
+    """Active and paused campaigns that no event can reach any more (their end plus the
+    partnership's lateness plus the longest delivery delay) become ``ended``, so that Pilot
+    shows it. Returns how many."""
+    now = now or timezone.now()
+    grace = Coalesce(
+        F("partnership__max_event_lateness_days"), Value(settings.CAMPAIGN_END_GRACE_DAYS)
+    )
+    days = _days_judging_after_end(grace)
+    until = ExpressionWrapper(
+        F("ends_at") + ExpressionWrapper(days * timedelta(days=1), output_field=DurationField()),
+        output_field=DateTimeField(),
+    )
+    ended = (
+        Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED])
+        .alias(judging_until=until)
+        .filter(judging_until__lte=now)
+        .update(status=Campaign.Status.ENDED, updated_at=now)
+    )
+    if ended:
+        config_cache.invalidate()  # an UPDATE sends no post_save
+    return ended
+
+
+@dataclass(frozen=True)
+class CampaignBreak:
+    """A campaign a trigger change would stop compiling, and why."""
+
+    campaign_id: uuid.UUID
+    name: str
+    slug: str
+    status: str
+    errors: Mapping[str, str]
+
+    def __str__(self) -> str:
+        errors = "; ".join(f"{field}: {message}" for field, message in self.errors.items())
+        return f"{self.name} ({self.slug}) — {errors}"
+
+
+@dataclass(frozen=True)
+class TriggerChangeCheck:
+    refused: tuple[CampaignBreak, ...]  # active campaigns the change would stop
+    warned: tuple[CampaignBreak, ...]  # draft and paused ones: they could not be activated
+
+
+def trigger_schema_change_check(
+    *,
+    trigger: Trigger,
+    new_schema: dict,
+    new_name: str | None = None,
+    new_partnership_id: uuid.UUID | None = None,
+) -> TriggerChangeCheck:
+    """What a new schema (and name, or partnership) for a saved trigger would do to the
+    campaigns that read it: those on the trigger and those whose facts name it, unless ended.
+    A campaign counts as broken if it compiles now and would not after the change."""
+    if trigger.pk is None:
+        return TriggerChangeCheck((), ())
+    before = trigger_schemas(partnership_id=trigger.partnership_id)
+    old_name = next(schema.name for schema in before if schema.id == trigger.pk)
+    others = [schema for schema in before if schema.id != trigger.pk]
+    moved = new_partnership_id not in (None, trigger.partnership_id)
+    changed = TriggerSchema(trigger.pk, new_name or old_name, new_schema)
+    after = others if moved else [*others, changed]
+    readers = (
+        Campaign.objects.filter(partnership_id=trigger.partnership_id)
+        .filter(Q(trigger_id=trigger.pk) | Q(facts__contains=[{"trigger": old_name}]))
+        .exclude(status=Campaign.Status.ENDED)
+        .order_by("-priority", "created_at")
+    )
+    refused, warned = [], []
+    for campaign in readers:
+        spec = campaign_spec(campaign=campaign)
+        errors = _compile_errors(spec, after)
+        if not errors or _compile_errors(spec, before):
+            continue
+        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
+        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
+    return TriggerChangeCheck(tuple(refused), tuple(warned))

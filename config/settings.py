@@ -207,6 +207,13 @@ EVENT_WAKE_INTERVAL = env.float("EVENT_WAKE_INTERVAL", default=0.1)
 EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=500)
 # A draining task hands over to a new message after this long (fairness, bounded tasks).
 EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
+
+# --- Campaigns --------------------------------------------------------------------------------
+
+# A campaign judges the events that reach us until its end plus its partnership's
+# max_event_lateness_days; for a partnership without that bound (NULL), plus this many days.
+CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
+
 # --- Webhooks ---------------------------------------------------------------------------------
 
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
@@ -229,6 +236,10 @@ CELERY_BEAT_SCHEDULE = {
     "send-due-webhooks": {
         "task": "rewards.tasks.send_due_webhooks",
         "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL", default=5.0),
+    },
+    "end-expired-campaigns": {
+        "task": "campaigns.tasks.end_expired_campaigns",
+        "schedule": env.float("CAMPAIGN_END_INTERVAL", default=60.0),
     },
 }
 

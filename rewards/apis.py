@@ -36,7 +36,9 @@ from .services.reversal import ReversalRequest, trigger_event_reverse
 
 class TriggerEventDetailApi(APIView):
     class OutputSerializer(TriggerEventOutputSerializer):
-        decisions = DecisionSerializer(many=True, help_text="One per candidate campaign")
+        decisions = DecisionSerializer(
+            many=True, source="decision_list", help_text="One per candidate campaign"
+        )
         rewards = RewardOutputSerializer(many=True, source="reward_list")
         reversals = ReversalOutputSerializer(many=True, source="reversal_list")
 

@@ -6,6 +6,7 @@ from datetime import datetime
 import orjson
 from django.db.models import Q, Sum
 
+from campaigns.selectors import trigger_event_decisions
 from config.errors import field_error, validation_error
 from partnerships.models import EndUser
 from triggers.models import TriggerEvent
@@ -19,6 +20,7 @@ def trigger_event_get_with_rewards(
 ) -> TriggerEvent | None:
     event = trigger_event_get(partnership_id=partnership_id, mode=mode, event_id=event_id)
     if event is not None:
+        event.decision_list = trigger_event_decisions(event=event)
         event.reward_list = list(
             Reward.objects.filter(trigger_event=event)
             .select_related("campaign", "partnership")

@@ -2,6 +2,8 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from campaigns.decisions import Outcome
+
 from .models import Reward
 
 
@@ -34,10 +36,7 @@ class RewardOutputSerializer(serializers.Serializer):
 class DecisionSerializer(serializers.Serializer):
     campaign_id = serializers.UUIDField()
     campaign = serializers.CharField(help_text="The campaign's slug")
-    outcome = serializers.CharField(
-        help_text="rewarded, condition_false, zero_amount, budget_exhausted, count_cap_reached, "
-        "user_cap_reached, period_cap_reached, outside_schedule, skipped_exclusive or error"
-    )
+    outcome = serializers.CharField(help_text=", ".join(Outcome))
     amount = serializers.CharField(allow_null=True)
     message = serializers.CharField(allow_blank=True)
 

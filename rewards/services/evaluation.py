@@ -8,30 +8,33 @@ the events' decisions commit together or not at all. It works in two phases:
 2. **Issuance**, under the campaigns' counter locks (``Ledger``): in priority order per event,
    exclusivity, earlier rewards, budgets and caps decide, then rewards are written.
 
-Every candidate campaign gets a decision on the event (see ``Outcome``).
+What decides is pure and lives in campaigns (``campaigns.judge``: ``event_judge`` for phase 1,
+``event_settle`` for phase 2, ``campaigns.engine.limits_check`` for the limits), so a dry run
+gives the same decisions; this module loads, locks and writes. Every candidate campaign gets a
+decision on the event (``campaigns.decisions``), a campaign that no longer compiles included.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.engine import CompiledCampaign, RuleRuntimeError, period_key
+from campaigns.engine import CompiledCampaign, InvalidCampaign, period_key
 from campaigns.facts import facts_for_events
-from campaigns.rules import event_data
+from campaigns.judge import EventValue, Verdict, event_judge, event_settle
 from campaigns.selectors import campaign_list_active
 from partnerships.models import EndUser, Partnership
 from triggers.models import Trigger, TriggerEvent
 
-from ..decisions import Outcome
 from ..models import Reward
 from ..webhooks import WebhookEventType, webhook_event_emit
 from .ledger import Ledger
@@ -39,17 +42,18 @@ from .ledger import Ledger
 logger = logging.getLogger(__name__)
 
 
-class _Verdict(NamedTuple):
-    """Phase 1's answer for one (event, campaign): a final outcome, or an amount to issue."""
+class EventResult(NamedTuple):
+    """What evaluating one event gave: its status, error and decisions (in stored form)."""
 
-    campaign: CompiledCampaign
-    outcome: Outcome | None  # None: eligible, subject to exclusivity and limits
-    amount: Decimal | None
-    message: str
+    event_id: uuid.UUID
+    status: str
+    error: str = ""
+    decisions: tuple = ()
 
 
 class _NewReward(NamedTuple):
-    """A reward to COPY in: a plain row, ~10x cheaper to build than a model instance."""
+    """A reward to COPY in: a plain row, ~10x cheaper to build than a model instance. Its
+    fields are the COPY's columns (``_COPY_REWARDS``; a test holds them to the model)."""
 
     id: uuid.UUID
     partnership_id: uuid.UUID
@@ -71,7 +75,7 @@ class _NewReward(NamedTuple):
 class _Context:
     """What the rules of a batch read, loaded once."""
 
-    campaigns: dict[int, list[CompiledCampaign]]
+    campaigns: dict[int, list[CompiledCampaign | InvalidCampaign]]
     users: dict[uuid.UUID, dict]
     trigger_names: dict[int, str]
     units: dict[uuid.UUID, tuple[str, int, ZoneInfo]]  # unit, decimal places, time zone
@@ -79,31 +83,43 @@ class _Context:
 
 
 def trigger_events_evaluate(events: list[TriggerEvent]) -> None:
+    results = _evaluate(events)
+    failed = []
+    for event, result in zip(events, results, strict=True):
+        event.status, event.error, event.decisions = result.status, result.error, result.decisions
+        if result.status == TriggerEvent.Status.FAILED:
+            failed.append(event)
+    if failed:
+        trigger_events_failed_notify(failed)
+
+
+def _evaluate(events: list[TriggerEvent]) -> list[EventResult]:
     campaigns = {
         trigger_id: campaign_list_active(trigger_id=trigger_id)
         for trigger_id in {event.trigger_id for event in events}
     }
-    candidates = {c.id: c for listed in campaigns.values() for c in listed}
-    if not candidates:
-        for event in events:
-            event.decisions = []
-        return
-    context = _load_context(events, campaigns, candidates)
-    verdicts = {}
-    for event in events:
+    if not any(campaigns.values()):
+        return [EventResult(event.id, TriggerEvent.Status.PROCESSED) for event in events]
+    compiled = {
+        campaign.id: campaign
+        for listed in campaigns.values()
+        for campaign in listed
+        if isinstance(campaign, CompiledCampaign)
+    }
+    context = _load_context(events, campaigns, compiled)
+    results: list[EventResult | None] = [None] * len(events)
+    judged: list[tuple[int, TriggerEvent, list[Verdict]]] = []
+    for index, event in enumerate(events):
         try:
-            verdicts[event.id] = _judge(event, context)
+            judged.append((index, event, _judge(event, context)))
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
-            _fail(event, exc)
-    _issue([event for event in events if event.id in verdicts], verdicts, context, candidates)
-
-
-def _fail(event: TriggerEvent, exc: Exception) -> None:
-    logger.exception("Evaluating trigger event %s failed", event.id)
-    event.status = TriggerEvent.Status.FAILED
-    event.error = f"{type(exc).__name__}: {exc}"
-    event.decisions = []
-    trigger_events_failed_notify([event])
+            logger.exception("Evaluating trigger event %s failed", event.id)
+            results[index] = EventResult(
+                event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
+            )
+    for (index, event, _), decisions in zip(judged, _issue(judged, context, compiled), strict=True):
+        results[index] = EventResult(event.id, TriggerEvent.Status.PROCESSED, "", decisions)
+    return results
 
 
 def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
@@ -111,8 +127,8 @@ def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
     webhook_event_emit(event_type=WebhookEventType.TRIGGER_EVENT_FAILED, subjects=events)
 
 
-def _load_context(events, campaigns, candidates) -> _Context:
-    specs = [spec for campaign in candidates.values() for spec in campaign.facts]
+def _load_context(events, campaigns, compiled) -> _Context:
+    specs = [spec for campaign in compiled.values() for spec in campaign.facts]
     return _Context(
         campaigns=campaigns,
         users=dict(
@@ -131,120 +147,79 @@ def _load_context(events, campaigns, candidates) -> _Context:
     )
 
 
-# --- Phase 1: rules -------------------------------------------------------------------------
+_NO_FACTS: dict = {}
 
 
-def _judge(event: TriggerEvent, context: _Context) -> list[_Verdict]:
+# --- Phase 1: rules (campaigns.judge), no lock ------------------------------------------------
+
+
+def _judge(event: TriggerEvent, context: _Context) -> list[Verdict]:
     campaigns = context.campaigns[event.trigger_id]
     if not campaigns:
         return []
-    data = event_data(
-        campaigns[0].env.fields,
-        context=event.context,
-        user=context.users.get(event.end_user_id, {}),
-        trigger=context.trigger_names[event.trigger_id],
-        occurred_at=event.occurred_at,
-        tags=event.tags,
-        mode=event.mode,
+    value = EventValue(
+        event.id,
+        context.trigger_names[event.trigger_id],
+        event.context,
+        event.tags,
+        event.mode,
+        event.occurred_at,
+        event.received_at,
     )
-    activations: dict[int, Any] = {}
-    places = context.units[event.partnership_id][1]
-    verdicts = []
-    for campaign in campaigns:
-        if not campaign.in_schedule(event.occurred_at):
-            verdicts.append(
-                _Verdict(campaign, Outcome.OUTSIDE_SCHEDULE, None, "outside the campaign's dates")
-            )
-            continue
-        key = id(campaign.env)
-        if key not in activations:
-            facts = context.facts.get(event.id, {})
-            activations[key] = campaign.env.activation(
-                data, {spec.name: facts[spec] for spec in campaign.facts}
-            )
-        verdicts.append(_rule_verdict(campaign, activations[key], event.context, places))
-    return verdicts
-
-
-def _rule_verdict(campaign: CompiledCampaign, activation, context: dict, places: int) -> _Verdict:
-    try:
-        matched, why = campaign.matches(activation)
-        if not matched:
-            return _Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
-        amount = campaign.amount(activation, context, places)
-    except RuleRuntimeError as exc:
-        return _Verdict(campaign, Outcome.ERROR, None, str(exc))
-    if amount <= 0:
-        return _Verdict(campaign, Outcome.ZERO_AMOUNT, None, f"the computed reward is {amount}")
-    return _Verdict(campaign, None, amount, "")
+    return event_judge(
+        campaigns,
+        value,
+        user=context.users.get(event.end_user_id, {}),
+        facts=context.facts.get(event.id, _NO_FACTS),
+        places=context.units[event.partnership_id][1],
+    )
 
 
 # --- Phase 2: issuance, under the counter locks ---------------------------------------------
 
 
-def _issue(events, verdicts, context: _Context, candidates) -> None:
+def _issue(judged, context: _Context, compiled) -> list[tuple]:
+    """Settles each judged event's verdicts (``campaigns.judge.event_settle``) against the
+    locked counters; returns their decisions in stored form, in the same order."""
+    events = [event for _, event, _ in judged]
     # Lock first: what is read after the lock (earlier rewards, user counters) is current.
-    ledger = Ledger(set(candidates), {e.mode for e in events}, {e.end_user_id for e in events})
-    already_rewarded = set(
-        Reward.objects.filter(trigger_event__in=events).values_list(
-            "campaign_id", "trigger_event_id"
-        )
-    )
+    ledger = Ledger(set(compiled), {e.mode for e in events}, {e.end_user_id for e in events})
+    rewarded_before: dict[uuid.UUID, set] = defaultdict(set)
+    for campaign_id, event_id in Reward.objects.filter(trigger_event__in=events).values_list(
+        "campaign_id", "trigger_event_id"
+    ):
+        rewarded_before[event_id].add(campaign_id)
     issued_at = timezone.now()
     rewards: list[_NewReward] = []
-    for event in events:
-        taken_by_exclusive = False
-        decisions = []
-        for verdict in verdicts[event.id]:
-            campaign = verdict.campaign
-            outcome, amount, message = verdict.outcome, verdict.amount, verdict.message
-            if (campaign.id, event.id) in already_rewarded:
-                outcome, amount, message = (
-                    Outcome.REWARDED,
-                    None,
-                    "already rewarded by an earlier evaluation",
-                )
-            elif outcome == Outcome.OUTSIDE_SCHEDULE:
-                pass
-            elif taken_by_exclusive:
-                outcome, amount = Outcome.SKIPPED_EXCLUSIVE, None
-                message = "an exclusive campaign already rewarded it"
-            elif outcome is None:
-                zone = context.units[event.partnership_id][2]
-                outcome, message, user_periods = _reserve(ledger, campaign, event, amount, zone)
-                if outcome == Outcome.REWARDED:
-                    rewards.append(
-                        _reward(event, campaign, context, amount, issued_at, user_periods)
-                    )
-                else:
-                    amount = None
-            if outcome == Outcome.REWARDED:
-                taken_by_exclusive |= campaign.exclusive
-            decisions.append(
-                {
-                    "campaign_id": str(campaign.id),
-                    "campaign": campaign.slug,
-                    "outcome": outcome,
-                    "amount": None if amount is None else str(amount),
-                    "message": message,
-                }
+    decided = []
+    for _, event, verdicts in judged:
+        zone = context.units[event.partnership_id][2]
+
+        def reserve(campaign: CompiledCampaign, amount: Decimal, event=event, zone=zone):
+            limits = campaign.limits
+            period = period_key(limits.period, event.occurred_at, zone) if limits.period else ""
+            blocked = ledger.check(campaign, event.mode, event.end_user_id, period, amount)
+            if blocked:
+                return blocked
+            user_periods = ledger.record(campaign, event.mode, event.end_user_id, period, amount)
+            rewards.append(_reward(event, campaign, context, amount, issued_at, user_periods))
+            return None
+
+        before = rewarded_before.get(event.id, ()) if rewarded_before else ()
+        decisions = event_settle(verdicts, rewarded_before=before, reserve=reserve)
+        # One decision per verdict, in order: the verdict's campaign has the id as a string.
+        decided.append(
+            tuple(
+                [
+                    decision.packed(verdict.campaign.key)
+                    for verdict, decision in zip(verdicts, decisions, strict=True)
+                ]
             )
-        event.decisions = decisions
+        )
     ledger.save()
     _insert(rewards)
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
-
-
-def _reserve(
-    ledger: Ledger, campaign, event, amount: Decimal, zone: ZoneInfo
-) -> tuple[Outcome, str, list[str]]:
-    limits = campaign.limits
-    period = period_key(limits.period, event.occurred_at, zone) if limits.period else ""
-    blocked = ledger.check(campaign, event.mode, event.end_user_id, period, amount)
-    if blocked:
-        return blocked, f"a reward of {amount} would exceed the campaign's limit", []
-    user_periods = ledger.record(campaign, event.mode, event.end_user_id, period, amount)
-    return Outcome.REWARDED, "", user_periods
+    return decided
 
 
 def _reward(
@@ -268,12 +243,7 @@ def _reward(
     )
 
 
-_COPY_REWARDS = (
-    "COPY rewards_reward (id, partnership_id, campaign_id, trigger_event_id, end_user_id, "
-    "amount, reversed_amount, unit, mode, status, issued_at, occurred_at, campaign_version, "
-    "user_periods) "
-    "FROM STDIN"
-)
+_COPY_REWARDS = f"COPY {Reward._meta.db_table} ({', '.join(_NewReward._fields)}) FROM STDIN"
 
 
 def _insert(rewards: list[_NewReward]) -> None:

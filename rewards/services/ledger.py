@@ -10,9 +10,9 @@ concurrent workers. Changes are kept in memory and written in a few statements a
 import uuid
 from decimal import Decimal
 
-from campaigns.engine import CompiledCampaign, Limits
+from campaigns.decisions import Outcome
+from campaigns.engine import CompiledCampaign, Limits, Usage, limits_check
 
-from ..decisions import Outcome
 from ..models import CampaignCounter, UserCounter
 
 ALL_TIME = ""
@@ -38,28 +38,22 @@ class Ledger:
     def check(
         self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
     ) -> Outcome | None:
-        """The limit this reward would break, or None if it fits."""
+        """The limit this reward would break, or None if it fits (``limits_check`` over the
+        counters as they stand in this batch)."""
         limits: Limits = campaign.limits
         counter = self._campaign(campaign.id, mode)
-        if limits.max_rewards is not None and counter.reward_count + 1 > limits.max_rewards:
-            return Outcome.COUNT_CAP_REACHED
-        if limits.budget is not None and counter.spent + amount > limits.budget:
-            return Outcome.BUDGET_EXHAUSTED
-        if limits.per_user:
-            lifetime = self._user(campaign.id, mode, user_id, ALL_TIME)
-            if (
-                limits.max_rewards_per_user is not None
-                and lifetime.reward_count + 1 > limits.max_rewards_per_user
-            ) or (
-                limits.max_amount_per_user is not None
-                and lifetime.amount + amount > limits.max_amount_per_user
-            ):
-                return Outcome.USER_CAP_REACHED
-            if limits.max_rewards_per_user_per_period is not None:
-                in_period = self._user(campaign.id, mode, user_id, period)
-                if in_period.reward_count + 1 > limits.max_rewards_per_user_per_period:
-                    return Outcome.PERIOD_CAP_REACHED
-        return None
+        if not limits.per_user:
+            return limits_check(limits, Usage(counter.reward_count, counter.spent), amount)
+        lifetime = self._user(campaign.id, mode, user_id, ALL_TIME)
+        in_period = self._user(campaign.id, mode, user_id, period) if limits.period else None
+        usage = Usage(
+            counter.reward_count,
+            counter.spent,
+            lifetime.reward_count,
+            lifetime.amount,
+            in_period.reward_count if in_period else 0,
+        )
+        return limits_check(limits, usage, amount)
 
     def record(
         self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal

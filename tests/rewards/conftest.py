@@ -1,5 +1,6 @@
 import pytest
 
+from campaigns.selectors import trigger_event_decisions
 from triggers.models import TriggerEvent
 from triggers.services.processing import trigger_events_process_batch
 
@@ -16,5 +17,15 @@ def process():
 
 
 def decisions(event: TriggerEvent) -> dict[str, str]:
+    """{campaign slug: outcome}, as the status API and Pilot read them."""
+    return {view.campaign: view.outcome for view in decision_views(event)}
+
+
+def messages(event: TriggerEvent) -> dict[str, str]:
+    """{campaign slug: message in words}."""
+    return {view.campaign: view.message for view in decision_views(event)}
+
+
+def decision_views(event: TriggerEvent) -> list:
     event.refresh_from_db()
-    return {decision["campaign"]: decision["outcome"] for decision in event.decisions}
+    return trigger_event_decisions(event=event)

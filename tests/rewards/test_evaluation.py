@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from campaigns.decisions import Outcome
 from campaigns.models import CampaignVersion
-from rewards.decisions import Outcome
 from rewards.models import (
     CampaignCounter,
     Reward,
@@ -21,7 +21,7 @@ from tests.factories import (
     TriggerEventFactory,
     TriggerFactory,
 )
-from tests.rewards.conftest import decisions
+from tests.rewards.conftest import decisions, messages
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_condition_false_issues_nothing_and_says_why(trigger, process):
 
     assert not Reward.objects.exists()
     assert decisions(event) == {"big": Outcome.CONDITION_FALSE}
-    assert event.decisions[0]["message"] == "condition is false"
+    assert messages(event) == {"big": "condition is false"}
 
 
 def test_condition_on_an_absent_optional_field_is_false_not_an_error(trigger, process):
@@ -71,7 +71,7 @@ def test_condition_on_an_absent_optional_field_is_false_not_an_error(trigger, pr
     process()
 
     assert decisions(event) == {"grocery": Outcome.CONDITION_FALSE}
-    assert "merchant_category" in event.decisions[0]["message"]
+    assert "merchant_category" in messages(event)["grocery"]
 
 
 def test_percentage_reward_with_cap_and_rounding(trigger, process):
@@ -153,9 +153,7 @@ def test_an_amount_too_large_to_store_is_that_campaigns_error_only(trigger, proc
     assert decisions(event) == {"huge": Outcome.ERROR, "plain": Outcome.REWARDED}
     event.refresh_from_db()
     assert event.status == "processed"
-    assert (
-        "largest amount" in next(d for d in event.decisions if d["campaign"] == "huge")["message"]
-    )
+    assert "largest amount" in messages(event)["huge"]
 
 
 def test_expression_reward_uses_user_attributes(trigger, process):
@@ -361,7 +359,7 @@ def test_evaluating_an_event_again_issues_nothing_twice(trigger, process):
 
     assert Reward.objects.count() == 1
     assert decisions(event) == {"once": Outcome.REWARDED}
-    assert "already rewarded" in event.decisions[0]["message"]
+    assert "already rewarded" in messages(event)["once"]
 
 
 def test_calendar_periods_are_the_partnerships_days(trigger, process):

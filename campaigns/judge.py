@@ -1,0 +1,145 @@
+"""Judging one event against its trigger's candidate campaigns, and settling the verdicts in
+priority order into decisions.
+
+Pure: no database. The workers (``rewards.services.evaluation``) call these with what they
+loaded and with a ``reserve`` that checks and counts under the counters' locks; a dry run or a
+backtest calls them with values of its own and gets the same decisions and amounts.
+"""
+
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from .decisions import NO_PARAMS, Decision, Outcome, params
+from .engine import CompiledCampaign, FactSpec, InvalidCampaign, RuleRuntimeError
+from .rules import event_data
+
+Candidate = CompiledCampaign | InvalidCampaign
+EARLIER = params(reason="earlier")
+
+
+class EventValue(NamedTuple):
+    """What the rules read of a trigger event."""
+
+    id: uuid.UUID
+    trigger: str  # the trigger's name
+    context: dict
+    tags: dict
+    mode: str
+    occurred_at: datetime
+    received_at: datetime
+
+
+class Verdict(NamedTuple):
+    """The rules' answer for one (event, campaign): a final outcome, or an amount to issue."""
+
+    campaign: Candidate
+    outcome: Outcome | None  # None: eligible, subject to exclusivity and limits
+    amount: Decimal | None = None
+    params: Mapping[str, Any] = NO_PARAMS
+
+
+def event_judge(
+    campaigns: Sequence[Candidate],
+    event: EventValue,
+    *,
+    user: dict,
+    facts: Mapping[FactSpec, int | float],
+    places: int,
+) -> list[Verdict]:
+    """Schedule (at ``occurred_at``), condition and amount for each campaign, in their order;
+    none from a campaign the event reached too late for (``candidate_until``).
+
+    ``user``: the end user's attributes; ``facts``: this event's value of each fact the
+    campaigns read; ``places``: the reward unit's decimal places."""
+    data = None
+    activations: dict[int, Any] = {}
+    verdicts = []
+    received_at, occurred_at, context = event.received_at, event.occurred_at, event.context
+    for campaign in campaigns:
+        if campaign.candidate_until is not None and received_at >= campaign.candidate_until:
+            continue
+        if isinstance(campaign, InvalidCampaign):
+            verdicts.append(_invalid(campaign))
+            continue
+        if not campaign.in_schedule(occurred_at):
+            verdicts.append(Verdict(campaign, Outcome.OUTSIDE_SCHEDULE))
+            continue
+        key = id(campaign.env)
+        activation = activations.get(key)
+        if activation is None:
+            if data is None:  # the same for every campaign of the trigger
+                data = event_data(
+                    campaign.env.fields,
+                    context=context,
+                    user=user,
+                    trigger=event.trigger,
+                    occurred_at=occurred_at,
+                    tags=event.tags,
+                    mode=event.mode,
+                )
+            activation = activations[key] = campaign.env.activation(
+                data, {spec.name: facts[spec] for spec in campaign.facts}
+            )
+        verdicts.append(_rules(campaign, activation, context, places))
+    return verdicts
+
+
+def _invalid(campaign: InvalidCampaign) -> Verdict:
+    errors = "; ".join(f"{field}: {message}" for field, message in campaign.errors.items())
+    return Verdict(campaign, Outcome.CAMPAIGN_INVALID, None, params(errors=errors))
+
+
+def _rules(campaign: CompiledCampaign, activation, context: dict, places: int) -> Verdict:
+    try:
+        matched, absent = campaign.matches(activation)
+        if not matched:
+            why = params(reason="absent", detail=absent) if absent else NO_PARAMS
+            return Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
+        amount = campaign.amount(activation, context, places)
+    except RuleRuntimeError as exc:
+        return Verdict(campaign, Outcome.ERROR, None, exc.params)
+    if amount <= 0:
+        return Verdict(campaign, Outcome.ZERO_AMOUNT, None, params(amount=str(amount)))
+    return Verdict(campaign, None, amount)
+
+
+Reserve = Callable[[CompiledCampaign, Decimal], Outcome | None]
+
+
+def event_settle(
+    verdicts: Sequence[Verdict], *, rewarded_before: Collection[uuid.UUID], reserve: Reserve
+) -> list[Decision]:
+    """The event's decisions, in priority order: earlier rewards, exclusivity, then limits.
+
+    ``rewarded_before``: campaigns that already rewarded this event (a re-evaluation).
+    ``reserve(campaign, amount)``: the limit the reward would break, or None after counting
+    it (the workers' ``Ledger``, under the counters' locks; an in-memory tally for a dry run).
+    """
+    taken_by_exclusive = False
+    decisions = []
+    for campaign, outcome, amount, why in verdicts:
+        if rewarded_before and campaign.id in rewarded_before:
+            decision = Decision(campaign.id, Outcome.REWARDED, None, EARLIER)
+        elif outcome is Outcome.OUTSIDE_SCHEDULE or outcome is Outcome.CAMPAIGN_INVALID:
+            decision = Decision(campaign.id, outcome, None, why)
+        elif taken_by_exclusive:
+            decision = Decision(campaign.id, Outcome.SKIPPED_EXCLUSIVE)
+        elif outcome is None:
+            decision = _reserved(campaign, amount, reserve(campaign, amount))
+        else:
+            decision = Decision(campaign.id, outcome, None, why)
+        if decision.outcome is Outcome.REWARDED and campaign.exclusive:
+            taken_by_exclusive = True
+        decisions.append(decision)
+    return decisions
+
+
+def _reserved(campaign: CompiledCampaign, amount: Decimal, blocked: Outcome | None) -> Decision:
+    if blocked is None:
+        return Decision(campaign.id, Outcome.REWARDED, amount)
+    if blocked == Outcome.PERIOD_CAP_REACHED:
+        return Decision(campaign.id, blocked, None, params(period=campaign.limits.period))
+    return Decision(campaign.id, blocked, None, params(amount=str(amount)))
