@@ -90,7 +90,25 @@ with psycopg.connect(url, autocommit=True) as conn:
 
 
 def _env(side: str) -> dict[str, str]:
-    return {**os.environ, "BENCH_DATABASE": DATABASES[side]}
+    env = {**os.environ, "BENCH_DATABASE": DATABASES[side]}
+    if side == "base":
+        # The shared .venv's editable install maps the project's packages to this checkout:
+        # a module the base lacks would be imported from here (gunicorn and celery, started
+        # as scripts, would import all of it from here). The base imports only its own code.
+        site = _base_site()
+        env["PYTHONPATH"] = os.pathsep.join([str(site), str(BASE_DIR)])
+    return env
+
+
+def _base_site() -> Path:
+    site = BASE_DIR.parent / "ab-base-site"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [finder for finder in sys.meta_path\n"
+        "                    if not getattr(finder, '__module__', '').startswith('__editable__')]\n"
+    )
+    return site
 
 
 def _measure(side: str, args: argparse.Namespace) -> dict[str, float]:
@@ -116,9 +134,12 @@ def _number(cell: str) -> float:
 def _ingest_figures(text: str) -> dict[str, float]:
     rates = {}
     for line in text.splitlines():
-        cells = line.split("|")
-        if len(cells) > 3 and (cells[1].startswith(" ours:") or cells[1].startswith(" bare")):
-            rates[cells[1].split(":")[0].split()[0].strip()] = _number(cells[2])
+        cells = [cell.strip() for cell in line.split("|")]
+        # The summary table's rows (the per-run table's first cells are the bare names).
+        if len(cells) > 3 and cells[1].startswith("ours:"):
+            rates["ours"] = _number(cells[2])
+        elif len(cells) > 3 and cells[1] == "bare Django JSON view":
+            rates["bare"] = _number(cells[2])
     return {"ingest req/s": rates["ours"], "ingest x bare": rates["ours"] / rates["bare"]}
 
 
