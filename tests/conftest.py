@@ -3,6 +3,7 @@ from rest_framework.test import APIClient
 
 from config.localcache import config_cache
 from partnerships import auth, ratelimit
+from tests import servers
 from tests.factories import ApiKeyFactory, TriggerFactory
 from triggers.services import ingest
 
@@ -55,3 +56,17 @@ def partner_client(api_key) -> APIClient:
 @pytest.fixture
 def trigger(partnership):
     return TriggerFactory(partnership=partnership)
+
+
+@pytest.fixture(scope="session")
+def private_postgres(tmp_path_factory):
+    """A migrated PostgreSQL server this run owns: tests may restart it (see tests/servers.py)."""
+    with servers.private_postgres(tmp_path_factory.mktemp("private-postgres")) as postgres:
+        yield postgres
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory):
+    """The URL of a Redis server this run owns (a broker no other test's messages reach)."""
+    with servers.private_redis(tmp_path_factory.mktemp("private-redis")) as url:
+        yield url

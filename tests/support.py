@@ -134,10 +134,14 @@ def celery_worker(
     concurrency: int = 1,
     queues: str = "celery,webhooks",
     pool: str = "prefork",
+    include: str = "",
 ):
+    """``include``: modules of test-only tasks to load too (``tests.worker_tasks``)."""
     name = f"{log.stem}@%h"
     args = [_bin("celery"), "-A", "config", "worker", "-l", "info", "-n", name]
     args += ["-c", str(concurrency), "-Q", queues, "-P", pool]
+    if include:
+        args += ["-I", include]
     args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     if beat:
         args += ["-B", "--schedule", str(log.with_suffix(".beat"))]
