@@ -211,7 +211,7 @@ def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> 
     from config.localcache import config_cache
     from partnerships.models import EndUser
     from triggers.models import Trigger, TriggerEvent
-    from triggers.tasks import process_pending_events
+    from triggers.tasks import process_pending_events_send
 
     _reset()
     config_cache.invalidate()
@@ -244,8 +244,8 @@ def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> 
     try:
         start = time.perf_counter()
         for _ in range(2):  # one per worker process; each drains and hands over
-            process_pending_events.delay()
-        while TriggerEvent.objects.filter(status="queued").exists():
+            process_pending_events_send()
+        while TriggerEvent.objects.filter(status__in=("queued", "processing")).exists():
             time.sleep(0.02)
         elapsed = time.perf_counter() - start
     finally:

@@ -22,8 +22,11 @@ class TriggerEventAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "partnership", "trigger", "end_user", "mode", "status")}),
         ("Payload", {"fields": ("context", "tags", "idempotency_key", "request_hash")}),
-        ("Times", {"fields": ("occurred_at", "received_at", "deliver_at", "processed_at")}),
-        ("Evaluation", {"fields": ("decisions", "attempts", "error")}),
+        (
+            "Times",
+            {"fields": ("occurred_at", "received_at", "deliver_at", "claimed_at", "processed_at")},
+        ),
+        ("Evaluation", {"fields": ("decisions", "attempts", "claimed_by", "error")}),
     )
 
     def has_add_permission(self, request) -> bool:

@@ -82,7 +82,12 @@ class TriggerEvent(models.Model):
     deliver_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Evaluations started (each claim counts one, before anything is evaluated), when the last
+    # one was claimed and by which database session (backend pid): a claim still ``processing``
+    # whose session is gone, or that is too old, lost its worker.
     attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     # The evaluation trace, written by the processors (one entry per candidate campaign).
     decisions = models.JSONField(default=list, blank=True)
@@ -100,6 +105,15 @@ class TriggerEvent(models.Model):
             ),
             models.Index(
                 fields=["deliver_at"], condition=Q(status="scheduled"), name="event_scheduled_idx"
+            ),
+            # Claims in flight (stalled ones are recovered) and events waiting to be retried.
+            models.Index(
+                fields=["claimed_at"], condition=Q(status="processing"), name="event_processing_idx"
+            ),
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status="queued", attempts__gt=0),
+                name="event_retry_idx",
             ),
             models.Index(fields=["partnership", "-received_at"], name="event_partnership_idx"),
             # Per-user facts ("purchases in the last 30 days") as of an event's occurred_at.

@@ -1,7 +1,8 @@
 """Evaluating claimed trigger events against their campaigns and issuing rewards.
 
-Runs inside the batch transaction of ``triggers.services.processing``: rewards, counters and
-the events' decisions commit together or not at all. It works in two phases:
+The processor of ``triggers.services.processing``: runs inside its batch transaction, and
+returns an ``EventOutcome`` per event that it writes with the rewards and counters, together or
+not at all. It works in two phases:
 
 1. **Rules**, without any campaign lock: schedule, condition (CEL) and amount for every
    (event, campaign). This is the CPU-heavy part, so concurrent workers overlap here.
@@ -30,6 +31,7 @@ from campaigns.rules import event_data
 from campaigns.selectors import campaign_list_active
 from partnerships.models import EndUser, Partnership
 from triggers.models import Trigger, TriggerEvent
+from triggers.services.processing import EventOutcome
 
 from ..decisions import Outcome
 from ..models import Reward
@@ -78,36 +80,38 @@ class _Context:
     facts: dict[uuid.UUID, dict]
 
 
-def trigger_events_evaluate(events: list[TriggerEvent]) -> None:
+def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
     campaigns = {
         trigger_id: campaign_list_active(trigger_id=trigger_id)
         for trigger_id in {event.trigger_id for event in events}
     }
     candidates = {c.id: c for listed in campaigns.values() for c in listed}
     if not candidates:
-        for event in events:
-            event.decisions = []
-        return
+        return [EventOutcome(event.id, TriggerEvent.Status.PROCESSED) for event in events]
     context = _load_context(events, campaigns, candidates)
-    verdicts = {}
+    verdicts, failed = {}, []
     for event in events:
         try:
             verdicts[event.id] = _judge(event, context)
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
-            _fail(event, exc)
-    _issue([event for event in events if event.id in verdicts], verdicts, context, candidates)
+            failed.append(_fail(event, exc))
+    decisions = _issue(
+        [event for event in events if event.id in verdicts], verdicts, context, candidates
+    )
+    return failed + [
+        EventOutcome(event_id, TriggerEvent.Status.PROCESSED, decisions=tuple(made))
+        for event_id, made in decisions.items()
+    ]
 
 
-def _fail(event: TriggerEvent, exc: Exception) -> None:
+def _fail(event: TriggerEvent, exc: Exception) -> EventOutcome:
     logger.exception("Evaluating trigger event %s failed", event.id)
-    event.status = TriggerEvent.Status.FAILED
-    event.error = f"{type(exc).__name__}: {exc}"
-    event.decisions = []
-    trigger_events_failed_notify([event])
+    return EventOutcome(event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}")
 
 
 def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
-    """``trigger_event.failed`` webhooks (also registered for events the queue sets aside)."""
+    """``trigger_event.failed`` webhooks: the queue's ``on_failed``, in the transaction that
+    fails the events (the one place this webhook is sent from)."""
     webhook_deliveries_create(
         event_type="trigger_event.failed",
         objects=[
@@ -195,7 +199,7 @@ def _rule_verdict(campaign: CompiledCampaign, activation, context: dict, places:
 # --- Phase 2: issuance, under the counter locks ---------------------------------------------
 
 
-def _issue(events, verdicts, context: _Context, candidates) -> None:
+def _issue(events, verdicts, context: _Context, candidates) -> dict[uuid.UUID, list[dict]]:
     # Lock first: what is read after the lock (earlier rewards, user counters) is current.
     ledger = Ledger(set(candidates), {e.mode for e in events}, {e.end_user_id for e in events})
     already_rewarded = set(
@@ -205,6 +209,7 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
     )
     issued_at = timezone.now()
     rewards: list[_NewReward] = []
+    made: dict[uuid.UUID, list[dict]] = {}
     for event in events:
         taken_by_exclusive = False
         decisions = []
@@ -242,10 +247,11 @@ def _issue(events, verdicts, context: _Context, candidates) -> None:
                     "message": message,
                 }
             )
-        event.decisions = decisions
+        made[event.id] = decisions
     ledger.save()
     _insert(rewards)
     webhook_deliveries_create(event_type="reward.issued", rewards=rewards)
+    return made
 
 
 def _reserve(

@@ -14,9 +14,9 @@ from django.utils import timezone
 from rewards.models import CampaignCounter, Reward
 from rewards.services.evaluation import trigger_events_evaluate
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
+from tests.rewards.conftest import process_batch
 from tests.support import celery_worker, process_env, wait_until
 from triggers.models import TriggerEvent
-from triggers.services.processing import trigger_events_process_batch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def in_threads(count: int, work) -> list[BaseException]:
 
 def drain(limit: int):
     def work() -> None:
-        while trigger_events_process_batch(limit=limit):
+        while process_batch(limit):
             pass
 
     return work
