@@ -194,8 +194,9 @@ def _reset() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE triggers_triggerevent, rewards_reward, rewards_usercounter, "
-            "rewards_webhookdelivery, rewards_reversal, rewards_rewardadjustment CASCADE"
+            "TRUNCATE triggers_triggerevent, triggers_triggereventclaim, rewards_reward, "
+            "rewards_usercounter, rewards_webhookdelivery, rewards_reversal, "
+            "rewards_rewardadjustment CASCADE"
         )
         cursor.execute("DELETE FROM rewards_campaigncounter")
         cursor.execute("DELETE FROM campaigns_campaignversion")
@@ -245,7 +246,7 @@ def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> 
         start = time.perf_counter()
         for _ in range(2):  # one per worker process; each drains and hands over
             process_pending_events_send()
-        while TriggerEvent.objects.filter(status__in=("queued", "processing")).exists():
+        while TriggerEvent.objects.filter(status="queued").exists():
             time.sleep(0.02)
         elapsed = time.perf_counter() - start
     finally:

@@ -24,9 +24,17 @@ class TriggerEventAdmin(admin.ModelAdmin):
         ("Payload", {"fields": ("context", "tags", "idempotency_key", "request_hash")}),
         (
             "Times",
-            {"fields": ("occurred_at", "received_at", "deliver_at", "claimed_at", "processed_at")},
+            {
+                "fields": (
+                    "occurred_at",
+                    "received_at",
+                    "deliver_at",
+                    "last_attempt_at",
+                    "processed_at",
+                )
+            },
         ),
-        ("Evaluation", {"fields": ("decisions", "attempts", "claimed_by", "error")}),
+        ("Evaluation", {"fields": ("decisions", "attempts", "error")}),
     )
 
     def has_add_permission(self, request) -> bool:

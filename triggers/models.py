@@ -1,5 +1,6 @@
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -82,12 +83,10 @@ class TriggerEvent(models.Model):
     deliver_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     processed_at = models.DateTimeField(null=True, blank=True)
-    # Evaluations started (each claim counts one, before anything is evaluated), when the last
-    # one was claimed and by which database session (backend pid): a claim still ``processing``
-    # whose session is gone, or that is too old, lost its worker.
+    # Evaluations attempted, whether they finished, failed or died with their worker (see
+    # TriggerEventClaim), and when the last one was: a retry waits from there.
     attempts = models.PositiveSmallIntegerField(default=0)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.PositiveIntegerField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     # The evaluation trace, written by the processors (one entry per candidate campaign).
     decisions = models.JSONField(default=list, blank=True)
@@ -106,12 +105,9 @@ class TriggerEvent(models.Model):
             models.Index(
                 fields=["deliver_at"], condition=Q(status="scheduled"), name="event_scheduled_idx"
             ),
-            # Claims in flight (stalled ones are recovered) and events waiting to be retried.
+            # Events waiting to be retried (alone, once their delay has passed).
             models.Index(
-                fields=["claimed_at"], condition=Q(status="processing"), name="event_processing_idx"
-            ),
-            models.Index(
-                fields=["claimed_at"],
+                fields=["last_attempt_at"],
                 condition=Q(status="queued", attempts__gt=0),
                 name="event_retry_idx",
             ),
@@ -124,3 +120,17 @@ class TriggerEvent(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class TriggerEventClaim(models.Model):
+    """A batch a worker is evaluating, written and committed by a second database session before
+    the evaluation starts, and deleted by the batch's own transaction. One left behind is an
+    attempt that never finished (its worker died): its events are charged it."""
+
+    event_ids = ArrayField(models.UUIDField())
+    # The claiming worker's database session: once it is gone, so is the worker's transaction.
+    backend_pid = models.PositiveIntegerField()
+    claimed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{len(self.event_ids)} events claimed by backend {self.backend_pid}"

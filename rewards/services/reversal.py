@@ -2,9 +2,9 @@
 
 Locks are taken in the order of ``rewards.locks``: the event row, its rewards, then the
 campaigns' counter rows. A worker that is evaluating the event holds its row until it commits,
-so a reversal waits for it and then reverses what it issued; a reversal that locks an event not
-evaluated yet (queued, or claimed but not being evaluated) cancels it, and no worker evaluates
-a cancelled event. Either way no reward of a reversed event survives.
+so a reversal waits for it and then reverses what it issued; a reversal that locks a queued event
+first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
+Either way no reward of a reversed event survives.
 """
 
 import hashlib
@@ -23,13 +23,6 @@ from triggers.models import TriggerEvent
 from ..locks import campaign_counters_lock
 from ..models import CampaignCounter, Reversal, Reward, RewardAdjustment, UserCounter
 from .webhooks import webhook_deliveries_create
-
-# A worker claims an event (processing) before it locks it to evaluate: until then, cancellable.
-NOT_EVALUATED = (
-    TriggerEvent.Status.SCHEDULED,
-    TriggerEvent.Status.QUEUED,
-    TriggerEvent.Status.PROCESSING,
-)
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
         idempotency_key=request.idempotency_key,
         request_hash=request.fingerprint,
     )
-    if event.status in NOT_EVALUATED:
+    if event.status in (TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED):
         if request.amount is not None:
             raise validation_error(
                 [field_error("amount", "not_evaluated", "The event has no rewards yet")]
@@ -145,7 +138,8 @@ def _locked_event(principal: PartnerPrincipal, request: ReversalRequest) -> Trig
         )
         candidate = (
             events.filter(
-                Q(status__in=NOT_EVALUATED) | Q(status=TriggerEvent.Status.PROCESSED) & standing,
+                Q(status__in=(TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED))
+                | Q(status=TriggerEvent.Status.PROCESSED) & standing,
                 trigger__name=request.trigger_name,
                 end_user__external_user_id=request.external_user_id,
             )

@@ -6,11 +6,9 @@ import pytest
 from campaigns.services import campaign_save
 from config.errors import ErrorCode
 from rewards.models import CampaignCounter, Reward, UserCounter
-from rewards.services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
 from tests.rewards.conftest import decisions
 from triggers.models import TriggerEvent
-from triggers.services import processing
 
 pytestmark = pytest.mark.django_db
 
@@ -221,22 +219,6 @@ def test_reversing_a_queued_event_cancels_it_and_nothing_is_issued_later(trigger
 
     response = reverse({"trigger_event_id": str(event.id)})
     process()
-
-    assert response.json()["data"]["cancelled_event"] is True
-    event.refresh_from_db()
-    assert event.status == "cancelled"
-    assert not Reward.objects.exists()
-
-
-def test_an_event_reversed_between_its_claim_and_its_evaluation_is_never_evaluated(
-    trigger, reverse
-):
-    CampaignFactory(trigger=trigger)
-    event = TriggerEventFactory(trigger=trigger)
-    claim = processing._claim(processing._CLAIM_NEW, 10)  # a worker claims it...
-
-    response = reverse({"trigger_event_id": str(event.id)})  # ...the partner reverses it...
-    processing._evaluate(claim, trigger_events_evaluate, trigger_events_failed_notify)  # ...then
 
     assert response.json()["data"]["cancelled_event"] is True
     event.refresh_from_db()

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from tests.factories import TriggerEventFactory
 from tests.support import wait_until
-from triggers.models import TriggerEvent
+from triggers.models import TriggerEvent, TriggerEventClaim
 from triggers.services import processing
 from triggers.services.processing import (
+    CLAIM_COLUMNS,
     OUTCOME_COLUMNS,
     EventOutcome,
     trigger_events_process_batch,
@@ -138,7 +139,7 @@ def test_an_event_whose_evaluation_raises_fails_alone_after_its_attempts(trigger
     poison.refresh_from_db()
     assert poison.status == "failed"
     assert poison.attempts == 3
-    assert poison.error == "RuntimeError: cannot evaluate this one (attempt 3 of 3)"
+    assert poison.error == "RuntimeError: cannot evaluate this one (attempt 3)"
     assert failures.events == [(poison.id, "failed", poison.error)]
     assert TriggerEvent.objects.filter(status="processed", attempts=1).count() == 19
     assert batches[0] == 20
@@ -157,7 +158,9 @@ def test_a_failed_attempt_waits_before_it_is_retried(trigger, settings):
     assert process(fail) == 0
     event.refresh_from_db()
     assert (event.status, event.attempts, event.error) == ("queued", 1, "RuntimeError: not now")
-    TriggerEvent.objects.filter(pk=event.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    TriggerEvent.objects.filter(pk=event.pk).update(
+        last_attempt_at=timezone.now() - timedelta(hours=1)
+    )
     assert process() == 1
     event.refresh_from_db()
     assert (event.status, event.attempts, event.error) == ("processed", 2, "")
@@ -167,7 +170,12 @@ class WorkerDied(BaseException):
     """Stands for the end of a worker in the middle of an evaluation (nothing catches it)."""
 
 
-def test_a_claim_whose_worker_died_is_recovered_then_failed_once_its_attempts_are_spent(
+def die(batch):
+    raise WorkerDied
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_worker_died_is_charged_then_failed_once_its_attempts_are_spent(
     trigger, settings
 ):
     settings.EVENT_MAX_ATTEMPTS, settings.EVENT_CLAIM_TIMEOUT_SECONDS = 2, 0
@@ -175,13 +183,11 @@ def test_a_claim_whose_worker_died_is_recovered_then_failed_once_its_attempts_ar
     event = TriggerEventFactory(trigger=trigger)
     failures = Failures()
 
-    def die(batch):
-        raise WorkerDied
-
     with pytest.raises(WorkerDied):
         process(die, failures)
     event.refresh_from_db()
-    assert (event.status, event.attempts) == ("processing", 1)
+    assert (event.status, event.attempts) == ("queued", 0)  # rolled back, but on record:
+    assert TriggerEventClaim.objects.get().event_ids == [event.id]
     assert trigger_events_waiting()
 
     assert trigger_events_recover_stalled(on_failed=failures) == 1
@@ -196,6 +202,7 @@ def test_a_claim_whose_worker_died_is_recovered_then_failed_once_its_attempts_ar
     assert (event.status, event.attempts) == ("failed", 2)
     assert failures.events == [(event.id, "failed", event.error)]
     assert not trigger_events_waiting()
+    assert not TriggerEventClaim.objects.exists()
 
 
 def _other_session() -> psycopg.Connection:
@@ -205,20 +212,6 @@ def _other_session() -> psycopg.Connection:
     return psycopg.connect(**params, autocommit=True)
 
 
-def test_a_claim_recovered_and_claimed_again_meanwhile_is_left_to_its_new_claim(trigger):
-    event = TriggerEventFactory(trigger=trigger)
-    claim = processing._claim(processing._CLAIM_NEW, 10)
-    # Meanwhile its lease ran out, it was recovered and another worker claimed it again.
-    TriggerEvent.objects.filter(pk=event.pk).update(attempts=2)
-    evaluated = []
-
-    processing._evaluate(claim, lambda batch: evaluated.extend(batch) or accept(batch), Failures())
-
-    assert evaluated == []
-    event.refresh_from_db()
-    assert (event.status, event.attempts) == ("processing", 2)
-
-
 def test_the_outcome_columns_are_the_models_and_the_outcomes(db):
     fields = {field.name for field in dataclasses.fields(EventOutcome)}
     assert fields == {"event_id", *OUTCOME_COLUMNS}
@@ -226,6 +219,11 @@ def test_the_outcome_columns_are_the_models_and_the_outcomes(db):
         field = TriggerEvent._meta.get_field(name)
         assert field.column == name
         assert field.db_type(connection) == kind
+
+
+def test_the_claim_record_columns_are_the_models():
+    columns = {field.column for field in TriggerEventClaim._meta.concrete_fields}
+    assert set(CLAIM_COLUMNS) == columns - {"id"}
 
 
 def test_the_queue_does_not_import_the_apps_above_it():
@@ -241,22 +239,23 @@ def test_the_queue_does_not_import_the_apps_above_it():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_attempt_is_committed_before_the_evaluation_starts(trigger):
+def test_the_attempt_is_on_record_before_the_evaluation_starts(trigger):
     event = TriggerEventFactory(trigger=trigger)
     seen = []
 
     def processor(batch):
-        with _other_session() as other:
+        with _other_session() as other:  # what a worker would see if this one died now
             seen.append(
-                other.execute(
-                    "SELECT status, attempts FROM triggers_triggerevent WHERE id = %s", [event.id]
-                ).fetchone()
+                other.execute("SELECT event_ids FROM triggers_triggereventclaim").fetchall()
             )
         return accept(batch)
 
     process(processor)
 
-    assert seen == [("processing", 1)]
+    assert seen == [[([event.id],)]]
+    assert not TriggerEventClaim.objects.exists()  # the batch's commit took it away
+    event.refresh_from_db()
+    assert event.attempts == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -280,7 +279,7 @@ def test_a_claim_being_evaluated_is_not_recovered(trigger, settings):
     process(processor)
 
     assert recovered == [0]
-    assert TriggerEvent.objects.get().status == "processed"
+    assert TriggerEvent.objects.values_list("status", "attempts").get() == ("processed", 1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -304,8 +303,8 @@ def test_a_connection_lost_mid_batch_stops_the_task_and_the_claim_is_recovered(t
     connection.close()
 
     assert calls == [3]  # not split: nothing more can be done on that connection
-    assert set(TriggerEvent.objects.values_list("status", flat=True)) == {"processing"}
-    trigger_events_recover_stalled(on_failed=Failures())
+    assert set(TriggerEvent.objects.values_list("status", "attempts")) == {("queued", 0)}
+    assert trigger_events_recover_stalled(on_failed=Failures()) == 3
     while process():
         pass
     for event in events:
@@ -317,9 +316,6 @@ def test_a_connection_lost_mid_batch_stops_the_task_and_the_claim_is_recovered(t
 def test_a_claim_whose_database_session_is_gone_is_recovered_without_waiting(trigger, settings):
     settings.EVENT_CLAIM_TIMEOUT_SECONDS, settings.EVENT_RETRY_DELAY_SECONDS = 3600, 0
     event = TriggerEventFactory(trigger=trigger)
-
-    def die(batch):
-        raise WorkerDied
 
     with pytest.raises(WorkerDied):
         process(die)
