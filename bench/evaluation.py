@@ -194,8 +194,9 @@ def _reset() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE triggers_triggerevent, rewards_reward, rewards_usercounter, "
-            "rewards_webhookdelivery, rewards_reversal, rewards_rewardadjustment CASCADE"
+            "TRUNCATE triggers_triggerevent, triggers_triggereventclaim, rewards_reward, "
+            "rewards_usercounter, rewards_webhookdelivery, rewards_reversal, "
+            "rewards_rewardadjustment CASCADE"
         )
         cursor.execute("DELETE FROM rewards_campaigncounter")
         cursor.execute("DELETE FROM campaigns_campaignversion")
@@ -211,7 +212,7 @@ def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> 
     from config.localcache import config_cache
     from partnerships.models import EndUser
     from triggers.models import Trigger, TriggerEvent
-    from triggers.tasks import process_pending_events
+    from triggers.tasks import process_pending_events_send
 
     _reset()
     config_cache.invalidate()
@@ -244,7 +245,7 @@ def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> 
     try:
         start = time.perf_counter()
         for _ in range(2):  # one per worker process; each drains and hands over
-            process_pending_events.delay()
+            process_pending_events_send()
         while TriggerEvent.objects.filter(status="queued").exists():
             time.sleep(0.02)
         elapsed = time.perf_counter() - start

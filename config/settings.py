@@ -207,6 +207,14 @@ EVENT_WAKE_INTERVAL = env.float("EVENT_WAKE_INTERVAL", default=0.1)
 EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=500)
 # A draining task hands over to a new message after this long (fairness, bounded tasks).
 EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
+# Evaluations an event may start (each claim counts one); then it is failed with its error.
+EVENT_MAX_ATTEMPTS = env.int("EVENT_MAX_ATTEMPTS", default=5)
+# A batch's claim record whose database session is gone is recovered at once (its worker died:
+# a crash, the memory or time limit); one older than this is too, for when a pooler keeps server
+# sessions open. Longer than CELERY_TASK_TIME_LIMIT, which no batch outlives.
+EVENT_CLAIM_TIMEOUT_SECONDS = env.float("EVENT_CLAIM_TIMEOUT_SECONDS", default=600.0)
+# An event whose evaluation failed waits this long before its next attempt, doubled each time.
+EVENT_RETRY_DELAY_SECONDS = env.float("EVENT_RETRY_DELAY_SECONDS", default=2.0)
 
 # --- Campaigns --------------------------------------------------------------------------------
 

@@ -1,2 +1,28 @@
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from triggers.services.processing import trigger_events_process_pending
+from triggers.tasks import PROCESS_PENDING_EVENTS
+
+from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+
 # Celery autodiscovers this module: the webhook sender is registered from here.
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
+
+
+@shared_task(
+    name=PROCESS_PENDING_EVENTS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def process_pending_events() -> None:
+    """Evaluates queued events batch by batch; hands over to a fresh message after a few
+    seconds. Here, not in triggers: the queue is handed the evaluation as an argument."""
+    if trigger_events_process_pending(
+        processor=trigger_events_evaluate, on_failed=trigger_events_failed_notify
+    ):
+        process_pending_events.delay()

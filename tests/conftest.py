@@ -3,6 +3,7 @@ from rest_framework.test import APIClient
 
 from config.localcache import config_cache
 from partnerships import auth, ratelimit
+from tests import servers
 from tests.factories import ApiKeyFactory, TriggerFactory
 from triggers.services import ingest
 
@@ -80,3 +81,17 @@ def pilot_viewer(client, django_user_model):
     user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def private_postgres(tmp_path_factory):
+    """A migrated PostgreSQL server this run owns: tests may restart it (see tests/servers.py)."""
+    with servers.private_postgres(tmp_path_factory.mktemp("private-postgres")) as postgres:
+        yield postgres
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory):
+    """The URL of a Redis server this run owns (a broker no other test's messages reach)."""
+    with servers.private_redis(tmp_path_factory.mktemp("private-redis")) as url:
+        yield url

@@ -134,10 +134,14 @@ def celery_worker(
     concurrency: int = 1,
     queues: str = "celery,webhooks",
     pool: str = "prefork",
+    include: str = "",
 ):
+    """``include``: modules of test-only tasks to load too (``tests.worker_tasks``)."""
     name = f"{log.stem}@%h"
     args = [_bin("celery"), "-A", "config", "worker", "-l", "info", "-n", name]
     args += ["-c", str(concurrency), "-Q", queues, "-P", pool]
+    if include:
+        args += ["-I", include]
     args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     if beat:
         args += ["-B", "--schedule", str(log.with_suffix(".beat"))]
@@ -149,3 +153,14 @@ def http_ready(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+def process_queued(limit: int = 100) -> None:
+    """The workers' pipeline, in this process, until no event is due (rewards' processor)."""
+    from rewards.services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+    from triggers.services.processing import trigger_events_process_batch
+
+    while trigger_events_process_batch(
+        limit=limit, processor=trigger_events_evaluate, on_failed=trigger_events_failed_notify
+    ):
+        pass

@@ -22,7 +22,18 @@ class TriggerEventAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "partnership", "trigger", "end_user", "mode", "status")}),
         ("Payload", {"fields": ("context", "tags", "idempotency_key", "request_hash")}),
-        ("Times", {"fields": ("occurred_at", "received_at", "deliver_at", "processed_at")}),
+        (
+            "Times",
+            {
+                "fields": (
+                    "occurred_at",
+                    "received_at",
+                    "deliver_at",
+                    "last_attempt_at",
+                    "processed_at",
+                )
+            },
+        ),
         ("Evaluation", {"fields": ("decisions", "attempts", "error")}),
     )
 

@@ -3,9 +3,10 @@
 Publishing a Celery message costs ~0.5 ms of CPU, as much as the rest of the ingest request.
 Instead a request only sets a flag; one background thread per process sees it and publishes
 a single ``process_pending_events`` message for everything accepted since its last one, then
-waits ``EVENT_WAKE_INTERVAL`` before it may publish again. Workers claim the events from
-PostgreSQL in batches. If the broker is down the message is lost, not the events: the beat
-task ``dispatch_due_events`` wakes the workers again once it is back.
+waits ``EVENT_WAKE_INTERVAL`` before it may publish again (by name: the task is defined in
+rewards, which this app does not import). Workers claim the events from PostgreSQL in
+batches. If the broker is down the message is lost, not the events: the beat task
+``dispatch_due_events`` wakes the workers again once it is back.
 """
 
 import logging
@@ -40,13 +41,13 @@ class WorkerWaker:
             self._thread.start()
 
     def _run(self) -> None:
-        from .tasks import process_pending_events
+        from .tasks import process_pending_events_send
 
         while True:
             self._wanted.wait()
             self._wanted.clear()
             try:
-                process_pending_events.apply_async(retry=False)
+                process_pending_events_send(retry=False)
             except Exception:
                 logger.warning("Could not wake the workers; the scheduler will", exc_info=True)
             time.sleep(settings.EVENT_WAKE_INTERVAL)

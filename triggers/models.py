@@ -1,5 +1,6 @@
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -83,7 +84,10 @@ class TriggerEvent(models.Model):
     deliver_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Evaluations attempted, whether they finished, failed or died with their worker (see
+    # TriggerEventClaim), and when the last one was: a retry waits from there.
     attempts = models.PositiveSmallIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     # The evaluation trace, written by the processors (one entry per candidate campaign).
     decisions = models.JSONField(default=list, blank=True)
@@ -104,6 +108,12 @@ class TriggerEvent(models.Model):
             models.Index(
                 fields=["deliver_at"], condition=Q(status="scheduled"), name="event_scheduled_idx"
             ),
+            # Events waiting to be retried (alone, once their delay has passed).
+            models.Index(
+                fields=["last_attempt_at"],
+                condition=Q(status="queued", attempts__gt=0),
+                name="event_retry_idx",
+            ),
             models.Index(fields=["partnership", "-received_at"], name="event_partnership_idx"),
             # Per-user facts ("purchases in the last 30 days") as of an event's occurred_at.
             models.Index(
@@ -113,3 +123,17 @@ class TriggerEvent(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class TriggerEventClaim(models.Model):
+    """A batch a worker is evaluating, written and committed by a second database session before
+    the evaluation starts, and deleted by the batch's own transaction. One left behind is an
+    attempt that never finished (its worker died): its events are charged it."""
+
+    event_ids = ArrayField(models.UUIDField())
+    # The claiming worker's database session: once it is gone, so is the worker's transaction.
+    backend_pid = models.PositiveIntegerField()
+    claimed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{len(self.event_ids)} events claimed by backend {self.backend_pid}"

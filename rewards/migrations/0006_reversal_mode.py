@@ -1,5 +1,5 @@
 """Reversals get the mode of their event; their idempotency keys become unique per
-(partnership, mode, key), as events' are (triggers 0004-0005).
+(partnership, mode, key), as events' are (triggers 0004, 0006).
 
 The backfill is plain SQL (a migration must not import application code, which changes).
 The reversals table is small next to the events table: its constraint is swapped in place.

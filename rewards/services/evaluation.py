@@ -1,7 +1,8 @@
 """Evaluating claimed trigger events against their campaigns and issuing rewards.
 
-Runs inside the batch transaction of ``triggers.services.processing``: rewards, counters and
-the events' decisions commit together or not at all. It works in two phases:
+The processor of ``triggers.services.processing``: runs inside its batch transaction, and
+returns an ``EventOutcome`` per event that it writes with the rewards and counters, together or
+not at all. It works in two phases:
 
 1. **Rules**, without any campaign lock: schedule, condition (CEL) and amount for every
    (event, campaign). This is the CPU-heavy part, so concurrent workers overlap here.
@@ -34,21 +35,13 @@ from campaigns.judge import EventValue, Verdict, event_judge, event_settle
 from campaigns.selectors import campaign_list_active
 from partnerships.models import EndUser, Partnership
 from triggers.models import Trigger, TriggerEvent
+from triggers.services.processing import EventOutcome
 
 from ..models import Reward
 from ..webhooks import WebhookEventType, webhook_event_emit
 from .ledger import Ledger
 
 logger = logging.getLogger(__name__)
-
-
-class EventResult(NamedTuple):
-    """What evaluating one event gave: its status, error and decisions (in stored form)."""
-
-    event_id: uuid.UUID
-    status: str
-    error: str = ""
-    decisions: tuple = ()
 
 
 class _NewReward(NamedTuple):
@@ -82,24 +75,15 @@ class _Context:
     facts: dict[uuid.UUID, dict]
 
 
-def trigger_events_evaluate(events: list[TriggerEvent]) -> None:
-    results = _evaluate(events)
-    failed = []
-    for event, result in zip(events, results, strict=True):
-        event.status, event.error, event.decisions = result.status, result.error, result.decisions
-        if result.status == TriggerEvent.Status.FAILED:
-            failed.append(event)
-    if failed:
-        trigger_events_failed_notify(failed)
-
-
-def _evaluate(events: list[TriggerEvent]) -> list[EventResult]:
+def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
+    """The queue's processor: one frozen outcome per event; writes rewards, counters and
+    webhook rows in the caller's (the batch's) transaction."""
     campaigns = {
         trigger_id: campaign_list_active(trigger_id=trigger_id)
         for trigger_id in {event.trigger_id for event in events}
     }
     if not any(campaigns.values()):
-        return [EventResult(event.id, TriggerEvent.Status.PROCESSED) for event in events]
+        return [EventOutcome(event.id, TriggerEvent.Status.PROCESSED) for event in events]
     compiled = {
         campaign.id: campaign
         for listed in campaigns.values()
@@ -107,23 +91,24 @@ def _evaluate(events: list[TriggerEvent]) -> list[EventResult]:
         if isinstance(campaign, CompiledCampaign)
     }
     context = _load_context(events, campaigns, compiled)
-    results: list[EventResult | None] = [None] * len(events)
+    results: list[EventOutcome | None] = [None] * len(events)
     judged: list[tuple[int, TriggerEvent, list[Verdict]]] = []
     for index, event in enumerate(events):
         try:
             judged.append((index, event, _judge(event, context)))
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
             logger.exception("Evaluating trigger event %s failed", event.id)
-            results[index] = EventResult(
+            results[index] = EventOutcome(
                 event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
             )
     for (index, event, _), decisions in zip(judged, _issue(judged, context, compiled), strict=True):
-        results[index] = EventResult(event.id, TriggerEvent.Status.PROCESSED, "", decisions)
+        results[index] = EventOutcome(event.id, TriggerEvent.Status.PROCESSED, "", decisions)
     return results
 
 
 def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
-    """``trigger_event.failed`` webhooks (also registered for events the queue sets aside)."""
+    """``trigger_event.failed`` webhooks: the queue's ``on_failed``, in the transaction that
+    fails the events (the one place this webhook is sent from)."""
     webhook_event_emit(event_type=WebhookEventType.TRIGGER_EVENT_FAILED, subjects=events)
 
 

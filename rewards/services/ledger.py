@@ -1,7 +1,7 @@
 """Budgets and caps for one batch of events, read under row locks and written back once.
 
-The ledger locks the ``CampaignCounter`` rows of every campaign the batch may reward, in one
-statement and in a fixed order (so workers never deadlock), and holds them until the batch's
+The ledger locks the ``CampaignCounter`` rows of every campaign the batch may reward (creating
+the missing ones), in the order of ``rewards.locks``, and holds them until the batch's
 transaction commits. Every reward of a campaign is therefore issued under its counter's lock:
 budget, total count and the per-user counters (read after the lock) cannot be overspent by
 concurrent workers. Changes are kept in memory and written in a few statements at the end.
@@ -13,18 +13,17 @@ from decimal import Decimal
 from campaigns.decisions import Outcome
 from campaigns.engine import CompiledCampaign, Limits, Usage, limits_check
 
+from ..locks import campaign_counters_lock
 from ..models import CampaignCounter, UserCounter
 
 ALL_TIME = ""
 
 
 class Ledger:
+    """Must be created inside the batch's transaction, after its events are locked."""
+
     def __init__(self, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> None:
-        counters = (
-            CampaignCounter.objects.select_for_update()
-            .filter(campaign_id__in=campaign_ids, mode__in=modes)
-            .order_by("id")
-        )
+        counters = campaign_counters_lock(campaign_ids=campaign_ids, modes=modes)
         self._campaigns = {(c.campaign_id, c.mode): c for c in counters}
         self._users: dict[tuple, UserCounter] = {
             (u.campaign_id, u.mode, u.end_user_id, u.period): u
@@ -81,10 +80,7 @@ class Ledger:
         )
 
     def _campaign(self, campaign_id, mode: str) -> CampaignCounter:
-        try:
-            return self._campaigns[(campaign_id, mode)]
-        except KeyError:
-            raise LookupError(f"No counter for campaign {campaign_id} ({mode})") from None
+        return self._campaigns[(campaign_id, mode)]
 
     def _user(self, campaign_id, mode: str, user_id, period: str) -> UserCounter:
         key = (campaign_id, mode, user_id, period)

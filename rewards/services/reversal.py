@@ -1,8 +1,8 @@
 """Reversing a trigger event (a refund): cancel it if not yet evaluated, else claw back.
 
-Order of locks, the same as the evaluation's: the event row first, then the campaigns' counter
-rows by id. A worker that is evaluating the event holds its row until it commits, so a
-reversal waits for it and then reverses what it issued; a reversal that locks a queued event
+Locks are taken in the order of ``rewards.locks``: the event row, its rewards, then the
+campaigns' counter rows. A worker that is evaluating the event holds its row until it commits,
+so a reversal waits for it and then reverses what it issued; a reversal that locks a queued event
 first cancels it, and the workers' claim (``SKIP LOCKED``, queued only) never sees it again.
 Either way no reward of a reversed event survives.
 
@@ -28,6 +28,7 @@ from config.errors import ApplicationError, ErrorCode, field_error, validation_e
 from partnerships.auth import PartnerPrincipal
 from triggers.models import TriggerEvent
 
+from ..locks import campaign_counters_lock
 from ..models import CampaignCounter, Reversal, Reward, RewardAdjustment, UserCounter
 from ..webhooks import WebhookEventType, webhook_event_emit
 
@@ -214,11 +215,9 @@ def _shares(rewards: list[Reward], amount: Decimal | None) -> list[Decimal]:
 def _give_back(rewards: list[Reward], shares: list[Decimal]) -> None:
     """Updates the rewards and returns their amounts (and counts, when fully reversed) to the
     campaign and user counters, under the counters' locks."""
-    campaign_ids = sorted({reward.campaign_id for reward in rewards})
-    list(
-        CampaignCounter.objects.select_for_update()
-        .filter(campaign_id__in=campaign_ids)
-        .order_by("id")
+    campaign_counters_lock(
+        campaign_ids={reward.campaign_id for reward in rewards},
+        modes={reward.mode for reward in rewards},
     )
     for reward, share in zip(rewards, shares, strict=True):
         if share <= 0:

@@ -12,8 +12,8 @@ from partnerships import keys
 from partnerships.models import ApiKey, Partnership
 from rewards.services.demo import demo_catalog_ensure
 from tests.factories import EndUserFactory, PartnershipFactory, TriggerEventFactory
+from tests.support import process_queued
 from triggers.models import Trigger, TriggerEvent
-from triggers.services.processing import trigger_events_process_batch
 
 # Fixed, so that a schema loaded at import can name them.
 PARTNERSHIP_ID = uuid.UUID("00000000-0000-4000-8000-00000000e1a0")
@@ -56,6 +56,5 @@ def example_world(transactional_db) -> World:
         )
         for hours in (2, 1)
     ]
-    while trigger_events_process_batch(limit=100):
-        pass
+    process_queued()
     return World(partnership, API_KEY, events[0])

@@ -8,8 +8,8 @@ import jsonschema_rs
 import orjson
 import pytest
 
+from tests.support import process_queued
 from tests.wsgi import call
-from triggers.services.processing import trigger_events_process_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,8 +57,7 @@ def send(world, method: str, path: str, value: dict):
         body=orjson.dumps(value),
         headers={"Content-Type": "application/json", "X-Api-Key": world.api_key},
     )
-    while trigger_events_process_batch(limit=100):  # the workers, keeping up
-        pass
+    process_queued()  # the workers, keeping up
     return answer
 
 

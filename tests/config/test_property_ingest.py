@@ -21,10 +21,10 @@ from config import timestamps
 from partnerships.models import EndUser
 from rewards.models import Reversal, Reward, RewardAdjustment
 from tests.factories import ApiKeyFactory, TriggerEventFactory, TriggerFactory
+from tests.support import process_queued
 from tests.wsgi import call
 from triggers.models import Trigger, TriggerEvent
 from triggers.schemas import compile_schema
-from triggers.services.processing import trigger_events_process_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -251,8 +251,7 @@ def world(example_world):
         TriggerEventFactory.create_batch(
             5, trigger=trigger, end_user=user, context=examples.PURCHASE
         )
-    while trigger_events_process_batch(limit=100):
-        pass
+    process_queued()
     for trigger in Trigger.objects.filter(partnership=partnership, status=Trigger.Status.ACTIVE):
         TriggerEventFactory.create_batch(
             5, trigger=trigger, end_user=user, context=examples.PURCHASE

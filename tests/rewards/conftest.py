@@ -1,16 +1,25 @@
 import pytest
 
 from campaigns.selectors import trigger_event_decisions
+from rewards.services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
 from triggers.models import TriggerEvent
 from triggers.services.processing import trigger_events_process_batch
 
 
-@pytest.fixture
-def process():
-    """Runs the worker's pipeline (claim, evaluate, commit) until the queue is empty."""
+def process_batch(limit: int = 500, processor=trigger_events_evaluate) -> int:
+    """One step of the worker's pipeline (claim, evaluate, commit), with rewards' processor."""
+    return trigger_events_process_batch(
+        limit=limit, processor=processor, on_failed=trigger_events_failed_notify
+    )
 
-    def run(limit: int = 500) -> None:
-        while trigger_events_process_batch(limit=limit):
+
+@pytest.fixture
+def process(settings):
+    """Runs the worker's pipeline until the queue is empty (failed attempts retried at once)."""
+    settings.EVENT_RETRY_DELAY_SECONDS = 0
+
+    def run(limit: int = 500, processor=trigger_events_evaluate) -> None:
+        while process_batch(limit, processor):
             pass
 
     return run

@@ -14,9 +14,9 @@ from django.utils import timezone
 from rewards.models import CampaignCounter, Reward
 from rewards.services.evaluation import trigger_events_evaluate
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
+from tests.rewards.conftest import process_batch
 from tests.support import celery_worker, process_env, wait_until
 from triggers.models import TriggerEvent
-from triggers.services.processing import trigger_events_process_batch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -45,13 +45,13 @@ def in_threads(count: int, work) -> list[BaseException]:
 
 def drain(limit: int):
     def work() -> None:
-        while trigger_events_process_batch(limit=limit):
+        while process_batch(limit):
             pass
 
     return work
 
 
-def bulk_events(trigger, count: int, users=None, **fields) -> list[TriggerEvent]:
+def bulk_events(trigger, count: int, users=None, modes=("live",), **fields) -> list[TriggerEvent]:
     users = users or [EndUserFactory(partnership=trigger.partnership) for _ in range(count)]
     now = timezone.now()
     return TriggerEvent.objects.bulk_create(
@@ -59,6 +59,7 @@ def bulk_events(trigger, count: int, users=None, **fields) -> list[TriggerEvent]
             partnership=trigger.partnership,
             trigger=trigger,
             end_user=users[index % len(users)],
+            mode=modes[index % len(modes)],
             context={"amount": 25, "currency": "USD"},
             occurred_at=fields.get("occurred_at", now),
             received_at=now,
@@ -81,6 +82,26 @@ def test_a_thousand_events_racing_for_a_hundred_rewards_spend_exactly_the_budget
     counter = CampaignCounter.objects.get(campaign=campaign, mode="live")
     assert counter.spent == Decimal("500") == Reward.objects.aggregate(s=Sum("amount"))["s"]
     assert counter.reward_count == 100
+
+
+def test_workers_creating_the_counters_of_new_campaigns_at_once_never_deadlock(caplog):
+    trigger = TriggerFactory()
+    campaigns = [
+        CampaignFactory(trigger=trigger, slug=f"c{n}", reward_value=Decimal("1"), budget=100)
+        for n in range(10)
+    ]
+    CampaignCounter.objects.all().delete()  # none yet: the first batches create them
+    bulk_events(trigger, 400, modes=("live", "test"))
+
+    errors = in_threads(8, drain(limit=5))
+
+    assert errors == []
+    assert not [r for r in caplog.records if r.name == "triggers.services.processing"]
+    assert set(TriggerEvent.objects.values_list("status", "attempts")) == {("processed", 1)}
+    for campaign in campaigns:
+        for mode in ("live", "test"):
+            counter = CampaignCounter.objects.get(campaign=campaign, mode=mode)
+            assert (counter.reward_count, counter.spent) == (100, Decimal("100"))
 
 
 def test_one_event_evaluated_by_twenty_workers_at_once_is_rewarded_once():

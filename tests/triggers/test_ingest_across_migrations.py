@@ -1,5 +1,5 @@
 """Ingest with idempotency keys in every schema a rolling deploy passes through: before triggers
-0004 (keys unique per partnership), between 0004 and 0005 (both constraints) and after 0005
+0004 (keys unique per partnership), between 0004 and 0006 (both constraints) and after 0006
 (unique per partnership and mode). Real PostgreSQL, committed data."""
 
 import orjson
@@ -15,18 +15,18 @@ from triggers.models import TriggerEvent
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BEFORE_0004 = [("triggers", "0003_drop_redundant_fk_indexes")]
-BETWEEN = [("triggers", "0004_event_idempotency_key_per_mode")]
+BETWEEN = [("triggers", "0005_triggerevent_attempts_and_claims")]
 
 
 def migrate(targets) -> None:
     MigrationExecutor(connection).migrate(targets)
 
 
-@pytest.fixture(params=["before_0004", "between", "after_0005"])
+@pytest.fixture(params=["before_0004", "between", "after_0006"])
 def schema(request):
     """The triggers schema at one step of the upgrade; back to the latest afterwards."""
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    targets = {"before_0004": BEFORE_0004, "between": BETWEEN, "after_0005": latest}
+    targets = {"before_0004": BEFORE_0004, "between": BETWEEN, "after_0006": latest}
     try:
         migrate(targets[request.param])
         yield request.param
@@ -73,7 +73,7 @@ def test_a_key_is_stored_replayed_and_refused_with_another_body_in_every_schema(
 
 @pytest.mark.parametrize(
     ("schema", "other_mode_status"),
-    [("before_0004", 409), ("between", 409), ("after_0005", 200)],
+    [("before_0004", 409), ("between", 409), ("after_0006", 200)],
     indirect=["schema"],
 )
 def test_a_live_key_reused_in_test_mode_is_a_409_while_the_old_constraint_exists(

@@ -2,7 +2,7 @@
 
 Builds the new unique index without blocking ingest (``CONCURRENTLY``, so outside a
 transaction) and attaches it as the constraint the model declares. The old per-partnership
-constraint stays until 0005: older code, whose ``ON CONFLICT`` names it, keeps working until
+constraint stays until 0006: older code, whose ``ON CONFLICT`` names it, keeps working until
 then (the current code names no conflict target and works in every state; README.md,
 "Upgrading while serving").
 """

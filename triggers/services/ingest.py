@@ -198,7 +198,7 @@ def _request_hash(body: dict) -> str:
 
 # Idempotency keys are scoped to (partnership, mode), the unique constraint on TriggerEvent.
 # ON CONFLICT names no arbiter, so the statements work in every schema of an upgrade: before
-# triggers 0004 (keys unique per partnership), between 0004 and 0005 (both constraints) and
+# triggers 0004 (keys unique per partnership), between 0004 and 0006 (both constraints) and
 # after; any conflict (a key, or the primary key on a recovery retry) is looked up after.
 #
 # One statement, one round trip, atomic on its own. The event references the user it finds
@@ -312,7 +312,7 @@ def _store_once(row: dict, body: dict) -> IngestResult:
             if result is not None:
                 return result
     # Twice in the way and not in this mode: a key of the other mode, which only the
-    # per-partnership constraint (until triggers 0005) holds against this one.
+    # per-partnership constraint (until triggers 0006) holds against this one.
     raise ApplicationError(
         409,
         ErrorCode.IDEMPOTENCY_KEY_REUSED,

@@ -17,9 +17,8 @@ from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
 from rewards.webhooks.sending import webhook_deliveries_send_due
 from rewards.webhooks.services import webhook_delivery_redeliver, webhook_endpoint_rotate_secret
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
-from tests.support import celery_worker, free_port, process_env, wait_until
+from tests.support import celery_worker, free_port, process_env, process_queued, wait_until
 from triggers.models import TriggerEvent
-from triggers.services.processing import trigger_events_process_batch
 
 from .support import endpoint_for, one_reward_for
 
@@ -186,7 +185,7 @@ def test_a_sender_whose_lease_ran_out_neither_sends_the_rest_nor_overwrites_the_
     endpoint_for(trigger.partnership, hook.url)
     CampaignFactory(trigger=trigger)
     TriggerEventFactory.create_batch(2, trigger=trigger)
-    trigger_events_process_batch(limit=10)
+    process_queued(limit=10)
     assert WebhookDelivery.objects.count() == 2
 
     def first_sender() -> None:

@@ -10,7 +10,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triggers", "0004_event_idempotency_key_per_mode"),
+        ("triggers", "0005_triggerevent_attempts_and_claims"),
     ]
 
     operations = [

@@ -1,0 +1,104 @@
+"""The worker's path through the evaluation: one poisoned event never holds up the others, it
+fails once and is reported once."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from config.celery import app
+from rewards.models import CampaignCounter, Reward, WebhookDelivery, WebhookEndpoint
+from rewards.services.evaluation import trigger_events_evaluate
+from tests.factories import CampaignFactory, EndUserFactory, TriggerFactory
+from triggers.models import TriggerEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def queued(trigger, count: int) -> list[TriggerEvent]:
+    now = timezone.now()
+    return TriggerEvent.objects.bulk_create(
+        TriggerEvent(
+            partnership=trigger.partnership,
+            trigger=trigger,
+            end_user=EndUserFactory(partnership=trigger.partnership),
+            context={"amount": 25, "currency": "USD"},
+            occurred_at=now,
+            received_at=now,
+            deliver_at=now - timedelta(seconds=count - index),  # the order they are claimed in
+        )
+        for index in range(count)
+    )
+
+
+def failed_hooks(partnership) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        partnership=partnership,
+        url="https://example.test/hooks",
+        secret="s",
+        event_types=["trigger_event.failed"],
+    )
+
+
+def test_a_poisoned_event_in_a_batch_of_100_fails_alone_and_is_reported_once(
+    trigger, process, settings
+):
+    CampaignFactory(trigger=trigger, reward_value=Decimal("2"))
+    hooks = failed_hooks(trigger.partnership)
+    events = queued(trigger, 100)
+    poison = events[42]
+
+    def evaluate_unless_poisoned(batch):
+        if poison in batch:
+            raise RuntimeError("this event breaks the evaluation")
+        return trigger_events_evaluate(batch)
+
+    process(processor=evaluate_unless_poisoned)
+
+    poison.refresh_from_db()
+    assert poison.status == "failed"
+    assert poison.attempts == settings.EVENT_MAX_ATTEMPTS
+    assert poison.error.startswith("RuntimeError: this event breaks the evaluation")
+    others = TriggerEvent.objects.exclude(pk=poison.pk)
+    assert set(others.values_list("status", "attempts")) == {("processed", 1)}
+    assert Reward.objects.count() == 99
+    assert not Reward.objects.filter(trigger_event=poison).exists()
+    assert CampaignCounter.objects.get(mode="live").spent == Decimal("198")
+    (delivery,) = WebhookDelivery.objects.filter(endpoint=hooks)
+    assert delivery.payload["type"] == "trigger_event.failed"
+    assert delivery.payload["data"]["trigger_event_id"] == str(poison.id)
+    assert delivery.payload["data"]["error"] == poison.error
+
+
+def test_a_partnership_whose_setup_breaks_the_batch_fails_only_its_event(
+    trigger, process, settings
+):
+    """Not a database error: any exception while setting up a batch (here a time zone that no
+    longer exists, written past the form's validation) is narrowed down to its events."""
+    CampaignFactory(trigger=trigger)
+    broken = TriggerFactory()
+    CampaignFactory(trigger=broken)
+    type(broken.partnership).objects.filter(pk=broken.partnership_id).update(
+        time_zone="Atlantis/Capital"
+    )
+    hooks = failed_hooks(broken.partnership)
+    events = queued(trigger, 99)
+    (poison,) = queued(broken, 1)
+
+    process()
+
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts) == ("failed", settings.EVENT_MAX_ATTEMPTS)
+    assert "Atlantis/Capital" in poison.error
+    assert TriggerEvent.objects.filter(pk__in=[e.pk for e in events], status="processed").count()
+    assert Reward.objects.count() == 99
+    assert WebhookDelivery.objects.filter(endpoint=hooks).count() == 1
+
+
+def test_the_worker_task_keeps_its_name_and_is_the_one_beat_and_the_web_tier_send():
+    app.loader.import_default_modules()  # what a worker imports at start (autodiscovery)
+    name = "triggers.tasks.process_pending_events"
+    assert app.tasks[name].run.__module__ == "rewards.tasks"
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks
