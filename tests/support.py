@@ -48,6 +48,9 @@ def process_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "PYTHONUNBUFFERED": "1",
+        # Scripts (gunicorn, celery) import this checkout, not whichever one the virtualenv's
+        # editable install points at.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",  # test receivers run on this machine
     }
     env.pop("CACHE_URL", None)
