@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from triggers.admin import TriggerAdmin, TriggerEventAdmin
@@ -7,7 +9,7 @@ from triggers.models import Trigger, TriggerEvent
 
 from .models import Campaign, CampaignVersion
 from .selectors import trigger_event_decisions
-from .services import campaign_save, trigger_schema_change_check
+from .services import campaign_save, trigger_delete_check, trigger_schema_change_check
 
 
 class CampaignVersionInline(admin.TabularInline):
@@ -115,6 +117,24 @@ class TriggerForm(forms.ModelForm):
 class TriggerWithCampaignsAdmin(TriggerAdmin):
     form = TriggerForm
 
+    def delete_view(self, request, object_id, extra_context=None):
+        trigger = self.get_object(request, object_id)
+        refused = trigger_delete_check(trigger=trigger).refused if trigger else ()
+        if refused:
+            for broken in refused:
+                self.message_user(request, _delete_refusal(trigger, broken), messages.ERROR)
+            return redirect(reverse("admin:triggers_trigger_change", args=[trigger.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_queryset(self, request, queryset) -> None:
+        """The bulk action: the triggers active campaigns read are kept, and named."""
+        kept = set()
+        for trigger in queryset:
+            for broken in trigger_delete_check(trigger=trigger).refused:
+                kept.add(trigger.pk)
+                self.message_user(request, _delete_refusal(trigger, broken), messages.ERROR)
+        super().delete_queryset(request, queryset.exclude(pk__in=kept))
+
     def save_model(self, request, obj: Trigger, form: TriggerForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         for broken in form.campaign_warnings:
@@ -124,6 +144,13 @@ class TriggerWithCampaignsAdmin(TriggerAdmin):
                 "activated as it is.",
                 messages.WARNING,
             )
+
+
+def _delete_refusal(trigger: Trigger, broken) -> str:
+    return (
+        f"The trigger {trigger.name} was not deleted: the active campaign {broken} reads it. "
+        "Change the campaign first, or pause it."
+    )
 
 
 class TriggerEventWithDecisionsAdmin(TriggerEventAdmin):

@@ -6,12 +6,21 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.localcache import config_cache
-from triggers.models import Trigger
+from triggers.models import Trigger, TriggerEvent
 
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
 from .engine import candidate_until
@@ -101,10 +110,18 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
         F("ends_at") + ExpressionWrapper(days * timedelta(days=1), output_field=DurationField()),
         output_field=DateTimeField(),
     )
+    # An event that happened before the end and still waits (workers behind, a retry) keeps
+    # the campaign open until it is judged: it was accepted in time.
+    waiting = TriggerEvent.objects.filter(
+        trigger_id=OuterRef("trigger_id"),
+        status__in=[TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED],
+        occurred_at__lt=OuterRef("ends_at"),
+    )
     ended = (
         Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED])
         .alias(judging_until=until)
         .filter(judging_until__lte=now)
+        .filter(~Exists(waiting))
         .update(status=Campaign.Status.ENDED, updated_at=now)
     )
     if ended:
@@ -150,7 +167,18 @@ def trigger_schema_change_check(
     others = [schema for schema in before if schema.id != trigger.pk]
     moved = new_partnership_id not in (None, trigger.partnership_id)
     changed = TriggerSchema(trigger.pk, new_name or old_name, new_schema)
-    after = others if moved else [*others, changed]
+    return _breaks(trigger, old_name, before, others if moved else [*others, changed])
+
+
+def trigger_delete_check(*, trigger: Trigger) -> TriggerChangeCheck:
+    """What deleting a trigger would do to the campaigns whose facts read it (campaigns on it
+    keep it from being deleted: their foreign key protects it)."""
+    before = trigger_schemas(partnership_id=trigger.partnership_id)
+    old_name = next(schema.name for schema in before if schema.id == trigger.pk)
+    return _breaks(trigger, old_name, before, [s for s in before if s.id != trigger.pk])
+
+
+def _breaks(trigger: Trigger, old_name: str, before: list, after: list) -> TriggerChangeCheck:
     readers = (
         Campaign.objects.filter(partnership_id=trigger.partnership_id)
         .filter(Q(trigger_id=trigger.pk) | Q(facts__contains=[{"trigger": old_name}]))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, CampaignVersion
 from campaigns.services import campaign_save
 from campaigns.tasks import end_expired_campaigns
-from tests.factories import CampaignFactory
+from tests.factories import CampaignFactory, TriggerEventFactory
 
 
 def days_ago(days: float):
@@ -48,6 +48,28 @@ def test_campaigns_no_event_can_reach_any_more_end_by_themselves(trigger):
         open_ended.id: "active",
         draft.id: "draft",
     }
+
+
+@pytest.mark.django_db
+def test_a_campaign_stays_open_while_an_event_from_before_its_end_still_waits(trigger):
+    trigger.partnership.max_event_lateness_days = 7
+    trigger.partnership.save()
+    campaign = campaign_that_ended(trigger, 7 + settings.EVENT_MAX_DELAY_DAYS + 1)
+    # Accepted in time, delayed, and now due while the workers are behind.
+    waiting = TriggerEventFactory(trigger=trigger, occurred_at=days_ago(40), status="queued")
+
+    end_expired_campaigns()
+
+    campaign.refresh_from_db()
+    assert campaign.status == "active"
+    TriggerEventFactory(trigger=trigger, occurred_at=days_ago(1), status="queued")  # too late
+    waiting.status = "processed"
+    waiting.save()
+
+    end_expired_campaigns()
+
+    campaign.refresh_from_db()
+    assert campaign.status == "ended"
 
 
 @pytest.mark.django_db

@@ -160,3 +160,53 @@ def test_a_campaign_already_broken_does_not_block_other_changes(admin_client, tr
     response = change_trigger(admin_client, trigger, description="card purchases")
 
     assert response.status_code == 302
+
+
+@pytest.fixture
+def refund_read_by_facts(trigger):
+    """A trigger no campaign is on, but an active campaign's facts read."""
+    refund = TriggerFactory(
+        partnership=trigger.partnership,
+        name="refund_issued",
+        context_schema={"type": "object", "properties": {"amount": {"type": "number"}}},
+    )
+    fact = {
+        "name": "refunds_30d",
+        "aggregate": "count",
+        "trigger": "refund_issued",
+        "window_days": 30,
+    }
+    CampaignFactory(
+        trigger=trigger, slug="no-refunders", facts=[fact], condition="facts.refunds_30d == 0"
+    )
+    return refund
+
+
+def test_deleting_a_trigger_an_active_campaigns_facts_read_is_refused(
+    admin_client, refund_read_by_facts
+):
+    url = f"/pilot/triggers/trigger/{refund_read_by_facts.pk}/delete/"
+
+    response = admin_client.post(url, {"post": "yes"}, follow=True)
+
+    page = response.content.decode()
+    assert "The trigger refund_issued was not deleted" in page
+    assert "no-refunders" in page
+    assert Trigger.objects.filter(pk=refund_read_by_facts.pk).exists()
+
+
+def test_the_bulk_delete_keeps_a_trigger_an_active_campaign_reads(
+    admin_client, refund_read_by_facts
+):
+    unread = TriggerFactory(partnership=refund_read_by_facts.partnership, name="unused")
+    data = {
+        "action": "delete_selected",
+        "_selected_action": [refund_read_by_facts.pk, unread.pk],
+        "post": "yes",
+    }
+
+    response = admin_client.post("/pilot/triggers/trigger/", data, follow=True)
+
+    assert "The trigger refund_issued was not deleted" in response.content.decode()
+    assert Trigger.objects.filter(pk=refund_read_by_facts.pk).exists()
+    assert not Trigger.objects.filter(pk=unread.pk).exists()
