@@ -1,6 +1,9 @@
 """The row locks of issuing and reversing rewards, and the one order every transaction takes
 them in:
 
+0. a keyed reversal's advisory lock on (partnership, mode, Idempotency-Key), first of all, so
+   that twins with one key wait for each other before either locks a row
+   (``services/reversal.py``);
 1. trigger event rows: a worker's batch, in id order (``triggers.services.processing``), or a
    reversal's one event (``services/reversal.py``);
 2. the rewards of that event (a reversal), in id order;
