@@ -238,7 +238,24 @@ def _lock_queued(ids) -> list[TriggerEvent]:
 def _charge(ids, error: str, on_failed: FailureListener, exc: Exception | None = None) -> int:
     """Counts an attempt that did not finish against these events (those still queued and not
     claimed meanwhile): back to the queue with the error, or failed once they have spent
-    ``EVENT_MAX_ATTEMPTS``."""
+    ``EVENT_MAX_ATTEMPTS``.
+
+    Never raises for anything but the database's own trouble: if reporting the failure
+    (``on_failed``) breaks, the events are failed without it, and the queue moves on."""
+    try:
+        return _charge_once(ids, error, on_failed, exc)
+    except Exception as failure:
+        if _systemic(failure):
+            raise
+        logger.exception("Reporting the failure of trigger events %s failed", sorted(ids))
+        return _charge_once(ids, error, _not_reported, exc)
+
+
+def _not_reported(events: list[TriggerEvent]) -> None:
+    """``on_failed`` when the real one broke: the events are failed all the same (logged)."""
+
+
+def _charge_once(ids, error: str, on_failed: FailureListener, exc: Exception | None) -> int:
     limit = settings.EVENT_MAX_ATTEMPTS
     with transaction.atomic():
         events = _lock_queued(ids)
