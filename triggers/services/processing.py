@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
@@ -285,8 +286,8 @@ _SYSTEMIC_SQLSTATES = ("08", "53", "58", "57P01", "57P02", "57P03")
 def _systemic(exc: Exception) -> bool:
     """The database failed, not the batch: splitting it cannot help, and must not count against
     its events one by one."""
-    if isinstance(exc, InterfaceError):
-        return True
+    if isinstance(exc, InterfaceError | SoftTimeLimitExceeded | MemoryError):
+        return True  # the worker's trouble: its claim is recovered and charged as a crash
     if not isinstance(exc, OperationalError):
         return False
     sqlstate = getattr(exc.__cause__, "sqlstate", None)  # none: the connection broke
