@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
@@ -96,6 +97,8 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
     for index, event in enumerate(events):
         try:
             judged.append((index, event, _judge(event, context)))
+        except (SoftTimeLimitExceeded, MemoryError):
+            raise  # the worker's trouble, not this event's: the whole attempt is charged
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
             logger.exception("Evaluating trigger event %s failed", event.id)
             results[index] = EventOutcome(

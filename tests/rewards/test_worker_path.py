@@ -10,7 +10,7 @@ from django.utils import timezone
 from config.celery import app
 from rewards.models import CampaignCounter, Reward, WebhookDelivery, WebhookEndpoint
 from rewards.services.evaluation import trigger_events_evaluate
-from tests.factories import CampaignFactory, EndUserFactory, TriggerFactory
+from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
 from triggers.models import TriggerEvent
 
 pytestmark = pytest.mark.django_db
@@ -102,3 +102,24 @@ def test_the_worker_task_keeps_its_name_and_is_the_one_beat_and_the_web_tier_sen
     assert app.tasks[name].run.__module__ == "rewards.tasks"
     for entry in app.conf.beat_schedule.values():
         assert entry["task"] in app.tasks
+
+
+def test_the_soft_time_limit_stops_the_batch_instead_of_failing_the_event_it_hit(
+    trigger, process, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from rewards.services import evaluation
+
+    CampaignFactory(trigger=trigger)
+    events = TriggerEventFactory.create_batch(3, trigger=trigger)
+
+    def out_of_time(event, context):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(evaluation, "_judge", out_of_time)
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        process()
+
+    assert {TriggerEvent.objects.get(pk=e.pk).status for e in events} == {"queued"}

@@ -330,3 +330,47 @@ def test_a_claim_whose_database_session_is_gone_is_recovered_without_waiting(tri
     assert process() == 1
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("processed", 2)
+
+
+def test_a_failure_report_that_breaks_fails_its_event_and_the_queue_moves_on(trigger, settings):
+    settings.EVENT_MAX_ATTEMPTS, settings.EVENT_RETRY_DELAY_SECONDS = 2, 0
+    poison, *healthy = TriggerEventFactory.create_batch(4, trigger=trigger)
+
+    def processor(batch):
+        if poison in batch:
+            raise RuntimeError("cannot evaluate this one")
+        return accept(batch)
+
+    def on_failed(events):
+        raise RuntimeError("the webhook outbox is broken")
+
+    for _ in range(10):
+        if not process(processor, on_failed):
+            break
+
+    poison.refresh_from_db()
+    assert poison.status == "failed"
+    assert poison.attempts == 2
+    assert [TriggerEvent.objects.get(pk=e.pk).status for e in healthy] == ["processed"] * 3
+    assert not TriggerEventClaim.objects.exists()
+
+
+def test_recovery_whose_failure_report_breaks_still_lets_new_events_through(trigger, settings):
+    settings.EVENT_MAX_ATTEMPTS = 1
+    stalled = TriggerEventFactory(trigger=trigger)
+    fresh = TriggerEventFactory(trigger=trigger)
+    # A claim whose session is gone: its worker died evaluating ``stalled``.
+    TriggerEventClaim.objects.create(
+        event_ids=[stalled.id], backend_pid=2**31 - 1, claimed_at=timezone.now()
+    )
+
+    def on_failed(events):
+        raise RuntimeError("the webhook outbox is broken")
+
+    while process(accept, on_failed):
+        pass
+
+    stalled.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stalled.status, fresh.status) == ("failed", "processed")
+    assert not TriggerEventClaim.objects.exists()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
@@ -238,7 +239,24 @@ def _lock_queued(ids) -> list[TriggerEvent]:
 def _charge(ids, error: str, on_failed: FailureListener, exc: Exception | None = None) -> int:
     """Counts an attempt that did not finish against these events (those still queued and not
     claimed meanwhile): back to the queue with the error, or failed once they have spent
-    ``EVENT_MAX_ATTEMPTS``."""
+    ``EVENT_MAX_ATTEMPTS``.
+
+    Never raises for anything but the database's own trouble: if reporting the failure
+    (``on_failed``) breaks, the events are failed without it, and the queue moves on."""
+    try:
+        return _charge_once(ids, error, on_failed, exc)
+    except Exception as failure:
+        if _systemic(failure):
+            raise
+        logger.exception("Reporting the failure of trigger events %s failed", sorted(ids))
+        return _charge_once(ids, error, _not_reported, exc)
+
+
+def _not_reported(events: list[TriggerEvent]) -> None:
+    """``on_failed`` when the real one broke: the events are failed all the same (logged)."""
+
+
+def _charge_once(ids, error: str, on_failed: FailureListener, exc: Exception | None) -> int:
     limit = settings.EVENT_MAX_ATTEMPTS
     with transaction.atomic():
         events = _lock_queued(ids)
@@ -268,8 +286,8 @@ _SYSTEMIC_SQLSTATES = ("08", "53", "58", "57P01", "57P02", "57P03")
 def _systemic(exc: Exception) -> bool:
     """The database failed, not the batch: splitting it cannot help, and must not count against
     its events one by one."""
-    if isinstance(exc, InterfaceError):
-        return True
+    if isinstance(exc, InterfaceError | SoftTimeLimitExceeded | MemoryError):
+        return True  # the worker's trouble: its claim is recovered and charged as a crash
     if not isinstance(exc, OperationalError):
         return False
     sqlstate = getattr(exc.__cause__, "sqlstate", None)  # none: the connection broke
