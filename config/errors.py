@@ -101,6 +101,21 @@ def field_error(field: str, code: str, message: str) -> dict:
     return {"field": field, "code": code, "message": message}
 
 
+def idempotency_key_errors(header: str | None, body_key: str | None) -> list[dict]:
+    """The problems of an ``Idempotency-Key`` header, and of a body ``idempotency_key`` that
+    differs from it (which of the two the partner meant is not ours to guess)."""
+    errors = []
+    if header is not None and not 1 <= len(header) <= 255:
+        errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
+    if header is not None and "\x00" in header:
+        errors.append(field_error("Idempotency-Key", "nul_character", "Cannot contain NUL"))
+    if header is not None and body_key is not None and header != body_key:
+        errors.append(
+            field_error("idempotency_key", "mismatch", "Differs from the Idempotency-Key header")
+        )
+    return errors
+
+
 def validation_error(errors: list[dict], message: str | None = None) -> ApplicationError:
     return ApplicationError(422, ErrorCode.VALIDATION_ERROR, message, errors=errors)
 

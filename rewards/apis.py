@@ -8,7 +8,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import openapi_examples as examples
-from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from config.errors import (
+    ApplicationError,
+    ErrorCode,
+    field_error,
+    idempotency_key_errors,
+    validation_error,
+)
 from config.openapi import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -115,14 +121,7 @@ def _reverse_body(body: Any, header_key: str | None) -> ReversalRequest:
     errors = [
         _target_error(body, error) for error in schema_errors(_reverse_body_validator, body, "")
     ]
-    if header_key is not None and not 1 <= len(header_key) <= 255:
-        errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
-    body_key = body.get("idempotency_key")
-    if header_key is not None and body_key is not None and header_key != body_key:
-        # As on ingest: which of the two keys the partner meant is not ours to guess.
-        errors.append(
-            field_error("idempotency_key", "mismatch", "Differs from the Idempotency-Key header")
-        )
+    errors += idempotency_key_errors(header_key, body.get("idempotency_key"))
     if errors:
         raise validation_error(errors)
     return ReversalRequest(

@@ -14,7 +14,13 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.utils import timezone
 
 from config import timestamps
-from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from config.errors import (
+    ApplicationError,
+    ErrorCode,
+    field_error,
+    idempotency_key_errors,
+    validation_error,
+)
 from partnerships.auth import PartnerPrincipal
 
 from ..dispatch import wake_workers
@@ -109,16 +115,8 @@ def trigger_event_ingest(
 def _idempotency_key(body: Any, header: str | None) -> str | None:
     if not isinstance(body, dict):
         raise validation_error([field_error("", "type", "The body must be a JSON object")])
-    errors = _body_errors(body)
-    if header is not None and not 1 <= len(header) <= 255:
-        errors.append(field_error("Idempotency-Key", "max_length", "1 to 255 characters"))
-    if header is not None and "\x00" in header:
-        errors.append(field_error("Idempotency-Key", "nul_character", "Cannot contain NUL"))
     key = body.get("idempotency_key")
-    if header is not None and key is not None and header != key:
-        errors.append(
-            field_error("idempotency_key", "mismatch", "Differs from the Idempotency-Key header")
-        )
+    errors = _body_errors(body) + idempotency_key_errors(header, key)
     if errors:
         raise validation_error(errors)
     return header if header is not None else key
