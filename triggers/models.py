@@ -102,8 +102,12 @@ class TriggerEvent(models.Model):
         ]
         indexes = [
             # The workers' claim and the scheduler's promotion scan only these small slices.
+            # New events only: a backlog waiting to be retried (event_retry_idx) is not in the
+            # way of every claim.
             models.Index(
-                fields=["deliver_at"], condition=Q(status="queued"), name="event_queued_idx"
+                fields=["deliver_at"],
+                condition=Q(status="queued", attempts=0),
+                name="event_new_idx",
             ),
             models.Index(
                 fields=["deliver_at"], condition=Q(status="scheduled"), name="event_scheduled_idx"
