@@ -121,6 +121,7 @@ def _report(form: ReportFilterForm) -> dict:
         "outcomes": tables.outcome_rows(totals.decisions),
         "daily": tables.daily_table(scope=scope, days=days),
         "chart": tables.daily_chart(days=days),
+        "chart_options": tables.CHART_OPTIONS,
         "csv_query": form.query(),
         "rewards_csv_url": _rewards_csv_url(form),
     }

@@ -34,6 +34,21 @@ REVERSED_COLOR = "#f97316"
 LEFT_COLOR = "#0ea5e9"
 PROJECTED_COLOR = "#94a3b8"
 ADJUSTMENTS_SHOWN = 50
+# Chart.js options of the report charts (unfold's defaults overlap the bars and hide the legend
+# and the y axis): bars side by side, a legend, amounts on the y axis, no animation.
+CHART_OPTIONS = json.dumps(
+    {
+        "responsive": True,
+        "maintainAspectRatio": False,
+        "animation": False,
+        "datasets": {
+            "bar": {"maxBarThickness": 16, "borderRadius": 3},
+            "line": {"borderWidth": 2, "pointRadius": 0, "spanGaps": False},
+        },
+        "plugins": {"legend": {"display": True, "align": "end"}},
+        "scales": {"y": {"beginAtZero": True}, "x": {"ticks": {"maxTicksLimit": 16}}},
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -145,12 +160,14 @@ def events_url(scope: ReportScope, start: datetime, end: datetime) -> str | None
 def _money_cells(
     scope: ReportScope, money: Money, start: datetime, end: datetime, prefix: str
 ) -> list[Cell]:
-    """Issued, reversed and net of one unit, each count linked to its rows."""
+    """Issued, reversed and net of one unit, each count (but 0) linked to its rows."""
     places = scope.partnership.reward_decimal_places
+    issued = rewards_url(scope, start, end) if money.issued_count else None
+    reversed_ = adjustments_url(scope, start, end) if money.reversed_count else None
     texts = {
-        "issued_count": (str(money.issued_count), rewards_url(scope, start, end)),
+        "issued_count": (str(money.issued_count), issued),
         "issued_amount": (amount_text(money.issued_amount, places), None),
-        "reversed_count": (str(money.reversed_count), adjustments_url(scope, start, end)),
+        "reversed_count": (str(money.reversed_count), reversed_),
         "reversed_amount": (amount_text(money.reversed_amount, places), None),
         "net_amount": (amount_text(money.net_amount, places), None),
     }
@@ -270,7 +287,7 @@ def _event_cells(
         Cell(str(activity.events_received), None, f"{prefix}:events_received"),
         Cell(
             str(activity.events_evaluated),
-            events_url(scope, start, end),
+            events_url(scope, start, end) if activity.events_evaluated else None,
             f"{prefix}:events_evaluated",
         ),
         Cell(str(activity.events_rewarded), None, f"{prefix}:events_rewarded"),
@@ -318,7 +335,7 @@ def budget_view(*, scope: ReportScope, state: BudgetState) -> dict:
         "budget": None if state.budget is None else amount_text(state.budget, places),
         "spent": amount_text(state.spent, places),
         "left": None if state.left is None else amount_text(state.left, places),
-        "burn_per_day": amount_text(state.burn_per_day, places),
+        "burn_per_day": str(state.burn_per_day.quantize(Decimal(1).scaleb(-places))),
         "projected_exhaustion": state.projected_exhaustion,
         "low": state.low,
         "percent_spent": None,
