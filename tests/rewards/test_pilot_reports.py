@@ -419,3 +419,27 @@ def test_chart_js_is_served_from_our_static_files(admin_client, scenario):
     assert response.status_code == 200
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert b"Chart" in body and len(body) > 50_000
+
+
+def test_the_sidebar_offers_reports_only_to_those_who_may_see_them(
+    admin_client, no_report_permission
+):
+    offered = admin_client.get("/pilot/").content.decode()
+    hidden = no_report_permission.get("/pilot/").content.decode()
+
+    assert f'href="{DASHBOARD}"' in offered
+    assert f'href="{DASHBOARD}"' not in hidden
+    assert 'href="/pilot/rewards/reward/"' in hidden  # the pages they may open stay
+
+
+def test_a_pilot_users_page_shows_the_partnerships_they_see(
+    admin_client, django_user_model, partnership
+):
+    user = django_user_model.objects.create_user("ops", is_staff=True)
+    PartnershipMember.objects.create(user=user, partnership=partnership)
+
+    page = admin_client.get(f"/pilot/auth/user/{user.pk}/change/")
+
+    assert page.status_code == 200
+    assert "Partnerships this user sees in Pilot" in text(page)
+    assert str(partnership) in text(page)
