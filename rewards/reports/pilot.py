@@ -7,6 +7,7 @@ Every page and export asks ``partnerships_for_operator`` what the user may see a
 (``rewards.reports.pilot_tables``), so the CSV is the page's table.
 """
 
+import contextlib
 import csv
 import functools
 import uuid
@@ -123,7 +124,7 @@ def _report(form: ReportFilterForm) -> dict:
         "chart": tables.daily_chart(days=days),
         "chart_options": tables.CHART_OPTIONS,
         "csv_query": form.query(),
-        "rewards_csv_url": _rewards_csv_url(form),
+        "row_exports": _row_exports(form),
     }
 
 
@@ -198,9 +199,17 @@ def _campaign_url(form: ReportFilterForm) -> str | None:
     return f"{url}?{form.query(partnership='', campaign='', trigger='')}"
 
 
-def _rewards_csv_url(form: ReportFilterForm) -> str | None:
-    """The export of reward rows (built apart, by the reports API), when it is installed."""
-    try:
-        return f"{reverse('pilot-reports-rewards-csv')}?{form.query()}"
-    except NoReverseMatch:
-        return None
+# The exports of rows, built apart (the reports API's branch): linked when they are installed.
+ROW_EXPORTS = (
+    ("pilot-reports-rewards-csv", "Download the rewards (CSV)"),
+    ("pilot-reports-reversals-csv", "Download the reversals (CSV)"),
+)
+
+
+def _row_exports(form: ReportFilterForm) -> list[tuple[str, str]]:
+    """(label, URL) of each export of the rows behind the page, with the page's filters."""
+    links = []
+    for name, label in ROW_EXPORTS:
+        with contextlib.suppress(NoReverseMatch):
+            links.append((label, f"{reverse(name)}?{form.query()}"))
+    return links

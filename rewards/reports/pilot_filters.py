@@ -1,6 +1,6 @@
 """The filters of Pilot's report pages: all in the URL's query string, so a report can be shared.
 
-    ?partnership=<uuid>&mode=live&from=2026-11-01&to=2026-11-30&campaign=<uuid>&trigger=<id>
+    ?partnership=<uuid>&mode=live&from=2026-11-01&to=2026-11-30&campaign=<uuid>&trigger=<name>
 
 A missing or empty value takes its default (the operator's first partnership, live, the last
 30 local days); a wrong one is an error at its field, shown on the page (never a 500). The
@@ -43,6 +43,7 @@ class ReportFilterForm(forms.Form):
     )
     trigger = forms.ModelChoiceField(
         queryset=Trigger.objects.none(),
+        to_field_name="name",  # as the partner API and the exports take it
         required=False,
         empty_label="All triggers",
         error_messages={"invalid_choice": "That trigger is not in this partnership."},

@@ -256,7 +256,7 @@ def test_filters_round_trip_through_the_url(admin_client, scenario):
         "from": first.isoformat(),
         "to": local_today(scenario.partnership).isoformat(),
         "campaign": str(scenario.cashback.pk),
-        "trigger": str(scenario.cashback.trigger_id),
+        "trigger": scenario.cashback.trigger.name,
     }
 
     response = admin_client.get(f"{DASHBOARD}?{urlencode(query)}")
