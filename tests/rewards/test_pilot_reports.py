@@ -287,6 +287,8 @@ def test_filters_round_trip_through_the_url(admin_client, scenario):
         ),
         ({"from": "2026-03-10", "to": "2026-03-01"}, "The range ends before it starts"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "A report covers at most 366 days"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "Choose a day from 2000-01-01 to 2099-12-31."),
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "Choose a day from 2000-01-01 to 2099-12-31."),
     ],
 )
 def test_a_bad_filter_shows_a_message_not_a_500(admin_client, scenario, query, message):
@@ -443,3 +445,20 @@ def test_a_pilot_users_page_shows_the_partnerships_they_see(
     assert page.status_code == 200
     assert "Partnerships this user sees in Pilot" in text(page)
     assert str(partnership) in text(page)
+
+
+def test_the_campaign_page_refuses_bad_filters_with_a_message(admin_client, scenario):
+    response = admin_client.get(campaign_page(scenario.cashback), {"from": "tomorrow"})
+
+    assert response.status_code == 400
+    assert "Enter a valid date." in text(response)
+
+
+def test_a_campaign_range_long_past_has_no_burn_down_but_its_figures(admin_client, scenario):
+    response = admin_client.get(
+        campaign_page(scenario.cashback), {"from": "2024-01-01", "to": "2024-01-31"}
+    )
+
+    assert response.status_code == 200
+    assert figures(response)["total:Points:issued_count"] == "0"
+    assert "No burn-down" in text(response)
