@@ -14,8 +14,10 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from partnerships.models import PartnershipMember
+from rewards.reports.maintain import reports_count_received
 from rewards.reports.pilot_filters import local_today
-from tests.factories import ApiKeyFactory, CampaignFactory, TriggerFactory
+from rewards.reports.pilot_tables import local_text
+from tests.factories import ApiKeyFactory, CampaignFactory, TriggerEventFactory, TriggerFactory
 
 from .pilot_reports_data import EXPECTED_CASHBACK, EXPECTED_TOTALS, build_scenario
 
@@ -317,8 +319,6 @@ def test_a_campaign_of_another_partnership_is_refused_in_the_filter(admin_client
 
 
 def test_low_on_budget_and_ending_soon_are_listed(admin_client, partnership, trigger, process):
-    from tests.factories import TriggerEventFactory
-
     CampaignFactory(trigger=trigger, name="Nearly spent", budget=Decimal("10.5"))
     CampaignFactory(trigger=trigger, name="Closing", ends_at=timezone.now() + timedelta(days=3))
     CampaignFactory(trigger=trigger, name="Far away", ends_at=timezone.now() + timedelta(days=60))
@@ -462,3 +462,17 @@ def test_a_campaign_range_long_past_has_no_burn_down_but_its_figures(admin_clien
     assert response.status_code == 200
     assert figures(response)["total:Points:issued_count"] == "0"
     assert "No burn-down" in text(response)
+
+
+def test_events_received_are_shown_with_the_moment_they_are_counted_up_to(
+    admin_client, scenario, settings
+):
+    settings.REPORTS_RECEIVED_SETTLE_SECONDS = 0
+    through = reports_count_received()
+
+    response = admin_client.get(DASHBOARD, {"partnership": scenario.partnership.pk})
+
+    assert figures(response)["total:events_received"] == "5"  # the live ones
+    shown = local_text(through, scenario.partnership.zone)
+    assert f"events received counted up to {shown}" in text(response)
+    assert shown.endswith(("CET", "CEST"))
