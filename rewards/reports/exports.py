@@ -238,8 +238,9 @@ class CsvExport:
                     yield csv_text(chunk)
                 if len(chunk) < chunk_rows:
                     return
-                key, at = chunk[-1][0], chunk[-1][1]
-                cursor.execute(next_sql, {**params, "after_at": at, "after_key": key})
+                after = {"after_key": chunk[-1][0], "after_at": chunk[-1][1]}
+                del chunk  # one chunk in memory at a time
+                cursor.execute(next_sql, {**params, **after})
 
 
 def csv_export_start(*, kind: ExportKind, rows: RowFilter) -> CsvExport:

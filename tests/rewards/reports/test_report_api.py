@@ -2,16 +2,17 @@
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from rewards.reports.selectors import MAX_REPORT_DAYS
 
 from config.errors import ErrorCode
 from rewards.models import Reward, RewardAdjustment
+from rewards.reports.maintain import reports_count_received
+from rewards.reports.selectors import MAX_REPORT_DAYS
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,17 +66,23 @@ MONEY = {
 }
 
 
-def test_a_day_shows_what_was_issued_and_reversed(partner_client, partnership, shop, today):
+def test_a_day_shows_what_was_issued_and_reversed(
+    partner_client, partnership, shop, today, settings
+):
+    settle = timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS + 1)
+    counted = reports_count_received(now=timezone.now() + settle)  # the beat job, later
+
     data = ok(report(partner_client, partnership, **{"from": today, "to": today}))
 
     assert data["mode"] == "live"
     assert (data["from"], data["to"]) == (str(today), str(today))
     assert data["time_zone"] == partnership.time_zone
-    assert data["received_through"]
+    assert datetime.fromisoformat(data["received_through"]) == counted
     assert data["totals"]["money"] == [MONEY]
     assert data["totals"]["unique_users"] == 3
     assert data["totals"]["decisions"] == {"rewarded": 6}
     events = data["totals"]["events"]
+    assert (events["events_received"], events["events_failed"]) == (3, 0)
     assert (events["events_evaluated"], events["events_rewarded"]) == (3, 3)
     assert events["conversion"] == "1.0000"
     assert [day["day"] for day in data["days"]] == [str(today)]
@@ -378,9 +385,11 @@ def test_the_operations_document_csv_and_their_refusals(client):
         for status in ("404", "422"):
             assert set(operation["responses"][status]["content"]) == {"application/json"}
         refusals = {
-            name
+            example["value"]["code"]
             for status in ("404", "422")
-            for name in operation["responses"][status]["content"]["application/json"]["examples"]
+            for example in operation["responses"][status]["content"]["application/json"][
+                "examples"
+            ].values()
         }
         assert {
             ErrorCode.CAMPAIGN_DOES_NOT_EXIST,
