@@ -239,6 +239,17 @@ def test_errors_are_json_when_csv_was_asked_for(partner_client, partnership):
     refused(response, 422, ErrorCode.INVALID_RANGE)
 
 
+def test_an_unavailable_media_type_is_not_acceptable(partner_client, partnership):
+    response = partner_client.get(
+        f"/partnerships/{partnership.id}/reports/rewards",
+        {"from": "2026-03-01", "to": "2026-03-01"},
+        HTTP_ACCEPT="application/xml",
+    )
+
+    body = refused(response, 406, ErrorCode.NOT_ACCEPTABLE)
+    assert body["message"] == "Available: application/json, text/csv"
+
+
 def test_without_a_key_it_is_invalid_token(api_client, partnership):
     response = report(api_client, partnership, **{"from": "2026-03-01", "to": "2026-03-01"})
 
