@@ -2,11 +2,12 @@
 
 Constant memory whatever the size, and the first bytes leave at once: rows are read in keyset
 chunks (``ORDER BY (at, id)``, ``WHERE (at, id) > (the chunk's last) LIMIT n``), each a short
-statement served by an index (migration ``rewards.0009_export_keyset_indexes``), formatted by
-PostgreSQL as text and written as CSV lines. Not ``QuerySet.iterator()``: in autocommit Django
+statement served by an index (``reward_report_idx`` on (partnership, mode, issued_at, id);
+``adjustment_created_idx`` on created_at, ties put in order by an incremental sort), formatted
+by PostgreSQL as text and written as CSV lines. Not ``QuerySet.iterator()``: in autocommit Django
 declares a ``WITH HOLD`` cursor, which PostgreSQL materializes whole before the first row.
 
-Which moment an export reflects (docs/decisions.md, "Export consistency"):
+Which moment an export reflects (docs/decisions.md, "Report exports read keyset chunks"):
 
 - ``as_of`` is read from the database clock before the first row; only rows with their time
   (``issued_at``, or an adjustment's ``created_at``) at or before it are listed.
