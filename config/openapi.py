@@ -1,6 +1,7 @@
 """OpenAPI helpers: the error envelope and the ``{"code": "ok", "data": ...}`` wrapper."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_examples_list
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -10,6 +11,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from .errors import MESSAGES, ErrorCode
+from .openapi_examples import QUERY_EXAMPLES
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -110,4 +112,31 @@ def require_request_bodies(result: dict, generator, request, public) -> dict:
         for operation in item.values():
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
+    return result
+
+
+def json_only(responses: dict) -> dict:
+    """Error responses as JSON only, for an operation whose 200 is also CSV."""
+    return {(status, "application/json"): response for status, response in responses.items()}
+
+
+def add_query_examples(result: dict, generator, request, public) -> dict:
+    """A POSTPROCESSING_HOOK: the query examples of ``openapi_examples.QUERY_EXAMPLES``.
+
+    OpenAPI has examples per parameter only: an example is the parameters that carry one of
+    that name, sent together; it answers as the response example of the same name.
+    """
+    for item in result["paths"].values():
+        for operation in item.values():
+            examples = QUERY_EXAMPLES.get(operation["operationId"], {})
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "query":
+                    continue
+                named = [
+                    OpenApiExample(name, value=values[parameter["name"]], summary=summary)
+                    for name, (summary, values) in examples.items()
+                    if parameter["name"] in values
+                ]
+                if named:  # named as drf-spectacular names the response examples
+                    parameter.setdefault("examples", {}).update(build_examples_list(named))
     return result
