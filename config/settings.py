@@ -235,6 +235,9 @@ CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
 # Events received are counted this long after their received_at (their insert must have
 # committed by then: longer than the web tier's request timeout).
 REPORTS_RECEIVED_SETTLE_SECONDS = env.float("REPORTS_RECEIVED_SETTLE_SECONDS", default=60.0)
+# A local day's figures are summed once it ended this long ago: longer than a batch may take
+# between stamping its rewards and committing (the task's hard time limit).
+REPORTS_DAY_CLOSE_SECONDS = env.float("REPORTS_DAY_CLOSE_SECONDS", default=900.0)
 
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # A delivery is leased to its sender right before it is sent; once the lease has run out (its
@@ -264,6 +267,10 @@ CELERY_BEAT_SCHEDULE = {
     "count-received-events": {
         "task": "rewards.reports.count_received_events",
         "schedule": env.float("REPORTS_RECEIVED_INTERVAL", default=10.0),
+    },
+    "close-report-days": {
+        "task": "rewards.reports.close_report_days",
+        "schedule": env.float("REPORTS_CLOSE_INTERVAL", default=300.0),
     },
 }
 

@@ -9,7 +9,13 @@ from triggers.models import TriggerEvent
 
 # Reports and webhooks live in their own packages; imported here so Django registers their
 # models under this app.
-from .reports.models import ActivityBucket, MoneyBucket, ReportWatermark  # noqa: F401
+from .reports.models import (  # noqa: F401
+    ActivityBucket,
+    ClosedDay,
+    DayFigure,
+    MoneyBucket,
+    ReportWatermark,
+)
 from .webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: F401
 
 MODES = [("live", "Live"), ("test", "Test")]

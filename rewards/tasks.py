@@ -8,7 +8,7 @@ from .reports.maintain import reports_record_outcomes
 
 # Celery autodiscovers this module: the webhook sender and the reports' counting are
 # registered from here.
-from .reports.tasks import count_received_events  # noqa: F401
+from .reports.tasks import close_report_days, count_received_events  # noqa: F401
 from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
 

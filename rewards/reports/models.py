@@ -110,3 +110,64 @@ class ReportWatermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} through {self.through:%Y-%m-%d %H:%M:%S}"
+
+
+class ClosedDay(models.Model):
+    """A local day (in ``zone``) whose figures are summed into ``DayFigure`` once: it ended
+    long enough ago that none of its buckets can change any more."""
+
+    partnership = models.ForeignKey(
+        Partnership, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=8)
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partnership", "mode", "zone", "day"], name="uniq_closed_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.zone}, {self.mode})"
+
+
+class DayFigure(models.Model):
+    """One closed day's sum of the buckets for one key: money (``metric`` a movement kind,
+    with its unit) or activity (``metric`` as in ActivityBucket, unit empty)."""
+
+    partnership = models.ForeignKey(
+        Partnership, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=8)
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+    trigger_id = models.BigIntegerField()
+    campaign_id = models.UUIDField(null=True, blank=True)
+    unit = models.CharField(max_length=40, blank=True)
+    metric = models.CharField(max_length=48)
+    count = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "partnership",
+                    "mode",
+                    "zone",
+                    "day",
+                    "trigger_id",
+                    "campaign_id",
+                    "unit",
+                    "metric",
+                ],
+                name="uniq_day_figure",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} {self.count} / {self.amount} {self.unit}"

@@ -18,6 +18,7 @@ from django.utils.formats import date_format
 from campaigns.decisions import Outcome, outcome_label
 from rewards.selectors import campaign_adjustments
 
+from .calendar import local_day_bounds
 from .pilot_filters import local_today
 from .selectors import (
     BudgetState,
@@ -25,7 +26,6 @@ from .selectors import (
     Money,
     ReportScope,
     Totals,
-    local_day_bounds,
     report_top_users,
 )
 

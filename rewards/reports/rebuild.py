@@ -5,7 +5,7 @@ set-based SQL. Migration 0009 keeps its own frozen copy for the first fill."""
 from django.db import connection, transaction
 
 from .maintain import BUCKET_SQL, RECEIVED
-from .models import ActivityBucket, MoneyBucket, ReportWatermark
+from .models import ActivityBucket, ClosedDay, DayFigure, MoneyBucket, ReportWatermark
 
 _MONEY = """
 INSERT INTO rewards_moneybucket
@@ -73,8 +73,8 @@ def reports_rebuild(*, partnership_ids: list) -> None:
     the watermark's lock, so the events-received job waits for it."""
     with transaction.atomic():
         mark = ReportWatermark.objects.select_for_update().filter(name=RECEIVED).first()
-        MoneyBucket.objects.filter(partnership_id__in=partnership_ids).delete()
-        ActivityBucket.objects.filter(partnership_id__in=partnership_ids).delete()
+        for model in (MoneyBucket, ActivityBucket, DayFigure, ClosedDay):
+            model.objects.filter(partnership_id__in=partnership_ids).delete()
         params = {"partnerships": list(partnership_ids), "through": mark.through if mark else None}
         with connection.cursor() as cursor:
             for statement in (_MONEY + _ACTIVITY).split(";"):

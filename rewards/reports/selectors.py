@@ -23,6 +23,8 @@ from config.errors import ApplicationError, ErrorCode, field_error
 from partnerships.models import Partnership
 
 from ..models import CampaignCounter, Reward, RewardAdjustment
+from .calendar import local_midnight
+from .days import MONEY_METRICS, Figure, day_figures
 from .maintain import bucket_of, reports_received_through
 from .models import DECISION_PREFIX, LIABILITY_SIGN, Metric, Movement
 
@@ -67,30 +69,6 @@ class ReportScope:
         """Each day's first moment, then the end: the bounds a bucket's day is looked up in
         (from Python's tz data only, so the database's cannot disagree)."""
         return [local_midnight(day, self.zone) for day in self.days] + [self.end]
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The first moment of ``day`` in ``zone`` (a day that starts in a DST gap starts at the
-    first wall time that exists)."""
-    naive = datetime(day.year, day.month, day.day)
-    return timezone.make_aware(naive, zone) if _exists(naive, zone) else _after_gap(naive, zone)
-
-
-def _exists(naive: datetime, zone: ZoneInfo) -> bool:
-    aware = naive.replace(tzinfo=zone)
-    return aware.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None) == naive
-
-
-def _after_gap(naive: datetime, zone: ZoneInfo) -> datetime:
-    moment = naive
-    while not _exists(moment, zone):
-        moment += timedelta(minutes=15)
-    return moment.replace(tzinfo=zone)
-
-
-def local_day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """``[start, end)`` of a local day, as aware datetimes (for links to the rows behind it)."""
-    return local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
 
 
 def report_scope(
@@ -193,57 +171,60 @@ class Totals:
     received_through: datetime | None
 
 
-# --- Reading the buckets ---------------------------------------------------------------------
+# --- Reading the figures ---------------------------------------------------------------------
+
+# What rows are grouped by: the local day (its 1-based index in the scope's days), the
+# campaign, or nothing.
+_LOCAL_DAY, _CAMPAIGN, _ALL = "day", "campaign", "all"
 
 
-def _filters(scope: ReportScope, *, campaigns: bool = True) -> tuple[str, dict]:
-    sql = "partnership_id = %(partnership)s AND mode = %(mode)s"
-    sql += " AND bucket >= %(start)s AND bucket < %(end)s"
-    params = {
-        "partnership": scope.partnership.pk,
-        "mode": scope.mode,
-        "start": scope.start,
-        "end": scope.end,
-        "day_starts": scope.day_starts,
-    }
+def _group(figure: Figure, group: str):
+    if group == _LOCAL_DAY:
+        return figure.day
+    return figure.campaign_id if group == _CAMPAIGN else 1
+
+
+def _figures(scope: ReportScope) -> list[Figure]:
+    """The scope's figures per day, its trigger filter applied (``days.day_figures``)."""
+    figures = day_figures(scope)
     if scope.trigger_ids:
-        sql += " AND trigger_id = ANY(%(triggers)s)"
-        params["triggers"] = sorted(scope.trigger_ids)
-    if campaigns and scope.campaign_ids:
-        sql += " AND campaign_id = ANY(%(campaigns)s)"
-        params["campaigns"] = sorted(scope.campaign_ids, key=str)
-    return sql, params
-
-
-# The 1-based index of a bucket's local day in ``ReportScope.day_starts``.
-_LOCAL_DAY = "width_bucket(bucket, %(day_starts)s::timestamptz[])"
+        figures = [f for f in figures if f.trigger_id in scope.trigger_ids]
+    return figures
 
 
 def _money_rows(scope: ReportScope, group: str) -> list[tuple]:
-    """(group value, unit, kind, count, amount) rows."""
-    where, params = _filters(scope)
-    select = f"{group}, unit, kind, sum(count)::bigint, sum(amount)"
-    sql = f"SELECT {select} FROM rewards_moneybucket WHERE {where} GROUP BY 1, 2, 3"  # noqa: S608
-    return _fetch(sql, params)
+    """(group value, unit, kind, count, amount) rows of the scope's campaigns."""
+    sums: dict[tuple, list] = {}
+    for figure in _figures(scope):
+        if figure.metric not in MONEY_METRICS:
+            continue
+        if scope.campaign_ids and figure.campaign_id not in scope.campaign_ids:
+            continue
+        key = (_group(figure, group), figure.unit, figure.metric)
+        entry = sums.setdefault(key, [0, Decimal(0)])
+        entry[0] += figure.count
+        entry[1] += figure.amount
+    return [(*key, count, amount) for key, (count, amount) in sums.items()]
 
 
 def _activity_rows(scope: ReportScope, group: str) -> list[tuple]:
-    """(group value, campaign id, metric, count) rows: events of the scope's triggers (or of
-    the filtered campaigns' triggers) and decisions of its campaigns."""
-    where, params = _filters(scope, campaigns=False)
+    """(group value, campaign id, metric, count) rows: events of the scope's triggers and
+    decisions of its campaigns; with a campaign filter, events of the triggers these campaigns
+    judged events of in the range (not their current trigger: moving a campaign must not
+    rewrite its past)."""
+    figures = [f for f in _figures(scope) if f.metric not in MONEY_METRICS]
     if scope.campaign_ids:
-        # Events of the triggers these campaigns judged events of in the range (not their
-        # current trigger: moving a campaign must not rewrite its past).
-        where += (
-            " AND (campaign_id = ANY(%(campaigns)s) OR (campaign_id IS NULL"
-            " AND trigger_id IN (SELECT DISTINCT trigger_id FROM rewards_activitybucket"
-            " WHERE partnership_id = %(partnership)s AND mode = %(mode)s"
-            " AND bucket >= %(start)s AND bucket < %(end)s AND campaign_id = ANY(%(campaigns)s))))"
-        )
-        params["campaigns"] = sorted(scope.campaign_ids, key=str)
-    select = f"{group}, campaign_id, metric, sum(count)::bigint"
-    sql = f"SELECT {select} FROM rewards_activitybucket WHERE {where} GROUP BY 1, 2, 3"  # noqa: S608
-    return _fetch(sql, params)
+        judged = {f.trigger_id for f in figures if f.campaign_id in scope.campaign_ids}
+        figures = [
+            f
+            for f in figures
+            if f.campaign_id in scope.campaign_ids
+            or (f.campaign_id is None and f.trigger_id in judged)
+        ]
+    counts: dict[tuple, int] = defaultdict(int)
+    for figure in figures:
+        counts[(_group(figure, group), figure.campaign_id, figure.metric)] += figure.count
+    return [(*key, count) for key, count in counts.items()]
 
 
 def _fetch(sql: str, params: dict) -> list[tuple]:
@@ -329,10 +310,10 @@ def report_campaigns(*, scope: ReportScope) -> list[CampaignRow]:
     tallies: dict[uuid.UUID, _MoneyTally] = defaultdict(
         lambda: _MoneyTally(scope.partnership.reward_unit)
     )
-    for campaign_id, unit, kind, count, amount in _money_rows(scope, "campaign_id"):
+    for campaign_id, unit, kind, count, amount in _money_rows(scope, _CAMPAIGN):
         tallies[campaign_id].add(unit, kind, count, amount)
     decisions: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for _, campaign_id, metric, count in _activity_rows(scope, "1"):
+    for _, campaign_id, metric, count in _activity_rows(scope, _ALL):
         if campaign_id is not None and (
             not scope.campaign_ids or campaign_id in scope.campaign_ids
         ):
@@ -355,7 +336,7 @@ def report_campaigns(*, scope: ReportScope) -> list[CampaignRow]:
 
 def report_totals(*, scope: ReportScope, unique_users: bool = True) -> Totals:
     metrics: dict[str, int] = defaultdict(int)
-    for _, _, metric, count in _activity_rows(scope, "1"):
+    for _, _, metric, count in _activity_rows(scope, _ALL):
         metrics[metric] += count
     return Totals(
         report_totals_money(scope=scope),
@@ -524,7 +505,7 @@ def _net_issued(campaign: Campaign, mode: str, now: datetime) -> Decimal:
 def report_totals_money(*, scope: ReportScope) -> tuple[Money, ...]:
     """Only the money of a scope (cheaper than the totals)."""
     tally = _MoneyTally(scope.partnership.reward_unit)
-    for _, unit, kind, count, amount in _money_rows(scope, "1"):
+    for _, unit, kind, count, amount in _money_rows(scope, _ALL):
         tally.add(unit, kind, count, amount)
     return tally.money()
 

@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from rewards.models import Reward
+from rewards.reports.calendar import local_midnight
+from rewards.reports.days import reports_close_days
 from rewards.reports.maintain import reports_count_received
+from rewards.reports.models import ClosedDay
 from rewards.reports.selectors import (
     liability_at,
-    local_midnight,
     report_campaigns,
     report_days,
     report_outcomes_by_day,
@@ -42,7 +44,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ZONE = "Asia/Kathmandu"  # UTC+5:45: its days start at 18:15 UTC
 LATER_ZONE = "America/St_Johns"  # UTC-3:30 (-2:30 in summer)
 POISON = "ERR"  # an event whose context says this currency breaks the evaluation
-_days = itertools.count(1)
+_days = itertools.count(1, 4)  # an example's days: its own, then 3 later to close them
 
 steps = st.lists(
     st.one_of(
@@ -288,8 +290,18 @@ def test_reports_equal_a_recomputation_from_the_raw_rows(settings, steps, later,
             ("USD", "processed", 1),
             (POISON, "failed", 2),
         }
-        for zone in (ZONE, LATER_ZONE):
-            world.partnership.time_zone = zone
-            world.partnership.save(update_fields=["time_zone"])
-            for mode in ("live", "test"):
-                assert_reports_match(world.partnership, mode)
+        assert_in_both_zones(world.partnership)
+    # Days later, the days are closed: summed once per zone (rewards.reports.days), the same.
+    with time_machine.travel(midnight_ahead(LATER_ZONE, day + 3)):
+        reports_count_received()
+        reports_close_days()
+        assert_in_both_zones(world.partnership)
+        assert ClosedDay.objects.filter(partnership=world.partnership).exists()
+
+
+def assert_in_both_zones(partnership) -> None:
+    for zone in (ZONE, LATER_ZONE):
+        partnership.time_zone = zone
+        partnership.save(update_fields=["time_zone"])
+        for mode in ("live", "test"):
+            assert_reports_match(partnership, mode)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode
 from rewards.models import Reward
+from rewards.reports.calendar import local_midnight
 from rewards.reports.maintain import (
     ACTIVITY_KEY,
     MONEY_KEY,
@@ -25,7 +26,6 @@ from rewards.reports.selectors import (
     MAX_REPORT_DAYS,
     campaign_budget_state,
     liability_at,
-    local_midnight,
     report_days,
     report_scope,
     report_totals,
