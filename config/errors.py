@@ -48,6 +48,10 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     ALREADY_REVERSED = "already_reversed"
     MODE_MISMATCH = "mode_mismatch"
+    # Reports
+    INVALID_RANGE = "invalid_range"
+    RANGE_TOO_LONG = "range_too_long"
+    CAMPAIGN_DOES_NOT_EXIST = "campaign_does_not_exist"
 
 
 MESSAGES = {

@@ -239,6 +239,12 @@ CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 
+# --- Reports ----------------------------------------------------------------------------------
+
+# Events received are counted this long after their received_at (their insert must have
+# committed by then: longer than the web tier's request timeout).
+REPORTS_RECEIVED_SETTLE_SECONDS = env.float("REPORTS_RECEIVED_SETTLE_SECONDS", default=60.0)
+
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # A delivery is leased to its sender right before it is sent; once the lease has run out (its
 # sender may have died) another sender may claim it. Keep it well above one send (at most about
@@ -263,6 +269,10 @@ CELERY_BEAT_SCHEDULE = {
     "end-expired-campaigns": {
         "task": "campaigns.tasks.end_expired_campaigns",
         "schedule": env.float("CAMPAIGN_END_INTERVAL", default=60.0),
+    },
+    "count-received-events": {
+        "task": "rewards.reports.count_received_events",
+        "schedule": env.float("REPORTS_RECEIVED_INTERVAL", default=10.0),
     },
 }
 

@@ -7,7 +7,12 @@ them in:
 1. trigger event rows: a worker's batch, in id order (``triggers.services.processing``), or a
    reversal's one event (``services/reversal.py``);
 2. the rewards of that event (a reversal), in id order;
-3. campaign counter rows, in id order, through ``campaign_counters_lock`` below.
+3. campaign counter rows, in id order, through ``campaign_counters_lock`` below;
+4. report money buckets (``reports.maintain``), upserted in key order: rows of campaigns whose
+   counters the transaction holds, so they never wait on each other beyond the counters;
+5. report activity buckets, upserted in key order, last thing before the commit (the queue's
+   ``on_recorded``); the beat job that counts events received takes its watermark row, then
+   these, and nothing else.
 
 No transaction takes a lock of an earlier kind once it holds one of a later kind, so workers
 and reversals wait for each other but never in a cycle. The counters are what makes budgets

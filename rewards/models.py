@@ -7,7 +7,9 @@ from campaigns.models import Campaign
 from partnerships.models import EndUser, Partnership
 from triggers.models import TriggerEvent
 
-# Webhooks live in their own package; imported here so Django registers them under this app.
+# Reports and webhooks live in their own packages; imported here so Django registers their
+# models under this app.
+from .reports.models import ActivityBucket, MoneyBucket, ReportWatermark  # noqa: F401
 from .webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: F401
 
 MODES = [("live", "Live"), ("test", "Test")]
@@ -50,6 +52,12 @@ class Reward(models.Model):
         indexes = [
             models.Index(fields=["end_user", "-issued_at"], name="reward_user_idx"),
             models.Index(fields=["campaign", "mode", "status"], name="reward_campaign_idx"),
+            # Reports: unique users of a range from the index alone; exports page by key.
+            models.Index(
+                fields=["partnership", "mode", "issued_at", "id"],
+                include=["end_user", "campaign"],
+                name="reward_report_idx",
+            ),
         ]
 
     def __str__(self) -> str:

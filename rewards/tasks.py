@@ -4,9 +4,12 @@ from django.db import InterfaceError, OperationalError
 from triggers.services.processing import trigger_events_process_pending
 from triggers.tasks import PROCESS_PENDING_EVENTS
 
-from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from .reports.maintain import reports_record_outcomes
 
-# Celery autodiscovers this module: the webhook sender is registered from here.
+# Celery autodiscovers this module: the webhook sender and the reports' counting are
+# registered from here.
+from .reports.tasks import count_received_events  # noqa: F401
+from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
 
 
@@ -23,6 +26,8 @@ def process_pending_events() -> None:
     """Evaluates queued events batch by batch; hands over to a fresh message after a few
     seconds. Here, not in triggers: the queue is handed the evaluation as an argument."""
     if trigger_events_process_pending(
-        processor=trigger_events_evaluate, on_failed=trigger_events_failed_notify
+        processor=trigger_events_evaluate,
+        on_failed=trigger_events_failed_notify,
+        on_recorded=reports_record_outcomes,
     ):
         process_pending_events.delay()

@@ -39,6 +39,7 @@ from triggers.models import Trigger, TriggerEvent
 from triggers.services.processing import EventOutcome
 
 from ..models import Reward
+from ..reports.maintain import reports_record_issued
 from ..webhooks import WebhookEventType, webhook_event_emit
 from .ledger import Ledger
 
@@ -206,6 +207,7 @@ def _issue(judged, context: _Context, compiled) -> list[tuple]:
         )
     ledger.save()
     _insert(rewards)
+    reports_record_issued(rewards=rewards, trigger_ids={e.id: e.trigger_id for e in events})
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
     return decided
 

@@ -30,6 +30,7 @@ from triggers.models import TriggerEvent
 
 from ..locks import campaign_counters_lock
 from ..models import CampaignCounter, Reversal, Reward, RewardAdjustment, UserCounter
+from ..reports.maintain import reports_record_reversed
 from ..webhooks import WebhookEventType, webhook_event_emit
 
 
@@ -139,11 +140,12 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
     shares = _shares(rewards, request.amount)
     reversal.save()
     _give_back(rewards, shares)
-    RewardAdjustment.objects.bulk_create(
+    adjustments = RewardAdjustment.objects.bulk_create(
         RewardAdjustment(reversal=reversal, reward=reward, amount=share)
         for reward, share in zip(rewards, shares, strict=True)
         if share > 0
     )
+    reports_record_reversed(adjustments=adjustments, trigger_id=event.trigger_id)
     webhook_event_emit(
         event_type=WebhookEventType.REWARD_REVERSED,
         subjects=[r for r, share in zip(rewards, shares, strict=True) if share > 0],

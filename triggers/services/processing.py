@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from celery.exceptions import SoftTimeLimitExceeded
@@ -70,6 +70,21 @@ class EventOutcome:
 EventProcessor = Callable[[list[TriggerEvent]], list[EventOutcome]]  # one outcome per event
 # Called with the events that end failed (status and error set), in the transaction failing them.
 FailureListener = Callable[[list[TriggerEvent]], None]
+# Called with every batch of outcomes written, and the moment written as their processed_at, in
+# the transaction that writes them (the reports' counts commit with the outcomes, or not at all).
+RecordListener = Callable[[list[TriggerEvent], list["EventOutcome"], datetime], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Listeners:
+    on_failed: FailureListener
+    on_recorded: RecordListener | None = None
+
+    def recorded(self, events, outcomes, now) -> None:
+        if self.on_recorded is not None:
+            self.on_recorded(events, outcomes, now)
+
+
 _FINAL = (Status.PROCESSED, Status.FAILED)
 
 # EventOutcome's fields that the outcome statement writes to the TriggerEvent columns of the same
@@ -113,28 +128,38 @@ _STALLED = (
 
 
 def trigger_events_process_pending(
-    *, processor: EventProcessor, on_failed: FailureListener
+    *,
+    processor: EventProcessor,
+    on_failed: FailureListener,
+    on_recorded: RecordListener | None = None,
 ) -> bool:
     """A worker's task: evaluates batches until none is left (False) or
     ``EVENT_TASK_SECONDS`` have passed (True: hand over to a fresh task)."""
     deadline = time.monotonic() + settings.EVENT_TASK_SECONDS
     batch = settings.EVENT_BATCH_SIZE
-    while trigger_events_process_batch(limit=batch, processor=processor, on_failed=on_failed):
+    while trigger_events_process_batch(
+        limit=batch, processor=processor, on_failed=on_failed, on_recorded=on_recorded
+    ):
         if time.monotonic() > deadline:
             return True
     return False
 
 
 def trigger_events_process_batch(
-    *, limit: int, processor: EventProcessor, on_failed: FailureListener
+    *,
+    limit: int,
+    processor: EventProcessor,
+    on_failed: FailureListener,
+    on_recorded: RecordListener | None = None,
 ) -> int:
     """Recovers stalled claims, then claims and evaluates one event due for a retry, alone, or
     else up to ``limit`` new events together; returns how many it claimed (0: none waiting).
 
     Not meant to run inside a transaction: the claim record commits on its own only then.
     """
+    listeners = _Listeners(on_failed, on_recorded)
     if _claims_stalled():
-        trigger_events_recover_stalled(on_failed=on_failed)
+        trigger_events_recover_stalled(on_failed=on_failed, on_recorded=on_recorded)
     in_transaction = connection.in_atomic_block
     ids, claim = [], None
     try:
@@ -143,11 +168,11 @@ def trigger_events_process_batch(
             ids = [event.id for event in events]
             if events:
                 claim = _claims.record(ids, commit=not in_transaction)
-                _evaluate(events, processor, on_failed, claim)
+                _evaluate(events, processor, listeners, claim)
     except Exception as exc:
         if not ids or _systemic(exc):
             raise  # the task is retried; a claim record left behind is recovered
-        _narrow_down(ids, exc, processor, on_failed)
+        _narrow_down(ids, exc, processor, listeners)
         if claim is not None:
             TriggerEventClaim.objects.filter(pk=claim).delete()
     return len(ids)
@@ -173,46 +198,51 @@ def _lock_new(limit: int) -> list[TriggerEvent]:
 
 
 def _evaluate(
-    events: list[TriggerEvent], processor: EventProcessor, on_failed, claim: int | None = None
+    events: list[TriggerEvent],
+    processor: EventProcessor,
+    listeners: _Listeners,
+    claim: int | None = None,
 ) -> None:
     outcomes = processor(events)
     if len(outcomes) != len(events) or {o.event_id for o in outcomes} != {e.id for e in events}:
         raise ValueError("The processor must return one outcome per event")
     if any(o.status not in _FINAL for o in outcomes):
         raise ValueError("An outcome is processed or failed")
-    _record(events, outcomes, on_failed, claim)
+    _record(events, outcomes, listeners, claim)
 
 
 def _record(
     events: list[TriggerEvent],
     outcomes: list[EventOutcome],
-    on_failed: FailureListener,
+    listeners: _Listeners,
     claim: int | None = None,
 ) -> None:
     """Writes the outcomes in one statement with one JSON parameter (bulk_update's CASE per
     row, or text arrays escaped in Python, cost more than the evaluation itself), deletes the
-    claim record, and reports the failed events. Runs in the transaction that holds the events'
-    locks."""
+    claim record, and reports the outcomes (``on_recorded``) and the failed events
+    (``on_failed``). Runs in the transaction that holds the events' locks."""
+    now = timezone.now()
     params = {
-        "now": timezone.now(),
+        "now": now,
         "outcomes": orjson.dumps(outcomes).decode(),
         "claim": claim,
     }
     with connection.cursor() as cursor:
         cursor.execute(_RECORD_OUTCOMES, params)
+    listeners.recorded(events, outcomes, now)
     errors = {o.event_id: o.error for o in outcomes if o.status == Status.FAILED}
     if errors:
         failed = [event for event in events if event.id in errors]
         for event in failed:
-            event.status, event.error = Status.FAILED, errors[event.id]
-        on_failed(failed)
+            event.status, event.error, event.processed_at = Status.FAILED, errors[event.id], now
+        listeners.on_failed(failed)
 
 
-def _narrow_down(ids: list, exc: Exception, processor, on_failed) -> None:
+def _narrow_down(ids: list, exc: Exception, processor, listeners: _Listeners) -> None:
     """The batch of ``ids`` raised ``exc``: evaluates its halves, each in its own transaction,
     until the event at fault is alone, and charges it the attempt."""
     if len(ids) == 1:
-        _charge(ids, f"{type(exc).__name__}: {exc}"[:2000], on_failed, exc)
+        _charge(ids, f"{type(exc).__name__}: {exc}"[:2000], listeners, exc)
         return
     logger.warning("A batch of %d events failed; splitting it", len(ids), exc_info=exc)
     middle = len(ids) // 2
@@ -221,11 +251,11 @@ def _narrow_down(ids: list, exc: Exception, processor, on_failed) -> None:
             with transaction.atomic():
                 events = _lock_queued(half)
                 if events:
-                    _evaluate(events, processor, on_failed)
+                    _evaluate(events, processor, listeners)
         except Exception as error:
             if _systemic(error):
                 raise
-            _narrow_down(half, error, processor, on_failed)
+            _narrow_down(half, error, processor, listeners)
 
 
 def _lock_queued(ids) -> list[TriggerEvent]:
@@ -236,7 +266,7 @@ def _lock_queued(ids) -> list[TriggerEvent]:
     return list(events.order_by("pk"))
 
 
-def _charge(ids, error: str, on_failed: FailureListener, exc: Exception | None = None) -> int:
+def _charge(ids, error: str, listeners: _Listeners, exc: Exception | None = None) -> int:
     """Counts an attempt that did not finish against these events (those still queued and not
     claimed meanwhile): back to the queue with the error, or failed once they have spent
     ``EVENT_MAX_ATTEMPTS``.
@@ -244,19 +274,19 @@ def _charge(ids, error: str, on_failed: FailureListener, exc: Exception | None =
     Never raises for anything but the database's own trouble: if reporting the failure
     (``on_failed``) breaks, the events are failed without it, and the queue moves on."""
     try:
-        return _charge_once(ids, error, on_failed, exc)
+        return _charge_once(ids, error, listeners, exc)
     except Exception as failure:
         if _systemic(failure):
             raise
         logger.exception("Reporting the failure of trigger events %s failed", sorted(ids))
-        return _charge_once(ids, error, _not_reported, exc)
+        return _charge_once(ids, error, _Listeners(_not_reported, listeners.on_recorded), exc)
 
 
 def _not_reported(events: list[TriggerEvent]) -> None:
     """``on_failed`` when the real one broke: the events are failed all the same (logged)."""
 
 
-def _charge_once(ids, error: str, on_failed: FailureListener, exc: Exception | None) -> int:
+def _charge_once(ids, error: str, listeners: _Listeners, exc: Exception | None) -> int:
     limit = settings.EVENT_MAX_ATTEMPTS
     with transaction.atomic():
         events = _lock_queued(ids)
@@ -273,7 +303,7 @@ def _charge_once(ids, error: str, on_failed: FailureListener, exc: Exception | N
                 EventOutcome(event.id, Status.FAILED, f"{error} (attempt {event.attempts + 1})")
                 for event in spent
             ]
-            _record(spent, outcomes, on_failed)
+            _record(spent, outcomes, listeners)
     return len(events)
 
 
@@ -350,7 +380,9 @@ def _claims_stalled() -> bool:
     return bool(_stalled_claims("1", "LIMIT 1"))
 
 
-def trigger_events_recover_stalled(*, on_failed: FailureListener, limit: int = 100) -> int:
+def trigger_events_recover_stalled(
+    *, on_failed: FailureListener, on_recorded: RecordListener | None = None, limit: int = 100
+) -> int:
     """Claim records whose session is gone, or older than ``EVENT_CLAIM_TIMEOUT_SECONDS``:
     their worker died mid-batch and its transaction rolled back. Their events still queued (and
     not claimed again meanwhile) are charged the attempt; returns how many."""
@@ -362,7 +394,7 @@ def trigger_events_recover_stalled(*, on_failed: FailureListener, limit: int = 1
             return 0
         ids = {event_id for _, event_ids in claims for event_id in event_ids}
         logger.warning("Recovering %d claims of %d trigger events", len(claims), len(ids))
-        charged = _charge(ids, _STALLED, on_failed)
+        charged = _charge(ids, _STALLED, _Listeners(on_failed, on_recorded))
         TriggerEventClaim.objects.filter(pk__in=[pk for pk, _ in claims]).delete()
     return charged
 

@@ -1,0 +1,24 @@
+"""Rewards by (partnership, mode, issued_at, id): unique users of a range read from the index
+alone, and exports page through it by key. Built CONCURRENTLY: rewards keep being issued."""
+
+from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("rewards", "0009_reports"),
+    ]
+
+    operations = [
+        AddIndexConcurrently(
+            model_name="reward",
+            index=models.Index(
+                fields=["partnership", "mode", "issued_at", "id"],
+                include=["end_user", "campaign"],
+                name="reward_report_idx",
+            ),
+        ),
+    ]

@@ -1,0 +1,222 @@
+"""Keeping the report aggregates, in the transactions that make the figures happen.
+
+- Rewards issued: the worker's batch, after the Ledger has written the counters
+  (``reports_record_issued``), bucketed at ``Reward.issued_at``.
+- Reversals: the reversal's transaction, after the counters (``reports_record_reversed``),
+  bucketed at ``RewardAdjustment.created_at``.
+- Events evaluated, rewarded and failed, and decisions by outcome: the queue's ``on_recorded``
+  (``reports_record_outcomes``), in the transaction that writes the outcomes, bucketed at the
+  ``processed_at`` it writes.
+- Events received: after the fact, by ``reports_count_received`` (beat), bucketed at
+  ``received_at``, so that ingest writes nothing more. Exact up to its watermark.
+
+Locks: money buckets are rows of campaigns whose counters the transaction already holds; activity
+buckets come last. Both are upserted in key order (``rewards.locks`` gives the whole order).
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import BUCKET_MINUTES, DECISION_PREFIX, Metric, Movement, ReportWatermark
+
+# A bucket as PostgreSQL computes it (the same boundaries as ``bucket_of``).
+BUCKET_SQL = "date_bin('15 minutes', {column}, timestamptz '2000-01-01 00:00:00+00')"
+
+
+def bucket_of(moment: datetime) -> datetime:
+    """The start of ``moment``'s 15-minute UTC bucket."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(
+        minute=moment.minute - moment.minute % BUCKET_MINUTES, second=0, microsecond=0
+    )
+
+
+# --- Money ---------------------------------------------------------------------------------
+
+MONEY_KEY = ("partnership_id", "mode", "bucket", "trigger_id", "campaign_id", "unit", "kind")
+_MONEY_TYPES = ("uuid", "text", "timestamptz", "bigint", "uuid", "text", "text")
+_UPSERT_MONEY = f"""
+INSERT INTO rewards_moneybucket ({", ".join(MONEY_KEY)}, count, amount)
+SELECT * FROM unnest({", ".join(f"%s::{kind}[]" for kind in _MONEY_TYPES)}, %s::bigint[],
+                     %s::numeric[])
+ ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT ({", ".join(MONEY_KEY)}) DO UPDATE
+   SET count = rewards_moneybucket.count + EXCLUDED.count,
+       amount = rewards_moneybucket.amount + EXCLUDED.amount
+"""  # noqa: S608 (built from the constants above)
+
+
+def _sum_money(movements: Iterable[tuple[tuple, Decimal]]) -> dict[tuple, list]:
+    """{key: [count, amount]} of (key, amount) movements."""
+    sums: dict[tuple, list] = {}
+    for key, amount in movements:
+        figures = sums.setdefault(key, [0, Decimal(0)])
+        figures[0] += 1
+        figures[1] += amount
+    return sums
+
+
+def _upsert_money(sums: dict[tuple, list]) -> None:
+    if not sums:
+        return
+    keys = sorted(sums, key=lambda key: tuple(str(part) for part in key))
+    columns = [[key[i] for key in keys] for i in range(len(MONEY_KEY))]
+    counts = [sums[key][0] for key in keys]
+    amounts = [sums[key][1] for key in keys]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT_MONEY, [*columns, counts, amounts])
+
+
+def reports_record_issued(*, rewards: Iterable, trigger_ids: dict) -> None:
+    """Counts issued rewards (rows with partnership_id, mode, issued_at, campaign_id, unit,
+    amount, trigger_event_id). ``trigger_ids`` maps each event id to its trigger.
+
+    Must run in the transaction that inserts the rewards, holding their campaigns' counters."""
+    _upsert_money(
+        _sum_money(
+            (
+                (
+                    reward.partnership_id,
+                    reward.mode,
+                    bucket_of(reward.issued_at),
+                    trigger_ids[reward.trigger_event_id],
+                    reward.campaign_id,
+                    reward.unit,
+                    Movement.ISSUED,
+                ),
+                reward.amount,
+            )
+            for reward in rewards
+        )
+    )
+
+
+def reports_record_reversed(*, adjustments: Iterable, trigger_id: int) -> None:
+    """Counts reward adjustments (each with its ``reward`` loaded and ``created_at`` set) of
+    one event, of trigger ``trigger_id``.
+
+    Must run in the reversal's transaction, holding the rewards' campaign counters."""
+    _upsert_money(
+        _sum_money(
+            (
+                (
+                    adjustment.reward.partnership_id,
+                    adjustment.reward.mode,
+                    bucket_of(adjustment.created_at),
+                    trigger_id,
+                    adjustment.reward.campaign_id,
+                    adjustment.reward.unit,
+                    Movement.REVERSED,
+                ),
+                adjustment.amount,
+            )
+            for adjustment in adjustments
+        )
+    )
+
+
+# --- Activity -------------------------------------------------------------------------------
+
+ACTIVITY_KEY = ("partnership_id", "mode", "bucket", "trigger_id", "campaign_id", "metric")
+_UPSERT_ACTIVITY = f"""
+INSERT INTO rewards_activitybucket ({", ".join(ACTIVITY_KEY)}, count)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::bigint[], %s::uuid[],
+                     %s::text[], %s::bigint[])
+ ORDER BY 1, 2, 3, 4, 5 NULLS FIRST, 6
+    ON CONFLICT ({", ".join(ACTIVITY_KEY)}) DO UPDATE
+   SET count = rewards_activitybucket.count + EXCLUDED.count
+"""  # noqa: S608 (built from the constants above)
+
+
+def _upsert_activity(counts: Counter) -> None:
+    if not counts:
+        return
+    keys = sorted(counts, key=lambda key: tuple("" if part is None else str(part) for part in key))
+    columns = [[key[i] for key in keys] for i in range(len(ACTIVITY_KEY))]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT_ACTIVITY, [*columns, [counts[key] for key in keys]])
+
+
+def _outcome_of(stored) -> tuple[str, str]:
+    """(campaign id, outcome) of a stored decision, in either stored form."""
+    if isinstance(stored, dict):
+        return stored["campaign_id"], stored["outcome"]
+    return stored[0], stored[1]
+
+
+def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None:
+    """The queue's ``on_recorded``: counts the events evaluated, rewarded and failed, and each
+    campaign's decisions, at ``now`` (the events' processed_at). In the outcomes' transaction."""
+    triggers = {event.id: event for event in events}
+    bucket = bucket_of(now)
+    counts: Counter = Counter()
+    for outcome in outcomes:
+        event = triggers[outcome.event_id]
+        base = (event.partnership_id, event.mode, bucket, event.trigger_id)
+        if outcome.status != "processed":
+            counts[(*base, None, Metric.EVENT_FAILED.value)] += 1
+            continue
+        counts[(*base, None, Metric.EVENT_EVALUATED.value)] += 1
+        rewarded = False
+        for stored in outcome.decisions:
+            campaign_id, decided = _outcome_of(stored)
+            counts[(*base, campaign_id, DECISION_PREFIX + decided)] += 1
+            rewarded = rewarded or decided == "rewarded"
+        if rewarded:
+            counts[(*base, None, Metric.EVENT_REWARDED.value)] += 1
+    _upsert_activity(counts)
+
+
+# --- Events received, after the fact --------------------------------------------------------
+
+RECEIVED = "events_received"
+_COUNT_RECEIVED = f"""
+INSERT INTO rewards_activitybucket ({", ".join(ACTIVITY_KEY)}, count)
+SELECT e.partnership_id, e.mode, {BUCKET_SQL.format(column="e.received_at")}, e.trigger_id,
+       NULL, %(metric)s, count(*)
+  FROM partnerships_partnership p
+ CROSS JOIN LATERAL (
+       SELECT partnership_id, mode, received_at, trigger_id FROM triggers_triggerevent
+        WHERE partnership_id = p.id AND received_at >= %(start)s AND received_at < %(end)s
+       ) e
+ GROUP BY 1, 2, 3, 4
+ ORDER BY 1, 2, 3, 4
+    ON CONFLICT ({", ".join(ACTIVITY_KEY)}) DO UPDATE
+   SET count = rewards_activitybucket.count + EXCLUDED.count
+"""  # noqa: S608 (built from the constants above)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def reports_count_received(*, now: datetime | None = None) -> datetime:
+    """Counts the events received since the watermark, up to ``REPORTS_RECEIVED_SETTLE_SECONDS``
+    ago, and moves the watermark there; returns it.
+
+    An event's ``received_at`` is read from the web process's clock before its insert commits;
+    the settle time must exceed how long that can take (gunicorn's timeout kills a slower
+    request, and its transaction rolls back), so nothing commits behind the watermark."""
+    end = (now or timezone.now()) - timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS)
+    with transaction.atomic():
+        mark, _ = ReportWatermark.objects.select_for_update().get_or_create(
+            name=RECEIVED, defaults={"through": _EPOCH}
+        )
+        if end <= mark.through:
+            return mark.through
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _COUNT_RECEIVED,
+                {"metric": Metric.EVENT_RECEIVED.value, "start": mark.through, "end": end},
+            )
+        mark.through = end
+        mark.save(update_fields=["through"])
+    return end
+
+
+def reports_received_through() -> datetime | None:
+    """Events received are counted up to this moment (None: not yet counted)."""
+    return ReportWatermark.objects.filter(name=RECEIVED).values_list("through", flat=True).first()

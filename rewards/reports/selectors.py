@@ -1,0 +1,497 @@
+"""Every figure a report shows, read from the aggregates (``models``) in one mode.
+
+A report covers local days of the partnership's current time zone: ``[start, end)`` in UTC,
+an exact union of 15-minute buckets. Amounts are per unit, never added across units.
+"""
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from config.errors import ApplicationError, ErrorCode, field_error
+from partnerships.models import Partnership
+
+from ..models import CampaignCounter, Reward, RewardAdjustment
+from .maintain import bucket_of, reports_received_through
+from .models import DECISION_PREFIX, LIABILITY_SIGN, Metric, Movement
+
+MAX_REPORT_DAYS = 366
+LOW_BUDGET_SHARE = Decimal("0.05")  # less than 5% left
+LOW_BUDGET_DAYS = 7  # or projected to run out within a week
+BURN_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report covers: one partnership, one mode, local days, optional filters."""
+
+    partnership: Partnership
+    mode: str
+    first_day: date
+    last_day: date
+    campaign_ids: frozenset = frozenset()
+    trigger_ids: frozenset = frozenset()
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.partnership.time_zone)
+
+    @cached_property
+    def start(self) -> datetime:
+        return local_midnight(self.first_day, self.zone)
+
+    @cached_property
+    def end(self) -> datetime:
+        return local_midnight(self.last_day + timedelta(days=1), self.zone)
+
+    @property
+    def days(self) -> list[date]:
+        count = (self.last_day - self.first_day).days + 1
+        return [self.first_day + timedelta(days=n) for n in range(count)]
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The first moment of ``day`` in ``zone`` (a day that starts in a DST gap starts at the
+    first wall time that exists)."""
+    naive = datetime(day.year, day.month, day.day)
+    return timezone.make_aware(naive, zone) if _exists(naive, zone) else _after_gap(naive, zone)
+
+
+def _exists(naive: datetime, zone: ZoneInfo) -> bool:
+    aware = naive.replace(tzinfo=zone)
+    return aware.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None) == naive
+
+
+def _after_gap(naive: datetime, zone: ZoneInfo) -> datetime:
+    moment = naive
+    while not _exists(moment, zone):
+        moment += timedelta(minutes=15)
+    return moment.replace(tzinfo=zone)
+
+
+def local_day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """``[start, end)`` of a local day, as aware datetimes (for links to the rows behind it)."""
+    return local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
+
+
+def report_scope(
+    *,
+    partnership: Partnership,
+    mode: str,
+    first_day: date,
+    last_day: date,
+    campaign_ids: Iterable = (),
+    trigger_ids: Iterable = (),
+) -> ReportScope:
+    """A scope, or a 422 for a range that ends before it starts or is too long."""
+    if last_day < first_day:
+        raise ApplicationError(
+            422,
+            ErrorCode.INVALID_RANGE,
+            "The range ends before it starts",
+            errors=[field_error("to", "before_from", "`to` must not be before `from`")],
+        )
+    if (last_day - first_day).days + 1 > MAX_REPORT_DAYS:
+        raise ApplicationError(
+            422,
+            ErrorCode.RANGE_TOO_LONG,
+            f"A report covers at most {MAX_REPORT_DAYS} days",
+            errors=[field_error("to", "max_days", f"At most {MAX_REPORT_DAYS} days from `from`")],
+        )
+    return ReportScope(
+        partnership, mode, first_day, last_day, frozenset(campaign_ids), frozenset(trigger_ids)
+    )
+
+
+# --- Value objects ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Money:
+    """One unit's figures."""
+
+    unit: str
+    issued_count: int = 0
+    issued_amount: Decimal = Decimal(0)
+    reversed_count: int = 0
+    reversed_amount: Decimal = Decimal(0)
+
+    @property
+    def net_amount(self) -> Decimal:
+        return self.issued_amount - self.reversed_amount
+
+
+@dataclass(frozen=True)
+class Activity:
+    events_received: int = 0
+    events_evaluated: int = 0
+    events_rewarded: int = 0
+    events_failed: int = 0
+
+    @property
+    def conversion(self) -> Decimal | None:
+        """Events rewarded per event evaluated (None before any was evaluated)."""
+        if not self.events_evaluated:
+            return None
+        return Decimal(self.events_rewarded) / Decimal(self.events_evaluated)
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: date
+    money: tuple[Money, ...]
+    activity: Activity
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    campaign_id: uuid.UUID
+    name: str
+    money: tuple[Money, ...]
+    decisions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Totals:
+    money: tuple[Money, ...]
+    activity: Activity
+    unique_users: int
+    decisions: dict[str, int]
+    received_through: datetime | None
+
+
+# --- Reading the buckets ---------------------------------------------------------------------
+
+
+def _filters(scope: ReportScope, *, campaigns: bool = True) -> tuple[str, dict]:
+    sql = "partnership_id = %(partnership)s AND mode = %(mode)s"
+    sql += " AND bucket >= %(start)s AND bucket < %(end)s"
+    params = {
+        "partnership": scope.partnership.pk,
+        "mode": scope.mode,
+        "start": scope.start,
+        "end": scope.end,
+        "zone": scope.partnership.time_zone,
+    }
+    if scope.trigger_ids:
+        sql += " AND trigger_id = ANY(%(triggers)s)"
+        params["triggers"] = sorted(scope.trigger_ids)
+    if campaigns and scope.campaign_ids:
+        sql += " AND campaign_id = ANY(%(campaigns)s)"
+        params["campaigns"] = sorted(scope.campaign_ids, key=str)
+    return sql, params
+
+
+_LOCAL_DAY = "(bucket AT TIME ZONE %(zone)s)::date"
+
+
+def _money_rows(scope: ReportScope, group: str) -> list[tuple]:
+    """(group value, unit, kind, count, amount) rows."""
+    where, params = _filters(scope)
+    select = f"{group}, unit, kind, sum(count)::bigint, sum(amount)"
+    sql = f"SELECT {select} FROM rewards_moneybucket WHERE {where} GROUP BY 1, 2, 3"  # noqa: S608
+    return _fetch(sql, params)
+
+
+def _activity_rows(scope: ReportScope, group: str) -> list[tuple]:
+    """(group value, campaign id, metric, count) rows: events of the scope's triggers (or of
+    the filtered campaigns' triggers) and decisions of its campaigns."""
+    where, params = _filters(scope, campaigns=False)
+    if scope.campaign_ids:
+        where += (
+            " AND (campaign_id = ANY(%(campaigns)s) OR (campaign_id IS NULL"
+            " AND trigger_id IN (SELECT trigger_id FROM campaigns_campaign"
+            " WHERE id = ANY(%(campaigns)s))))"
+        )
+        params["campaigns"] = sorted(scope.campaign_ids, key=str)
+    select = f"{group}, campaign_id, metric, sum(count)::bigint"
+    sql = f"SELECT {select} FROM rewards_activitybucket WHERE {where} GROUP BY 1, 2, 3"  # noqa: S608
+    return _fetch(sql, params)
+
+
+def _fetch(sql: str, params: dict) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+class _MoneyTally:
+    def __init__(self, default_unit: str) -> None:
+        self.default_unit = default_unit
+        self.figures: dict[str, dict] = {}
+
+    def add(self, unit: str, kind: str, count: int, amount: Decimal) -> None:
+        figures = self.figures.setdefault(unit, {})
+        before = figures.get(kind, (0, Decimal(0)))
+        figures[kind] = (before[0] + count, before[1] + amount)
+
+    def money(self) -> tuple[Money, ...]:
+        units = set(self.figures) | {self.default_unit}
+        return tuple(
+            Money(
+                unit,
+                *self.figures.get(unit, {}).get(Movement.ISSUED, (0, Decimal(0))),
+                *self.figures.get(unit, {}).get(Movement.REVERSED, (0, Decimal(0))),
+            )
+            for unit in sorted(units)
+        )
+
+
+def _activity(metrics: dict[str, int], campaign_filtered: bool) -> Activity:
+    """With a campaign filter, events evaluated and rewarded are those campaigns' decisions."""
+    if campaign_filtered:
+        evaluated = sum(n for m, n in metrics.items() if m.startswith(DECISION_PREFIX))
+        rewarded = metrics.get(DECISION_PREFIX + "rewarded", 0)
+    else:
+        evaluated = metrics.get(Metric.EVENT_EVALUATED, 0)
+        rewarded = metrics.get(Metric.EVENT_REWARDED, 0)
+    return Activity(
+        metrics.get(Metric.EVENT_RECEIVED, 0),
+        evaluated,
+        rewarded,
+        metrics.get(Metric.EVENT_FAILED, 0),
+    )
+
+
+def _decisions(metrics: dict[str, int]) -> dict[str, int]:
+    return {
+        metric.removeprefix(DECISION_PREFIX): count
+        for metric, count in sorted(metrics.items())
+        if metric.startswith(DECISION_PREFIX)
+    }
+
+
+def report_days(*, scope: ReportScope) -> list[DayRow]:
+    """One row per local day of the scope, days without activity included."""
+    tallies = {day: _MoneyTally(scope.partnership.reward_unit) for day in scope.days}
+    for day, unit, kind, count, amount in _money_rows(scope, _LOCAL_DAY):
+        tallies[day].add(unit, kind, count, amount)
+    metrics: dict[date, dict[str, int]] = {day: defaultdict(int) for day in scope.days}
+    for day, _, metric, count in _activity_rows(scope, _LOCAL_DAY):
+        metrics[day][metric] += count
+    filtered = bool(scope.campaign_ids)
+    return [
+        DayRow(day, tallies[day].money(), _activity(metrics[day], filtered)) for day in scope.days
+    ]
+
+
+def report_outcomes_by_day(*, scope: ReportScope) -> list[tuple[date, dict[str, int]]]:
+    """Decisions by outcome, per local day."""
+    metrics: dict[date, dict[str, int]] = {day: defaultdict(int) for day in scope.days}
+    for day, campaign_id, metric, count in _activity_rows(scope, _LOCAL_DAY):
+        if campaign_id is not None:
+            metrics[day][metric] += count
+    return [(day, _decisions(metrics[day])) for day in scope.days]
+
+
+def report_campaigns(*, scope: ReportScope) -> list[CampaignRow]:
+    """Per campaign: money and decisions; campaigns with any activity in the scope, and the
+    scope's named campaigns."""
+    tallies: dict[uuid.UUID, _MoneyTally] = defaultdict(
+        lambda: _MoneyTally(scope.partnership.reward_unit)
+    )
+    for campaign_id, unit, kind, count, amount in _money_rows(scope, "campaign_id"):
+        tallies[campaign_id].add(unit, kind, count, amount)
+    decisions: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _, campaign_id, metric, count in _activity_rows(scope, "1"):
+        if campaign_id is not None and (
+            not scope.campaign_ids or campaign_id in scope.campaign_ids
+        ):
+            decisions[campaign_id][metric] += count
+    ids = set(tallies) | set(decisions) | set(scope.campaign_ids)
+    names = dict(
+        Campaign.objects.filter(pk__in=ids, partnership=scope.partnership).values_list("id", "name")
+    )
+    rows = [
+        CampaignRow(
+            campaign_id,
+            names.get(campaign_id, "(deleted campaign)"),
+            tallies[campaign_id].money(),
+            _decisions(decisions[campaign_id]),
+        )
+        for campaign_id in ids
+    ]
+    return sorted(rows, key=lambda row: (row.name, str(row.campaign_id)))
+
+
+def report_totals(*, scope: ReportScope) -> Totals:
+    metrics: dict[str, int] = defaultdict(int)
+    for _, _, metric, count in _activity_rows(scope, "1"):
+        metrics[metric] += count
+    return Totals(
+        report_totals_money(scope=scope),
+        _activity(metrics, bool(scope.campaign_ids)),
+        report_unique_users(scope=scope),
+        _decisions(metrics),
+        reports_received_through(),
+    )
+
+
+def _rewards_in(scope: ReportScope) -> QuerySet[Reward]:
+    rewards = Reward.objects.filter(
+        partnership=scope.partnership,
+        mode=scope.mode,
+        issued_at__gte=scope.start,
+        issued_at__lt=scope.end,
+    )
+    if scope.campaign_ids:
+        rewards = rewards.filter(campaign_id__in=scope.campaign_ids)
+    if scope.trigger_ids:
+        rewards = rewards.filter(trigger_event__trigger_id__in=scope.trigger_ids)
+    return rewards
+
+
+def report_unique_users(*, scope: ReportScope) -> int:
+    """Users with at least one reward issued in the scope, counted exactly (not per day)."""
+    return _rewards_in(scope).values("end_user_id").distinct().count()
+
+
+def report_top_users(*, scope: ReportScope, limit: int = 10) -> list[dict]:
+    """The users issued the most in the scope: external id, rewards, amount (per unit)."""
+    return list(
+        _rewards_in(scope)
+        .values("end_user_id", "end_user__external_user_id", "unit")
+        .annotate(rewards=Count("id"), amount=Sum("amount"))
+        .order_by("-amount", "end_user__external_user_id")[:limit]
+    )
+
+
+# --- Liability --------------------------------------------------------------------------------
+
+_LIABILITY_BUCKETS = """
+SELECT unit, kind, sum(amount) FROM rewards_moneybucket
+ WHERE partnership_id = %(partnership)s AND mode = %(mode)s AND bucket < %(bucket)s
+ GROUP BY 1, 2
+"""
+
+
+def liability_at(*, partnership: Partnership, mode: str, at: datetime) -> dict[str, Decimal]:
+    """What is owed per unit as of ``at``: issued at or before it, less what was reversed at or
+    before it. Whole buckets before ``at``'s bucket, and the rows of its own bucket up to it."""
+    bucket = bucket_of(at)
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    params = {"partnership": partnership.pk, "mode": mode, "bucket": bucket}
+    for unit, kind, amount in _fetch(_LIABILITY_BUCKETS, params):
+        owed[unit] += LIABILITY_SIGN[kind] * amount
+    recent = Reward.objects.filter(partnership=partnership, mode=mode)
+    for unit, amount in (
+        recent.filter(issued_at__gte=bucket, issued_at__lte=at)
+        .values_list("unit")
+        .annotate(total=Sum("amount"))
+    ):
+        owed[unit] += amount
+    for unit, amount in (
+        RewardAdjustment.objects.filter(
+            reward__partnership=partnership,
+            reward__mode=mode,
+            created_at__gte=bucket,
+            created_at__lte=at,
+        )
+        .values_list("reward__unit")
+        .annotate(total=Sum("amount"))
+    ):
+        owed[unit] -= amount
+    if partnership.reward_unit not in owed:
+        owed[partnership.reward_unit] = Decimal(0)
+    return dict(sorted(owed.items()))
+
+
+# --- Budgets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    campaign_id: uuid.UUID
+    name: str
+    budget: Decimal | None
+    spent: Decimal
+    left: Decimal | None
+    burn_per_day: Decimal  # net spend per day over the last BURN_WINDOW_DAYS local days
+    projected_exhaustion: date | None
+    low: bool
+
+    @property
+    def share_left(self) -> Decimal | None:
+        if not self.budget:
+            return None
+        return max(self.left, Decimal(0)) / self.budget
+
+
+def campaign_budget_state(
+    *, campaign: Campaign, mode: str, today: date | None = None
+) -> BudgetState:
+    """Spent (the live counter), what is left, the burn rate of the last week and the day the
+    budget runs out at that rate."""
+    partnership = campaign.partnership
+    zone = ZoneInfo(partnership.time_zone)
+    today = today or timezone.now().astimezone(zone).date()
+    counter = CampaignCounter.objects.filter(campaign=campaign, mode=mode).first()
+    spent = counter.spent if counter else Decimal(0)
+    scope = ReportScope(
+        partnership,
+        mode,
+        today - timedelta(days=BURN_WINDOW_DAYS - 1),
+        today,
+        frozenset([campaign.pk]),
+    )
+    net = sum((m.net_amount for m in report_totals_money(scope=scope)), Decimal(0))
+    burn = max(net, Decimal(0)) / BURN_WINDOW_DAYS
+    left = None if campaign.budget is None else campaign.budget - spent
+    projected = None
+    if left is not None and burn > 0:
+        projected = today + timedelta(days=max(0, math.ceil(left / burn)))
+    low = False
+    if campaign.budget is not None and left is not None:
+        low = left < campaign.budget * LOW_BUDGET_SHARE or (
+            projected is not None and projected <= today + timedelta(days=LOW_BUDGET_DAYS)
+        )
+    return BudgetState(
+        campaign.pk, campaign.name, campaign.budget, spent, left, burn, projected, low
+    )
+
+
+def report_totals_money(*, scope: ReportScope) -> tuple[Money, ...]:
+    """Only the money of a scope (cheaper than the totals)."""
+    tally = _MoneyTally(scope.partnership.reward_unit)
+    for _, unit, kind, count, amount in _money_rows(scope, "1"):
+        tally.add(unit, kind, count, amount)
+    return tally.money()
+
+
+def _running(partnerships) -> QuerySet[Campaign]:
+    return Campaign.objects.filter(
+        partnership__in=partnerships, status=Campaign.Status.ACTIVE
+    ).select_related("partnership")
+
+
+def campaigns_low_on_budget(*, partnerships, mode: str) -> list[BudgetState]:
+    """Active campaigns with a budget that have < 5% left or would run out within a week."""
+    states = [
+        campaign_budget_state(campaign=campaign, mode=mode)
+        for campaign in _running(partnerships).filter(budget__isnull=False)
+    ]
+    return sorted(
+        (state for state in states if state.low),
+        key=lambda s: (s.projected_exhaustion or date.max, s.name),
+    )
+
+
+def campaigns_ending_soon(*, partnerships, days: int = 7) -> QuerySet[Campaign]:
+    """Active campaigns whose end is within ``days`` from now."""
+    now = timezone.now()
+    return (
+        _running(partnerships)
+        .filter(Q(ends_at__gte=now) & Q(ends_at__lte=now + timedelta(days=days)))
+        .order_by("ends_at")
+    )
