@@ -2,6 +2,7 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.db.models import Q
 
 from config.localcache import config_cache
 from partnerships.models import Partnership
@@ -95,3 +96,12 @@ def trigger_event_decisions(*, event: TriggerEvent) -> list[DecisionView]:
         Campaign.objects.filter(id__in=stored_campaign_ids(stored)).values_list("id", "slug")
     )
     return [decision_describe(item, slugs) for item in stored]
+
+
+def campaign_get_by_ref(*, partnership_id: uuid.UUID, ref: str) -> Campaign | None:
+    """A partnership's campaign named by its id or its slug."""
+    try:
+        by_id = Q(pk=uuid.UUID(ref))
+    except ValueError:
+        by_id = Q()
+    return Campaign.objects.filter(by_id | Q(slug=ref), partnership_id=partnership_id).first()

@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from .errors import MESSAGES, ErrorCode
+from .openapi_examples import QUERY_EXAMPLES
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -110,4 +111,28 @@ def require_request_bodies(result: dict, generator, request, public) -> dict:
         for operation in item.values():
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
+    return result
+
+
+def json_only(responses: dict) -> dict:
+    """Error responses as JSON only, for an operation whose 200 is also CSV."""
+    return {(status, "application/json"): response for status, response in responses.items()}
+
+
+def add_query_examples(result: dict, generator, request, public) -> dict:
+    """A POSTPROCESSING_HOOK: the query examples of ``openapi_examples.QUERY_EXAMPLES``.
+
+    OpenAPI has examples per parameter only: an example is the parameters that carry one of
+    that name, sent together; it answers as the response example of the same name.
+    """
+    for item in result["paths"].values():
+        for operation in item.values():
+            for name, (summary, values) in QUERY_EXAMPLES.get(operation["operationId"], {}).items():
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "query" and parameter["name"] in values:
+                        value = values[parameter["name"]]
+                        parameter.setdefault("examples", {})[name] = {
+                            "value": value,
+                            "summary": summary,
+                        }
     return result

@@ -221,3 +221,145 @@ PARTNERSHIP_RETRIEVE = [
         },
     )
 ]
+
+# --- Reports ----------------------------------------------------------------------------------
+# Query examples: OpenAPI has them per parameter, so an example is the parameters carrying one
+# of its name (config.openapi.add_query_examples); it answers as the response example of the
+# same name (tests/config/test_openapi_examples.py sends each).
+
+_JUNE = {"from": "2025-06-01", "to": "2025-06-30"}
+_TWO_DAYS = {"from": "2025-06-01", "to": "2025-06-02"}
+
+QUERY_EXAMPLES = {
+    "report_rewards": {
+        "by_day": ("Two days, by day", _TWO_DAYS),
+        "by_campaign": ("June, by campaign", {**_JUNE, "group_by": "campaign"}),
+        "csv": ("Two days, by day, as CSV", {**_TWO_DAYS, "format": "csv"}),
+        "campaign_does_not_exist": (
+            "An unknown campaign: 404",
+            {**_JUNE, "campaign": "no-such-campaign"},
+        ),
+        "range_too_long": ("More than 366 days: 422", {"from": "2024-01-01", "to": "2025-06-30"}),
+    },
+    "report_liability": {
+        "end_of_june": ("As of the end of June (UTC)", {"at": "2025-07-01T00:00:00Z"}),
+    },
+    "report_rewards_export": {
+        "june": ("June's rewards", _JUNE),
+        "cashback": ("June's rewards of one campaign", {**_JUNE, "campaign": "cashback-5"}),
+    },
+    "report_reversals_export": {"june": ("June's reversals", _JUNE)},
+}
+
+
+def _csv(name: str, summary: str, text: str) -> OpenApiExample:
+    return OpenApiExample(
+        name,
+        value=text,
+        summary=summary,
+        response_only=True,
+        status_codes=["200"],
+        media_type="text/csv",
+    )
+
+
+_MONEY = {
+    "unit": "Points",
+    "issued_count": 2,
+    "issued_amount": "4.26",
+    "reversed_count": 1,
+    "reversed_amount": "1.00",
+    "net_amount": "3.26",
+}
+_NO_MONEY = {**_MONEY, **dict.fromkeys(["issued_count", "reversed_count"], 0)}
+_NO_MONEY |= dict.fromkeys(["issued_amount", "reversed_amount", "net_amount"], "0.00")
+_EVENTS = {
+    "events_received": 3,
+    "events_evaluated": 3,
+    "events_rewarded": 2,
+    "events_failed": 0,
+    "conversion": "0.6667",
+}
+_NO_EVENTS = {**dict.fromkeys(_EVENTS, 0), "conversion": None}
+_DECISIONS = {"rewarded": 2, "condition_false": 1}
+_REPORT = {
+    "mode": "live",
+    **_TWO_DAYS,
+    "time_zone": "UTC",
+    "group_by": "day",
+    "campaign": None,
+    "trigger": None,
+    "received_through": AT,
+    "totals": {"money": [_MONEY], "events": _EVENTS, "unique_users": 1, "decisions": _DECISIONS},
+    "days": [
+        {"day": "2025-06-01", "money": [_MONEY], "events": _EVENTS},
+        {"day": "2025-06-02", "money": [_NO_MONEY], "events": _NO_EVENTS},
+    ],
+    "campaigns": None,
+}
+
+REPORT_REWARDS = [
+    _ok("by_day", "Totals and one row per local day", _REPORT),
+    _ok(
+        "by_campaign",
+        "Totals and one row per campaign",
+        {
+            **_REPORT,
+            **_JUNE,
+            "group_by": "campaign",
+            "days": None,
+            "campaigns": [
+                {
+                    "campaign_id": CAMPAIGN_ID,
+                    "campaign": "cashback-5",
+                    "name": "5% cashback up to 10 on purchases of 20 or more",
+                    "money": [_MONEY],
+                    "decisions": _DECISIONS,
+                }
+            ],
+        },
+    ),
+    _csv(
+        "csv",
+        "The days as CSV",
+        "day,unit,issued_count,issued_amount,reversed_count,reversed_amount,net_amount,"
+        "events_received,events_evaluated,events_rewarded,events_failed,conversion\r\n"
+        "2025-06-01,Points,2,4.26,1,1.00,3.26,3,3,2,0,0.6667\r\n"
+        "2025-06-02,Points,0,0.00,0,0.00,0.00,0,0,0,0,\r\n",
+    ),
+]
+
+REPORT_LIABILITY = [
+    _ok(
+        "end_of_june",
+        "Outstanding per unit at that moment",
+        {
+            "mode": "live",
+            "at": "2025-07-01T00:00:00Z",
+            "liability": [{"unit": "Points", "outstanding": "3.26"}],
+        },
+    )
+]
+
+_REWARD_ROW = (
+    "reward_id,issued_at,local_day,campaign_id,campaign,trigger,trigger_event_id,user_uuid,"
+    "external_user_id,amount,reversed_amount,unit,status,mode,occurred_at,campaign_version\r\n"
+    f"{REWARD_ID},2025-06-01T12:00:01.250000Z,2025-06-01,{CAMPAIGN_ID},cashback-5,{TRIGGER},"
+    f"{EVENT_ID},{USER_UUID},{USER},2.13,1.00,Points,issued,live,2025-06-01T12:00:00.000000Z,1\r\n"
+)
+REPORT_REWARDS_EXPORT = [
+    _csv("june", "One row per reward", _REWARD_ROW),
+    _csv("cashback", "One row per reward of the campaign", _REWARD_ROW),
+]
+REPORT_REVERSALS_EXPORT = [
+    _csv(
+        "june",
+        "One row per reversal of a reward (a partial one too)",
+        "adjustment_id,created_at,local_day,reversal_id,reward_id,trigger_event_id,campaign_id,"
+        "campaign,trigger,user_uuid,external_user_id,amount,unit,mode,reason,reward_amount,"
+        "reward_issued_at\r\n"
+        f"1,2025-06-02T09:30:00.000000Z,2025-06-02,{REVERSAL_ID},{REWARD_ID},{EVENT_ID},"
+        f"{CAMPAIGN_ID},cashback-5,{TRIGGER},{USER_UUID},{USER},1.00,Points,live,"
+        "Partial refund of order 8812,2.13,2025-06-01T12:00:01.250000Z\r\n",
+    )
+]

@@ -7,7 +7,7 @@ offsets fall before year 1, where Python's datetimes end.
 """
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -48,3 +48,36 @@ class TimestampField(serializers.DateTimeField):
         if parsed is None:
             self.fail("invalid")
         return self.enforce_timezone(parsed)
+
+
+# A calendar day: years 1000 to 9998, so that its UTC bounds in any zone, and the day after
+# it, are dates Python can hold.
+DAY_PATTERN = (
+    r"^([1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])"
+    r"-(0[1-9]|[12][0-9]|3[01])$"
+)
+_DAY_PATTERN = re.compile(DAY_PATTERN.removesuffix("$"))
+DAY_MESSAGE = "A date YYYY-MM-DD, e.g. 2025-01-31 (years 1000 to 9998)"
+
+
+def parse_day(value: str) -> date | None:
+    if not isinstance(value, str) or _DAY_PATTERN.fullmatch(value) is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:  # February 30
+        return None
+
+
+@extend_schema_field({"type": "string", "format": "date", "pattern": DAY_PATTERN})
+class DayField(serializers.Field):
+    default_error_messages = {"invalid": DAY_MESSAGE}
+
+    def to_internal_value(self, value) -> date:
+        parsed = parse_day(value)
+        if parsed is None:
+            self.fail("invalid")
+        return parsed
+
+    def to_representation(self, value: date) -> str:
+        return value.isoformat()

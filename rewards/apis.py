@@ -214,7 +214,7 @@ class ModeFilterSerializer(serializers.Serializer):
     )
 
 
-def _key_mode(principal: PartnerPrincipal, requested: str | None) -> str:
+def key_mode(principal: PartnerPrincipal, requested: str | None) -> str:
     """The mode a read shows: always the key's. Naming the other one is refused, not ignored,
     so a client that believes it reads live data with a test key finds out."""
     if requested is not None and requested != principal.mode:
@@ -259,7 +259,7 @@ class UserRewardListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         params = dict(filters.validated_data)
-        mode = _key_mode(request.user, params.pop("mode", None))
+        mode = key_mode(request.user, params.pop("mode", None))
         user = _user_or_404(request, external_user_id)
         page = reward_list_for_user(user=user, mode=mode, **params)
         data = {"mode": mode, "rewards": page.rewards, "next_cursor": page.next_cursor}
@@ -297,7 +297,7 @@ class UserBalanceApi(APIView):
     def get(self, request, partnership_id: str, external_user_id: str) -> Response:
         filters = ModeFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        mode = _key_mode(request.user, filters.validated_data.get("mode"))
+        mode = key_mode(request.user, filters.validated_data.get("mode"))
         user = _user_or_404(request, external_user_id)
         data = {
             "user_uuid": user.id,

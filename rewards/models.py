@@ -150,5 +150,11 @@ class RewardAdjustment(models.Model):
     amount = models.DecimalField(max_digits=18, decimal_places=6)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        indexes = [
+            # Reversal exports page by (created_at, id); a liability reads its bucket's rows.
+            models.Index(fields=["created_at", "id"], name="adjustment_created_idx"),
+        ]
+
     def __str__(self) -> str:
         return f"-{self.amount} on {self.reward_id}"

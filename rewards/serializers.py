@@ -72,3 +72,10 @@ class ReversalOutputSerializer(serializers.Serializer):
 
 def _display(amount: Decimal, reward: Reward) -> str:
     return str(amount.quantize(reward.partnership.unit_step))
+
+
+def exact_amount(amount: Decimal, places: int) -> str:
+    """With ``places`` decimals, or more where the amount has finer digits: never rounded
+    (a sum of amounts stored before the partnership's decimal places changed can have them)."""
+    shown = amount.quantize(Decimal(1).scaleb(-places))
+    return format(shown if shown == amount else amount.normalize(), "f")

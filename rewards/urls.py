@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from .apis import TriggerEventDetailApi, TriggerEventReverseApi, UserBalanceApi, UserRewardListApi
 
@@ -25,4 +25,5 @@ urlpatterns = [
         UserBalanceApi.as_view(),
         name="user-balance",
     ),
+    path("", include("rewards.reports.urls")),
 ]

@@ -7,6 +7,7 @@ from campaigns.models import Campaign
 from campaigns.services import campaign_save
 from partnerships.models import ApiKey, EndUser, Partner, Partnership
 from partnerships.services import api_key_issue
+from rewards.models import Reward
 from triggers.models import Trigger, TriggerEvent
 
 
@@ -106,3 +107,29 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     def _create(cls, model_class, *args, **kwargs):
         """Through the real service: what cannot be saved in Pilot cannot be made here."""
         return campaign_save(campaign=model_class(*args, **kwargs))
+
+
+class RewardFactory(factory.django.DjangoModelFactory):
+    """A reward row as the worker writes it, at a chosen ``issued_at`` (no counters, no
+    aggregates: for tests of what reads rows)."""
+
+    class Meta:
+        model = Reward
+
+    campaign = factory.SubFactory(CampaignFactory)
+    partnership = factory.SelfAttribute("campaign.partnership")
+    end_user = factory.SubFactory(
+        EndUserFactory, partnership=factory.SelfAttribute("..partnership")
+    )
+    mode = "live"
+    trigger_event = factory.SubFactory(
+        TriggerEventFactory,
+        trigger=factory.SelfAttribute("..campaign.trigger"),
+        end_user=factory.SelfAttribute("..end_user"),
+        mode=factory.SelfAttribute("..mode"),
+    )
+    amount = Decimal("10")
+    unit = "Points"
+    issued_at = factory.LazyFunction(timezone.now)
+    occurred_at = factory.SelfAttribute("issued_at")
+    campaign_version = 1

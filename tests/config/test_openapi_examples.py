@@ -4,6 +4,8 @@ A request example's documented answer is the response example of the same name (
 config/openapi_examples.py); a replay's is the response example named ``Replayed``.
 """
 
+from urllib.parse import urlencode
+
 import jsonschema_rs
 import orjson
 import pytest
@@ -33,11 +35,20 @@ def json_content(part: dict) -> dict:
     return part.get("content", {}).get("application/json", {})
 
 
+def examples_of(response: dict) -> dict:
+    """Its examples of every media type (a report's 200 is JSON or CSV)."""
+    return {
+        name: example
+        for content in response.get("content", {}).values()
+        for name, example in content.get("examples", {}).items()
+    }
+
+
 def documented_status(operation: dict, name: str) -> str:
     statuses = [
         status
         for status, response in operation["responses"].items()
-        if name in json_content(response).get("examples", {})
+        if name in examples_of(response)
     ]
     assert len(statuses) == 1, f"{operation['operationId']}: {name} answers {statuses}"
     return statuses[0]
@@ -66,9 +77,22 @@ def validator(schema: dict, part: dict) -> jsonschema_rs.Validator:
     return jsonschema_rs.Draft202012Validator(root, validate_formats=True)
 
 
+def query_examples(schema: dict):
+    """(method, path, operation, name, query): the query parameters whose examples share a name,
+    sent together (OpenAPI has examples per parameter)."""
+    for method, path, operation in operations(schema):
+        queries: dict[str, dict[str, str]] = {}
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query":
+                for name, example in parameter.get("examples", {}).items():
+                    queries.setdefault(name, {})[parameter["name"]] = example["value"]
+        for name, query in queries.items():
+            yield method, path, operation, name, query
+
+
 def test_every_operation_has_explicit_examples(schema):
     for method, path, operation in operations(schema):
-        documented = json_content(operation["responses"]["200"]).get("examples", {})
+        documented = examples_of(operation["responses"]["200"])
         assert documented, f"{method} {path}"
         if "requestBody" in operation:
             assert json_content(operation["requestBody"]).get("examples"), f"{method} {path}"
@@ -95,6 +119,28 @@ def test_each_request_example_answers_its_documented_status(schema, example_worl
         assert answer.json()["code"] == "ok" if answer.status == 200 else answer.json()["message"]
         sent += 1
     assert sent >= 4
+
+
+def test_each_query_example_answers_its_documented_status(schema, example_world):
+    sent = 0
+    for method, path, operation, name, query in query_examples(schema):
+        answer = call(
+            method,
+            path.format(partnership_id=example_world.partnership.id),
+            query=urlencode(query),
+            headers={"X-Api-Key": example_world.api_key},
+        )
+
+        assert str(answer.status) == documented_status(operation, name), (name, answer.body)
+        if answer.headers["content-type"].startswith("application/json"):
+            assert (
+                answer.json()["code"] == "ok" if answer.status == 200 else answer.json()["message"]
+            )
+        else:  # CSV: the documented columns
+            documented = examples_of(operation["responses"]["200"])[name]["value"]
+            assert answer.body.decode().split("\r\n")[0] == documented.split("\r\n")[0]
+        sent += 1
+    assert sent >= 8
 
 
 def test_a_replayed_example_answers_as_documented(schema, example_world):

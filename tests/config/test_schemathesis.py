@@ -37,6 +37,15 @@ EVENT_MISSING = Refusal(404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
 USER_MISSING = Refusal(404, ErrorCode.USER_DOES_NOT_EXIST)
 KEY_REUSED = Refusal(409, ErrorCode.IDEMPOTENCY_KEY_REUSED)
 OTHER_MODE = Refusal(422, ErrorCode.MODE_MISMATCH)  # `mode` names the other mode than the key's
+# Reports: the filters name a campaign or trigger the partnership may not have, and `from` and
+# `to` must be in order and at most MAX_REPORT_DAYS apart (two parameters together).
+REPORT_REFUSALS = (
+    Refusal(404, ErrorCode.CAMPAIGN_DOES_NOT_EXIST),
+    TRIGGER_MISSING,
+    Refusal(422, ErrorCode.INVALID_RANGE),
+    Refusal(422, ErrorCode.RANGE_TOO_LONG),
+    OTHER_MODE,
+)
 
 # Schema-valid requests each operation may still refuse.
 DATA_DEPENDENT: dict[str, tuple[Refusal, ...]] = {
@@ -83,6 +92,14 @@ DATA_DEPENDENT: dict[str, tuple[Refusal, ...]] = {
     ),
     "user_balance": (USER_MISSING, OTHER_MODE),
     "partnership_retrieve": (),
+    "report_rewards": REPORT_REFUSALS,
+    "report_rewards_export": REPORT_REFUSALS,
+    "report_reversals_export": REPORT_REFUSALS,
+    "report_liability": (
+        OTHER_MODE,
+        # A time whose offset puts it past 9999-12-31 UTC.
+        Refusal(422, ErrorCode.VALIDATION_ERROR, (("at", "overflow"),)),
+    ),
 }
 
 
