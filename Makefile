@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint format bench bench-ab clean
+.PHONY: install run test browser lint format bench bench-ab clean
 
 install: $(STAMP)
 
@@ -23,6 +23,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m config.devstack test $(ARGS)
+
+# The browser test of Pilot's reports: installs Debian's Chromium if missing (Playwright drives
+# it; no browser download), then runs the tests marked `browser`. Screenshots: var/screenshots/.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: $(STAMP)
+	[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(PY) -m config.devstack test -m browser $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin, TabularInline
 
 from triggers.admin import TriggerAdmin, TriggerEventAdmin
 from triggers.models import Trigger, TriggerEvent
@@ -12,7 +13,7 @@ from .selectors import trigger_event_decisions
 from .services import campaign_save, trigger_delete_check, trigger_schema_change_check
 
 
-class CampaignVersionInline(admin.TabularInline):
+class CampaignVersionInline(TabularInline):
     model = CampaignVersion
     fields = ("version", "snapshot", "created_at")
     readonly_fields = fields
@@ -25,7 +26,7 @@ class CampaignVersionInline(admin.TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(ModelAdmin):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")
     search_fields = ("name", "slug")

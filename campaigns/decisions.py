@@ -162,3 +162,27 @@ class _Missing(dict):
 def decision_message(outcome: Outcome, values: Mapping[str, Any]) -> str:
     template = _MESSAGES.get((outcome, values.get("reason", ""))) or _MESSAGES[(outcome, "")]
     return template.format_map(_Missing(values)) if "{" in template else template
+
+
+# Short names of the outcomes, for reports (a chart legend, a table's first column).
+_OUTCOME_LABELS: dict[Outcome, str] = {
+    Outcome.REWARDED: "Rewarded",
+    Outcome.CONDITION_FALSE: "Condition not met",
+    Outcome.ZERO_AMOUNT: "Zero amount",
+    Outcome.BUDGET_EXHAUSTED: "Budget exhausted",
+    Outcome.COUNT_CAP_REACHED: "Reward cap reached",
+    Outcome.USER_CAP_REACHED: "User cap reached",
+    Outcome.PERIOD_CAP_REACHED: "Period cap reached",
+    Outcome.OUTSIDE_SCHEDULE: "Outside the campaign's dates",
+    Outcome.SKIPPED_EXCLUSIVE: "Skipped (exclusive campaign)",
+    Outcome.ERROR: "Error",
+    Outcome.CAMPAIGN_INVALID: "Campaign invalid",
+}
+
+
+def outcome_label(code: str) -> str:
+    """An outcome code in words; a code this version does not know reads as itself."""
+    try:
+        return _OUTCOME_LABELS[Outcome(code)]
+    except ValueError:
+        return code.replace("_", " ").capitalize()

@@ -30,6 +30,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES els
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 INSTALLED_APPS = [
+    # Pilot's look (before the admin: its templates win); it makes admin.site its own site.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -76,6 +78,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# Pilot's title, sidebar and look: config/pilot.py.
+from .pilot import UNFOLD  # noqa: E402, F401
 
 # --- Database ---------------------------------------------------------------------------------
 

@@ -1,11 +1,15 @@
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group, User
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from .models import ApiKey, EndUser, Partner, Partnership
+from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
 from .services import api_key_issue, api_key_revoke
 
 
-class PartnershipInline(admin.TabularInline):
+class PartnershipInline(TabularInline):
     model = Partnership
     fields = ("name", "status", "reward_unit")
     extra = 0
@@ -13,13 +17,13 @@ class PartnershipInline(admin.TabularInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(ModelAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
     inlines = [PartnershipInline]
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(TabularInline):
     model = ApiKey
     fields = ("prefix", "name", "mode", "expires_at", "revoked_at", "last_used_at")
     readonly_fields = fields
@@ -31,8 +35,18 @@ class ApiKeyInline(admin.TabularInline):
         return False
 
 
+class PartnershipMemberInline(TabularInline):
+    """The Pilot users who see this partnership's reports."""
+
+    model = PartnershipMember
+    fields = ("user", "created_at")
+    readonly_fields = ("created_at",)
+    autocomplete_fields = ("user",)
+    extra = 0
+
+
 @admin.register(Partnership)
-class PartnershipAdmin(admin.ModelAdmin):
+class PartnershipAdmin(ModelAdmin):
     list_display = ("name", "partner", "id", "status", "reward_unit", "created_at")
     list_filter = ("status", "partner")
     search_fields = ("name", "partner__name", "id")
@@ -44,11 +58,11 @@ class PartnershipAdmin(admin.ModelAdmin):
         ("Security", {"fields": ("allowed_cidrs",)}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
-    inlines = [ApiKeyInline]
+    inlines = [ApiKeyInline, PartnershipMemberInline]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ModelAdmin):
     list_display = ("prefix", "partnership", "name", "mode", "status", "expires_at", "last_used_at")
     list_filter = ("mode", "partnership")
     search_fields = ("prefix", "name", "partnership__name")
@@ -92,7 +106,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(EndUser)
-class EndUserAdmin(admin.ModelAdmin):
+class EndUserAdmin(ModelAdmin):
     list_display = ("external_user_id", "id", "partnership", "created_at")
     list_filter = ("partnership",)
     search_fields = ("external_user_id", "id")
@@ -102,3 +116,42 @@ class EndUserAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ("id", "created_at")
+
+
+@admin.register(PartnershipMember)
+class PartnershipMemberAdmin(ModelAdmin):
+    """Who sees which partnership in Pilot (``partnerships_for_operator``)."""
+
+    list_display = ("user", "partnership", "created_at")
+    list_filter = ("partnership",)
+    search_fields = ("user__username", "partnership__name")
+    autocomplete_fields = ("user", "partnership")
+    readonly_fields = ("created_at",)
+
+
+# --- Pilot's own users, in the same look, with the partnerships they see ----------------------
+
+
+class MembershipInline(TabularInline):
+    model = PartnershipMember
+    fields = ("partnership", "created_at")
+    readonly_fields = ("created_at",)
+    extra = 0
+    verbose_name_plural = "Partnerships this user sees in Pilot"
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+    inlines = [MembershipInline]
+
+
+@admin.register(Group)
+class GroupAdmin(auth_admin.GroupAdmin, ModelAdmin):
+    pass

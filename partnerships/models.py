@@ -3,6 +3,7 @@ import uuid
 import zoneinfo
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -145,3 +146,23 @@ class EndUser(models.Model):
 
     def __str__(self) -> str:
         return self.external_user_id
+
+
+class PartnershipMember(models.Model):
+    """A Pilot user's membership of a partnership: what they see in Pilot's reports
+    (``partnerships.selectors.partnerships_for_operator``). Roles come with issue 11."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partnership_memberships"
+    )
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="members")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "partnership member"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "partnership"], name="uniq_partnership_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.partnership}"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from config.localcache import config_cache
 
@@ -84,3 +85,14 @@ def partnership_record(*, partnership_id: uuid.UUID) -> PartnershipRecord | None
         )
 
     return config_cache.get(("partnership", partnership_id), load)
+
+
+def partnerships_for_operator(*, user) -> QuerySet[Partnership]:
+    """The partnerships a Pilot user may see: the one place that limits it (every report page
+    and export asks here). Superusers see all; others their memberships, none without any."""
+    if not user.is_active:
+        return Partnership.objects.none()
+    partnerships = Partnership.objects.select_related("partner").order_by("partner__name", "name")
+    if user.is_superuser:
+        return partnerships
+    return partnerships.filter(members__user=user)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from campaigns.selectors import trigger_event_decisions
 from config.errors import field_error, validation_error
@@ -12,7 +12,7 @@ from partnerships.models import EndUser
 from triggers.models import TriggerEvent
 from triggers.selectors import trigger_event_get
 
-from .models import Reversal, Reward
+from .models import Reversal, Reward, RewardAdjustment
 
 
 def trigger_event_get_with_rewards(
@@ -135,3 +135,23 @@ def reversal_get(*, reversal_id: uuid.UUID) -> Reversal:
     return Reversal.objects.prefetch_related(
         "adjustments__reward__campaign", "adjustments__reward__partnership"
     ).get(pk=reversal_id)
+
+
+# --- Pilot's campaign report: the reversals behind its numbers ---------------------------------
+
+
+def campaign_adjustments(
+    *, campaign_id: uuid.UUID, mode: str, start: datetime, end: datetime
+) -> QuerySet[RewardAdjustment]:
+    """The reversals (full or partial) of a campaign's rewards made in [start, end), newest
+    first."""
+    return (
+        RewardAdjustment.objects.filter(
+            reward__campaign_id=campaign_id,
+            reward__mode=mode,
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        .select_related("reversal", "reward__end_user", "reward__partnership")
+        .order_by("-created_at", "-id")
+    )

@@ -1,10 +1,11 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from .models import Trigger, TriggerEvent
 
 
 @admin.register(Trigger)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(ModelAdmin):
     list_display = ("name", "partnership", "status", "updated_at")
     list_filter = ("status", "partnership")
     search_fields = ("name", "description")
@@ -12,7 +13,7 @@ class TriggerAdmin(admin.ModelAdmin):
 
 
 @admin.register(TriggerEvent)
-class TriggerEventAdmin(admin.ModelAdmin):
+class TriggerEventAdmin(ModelAdmin):
     list_display = ("id", "trigger", "end_user", "status", "mode", "occurred_at", "received_at")
     list_filter = ("status", "mode", "partnership", "trigger")
     search_fields = ("id", "end_user__external_user_id", "idempotency_key")

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from .models import WebhookDelivery, WebhookEndpoint
 from .services import (
@@ -11,7 +12,7 @@ from .services import (
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ModelAdmin):
     list_display = ("url", "partnership", "event_types", "modes", "active", "created_at")
     list_filter = ("active", "modes", "partnership")
     fields = ("partnership", "url", "event_types", "modes", "active")
@@ -46,7 +47,7 @@ def _show_secret(request, secret: str, endpoint=None) -> None:
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ModelAdmin):
     list_display = (
         "id",
         "event_type",

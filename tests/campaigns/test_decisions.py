@@ -96,3 +96,11 @@ def test_an_outcome_this_version_does_not_know_still_reads():
         None,
         "",
     )
+
+
+def test_every_outcome_has_words_for_reports():
+    from campaigns.decisions import _OUTCOME_LABELS, outcome_label
+
+    assert set(_OUTCOME_LABELS) == set(Outcome)
+    assert outcome_label("condition_false") == "Condition not met"
+    assert outcome_label("a_newer_outcome") == "A newer outcome"

@@ -25,6 +25,8 @@ def change_form(partnership, **fields) -> dict:
         "api_keys-INITIAL_FORMS": "1",
         "api_keys-0-id": partnership.api_keys.get().pk,
         "api_keys-0-partnership": partnership.pk,
+        "members-TOTAL_FORMS": "0",
+        "members-INITIAL_FORMS": "0",
         **fields,
     }
 

@@ -1,0 +1,16 @@
+"""Pilot's report pages, under /pilot/reports/ (the admin site's login, look and navigation)."""
+
+from django.urls import path
+
+from . import pilot
+from .pilot import reports_view
+
+urlpatterns = [
+    path("", reports_view(pilot.dashboard), name="pilot-reports-dashboard"),
+    path(
+        "campaigns/<uuid:campaign_id>/",
+        reports_view(pilot.campaign_report),
+        name="pilot-reports-campaign",
+    ),
+    path("daily.csv", reports_view(pilot.daily_csv), name="pilot-reports-daily-csv"),
+]
