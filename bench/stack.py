@@ -11,7 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,20 @@ def resolve() -> dict[str, str]:
         "BENCH_VIEWS": "true",
         "LOG_LEVEL": "WARNING",
     }
+
+
+def run_with_django(run: Callable[[dict[str, str]], int]) -> int:
+    """``run(env)`` with Django set up in this process on the bench's servers (``resolve``);
+    embedded servers started for it are stopped afterwards."""
+    env = resolve()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    try:
+        return run(env)
+    finally:
+        devstack.stop_started()
 
 
 def _create_database(url: str) -> None:
