@@ -78,3 +78,13 @@ def test_seed_is_reused_when_the_database_holds_the_same_shape(seeded):
     assert again.seconds == 0.0
     assert Reward.objects.count() == 1000
     assert again.api_key != seeded.api_key  # a fresh key each run: plaintexts are shown once
+
+
+@pytest.mark.django_db(transaction=True)  # seeding again truncates: committed rows only
+def test_seed_is_made_again_when_its_rows_were_emptied(seeded):
+    Reward.objects.filter(status="issued", reversed_amount=0)[:1].get().delete()
+
+    again = seed(SHAPE)
+
+    assert again.partnership_id != seeded.partnership_id
+    assert Reward.objects.count() == 1000
