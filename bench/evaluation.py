@@ -36,6 +36,11 @@ def main(argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace, env: dict[str, str]) -> int:
     fixture = stack.prepare(users=args.users)
+    if args.cost_only:
+        report = _aggregates_cost(env, fixture, args)
+        print(report)
+        (ROOT / "var" / "bench" / "evaluation-aggregates.md").write_text(report)
+        return 0
     noop_rate = _noop_rate(env, args.noop_tasks)
     # Celery's defaults (ack before running, prefetch 4): the faster, less safe baseline.
     default_rate = _noop_rate(
@@ -73,6 +78,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="rounds of the report aggregates' cost (with / without), 0 skips it",
     )
     parser.add_argument("--quick", action="store_true", help="5,000 events, 5,000 no-op tasks")
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the aggregates' cost (to var/bench/evaluation-aggregates.md)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.noop_tasks = 5000, 5000
@@ -216,8 +226,10 @@ _AGGREGATES = ("rewards_moneybucket", "rewards_activitybucket")
 
 
 def _evaluation_rate(
-    env, fixture, count: int, all_match: bool, events: int, app: str = "config"
+    env, fixture, count: int, all_match: bool, events: int, app: str = "config", cpu=None
 ) -> float:
+    """Events/s of one run; with a list ``cpu``, appends the CPU seconds per event that the
+    worker's processes and their PostgreSQL sessions used during it."""
     import random
 
     from django.utils import timezone
@@ -256,12 +268,17 @@ def _evaluation_rate(
     )
     worker = Worker(env, app)
     try:
+        processes = [worker.process.pid, *stack.children(worker.process.pid)]
+        cpu_before = stack.cpu_seconds(processes)
         start = time.perf_counter()
         for _ in range(2):  # one per worker process; each drains and hands over
             process_pending_events_send()
         while TriggerEvent.objects.filter(status="queued").exists():
             time.sleep(0.02)
         elapsed = time.perf_counter() - start
+        if cpu is not None:  # the sessions were opened by this run's first tasks
+            used = stack.cpu_seconds(processes) - cpu_before
+            cpu.append((used + stack.cpu_seconds(_worker_sessions())) / events)
     finally:
         worker.stop()
     processed = TriggerEvent.objects.filter(status="processed").count()
@@ -297,6 +314,18 @@ def _report(noop_rate: float, default_rate: float, rows, args) -> str:
     return "\n".join(lines)
 
 
+def _worker_sessions() -> list[int]:
+    """The PostgreSQL backends of this database but ours: the worker's sessions."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
 def _aggregates_cost(env, fixture, args) -> str:
     """Rounds of the 10-campaign runs with the aggregates kept and without (order alternating
     per round); the cost is 1 - with / without, per round, and its median."""
@@ -312,15 +341,17 @@ def _aggregates_cost(env, fixture, args) -> str:
         "Goal: under 5% of events/s.",
         "",
         "| campaigns (rewarding an event) | with aggregates, events/s | without, events/s "
-        "| cost per round | median cost | goal |",
-        "|---|---:|---:|---|---:|---|",
+        "| cost per round | median cost | goal | CPU µs/event with / without (worker and "
+        "its PostgreSQL sessions) | CPU cost |",
+        "|---|---:|---:|---|---:|---|---:|---:|",
     ]
     for count, all_match in [(10, False), (10, True)]:
         rates: dict[str, list[float]] = {"config": [], "bench.noaggregates": []}
+        cpu: dict[str, list[float]] = {"config": [], "bench.noaggregates": []}
         for number in range(args.cost_rounds):
             order = ["config", "bench.noaggregates"]
             for app in order if number % 2 == 0 else order[::-1]:
-                rate = _evaluation_rate(env, fixture, count, all_match, args.events, app)
+                rate = _evaluation_rate(env, fixture, count, all_match, args.events, app, cpu[app])
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT count(*) FROM rewards_activitybucket")
                     (buckets,) = cursor.fetchone()
@@ -332,16 +363,19 @@ def _aggregates_cost(env, fixture, args) -> str:
             for on, off in zip(rates["config"], rates["bench.noaggregates"], strict=True)
         ]
         cost = statistics.median(costs)
+        cpu_on, cpu_off = (statistics.median(cpu[app]) * 1e6 for app in cpu)
         lines.append(
             f"| {count} ({'all' if all_match else '~1 in 10'}) "
             f"| {statistics.median(rates['config']):,.0f} "
             f"| {statistics.median(rates['bench.noaggregates']):,.0f} "
             f"| {', '.join(f'{c:.1%}' for c in costs)} | {cost:.1%} "
-            f"| {'met' if cost < 0.05 else '**not met**'} |"
+            f"| {'met' if cost < 0.05 else '**not met**'} "
+            f"| {cpu_on:,.0f} / {cpu_off:,.0f} | {cpu_on / cpu_off - 1:.1%} |"
         )
     lines += [
         "",
-        "A negative cost is noise: the run without aggregates happened to be slower.",
+        "A negative cost is noise: the run without aggregates happened to be slower. CPU per "
+        "event (medians) depends less on what else runs on the machine than events/s does.",
         "",
     ]
     return "\n".join(lines)

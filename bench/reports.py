@@ -159,7 +159,7 @@ def _api_export(server: stack.Server, data: Seeded) -> Export:
     )
     path = f"/partnerships/{data.partnership_id}/reports/rewards/export?{query}"
     parts = urllib.parse.urlsplit(server.base_url)
-    workers = _children(server.pid)
+    workers = stack.children(server.pid)
     baseline = {pid: _rss_mb(pid) for pid in workers}
     peak = dict(baseline)
     stop = threading.Event()
@@ -195,10 +195,6 @@ def _api_export(server: stack.Server, data: Seeded) -> Export:
         max(peak.values()),
         f"gunicorn worker, grew {growth:,.0f} MB over its {max(baseline.values()):,.0f} MB",
     )
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _rss_mb(pid: int) -> float:

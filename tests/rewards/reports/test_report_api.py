@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from rewards.reports.selectors import MAX_REPORT_DAYS
 
 from config.errors import ErrorCode
 from rewards.models import Reward, RewardAdjustment
+from rewards.reports.selectors import MAX_REPORT_DAYS
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 
 pytestmark = pytest.mark.django_db
