@@ -193,7 +193,9 @@ def to_application_error(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, drf.MethodNotAllowed):
         return ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED)
     if isinstance(exc, drf.NotAcceptable):
-        return ApplicationError(406, ErrorCode.NOT_ACCEPTABLE)
+        offered = sorted({renderer.media_type for renderer in exc.available_renderers or ()})
+        message = f"Available: {', '.join(offered)}" if len(offered) > 1 else None
+        return ApplicationError(406, ErrorCode.NOT_ACCEPTABLE, message)
     if isinstance(exc, drf.Throttled):
         retry_after = max(1, int(exc.wait or 1))
         return ApplicationError(

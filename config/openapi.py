@@ -1,6 +1,7 @@
 """OpenAPI helpers: the error envelope and the ``{"code": "ok", "data": ...}`` wrapper."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_examples_list
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -127,12 +128,15 @@ def add_query_examples(result: dict, generator, request, public) -> dict:
     """
     for item in result["paths"].values():
         for operation in item.values():
-            for name, (summary, values) in QUERY_EXAMPLES.get(operation["operationId"], {}).items():
-                for parameter in operation.get("parameters", []):
-                    if parameter["in"] == "query" and parameter["name"] in values:
-                        value = values[parameter["name"]]
-                        parameter.setdefault("examples", {})[name] = {
-                            "value": value,
-                            "summary": summary,
-                        }
+            examples = QUERY_EXAMPLES.get(operation["operationId"], {})
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "query":
+                    continue
+                named = [
+                    OpenApiExample(name, value=values[parameter["name"]], summary=summary)
+                    for name, (summary, values) in examples.items()
+                    if parameter["name"] in values
+                ]
+                if named:  # named as drf-spectacular names the response examples
+                    parameter.setdefault("examples", {}).update(build_examples_list(named))
     return result

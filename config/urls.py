@@ -14,7 +14,6 @@ urlpatterns = [
     path("", include("triggers.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("pilot/", include("rewards.reports.pilot_exports")),  # CSV downloads, admin views
     path("pilot/reports/", include("rewards.reports.pilot_urls")),
     path("pilot/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -151,10 +151,7 @@ class RewardAdjustment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [
-            # Reversal exports page by (created_at, id); a liability reads its bucket's rows.
-            models.Index(fields=["created_at", "id"], name="adjustment_created_idx"),
-        ]
+        indexes = [models.Index(fields=["created_at"], name="adjustment_created_idx")]
 
     def __str__(self) -> str:
         return f"-{self.amount} on {self.reward_id}"

@@ -12,6 +12,14 @@ from .reports.tasks import count_received_events  # noqa: F401
 from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
 
+# What the queue is handed to evaluate events: the task below, and tests and benchmarks that
+# run the pipeline in their own process, pass exactly these.
+EVALUATION = {
+    "processor": trigger_events_evaluate,
+    "on_failed": trigger_events_failed_notify,
+    "on_recorded": reports_record_outcomes,
+}
+
 
 @shared_task(
     name=PROCESS_PENDING_EVENTS,
@@ -25,9 +33,5 @@ from .webhooks.tasks import send_due_webhooks  # noqa: F401
 def process_pending_events() -> None:
     """Evaluates queued events batch by batch; hands over to a fresh message after a few
     seconds. Here, not in triggers: the queue is handed the evaluation as an argument."""
-    if trigger_events_process_pending(
-        processor=trigger_events_evaluate,
-        on_failed=trigger_events_failed_notify,
-        on_recorded=reports_record_outcomes,
-    ):
+    if trigger_events_process_pending(**EVALUATION):
         process_pending_events.delay()

@@ -160,10 +160,8 @@ def http_ready(url: str) -> bool:
 
 def process_queued(limit: int = 100) -> None:
     """The workers' pipeline, in this process, until no event is due (rewards' processor)."""
-    from rewards.services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+    from rewards.tasks import EVALUATION
     from triggers.services.processing import trigger_events_process_batch
 
-    while trigger_events_process_batch(
-        limit=limit, processor=trigger_events_evaluate, on_failed=trigger_events_failed_notify
-    ):
+    while trigger_events_process_batch(limit=limit, **EVALUATION):
         pass

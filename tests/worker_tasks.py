@@ -9,7 +9,8 @@ import time
 from celery import shared_task
 from django.db import connection
 
-from rewards.services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from rewards.services.evaluation import trigger_events_evaluate
+from rewards.tasks import EVALUATION
 from triggers.services.processing import trigger_events_process_pending
 
 
@@ -36,4 +37,4 @@ def process_pending_events_crashing_on(event_id: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return trigger_events_evaluate(events)
 
-    trigger_events_process_pending(processor=processor, on_failed=trigger_events_failed_notify)
+    trigger_events_process_pending(**{**EVALUATION, "processor": processor})

@@ -64,7 +64,8 @@ class Migration(migrations.Migration):
     dependencies = [
         ("partnerships", "0003_partnership_max_event_lateness_days"),
         ("rewards", "0008_webhookdelivery_mode"),
-        ("triggers", "0006_drop_event_idempotency_key_per_partnership"),
+        # Not 0006: the rolling upgrade applies triggers 0006 last (README).
+        ("triggers", "0005_triggerevent_attempts_and_claims"),
     ]
 
     operations = [

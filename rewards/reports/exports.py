@@ -2,11 +2,12 @@
 
 Constant memory whatever the size, and the first bytes leave at once: rows are read in keyset
 chunks (``ORDER BY (at, id)``, ``WHERE (at, id) > (the chunk's last) LIMIT n``), each a short
-statement served by an index (migration ``rewards.0009_export_keyset_indexes``), formatted by
-PostgreSQL as text and written as CSV lines. Not ``QuerySet.iterator()``: in autocommit Django
+statement served by an index (``reward_report_idx`` on (partnership, mode, issued_at, id);
+``adjustment_created_idx`` on created_at, ties put in order by an incremental sort), formatted
+by PostgreSQL as text and written as CSV lines. Not ``QuerySet.iterator()``: in autocommit Django
 declares a ``WITH HOLD`` cursor, which PostgreSQL materializes whole before the first row.
 
-Which moment an export reflects (docs/decisions.md, "Export consistency"):
+Which moment an export reflects (docs/decisions.md, "Report exports read keyset chunks"):
 
 - ``as_of`` is read from the database clock before the first row; only rows with their time
   (``issued_at``, or an adjustment's ``created_at``) at or before it are listed.
@@ -238,8 +239,9 @@ class CsvExport:
                     yield csv_text(chunk)
                 if len(chunk) < chunk_rows:
                     return
-                key, at = chunk[-1][0], chunk[-1][1]
-                cursor.execute(next_sql, {**params, "after_at": at, "after_key": key})
+                after = {"after_key": chunk[-1][0], "after_at": chunk[-1][1]}
+                del chunk  # one chunk in memory at a time
+                cursor.execute(next_sql, {**params, **after})
 
 
 def csv_export_start(*, kind: ExportKind, rows: RowFilter) -> CsvExport:

@@ -1,5 +1,6 @@
 """A report's filters as a client names them (a campaign by id or slug, a trigger by name)
-turned into a ``ReportScope``: the partner API, Pilot's exports and the command share it."""
+turned into a ``ReportScope``: the partner API and the export command share it (Pilot's pages
+have their form, ``pilot_filters``)."""
 
 from datetime import date
 
@@ -24,22 +25,10 @@ def report_scope_for(
     campaign_ids, trigger_ids = [], []
     if campaign:
         found = campaign_get_by_ref(partnership_id=partnership.id, ref=campaign)
-        if found is None:
-            raise ApplicationError(
-                404,
-                ErrorCode.CAMPAIGN_DOES_NOT_EXIST,
-                "No campaign of this partnership has this id or slug",
-            )
-        campaign_ids.append(found.id)
+        campaign_ids.append(_id_or_404(found, ErrorCode.CAMPAIGN_DOES_NOT_EXIST, "id or slug"))
     if trigger:
-        record = trigger_record(partnership_id=partnership.id, name=trigger)
-        if record is None:
-            raise ApplicationError(
-                404,
-                ErrorCode.TRIGGER_DOES_NOT_EXIST,
-                "No trigger of this partnership has this name",
-            )
-        trigger_ids.append(record.id)
+        found = trigger_record(partnership_id=partnership.id, name=trigger)
+        trigger_ids.append(_id_or_404(found, ErrorCode.TRIGGER_DOES_NOT_EXIST, "name"))
     return report_scope(
         partnership=partnership,
         mode=mode,
@@ -48,3 +37,10 @@ def report_scope_for(
         campaign_ids=campaign_ids,
         trigger_ids=trigger_ids,
     )
+
+
+def _id_or_404(found, code: ErrorCode, named_by: str):
+    if found is None:
+        what = code.removesuffix("_does_not_exist")
+        raise ApplicationError(404, code, f"No {what} of this partnership has this {named_by}")
+    return found.id

@@ -65,7 +65,7 @@ def _sum_money(movements: Iterable[tuple[tuple, Decimal]]) -> dict[tuple, list]:
 def _upsert_money(sums: dict[tuple, list]) -> None:
     if not sums:
         return
-    keys = sorted(sums, key=lambda key: tuple(str(part) for part in key))
+    keys = list(sums)  # the statement's ORDER BY sets the order rows are locked in
     columns = [[key[i] for key in keys] for i in range(len(MONEY_KEY))]
     counts = [sums[key][0] for key in keys]
     amounts = [sums[key][1] for key in keys]
@@ -137,7 +137,7 @@ SELECT * FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::bigint[], %s
 def _upsert_activity(counts: Counter) -> None:
     if not counts:
         return
-    keys = sorted(counts, key=lambda key: tuple("" if part is None else str(part) for part in key))
+    keys = list(counts)  # the statement's ORDER BY sets the order rows are locked in
     columns = [[key[i] for key in keys] for i in range(len(ACTIVITY_KEY))]
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT_ACTIVITY, [*columns, [counts[key] for key in keys]])
@@ -191,16 +191,30 @@ SELECT e.partnership_id, e.mode, {BUCKET_SQL.format(column="e.received_at")}, e.
    SET count = rewards_activitybucket.count + EXCLUDED.count
 """  # noqa: S608 (built from the constants above)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The oldest transaction still open in this database (an insert not yet committed is one).
+_OLDEST_OPEN = """
+SELECT min(xact_start) FROM pg_stat_activity
+ WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+   AND backend_type = 'client backend'
+"""
 
 
 def reports_count_received(*, now: datetime | None = None) -> datetime:
-    """Counts the events received since the watermark, up to ``REPORTS_RECEIVED_SETTLE_SECONDS``
-    ago, and moves the watermark there; returns it.
+    """Counts the events received since the watermark and moves it up to
+    ``REPORTS_RECEIVED_SETTLE_SECONDS`` before now, and before the oldest transaction still
+    open (less the same margin); returns the watermark.
 
-    An event's ``received_at`` is read from the web process's clock before its insert commits;
-    the settle time must exceed how long that can take (gunicorn's timeout kills a slower
-    request, and its transaction rolls back), so nothing commits behind the watermark."""
-    end = (now or timezone.now()) - timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS)
+    An event's ``received_at`` is read from the web process's clock before its insert starts;
+    an insert still running (a slow disk, a stalled replica) is an open transaction, so the
+    watermark waits for it, however long it takes. The margin covers the time between the
+    stamp and the statement, and the web hosts' clocks running behind the database's."""
+    settle = timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS)
+    end = (now or timezone.now()) - settle
+    with connection.cursor() as cursor:
+        cursor.execute(_OLDEST_OPEN)
+        oldest = cursor.fetchone()[0]
+    if oldest is not None:
+        end = min(end, oldest - settle)
     with transaction.atomic():
         mark, _ = ReportWatermark.objects.select_for_update().get_or_create(
             name=RECEIVED, defaults={"through": _EPOCH}

@@ -23,6 +23,7 @@ from triggers.models import Trigger
 from .selectors import ReportScope, report_scope
 
 DEFAULT_DAYS = 30
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 MODES = [("live", "Live"), ("test", "Test")]
 
 
@@ -64,6 +65,9 @@ class ReportFilterForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        for name in ("from", "to"):  # beyond these, local midnights overflow datetime
+            if name in cleaned and not FIRST_DAY <= cleaned[name] <= LAST_DAY:
+                self.add_error(name, f"Choose a day from {FIRST_DAY} to {LAST_DAY}.")
         if self.errors:
             return cleaned
         try:

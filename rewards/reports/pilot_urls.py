@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import pilot
+from . import pilot, pilot_exports
 from .pilot import reports_view
 
 urlpatterns = [
@@ -13,4 +13,11 @@ urlpatterns = [
         name="pilot-reports-campaign",
     ),
     path("daily.csv", reports_view(pilot.daily_csv), name="pilot-reports-daily-csv"),
+    # The rows behind the figures, streamed.
+    path("rewards.csv", reports_view(pilot_exports.rewards_csv), name="pilot-reports-rewards-csv"),
+    path(
+        "reversals.csv",
+        reports_view(pilot_exports.reversals_csv),
+        name="pilot-reports-reversals-csv",
+    ),
 ]

@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -27,9 +27,11 @@ from .maintain import bucket_of, reports_received_through
 from .models import DECISION_PREFIX, LIABILITY_SIGN, Metric, Movement
 
 MAX_REPORT_DAYS = 366
+MODES = ("live", "test")
 LOW_BUDGET_SHARE = Decimal("0.05")  # less than 5% left
 LOW_BUDGET_DAYS = 7  # or projected to run out within a week
 BURN_WINDOW_DAYS = 7
+PROJECTION_HORIZON_DAYS = 3650  # a budget that would last longer has no exhaustion date
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class ReportScope:
     def days(self) -> list[date]:
         count = (self.last_day - self.first_day).days + 1
         return [self.first_day + timedelta(days=n) for n in range(count)]
+
+    @cached_property
+    def day_starts(self) -> list[datetime]:
+        """Each day's first moment, then the end: the bounds a bucket's day is looked up in
+        (from Python's tz data only, so the database's cannot disagree)."""
+        return [local_midnight(day, self.zone) for day in self.days] + [self.end]
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -95,6 +103,8 @@ def report_scope(
     trigger_ids: Iterable = (),
 ) -> ReportScope:
     """A scope, or a 422 for a range that ends before it starts or is too long."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if last_day < first_day:
         raise ApplicationError(
             422,
@@ -109,8 +119,20 @@ def report_scope(
             f"A report covers at most {MAX_REPORT_DAYS} days",
             errors=[field_error("to", "max_days", f"At most {MAX_REPORT_DAYS} days from `from`")],
         )
+    if first_day <= date.min + timedelta(days=1) or last_day >= date.max - timedelta(days=1):
+        raise ApplicationError(
+            422,
+            ErrorCode.INVALID_RANGE,
+            "The range is out of the calendar's bounds",
+            errors=[field_error("from", "out_of_range", "Use dates between years 1 and 9999")],
+        )
     return ReportScope(
-        partnership, mode, first_day, last_day, frozenset(campaign_ids), frozenset(trigger_ids)
+        partnership,
+        mode,
+        first_day,
+        last_day,
+        frozenset(uuid.UUID(str(pk)) for pk in campaign_ids),
+        frozenset(int(pk) for pk in trigger_ids),
     )
 
 
@@ -166,7 +188,7 @@ class CampaignRow:
 class Totals:
     money: tuple[Money, ...]
     activity: Activity
-    unique_users: int
+    unique_users: int | None  # None when not asked for (it scans the range's rewards)
     decisions: dict[str, int]
     received_through: datetime | None
 
@@ -182,7 +204,7 @@ def _filters(scope: ReportScope, *, campaigns: bool = True) -> tuple[str, dict]:
         "mode": scope.mode,
         "start": scope.start,
         "end": scope.end,
-        "zone": scope.partnership.time_zone,
+        "day_starts": scope.day_starts,
     }
     if scope.trigger_ids:
         sql += " AND trigger_id = ANY(%(triggers)s)"
@@ -193,7 +215,8 @@ def _filters(scope: ReportScope, *, campaigns: bool = True) -> tuple[str, dict]:
     return sql, params
 
 
-_LOCAL_DAY = "(bucket AT TIME ZONE %(zone)s)::date"
+# The 1-based index of a bucket's local day in ``ReportScope.day_starts``.
+_LOCAL_DAY = "width_bucket(bucket, %(day_starts)s::timestamptz[])"
 
 
 def _money_rows(scope: ReportScope, group: str) -> list[tuple]:
@@ -209,10 +232,13 @@ def _activity_rows(scope: ReportScope, group: str) -> list[tuple]:
     the filtered campaigns' triggers) and decisions of its campaigns."""
     where, params = _filters(scope, campaigns=False)
     if scope.campaign_ids:
+        # Events of the triggers these campaigns judged events of in the range (not their
+        # current trigger: moving a campaign must not rewrite its past).
         where += (
             " AND (campaign_id = ANY(%(campaigns)s) OR (campaign_id IS NULL"
-            " AND trigger_id IN (SELECT trigger_id FROM campaigns_campaign"
-            " WHERE id = ANY(%(campaigns)s))))"
+            " AND trigger_id IN (SELECT DISTINCT trigger_id FROM rewards_activitybucket"
+            " WHERE partnership_id = %(partnership)s AND mode = %(mode)s"
+            " AND bucket >= %(start)s AND bucket < %(end)s AND campaign_id = ANY(%(campaigns)s))))"
         )
         params["campaigns"] = sorted(scope.campaign_ids, key=str)
     select = f"{group}, campaign_id, metric, sum(count)::bigint"
@@ -274,12 +300,13 @@ def _decisions(metrics: dict[str, int]) -> dict[str, int]:
 
 def report_days(*, scope: ReportScope) -> list[DayRow]:
     """One row per local day of the scope, days without activity included."""
-    tallies = {day: _MoneyTally(scope.partnership.reward_unit) for day in scope.days}
-    for day, unit, kind, count, amount in _money_rows(scope, _LOCAL_DAY):
-        tallies[day].add(unit, kind, count, amount)
-    metrics: dict[date, dict[str, int]] = {day: defaultdict(int) for day in scope.days}
-    for day, _, metric, count in _activity_rows(scope, _LOCAL_DAY):
-        metrics[day][metric] += count
+    days = scope.days
+    tallies = {day: _MoneyTally(scope.partnership.reward_unit) for day in days}
+    for index, unit, kind, count, amount in _money_rows(scope, _LOCAL_DAY):
+        tallies[days[index - 1]].add(unit, kind, count, amount)
+    metrics: dict[date, dict[str, int]] = {day: defaultdict(int) for day in days}
+    for index, _, metric, count in _activity_rows(scope, _LOCAL_DAY):
+        metrics[days[index - 1]][metric] += count
     filtered = bool(scope.campaign_ids)
     return [
         DayRow(day, tallies[day].money(), _activity(metrics[day], filtered)) for day in scope.days
@@ -288,10 +315,11 @@ def report_days(*, scope: ReportScope) -> list[DayRow]:
 
 def report_outcomes_by_day(*, scope: ReportScope) -> list[tuple[date, dict[str, int]]]:
     """Decisions by outcome, per local day."""
-    metrics: dict[date, dict[str, int]] = {day: defaultdict(int) for day in scope.days}
-    for day, campaign_id, metric, count in _activity_rows(scope, _LOCAL_DAY):
+    days = scope.days
+    metrics: dict[date, dict[str, int]] = {day: defaultdict(int) for day in days}
+    for index, campaign_id, metric, count in _activity_rows(scope, _LOCAL_DAY):
         if campaign_id is not None:
-            metrics[day][metric] += count
+            metrics[days[index - 1]][metric] += count
     return [(day, _decisions(metrics[day])) for day in scope.days]
 
 
@@ -325,14 +353,14 @@ def report_campaigns(*, scope: ReportScope) -> list[CampaignRow]:
     return sorted(rows, key=lambda row: (row.name, str(row.campaign_id)))
 
 
-def report_totals(*, scope: ReportScope) -> Totals:
+def report_totals(*, scope: ReportScope, unique_users: bool = True) -> Totals:
     metrics: dict[str, int] = defaultdict(int)
     for _, _, metric, count in _activity_rows(scope, "1"):
         metrics[metric] += count
     return Totals(
         report_totals_money(scope=scope),
         _activity(metrics, bool(scope.campaign_ids)),
-        report_unique_users(scope=scope),
+        report_unique_users(scope=scope) if unique_users else None,
         _decisions(metrics),
         reports_received_through(),
     )
@@ -377,8 +405,21 @@ SELECT unit, kind, sum(amount) FROM rewards_moneybucket
 
 
 def liability_at(*, partnership: Partnership, mode: str, at: datetime) -> dict[str, Decimal]:
-    """What is owed per unit as of ``at``: issued at or before it, less what was reversed at or
-    before it. Whole buckets before ``at``'s bucket, and the rows of its own bucket up to it."""
+    """What is owed per unit as of ``at`` (aware): issued at or before it, less what was
+    reversed at or before it. Whole buckets before ``at``'s bucket, and the rows of its own
+    bucket up to it, read in one snapshot. (A moment within the last second or so is
+    provisional: a batch stamps its rewards' time just before it commits.)"""
+    if timezone.is_naive(at):
+        raise ValueError("liability_at needs an aware datetime")
+    if connection.in_atomic_block:
+        return _liability(partnership, mode, at)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return _liability(partnership, mode, at)
+
+
+def _liability(partnership: Partnership, mode: str, at: datetime) -> dict[str, Decimal]:
     bucket = bucket_of(at)
     owed: dict[str, Decimal] = defaultdict(Decimal)
     params = {"partnership": partnership.pk, "mode": mode, "bucket": bucket}
@@ -429,28 +470,26 @@ class BudgetState:
 
 
 def campaign_budget_state(
-    *, campaign: Campaign, mode: str, today: date | None = None
+    *, campaign: Campaign, mode: str, today: date | None = None, now: datetime | None = None
 ) -> BudgetState:
-    """Spent (the live counter), what is left, the burn rate of the last week and the day the
-    budget runs out at that rate."""
+    """Spent (the live counter), what is left, the burn rate (net issued in the partnership's
+    unit over the 7 x 24 hours before ``now``, per day) and the day the budget runs out at that
+    rate (none beyond ten years). ``today`` alone means the end of that local day."""
     partnership = campaign.partnership
     zone = ZoneInfo(partnership.time_zone)
-    today = today or timezone.now().astimezone(zone).date()
+    if now is None:
+        now = local_midnight(today + timedelta(days=1), zone) if today else timezone.now()
+    if today is None:
+        today = now.astimezone(zone).date()
     counter = CampaignCounter.objects.filter(campaign=campaign, mode=mode).first()
     spent = counter.spent if counter else Decimal(0)
-    scope = ReportScope(
-        partnership,
-        mode,
-        today - timedelta(days=BURN_WINDOW_DAYS - 1),
-        today,
-        frozenset([campaign.pk]),
-    )
-    net = sum((m.net_amount for m in report_totals_money(scope=scope)), Decimal(0))
-    burn = max(net, Decimal(0)) / BURN_WINDOW_DAYS
+    burn = max(_net_issued(campaign, mode, now), Decimal(0)) / BURN_WINDOW_DAYS
     left = None if campaign.budget is None else campaign.budget - spent
     projected = None
     if left is not None and burn > 0:
-        projected = today + timedelta(days=max(0, math.ceil(left / burn)))
+        days_left = max(0, math.ceil(left / burn))
+        if days_left <= PROJECTION_HORIZON_DAYS:
+            projected = today + timedelta(days=days_left)
     low = False
     if campaign.budget is not None and left is not None:
         low = left < campaign.budget * LOW_BUDGET_SHARE or (
@@ -459,6 +498,27 @@ def campaign_budget_state(
     return BudgetState(
         campaign.pk, campaign.name, campaign.budget, spent, left, burn, projected, low
     )
+
+
+_NET_ISSUED = """
+SELECT coalesce(sum(CASE kind WHEN 'issued' THEN amount ELSE -amount END), 0)
+  FROM rewards_moneybucket
+ WHERE partnership_id = %(partnership)s AND mode = %(mode)s AND campaign_id = %(campaign)s
+   AND unit = %(unit)s AND bucket >= %(start)s AND bucket < %(end)s
+"""
+
+
+def _net_issued(campaign: Campaign, mode: str, now: datetime) -> Decimal:
+    """Issued less reversed in the partnership's unit over the burn window before ``now``."""
+    params = {
+        "partnership": campaign.partnership_id,
+        "mode": mode,
+        "campaign": campaign.pk,
+        "unit": campaign.partnership.reward_unit,
+        "start": bucket_of(now - timedelta(days=BURN_WINDOW_DAYS)),
+        "end": now,
+    }
+    return _fetch(_NET_ISSUED, params)[0][0]
 
 
 def report_totals_money(*, scope: ReportScope) -> tuple[Money, ...]:

@@ -1,8 +1,8 @@
 import pytest
 
 from campaigns.selectors import trigger_event_decisions
-from rewards.reports.maintain import reports_record_outcomes
-from rewards.services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from rewards.services.evaluation import trigger_events_evaluate
+from rewards.tasks import EVALUATION
 from triggers.models import TriggerEvent
 from triggers.services.processing import trigger_events_process_batch
 
@@ -10,12 +10,7 @@ from triggers.services.processing import trigger_events_process_batch
 def process_batch(limit: int = 500, processor=trigger_events_evaluate) -> int:
     """One step of the worker's pipeline (claim, evaluate, commit), with rewards' processor and
     listeners, as the worker's task passes them."""
-    return trigger_events_process_batch(
-        limit=limit,
-        processor=processor,
-        on_failed=trigger_events_failed_notify,
-        on_recorded=reports_record_outcomes,
-    )
+    return trigger_events_process_batch(limit=limit, **{**EVALUATION, "processor": processor})
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from partnerships.models import PartnershipMember
+from rewards.reports.maintain import reports_count_received
 from rewards.reports.pilot_filters import local_today
-from tests.factories import ApiKeyFactory, CampaignFactory, TriggerFactory
+from rewards.reports.pilot_tables import local_text
+from tests.factories import ApiKeyFactory, CampaignFactory, TriggerEventFactory, TriggerFactory
 
 from .pilot_reports_data import EXPECTED_CASHBACK, EXPECTED_TOTALS, build_scenario
 
@@ -287,6 +289,8 @@ def test_filters_round_trip_through_the_url(admin_client, scenario):
         ),
         ({"from": "2026-03-10", "to": "2026-03-01"}, "The range ends before it starts"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "A report covers at most 366 days"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "Choose a day from 2000-01-01 to 2099-12-31."),
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "Choose a day from 2000-01-01 to 2099-12-31."),
     ],
 )
 def test_a_bad_filter_shows_a_message_not_a_500(admin_client, scenario, query, message):
@@ -315,8 +319,6 @@ def test_a_campaign_of_another_partnership_is_refused_in_the_filter(admin_client
 
 
 def test_low_on_budget_and_ending_soon_are_listed(admin_client, partnership, trigger, process):
-    from tests.factories import TriggerEventFactory
-
     CampaignFactory(trigger=trigger, name="Nearly spent", budget=Decimal("10.5"))
     CampaignFactory(trigger=trigger, name="Closing", ends_at=timezone.now() + timedelta(days=3))
     CampaignFactory(trigger=trigger, name="Far away", ends_at=timezone.now() + timedelta(days=60))
@@ -443,3 +445,34 @@ def test_a_pilot_users_page_shows_the_partnerships_they_see(
     assert page.status_code == 200
     assert "Partnerships this user sees in Pilot" in text(page)
     assert str(partnership) in text(page)
+
+
+def test_the_campaign_page_refuses_bad_filters_with_a_message(admin_client, scenario):
+    response = admin_client.get(campaign_page(scenario.cashback), {"from": "tomorrow"})
+
+    assert response.status_code == 400
+    assert "Enter a valid date." in text(response)
+
+
+def test_a_campaign_range_long_past_has_no_burn_down_but_its_figures(admin_client, scenario):
+    response = admin_client.get(
+        campaign_page(scenario.cashback), {"from": "2024-01-01", "to": "2024-01-31"}
+    )
+
+    assert response.status_code == 200
+    assert figures(response)["total:Points:issued_count"] == "0"
+    assert "No burn-down" in text(response)
+
+
+def test_events_received_are_shown_with_the_moment_they_are_counted_up_to(
+    admin_client, scenario, settings
+):
+    settings.REPORTS_RECEIVED_SETTLE_SECONDS = 0
+    through = reports_count_received()
+
+    response = admin_client.get(DASHBOARD, {"partnership": scenario.partnership.pk})
+
+    assert figures(response)["total:events_received"] == "5"  # the live ones
+    shown = local_text(through, scenario.partnership.zone)
+    assert f"events received counted up to {shown}" in text(response)
+    assert shown.endswith(("CET", "CEST"))

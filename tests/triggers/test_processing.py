@@ -47,7 +47,7 @@ class Failures:
 
 def process(processor=accept, on_failed=None, limit: int = 500) -> int:
     return trigger_events_process_batch(
-        limit=limit, processor=processor, on_failed=on_failed or Failures()
+        limit=limit, processor=processor, on_failed=on_failed or Failures(), on_recorded=None
     )
 
 
@@ -190,13 +190,13 @@ def test_a_batch_whose_worker_died_is_charged_then_failed_once_its_attempts_are_
     assert TriggerEventClaim.objects.get().event_ids == [event.id]
     assert trigger_events_waiting()
 
-    assert trigger_events_recover_stalled(on_failed=failures) == 1
+    assert trigger_events_recover_stalled(on_failed=failures, on_recorded=None) == 1
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("queued", 1)
     assert "did not finish" in event.error
     with pytest.raises(WorkerDied):
         process(die, failures)
-    trigger_events_recover_stalled(on_failed=failures)
+    trigger_events_recover_stalled(on_failed=failures, on_recorded=None)
 
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("failed", 2)
@@ -266,7 +266,7 @@ def test_a_claim_being_evaluated_is_not_recovered(trigger, settings):
 
     def recover_in_another_worker() -> None:
         try:
-            recovered.append(trigger_events_recover_stalled(on_failed=Failures()))
+            recovered.append(trigger_events_recover_stalled(on_failed=Failures(), on_recorded=None))
         finally:
             connection.close()
 
@@ -304,7 +304,7 @@ def test_a_connection_lost_mid_batch_stops_the_task_and_the_claim_is_recovered(t
 
     assert calls == [3]  # not split: nothing more can be done on that connection
     assert set(TriggerEvent.objects.values_list("status", "attempts")) == {("queued", 0)}
-    assert trigger_events_recover_stalled(on_failed=Failures()) == 3
+    assert trigger_events_recover_stalled(on_failed=Failures(), on_recorded=None) == 3
     while process():
         pass
     for event in events:
@@ -319,11 +319,13 @@ def test_a_claim_whose_database_session_is_gone_is_recovered_without_waiting(tri
 
     with pytest.raises(WorkerDied):
         process(die)
-    assert trigger_events_recover_stalled(on_failed=Failures()) == 0  # its session lives on
+    assert (
+        trigger_events_recover_stalled(on_failed=Failures(), on_recorded=None) == 0
+    )  # its session lives on
     connection.close()  # the worker's session ends with the worker
 
     wait_until(
-        lambda: trigger_events_recover_stalled(on_failed=Failures()) == 1,
+        lambda: trigger_events_recover_stalled(on_failed=Failures(), on_recorded=None) == 1,
         10,
         "the claim recovered once its session is gone",
     )

@@ -131,7 +131,7 @@ def trigger_events_process_pending(
     *,
     processor: EventProcessor,
     on_failed: FailureListener,
-    on_recorded: RecordListener | None = None,
+    on_recorded: RecordListener | None,
 ) -> bool:
     """A worker's task: evaluates batches until none is left (False) or
     ``EVENT_TASK_SECONDS`` have passed (True: hand over to a fresh task)."""
@@ -150,7 +150,7 @@ def trigger_events_process_batch(
     limit: int,
     processor: EventProcessor,
     on_failed: FailureListener,
-    on_recorded: RecordListener | None = None,
+    on_recorded: RecordListener | None,
 ) -> int:
     """Recovers stalled claims, then claims and evaluates one event due for a retry, alone, or
     else up to ``limit`` new events together; returns how many it claimed (0: none waiting).
@@ -272,14 +272,22 @@ def _charge(ids, error: str, listeners: _Listeners, exc: Exception | None = None
     ``EVENT_MAX_ATTEMPTS``.
 
     Never raises for anything but the database's own trouble: if reporting the failure
-    (``on_failed``) breaks, the events are failed without it, and the queue moves on."""
+    (``on_failed``) breaks, the events are failed without it, and if counting them for the
+    reports (``on_recorded``) breaks too, without that (``manage.py reports_rebuild`` recounts
+    from the rows); the queue moves on."""
     try:
         return _charge_once(ids, error, listeners, exc)
     except Exception as failure:
         if _systemic(failure):
             raise
         logger.exception("Reporting the failure of trigger events %s failed", sorted(ids))
+    try:  # without the failure webhooks
         return _charge_once(ids, error, _Listeners(_not_reported, listeners.on_recorded), exc)
+    except Exception as failure:
+        if _systemic(failure):
+            raise
+        logger.exception("Recording the failure of trigger events %s failed", sorted(ids))
+    return _charge_once(ids, error, _Listeners(_not_reported), exc)  # without reports either
 
 
 def _not_reported(events: list[TriggerEvent]) -> None:
@@ -381,7 +389,7 @@ def _claims_stalled() -> bool:
 
 
 def trigger_events_recover_stalled(
-    *, on_failed: FailureListener, on_recorded: RecordListener | None = None, limit: int = 100
+    *, on_failed: FailureListener, on_recorded: RecordListener | None, limit: int = 100
 ) -> int:
     """Claim records whose session is gone, or older than ``EVENT_CLAIM_TIMEOUT_SECONDS``:
     their worker died mid-batch and its transaction rolled back. Their events still queued (and

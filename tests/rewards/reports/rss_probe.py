@@ -1,6 +1,6 @@
-"""Runs ``manage.py export_rewards`` in this process: a warm-up of at least one chunk (imports,
-connection, one chunk's buffers), then the given export; prints the resident memory before the
-export and its peak during it, in kB, as JSON. Run by test_export_memory.py."""
+"""Runs ``manage.py export_rewards`` in this process: a warm-up (imports, connection), then a
+small export and a large one, and prints how far each raised the resident memory above where it
+started (its peak, in kB) as JSON. Run by test_export_memory.py."""
 
 import json
 import os
@@ -32,12 +32,17 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    warm_up, export = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-    call_command("export_rewards", *warm_up)
-    peak_reset = reset_peak()
-    before = status_kb("VmRSS")
-    call_command("export_rewards", *export)
-    print(json.dumps({"before": before, "peak": status_kb("VmHWM"), "peak_reset": peak_reset}))
+    small, large = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    call_command("export_rewards", *small)
+    growth = {}
+    for name, export in (("small", small), ("large", large)):
+        # Without the reset (a kernel that refuses it) the peak is the process's so far: a
+        # large export that loaded its rows would still raise it by far more than a chunk.
+        reset_peak()
+        before = status_kb("VmRSS")
+        call_command("export_rewards", *export)
+        growth[name] = status_kb("VmHWM") - before
+    print(json.dumps(growth))
 
 
 if __name__ == "__main__":

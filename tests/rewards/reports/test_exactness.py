@@ -1,10 +1,13 @@
-"""The report aggregates equal a recomputation from the raw rows: random sequences of events,
-rewards, partial and full reversals, concurrent workers, both modes, around a local midnight of
-a zone offset by 5:45 (Asia/Kathmandu), and after the partnership changes its time zone."""
+"""The report aggregates equal a recomputation from the raw rows: random sequences of events
+(some of which break their evaluation until they fail), rewards, partial and full reversals,
+concurrent workers, both modes, around a local midnight of a zone offset by 5:45
+(Asia/Kathmandu), then around a midnight of the zone the partnership changes to (St. John's,
+-3:30), read in both zones."""
 
 import itertools
 import random
 import threading
+from collections import Counter
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -24,9 +27,11 @@ from rewards.reports.selectors import (
     local_midnight,
     report_campaigns,
     report_days,
+    report_outcomes_by_day,
     report_scope,
     report_totals,
 )
+from rewards.services.evaluation import trigger_events_evaluate
 from tests.factories import ApiKeyFactory, CampaignFactory, EndUserFactory, TriggerFactory
 from tests.rewards.conftest import process_batch
 from tests.rewards.reports import recompute
@@ -35,6 +40,8 @@ from triggers.models import TriggerEvent
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ZONE = "Asia/Kathmandu"  # UTC+5:45: its days start at 18:15 UTC
+LATER_ZONE = "America/St_Johns"  # UTC-3:30 (-2:30 in summer)
+POISON = "ERR"  # an event whose context says this currency breaks the evaluation
 _days = itertools.count(1)
 
 steps = st.lists(
@@ -89,7 +96,10 @@ class World:
                 trigger=self.trigger,
                 end_user=rng.choice(self.users),
                 mode=mode,
-                context={"amount": rng.randint(500, 9999) / 100, "currency": "USD"},
+                context={
+                    "amount": rng.randint(500, 9999) / 100,
+                    "currency": POISON if rng.random() < 0.05 else "USD",
+                },
                 occurred_at=now,
                 received_at=now,
                 deliver_at=now,
@@ -113,7 +123,7 @@ class World:
         drained = threading.Barrier(workers + 1)
 
         def drain() -> None:
-            while process_batch(limit=7):
+            while process_batch(limit=7, processor=evaluate_unless_poisoned):
                 pass
             drained.wait()
 
@@ -160,6 +170,12 @@ class World:
         return True
 
 
+def evaluate_unless_poisoned(events):
+    if any(event.context.get("currency") == POISON for event in events):
+        raise RuntimeError("a poisoned event breaks the batch")
+    return trigger_events_evaluate(events)
+
+
 def assert_reports_match(partnership, mode: str) -> None:
     zone = ZoneInfo(partnership.time_zone)
     money = recompute.money(partnership, mode, zone)
@@ -204,6 +220,13 @@ def assert_reports_match(partnership, mode: str) -> None:
             }
             assert campaign.decisions == expected_decisions, (day, campaign.name)
 
+    for day, outcomes in report_outcomes_by_day(scope=scope):
+        expected = Counter()
+        for (decided_on, _, outcome), count in decisions.items():
+            if decided_on == day:
+                expected[outcome] += count
+        assert outcomes == dict(expected), day
+
     totals = report_totals(scope=scope)
     rewards = Reward.objects.filter(partnership=partnership, mode=mode)
     assert totals.unique_users == len({r.end_user_id for r in rewards})
@@ -215,39 +238,58 @@ def assert_reports_match(partnership, mode: str) -> None:
         ), moment
 
 
-def local_midnight_ahead(days: int) -> datetime:
+def midnight_ahead(zone: str, days: int) -> datetime:
     today = timezone.now().astimezone(ZoneInfo(ZONE)).date()
-    return local_midnight(today + timedelta(days=days), ZoneInfo(ZONE))
+    return local_midnight(today + timedelta(days=days), ZoneInfo(zone))
+
+
+def run(world: World, steps, rng: random.Random) -> None:
+    for step in [*steps, ("process", 2)]:
+        if step[0] == "events":
+            world.events(step[1], step[2], rng)
+        elif step[0] == "process":
+            world.process(step[1])
+        else:
+            world.reversals.append(step[1:])
+    world.process(1)
 
 
 @settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(steps=steps, lead=st.floats(0.0, 2.0), seed=st.integers(0, 2**32))
-def test_reports_equal_a_recomputation_from_the_raw_rows(settings, steps, lead, seed):
-    """Each example starts ``lead`` seconds before a local midnight, later than the last."""
+@given(
+    steps=steps,
+    later=steps,
+    leads=st.tuples(st.floats(0.0, 2.0), st.floats(0.0, 2.0)),
+    seed=st.integers(0, 2**32),
+)
+def test_reports_equal_a_recomputation_from_the_raw_rows(settings, steps, later, leads, seed):
+    """Each example runs ``leads[0]`` seconds before a Kathmandu midnight, later than the last
+    example's, then ``leads[1]`` seconds before the next St. John's midnight."""
     settings.EVENT_RETRY_DELAY_SECONDS = 0
+    settings.EVENT_MAX_ATTEMPTS = 2
     rng = random.Random(seed)
-    midnight = local_midnight_ahead(next(_days))
-    with time_machine.travel(midnight - timedelta(seconds=lead), tick=True):
+    day = next(_days)
+    with time_machine.travel(midnight_ahead(ZONE, day) - timedelta(seconds=leads[0]), tick=True):
         world = World()
-        for step in [*steps, ("process", 2)]:
-            if step[0] == "events":
-                world.events(step[1], step[2], rng)
-            elif step[0] == "process":
-                world.process(step[1])
-            else:
-                world.reversals.append(step[1:])
-        world.process(1)
+        run(world, steps, rng)
+    with time_machine.travel(
+        midnight_ahead(LATER_ZONE, day) - timedelta(seconds=leads[1]), tick=True
+    ):
+        run(world, later, rng)
         reports_count_received(
             now=timezone.now() + timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS + 1)
         )
-        for mode in ("live", "test"):
-            assert_reports_match(world.partnership, mode)
-        # Day buckets survive a change of the partnership's time zone.
-        world.partnership.time_zone = "America/St_Johns"  # UTC-3:30 (or -2:30 in summer)
-        world.partnership.save(update_fields=["time_zone"])
-        for mode in ("live", "test"):
-            assert_reports_match(world.partnership, mode)
+        events = TriggerEvent.objects.filter(partnership=world.partnership)
+        # Every healthy event evaluated once (no deadlock or retry), every poisoned one failed.
+        assert {(e.context["currency"], e.status, e.attempts) for e in events} <= {
+            ("USD", "processed", 1),
+            (POISON, "failed", 2),
+        }
+        for zone in (ZONE, LATER_ZONE):
+            world.partnership.time_zone = zone
+            world.partnership.save(update_fields=["time_zone"])
+            for mode in ("live", "test"):
+                assert_reports_match(world.partnership, mode)

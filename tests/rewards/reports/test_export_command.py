@@ -66,7 +66,7 @@ def test_reversals_of_one_campaign_to_a_file(shop, tmp_path):
     ("args", "message"),
     [
         (["--from", "2026-03-10", "--to", "2026-03-10", "--campaign", "nope"], "campaign"),
-        (["--from", "2026-03-11", "--to", "2026-03-10"], ""),
+        (["--from", "2026-03-11", "--to", "2026-03-10"], "ends before it starts"),
         (["--from", "10/03/2026", "--to", "2026-03-10"], "YYYY-MM-DD"),
     ],
 )

@@ -23,6 +23,7 @@ from rewards.reports.models import ActivityBucket, MoneyBucket
 from rewards.reports.rebuild import reports_rebuild
 from rewards.reports.selectors import (
     MAX_REPORT_DAYS,
+    campaign_budget_state,
     liability_at,
     local_midnight,
     report_days,
@@ -270,3 +271,37 @@ def test_a_rebuild_from_the_rows_gives_what_the_pipeline_keeps(trigger, process,
 
     assert (_rows(MoneyBucket), _rows(ActivityBucket)) == kept
     assert any(row[-2] == "event.received" for row in kept[1])
+
+
+def test_a_budget_that_would_last_beyond_ten_years_has_no_exhaustion_date(trigger, process):
+    campaign = CampaignFactory(trigger=trigger, reward_value=Decimal("0.01"), budget=Decimal("1e4"))
+    TriggerEventFactory(trigger=trigger)
+    process()
+
+    state = campaign_budget_state(campaign=campaign, mode="live")
+
+    assert state.spent == Decimal("0.01")
+    assert state.burn_per_day == Decimal("0.01") / 7
+    assert state.projected_exhaustion is None
+    assert state.low is False
+
+
+def test_a_budget_burning_fast_is_low_with_its_exhaustion_date(trigger, process):
+    campaign = CampaignFactory(trigger=trigger, reward_value=Decimal("10"), budget=Decimal("100"))
+    TriggerEventFactory.create_batch(3, trigger=trigger)
+    process()
+    today = timezone.now().astimezone(ZoneInfo(trigger.partnership.time_zone)).date()
+
+    state = campaign_budget_state(campaign=campaign, mode="live")
+
+    # 30 in the last week: 30/7 a day, 70 left -> 17 days (rounded up) -> not within a week,
+    # and 70% left: not low.
+    assert (state.spent, state.left) == (Decimal("30"), Decimal("70"))
+    assert state.projected_exhaustion == today + timedelta(days=17)
+    assert state.low is False
+    TriggerEventFactory.create_batch(6, trigger=trigger)
+    process()
+    state = campaign_budget_state(campaign=campaign, mode="live")
+    assert state.left == Decimal("10")
+    assert state.projected_exhaustion == today + timedelta(days=1)
+    assert state.low is True

@@ -98,14 +98,15 @@ def test_without_the_report_permission_it_is_forbidden(client, django_user_model
 
 
 @pytest.mark.parametrize("name", ["pilot-reports-rewards-csv", "pilot-reports-reversals-csv"])
-def test_another_partnership_is_not_found(client, django_user_model, shop, name):
+def test_a_partnership_the_user_does_not_see_is_refused(client, django_user_model, shop, name):
     issue(shop, at=NOON)
     mine = PartnershipFactory()
     client.force_login(operator(django_user_model, member_of=[mine]))
 
     response = download(client, name, partnership=shop.partnership_id, **DAYS)
 
-    assert response.status_code == 404
+    assert response.status_code == 400
+    assert "You cannot see that partnership" in response.content.decode()
 
 
 def test_a_superuser_downloads_any_partnership(client, django_user_model, shop):
@@ -131,7 +132,7 @@ def test_signed_out_goes_to_the_login(client, shop):
 def test_bad_filters_are_said_in_words(client, django_user_model, shop):
     client.force_login(operator(django_user_model, member_of=[shop.partnership]))
 
-    response = download(
+    backwards = download(
         client,
         "pilot-reports-rewards-csv",
         partnership=shop.partnership_id,
@@ -141,13 +142,21 @@ def test_bad_filters_are_said_in_words(client, django_user_model, shop):
         client,
         "pilot-reports-rewards-csv",
         partnership=shop.partnership_id,
-        campaign="nope",
+        campaign=CampaignFactory(trigger=TriggerFactory()).pk,  # another partnership's
         **DAYS,
     )
 
-    assert response.status_code == 422
-    assert unknown.status_code == 404
-    assert "campaign" in unknown.content.decode().lower()
-    garbled = download(client, "pilot-reports-rewards-csv", partnership="x", **DAYS)
-    assert garbled.status_code == 400
-    assert "partnership:" in garbled.content.decode()
+    assert backwards.status_code == 400
+    assert "to: The range ends before it starts" in backwards.content.decode()
+    assert unknown.status_code == 400
+    assert "That campaign is not in this partnership" in unknown.content.decode()
+
+
+def test_the_report_page_links_the_downloads_with_its_filters(client, django_user_model, shop):
+    client.force_login(operator(django_user_model, member_of=[shop.partnership]))
+    query = f"partnership={shop.partnership_id}&mode=live&from=2026-03-10&to=2026-03-10"
+
+    page = client.get(f"{reverse('pilot-reports-dashboard')}?{query}").content.decode()
+
+    assert f"{reverse('pilot-reports-rewards-csv')}?{query}".replace("&", "&amp;") in page
+    assert f"{reverse('pilot-reports-reversals-csv')}?{query}".replace("&", "&amp;") in page

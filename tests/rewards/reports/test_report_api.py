@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from config.errors import ErrorCode
 from rewards.models import Reward, RewardAdjustment
+from rewards.reports.maintain import reports_count_received
 from rewards.reports.selectors import MAX_REPORT_DAYS
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 
@@ -65,17 +66,23 @@ MONEY = {
 }
 
 
-def test_a_day_shows_what_was_issued_and_reversed(partner_client, partnership, shop, today):
+def test_a_day_shows_what_was_issued_and_reversed(
+    partner_client, partnership, shop, today, settings
+):
+    settle = timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS + 1)
+    counted = reports_count_received(now=timezone.now() + settle)  # the beat job, later
+
     data = ok(report(partner_client, partnership, **{"from": today, "to": today}))
 
     assert data["mode"] == "live"
     assert (data["from"], data["to"]) == (str(today), str(today))
     assert data["time_zone"] == partnership.time_zone
-    assert data["received_through"]
+    assert datetime.fromisoformat(data["received_through"]) == counted
     assert data["totals"]["money"] == [MONEY]
     assert data["totals"]["unique_users"] == 3
     assert data["totals"]["decisions"] == {"rewarded": 6}
     events = data["totals"]["events"]
+    assert (events["events_received"], events["events_failed"]) == (3, 0)
     assert (events["events_evaluated"], events["events_rewarded"]) == (3, 3)
     assert events["conversion"] == "1.0000"
     assert [day["day"] for day in data["days"]] == [str(today)]
@@ -232,6 +239,17 @@ def test_errors_are_json_when_csv_was_asked_for(partner_client, partnership):
     refused(response, 422, ErrorCode.INVALID_RANGE)
 
 
+def test_an_unavailable_media_type_is_not_acceptable(partner_client, partnership):
+    response = partner_client.get(
+        f"/partnerships/{partnership.id}/reports/rewards",
+        {"from": "2026-03-01", "to": "2026-03-01"},
+        HTTP_ACCEPT="application/xml",
+    )
+
+    body = refused(response, 406, ErrorCode.NOT_ACCEPTABLE)
+    assert body["message"] == "Available: application/json, text/csv"
+
+
 def test_without_a_key_it_is_invalid_token(api_client, partnership):
     response = report(api_client, partnership, **{"from": "2026-03-01", "to": "2026-03-01"})
 
@@ -378,9 +396,11 @@ def test_the_operations_document_csv_and_their_refusals(client):
         for status in ("404", "422"):
             assert set(operation["responses"][status]["content"]) == {"application/json"}
         refusals = {
-            name
+            example["value"]["code"]
             for status in ("404", "422")
-            for name in operation["responses"][status]["content"]["application/json"]["examples"]
+            for example in operation["responses"][status]["content"]["application/json"][
+                "examples"
+            ].values()
         }
         assert {
             ErrorCode.CAMPAIGN_DOES_NOT_EXIST,
