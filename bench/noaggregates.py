@@ -11,11 +11,10 @@ from celery.signals import worker_process_init
 
 from config.celery import app
 
-# Where the worker's transactions call the maintenance (module, name it is looked up by).
-HOOKS = [
-    ("rewards.services.evaluation", "reports_record_issued"),
-    ("rewards.tasks", "reports_record_outcomes"),
-]
+# Where the worker's transactions call the maintenance: a module attribute the evaluation looks
+# up when it issues rewards, and the queue's ``on_recorded`` in the task's EVALUATION.
+ISSUED = ("rewards.services.evaluation", "reports_record_issued")
+RECORDED = ("rewards.tasks", "EVALUATION", "on_recorded")
 
 __all__ = ["app"]
 
@@ -26,9 +25,10 @@ def _off(*args, **kwargs) -> None:
 
 @worker_process_init.connect
 def _switch_off(**kwargs) -> None:
-    for module_name, name in HOOKS:
-        module = importlib.import_module(module_name)
-        if not hasattr(module, name):
-            raise RuntimeError(f"bench: {module_name}.{name} is gone; update bench/noaggregates.py")
-        setattr(module, name, _off)
+    issued = importlib.import_module(ISSUED[0])
+    evaluation = getattr(importlib.import_module(RECORDED[0]), RECORDED[1], {})
+    if not hasattr(issued, ISSUED[1]) or RECORDED[2] not in evaluation:
+        raise RuntimeError("bench: the aggregates' hooks moved; update bench/noaggregates.py")
+    setattr(issued, ISSUED[1], _off)
+    evaluation[RECORDED[2]] = _off
     print("bench: report aggregates switched off in this worker process", flush=True)
