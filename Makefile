@@ -39,12 +39,15 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-# Ingest (ours vs a bare view vs the naive design), then evaluation throughput per worker.
-# make bench ARGS=--quick EVAL_ARGS=--quick for a short run.
+# Ingest (ours vs a bare view vs the naive design), evaluation throughput per worker (with
+# what the report aggregates cost), then reports at 10^6 rewards (seeded once, then reused).
+# make bench ARGS=--quick EVAL_ARGS=--quick REPORTS_ARGS=--quick for a short run.
 EVAL_ARGS ?=
+REPORTS_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 	$(PY) -m bench.evaluation $(EVAL_ARGS)
+	$(PY) -m bench.reports $(REPORTS_ARGS)
 
 # A/B against another commit, both benchmarks interleaved: make bench-ab BASE=<commit>
 BASE ?= $(error set BASE=<commit> to compare against)

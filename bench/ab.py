@@ -90,7 +90,9 @@ with psycopg.connect(url, autocommit=True) as conn:
 
 
 def _env(side: str) -> dict[str, str]:
-    env = {**os.environ, "BENCH_DATABASE": DATABASES[side]}
+    # Each side on its own database; the head's evaluation bench skips its own with/without
+    # comparison of the report aggregates (the A/B is that comparison, against the base).
+    env = {**os.environ, "BENCH_DATABASE": DATABASES[side], "BENCH_COST_ROUNDS": "0"}
     if side == "base":
         # The shared .venv's editable install maps the project's packages to this checkout:
         # a module the base lacks would be imported from here (gunicorn and celery, started

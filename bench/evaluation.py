@@ -8,6 +8,10 @@ Events are inserted as queued while the worker idles; the clock runs from the wa
 to the last event processed. Campaigns are a realistic mix (each matches about one event in
 ten: fixed with a per-user cap, capped percentage, tier multiplier expression, a 30-day count
 fact), plus a worst case where every one of 10 campaigns rewards every event.
+
+What maintaining the report aggregates costs (issue 10; goal: under 5% of events/s): the
+10-campaign runs again, in rounds that alternate the worker as configured (``-A config``) with
+the same worker whose maintenance hooks are no-ops (``-A bench.noaggregates``).
 """
 
 import argparse
@@ -19,8 +23,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from config import devstack
-
 from . import stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,19 +31,16 @@ MCCS = [f"54{n:02d}" for n in range(10)]
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
-    env = stack.resolve()
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    try:
-        return _run(args, env)
-    finally:
-        devstack.stop_started()
+    return stack.run_with_django(lambda env: _run(args, env))
 
 
 def _run(args: argparse.Namespace, env: dict[str, str]) -> int:
     fixture = stack.prepare(users=args.users)
+    if args.cost_only:
+        report = _aggregates_cost(env, fixture, args)
+        print(report)
+        (ROOT / "var" / "bench" / "evaluation-aggregates.md").write_text(report)
+        return 0
     noop_rate = _noop_rate(env, args.noop_tasks)
     # Celery's defaults (ack before running, prefetch 4): the faster, less safe baseline.
     default_rate = _noop_rate(
@@ -55,6 +54,8 @@ def _run(args: argparse.Namespace, env: dict[str, str]) -> int:
         ]
         rows.append((count, all_match, events, statistics.median(rates)))
     report = _report(noop_rate, default_rate, rows, args)
+    if args.cost_rounds:
+        report += _aggregates_cost(env, fixture, args)
     print(report)
     out = ROOT / "var" / "bench" / "evaluation.md"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--noop-tasks", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--cost-rounds",
+        type=int,
+        # bench.ab sets it to 0: its A/B measures head against base, and the base's bench
+        # does not know this option.
+        default=int(os.environ.get("BENCH_COST_ROUNDS", "3")),
+        help="rounds of the report aggregates' cost (with / without), 0 skips it",
+    )
     parser.add_argument("--quick", action="store_true", help="5,000 events, 5,000 no-op tasks")
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the aggregates' cost (to var/bench/evaluation-aggregates.md)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.noop_tasks = 5000, 5000
@@ -78,7 +92,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 class Worker:
     """``celery -A config worker -c 2`` on the default queue, started and stopped around a run."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], app: str = "config") -> None:
         self.log = ROOT / "var" / "bench" / "worker.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         args = [
@@ -86,7 +100,7 @@ class Worker:
             "-m",
             "celery",
             "-A",
-            "config",
+            app,
             "worker",
             "-c",
             "2",
@@ -201,10 +215,21 @@ def _reset() -> None:
         cursor.execute("DELETE FROM rewards_campaigncounter")
         cursor.execute("DELETE FROM campaigns_campaignversion")
         cursor.execute("DELETE FROM campaigns_campaign")
+        for table in _AGGREGATES:  # each run counts from empty, as the first one does
+            cursor.execute("SELECT to_regclass(%s)", [table])
+            if cursor.fetchone()[0]:
+                cursor.execute(f"TRUNCATE {table}")
     _broker().delete("celery")
 
 
-def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> float:
+_AGGREGATES = ("rewards_moneybucket", "rewards_activitybucket")
+
+
+def _evaluation_rate(
+    env, fixture, count: int, all_match: bool, events: int, app: str = "config", cpu=None
+) -> float:
+    """Events/s of one run; with a list ``cpu``, appends the CPU seconds per event that the
+    worker's processes and their PostgreSQL sessions used during it."""
     import random
 
     from django.utils import timezone
@@ -241,14 +266,19 @@ def _evaluation_rate(env, fixture, count: int, all_match: bool, events: int) -> 
         ),
         batch_size=5000,
     )
-    worker = Worker(env)
+    worker = Worker(env, app)
     try:
+        processes = [worker.process.pid, *stack.children(worker.process.pid)]
+        cpu_before = stack.cpu_seconds(processes)
         start = time.perf_counter()
         for _ in range(2):  # one per worker process; each drains and hands over
             process_pending_events_send()
         while TriggerEvent.objects.filter(status="queued").exists():
             time.sleep(0.02)
         elapsed = time.perf_counter() - start
+        if cpu is not None:  # the sessions were opened by this run's first tasks
+            used = stack.cpu_seconds(processes) - cpu_before
+            cpu.append((used + stack.cpu_seconds(_worker_sessions())) / events)
     finally:
         worker.stop()
     processed = TriggerEvent.objects.filter(status="processed").count()
@@ -281,6 +311,73 @@ def _report(noop_rate: float, default_rate: float, rows, args) -> str:
             f"| {rate / default_rate:.2f} |"
         )
     lines += ["", f"Rewards in the last run: {Reward.objects.count():,}.", ""]
+    return "\n".join(lines)
+
+
+def _worker_sessions() -> list[int]:
+    """The PostgreSQL backends of this database but ours: the worker's sessions."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def _aggregates_cost(env, fixture, args) -> str:
+    """Rounds of the 10-campaign runs with the aggregates kept and without (order alternating
+    per round); the cost is 1 - with / without, per round, and its median."""
+    from django.db import connection
+
+    lines = [
+        "",
+        "### What maintaining the report aggregates costs",
+        "",
+        f"Same worker, {args.events:,} events per run, {args.cost_rounds} rounds; each round runs "
+        "`-A config` (aggregates kept in the batch transaction) and `-A bench.noaggregates` "
+        "(their hooks replaced by no-ops) back to back, alternating which goes first. "
+        "Goal: under 5% of events/s.",
+        "",
+        "| campaigns (rewarding an event) | with aggregates, events/s | without, events/s "
+        "| cost per round | median cost | goal | CPU µs/event with / without (worker and "
+        "its PostgreSQL sessions) | CPU cost |",
+        "|---|---:|---:|---|---:|---|---:|---:|",
+    ]
+    for count, all_match in [(10, False), (10, True)]:
+        rates: dict[str, list[float]] = {"config": [], "bench.noaggregates": []}
+        cpu: dict[str, list[float]] = {"config": [], "bench.noaggregates": []}
+        for number in range(args.cost_rounds):
+            order = ["config", "bench.noaggregates"]
+            for app in order if number % 2 == 0 else order[::-1]:
+                rate = _evaluation_rate(env, fixture, count, all_match, args.events, app, cpu[app])
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM rewards_activitybucket")
+                    (buckets,) = cursor.fetchone()
+                if (buckets > 0) != (app == "config"):
+                    raise SystemExit(f"bench: {buckets} activity buckets after a run of -A {app}")
+                rates[app].append(rate)
+        costs = [
+            1 - on / off
+            for on, off in zip(rates["config"], rates["bench.noaggregates"], strict=True)
+        ]
+        cost = statistics.median(costs)
+        cpu_on, cpu_off = (statistics.median(cpu[app]) * 1e6 for app in cpu)
+        lines.append(
+            f"| {count} ({'all' if all_match else '~1 in 10'}) "
+            f"| {statistics.median(rates['config']):,.0f} "
+            f"| {statistics.median(rates['bench.noaggregates']):,.0f} "
+            f"| {', '.join(f'{c:.1%}' for c in costs)} | {cost:.1%} "
+            f"| {'met' if cost < 0.05 else '**not met**'} "
+            f"| {cpu_on:,.0f} / {cpu_off:,.0f} | {cpu_on / cpu_off - 1:.1%} |"
+        )
+    lines += [
+        "",
+        "A negative cost is noise: the run without aggregates happened to be slower. CPU per "
+        "event (medians) depends less on what else runs on the machine than events/s does.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,20 @@ def resolve() -> dict[str, str]:
         "BENCH_VIEWS": "true",
         "LOG_LEVEL": "WARNING",
     }
+
+
+def run_with_django(run: Callable[[dict[str, str]], int]) -> int:
+    """``run(env)`` with Django set up in this process on the bench's servers (``resolve``);
+    embedded servers started for it are stopped afterwards."""
+    env = resolve()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    try:
+        return run(env)
+    finally:
+        devstack.stop_started()
 
 
 def _create_database(url: str) -> None:
@@ -154,14 +168,23 @@ class Server:
     def cpu_seconds(self) -> float:
         """CPU time used so far by the gunicorn workers (Linux /proc; NaN elsewhere)."""
         try:
-            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-            ticks = 0
-            for child in children:
-                fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime + stime
+            return cpu_seconds(children(self.pid))
         except OSError:
             return math.nan
-        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """A process's children (Linux /proc)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) these processes have used so far (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy(seconds: float = 1.0) -> float:

