@@ -290,7 +290,7 @@ _REPORT = {
     "campaign": None,
     "trigger": None,
     "received_through": AT,
-    "totals": {"money": [_MONEY], "events": _EVENTS, "unique_users": 1, "decisions": _DECISIONS},
+    "totals": {"money": [_MONEY], "events": _EVENTS, "unique_users": None, "decisions": _DECISIONS},
     "days": [
         {"day": "2025-06-01", "money": [_MONEY], "events": _EVENTS},
         {"day": "2025-06-02", "money": [_NO_MONEY], "events": _NO_EVENTS},

@@ -85,7 +85,7 @@ class RewardReportApi(CsvOrJsonMixin, APIView):
     def get(self, request, partnership_id: str) -> Response:
         scope, params = _scope(request, RewardReportFilterSerializer)
         group_by = params["group_by"]
-        totals = report_totals(scope=scope)
+        totals = report_totals(scope=scope, unique_users=params["unique_users"])
         rows = report_days(scope=scope) if group_by == "day" else report_campaigns(scope=scope)
         if self.wants_csv(request):
             return csv_response(

@@ -185,11 +185,14 @@ def _group(figure: Figure, group: str):
 
 
 def _figures(scope: ReportScope) -> list[Figure]:
-    """The scope's figures per day, its trigger filter applied (``days.day_figures``)."""
-    figures = day_figures(scope)
-    if scope.trigger_ids:
-        figures = [f for f in figures if f.trigger_id in scope.trigger_ids]
-    return figures
+    """The scope's figures per day, its trigger filter applied (``days.day_figures``): read
+    once per scope, so that a page's totals and rows come from one reading."""
+    if "_figures" not in scope.__dict__:
+        figures = day_figures(scope)
+        if scope.trigger_ids:
+            figures = [f for f in figures if f.trigger_id in scope.trigger_ids]
+        scope.__dict__["_figures"] = figures
+    return scope.__dict__["_figures"]
 
 
 def _money_rows(scope: ReportScope, group: str) -> list[tuple]:

@@ -46,6 +46,11 @@ class RewardReportFilterSerializer(ReportRangeSerializer):
         required=False,
         help_text="csv: the rows as a CSV table (or send `Accept: text/csv`); default json",
     )
+    unique_users = serializers.BooleanField(
+        default=False,
+        help_text="true: count the users rewarded in the range, exactly (reads the range's "
+        "rewards: slower than the rest of the report); default: `unique_users` is null",
+    )
 
 
 class LiabilityFilterSerializer(ModeFilterSerializer):
@@ -82,7 +87,11 @@ DECISIONS = serializers.DictField(
 class TotalsSerializer(serializers.Serializer):
     money = MoneySerializer(many=True, help_text="One per unit")
     events = EventsSerializer()
-    unique_users = serializers.IntegerField(help_text="Users with >= 1 reward issued in range")
+    unique_users = serializers.IntegerField(
+        allow_null=True,
+        help_text="Users with >= 1 reward issued in the range; null unless asked for with "
+        "`unique_users=true`",
+    )
     decisions = DECISIONS
 
 

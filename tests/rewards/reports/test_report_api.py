@@ -72,7 +72,9 @@ def test_a_day_shows_what_was_issued_and_reversed(
     settle = timedelta(seconds=settings.REPORTS_RECEIVED_SETTLE_SECONDS + 1)
     counted = reports_count_received(now=timezone.now() + settle)  # the beat job, later
 
-    data = ok(report(partner_client, partnership, **{"from": today, "to": today}))
+    data = ok(
+        report(partner_client, partnership, **{"from": today, "to": today, "unique_users": "true"})
+    )
 
     assert data["mode"] == "live"
     assert (data["from"], data["to"]) == (str(today), str(today))
@@ -411,3 +413,10 @@ def test_the_operations_document_csv_and_their_refusals(client):
         } <= refusals
         names = {parameter["name"] for parameter in operation["parameters"]}
         assert {"from", "to", "campaign", "trigger", "mode"} <= names
+
+
+def test_unique_users_are_counted_only_when_asked_for(partner_client, partnership, shop, today):
+    data = ok(report(partner_client, partnership, **{"from": today, "to": today}))
+
+    assert data["totals"]["unique_users"] is None
+    assert data["totals"]["money"] == [MONEY]
