@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -73,27 +75,40 @@ def _upsert_money(sums: dict[tuple, list]) -> None:
         cursor.execute(_UPSERT_MONEY, [*columns, counts, amounts])
 
 
-def reports_record_issued(*, rewards: Iterable, trigger_ids: dict) -> None:
-    """Counts issued rewards (rows with partnership_id, mode, issued_at, campaign_id, unit,
-    amount, trigger_event_id). ``trigger_ids`` maps each event id to its trigger.
+class Issued(NamedTuple):
+    """What one batch issued from one campaign in one mode (all at one ``issued_at``)."""
+
+    partnership_id: object
+    mode: str
+    trigger_id: int
+    campaign_id: object
+    unit: str
+    count: int
+    amount: Decimal
+
+
+def reports_record_issued(*, issued_at: datetime, issued: Iterable[Issued]) -> None:
+    """Counts what a batch issued, per campaign (the Ledger's totals: nothing per reward).
 
     Must run in the transaction that inserts the rewards, holding their campaigns' counters."""
+    bucket = bucket_of(issued_at)
     _upsert_money(
-        _sum_money(
+        {
             (
-                (
-                    reward.partnership_id,
-                    reward.mode,
-                    bucket_of(reward.issued_at),
-                    trigger_ids[reward.trigger_event_id],
-                    reward.campaign_id,
-                    reward.unit,
-                    Movement.ISSUED,
-                ),
-                reward.amount,
-            )
-            for reward in rewards
-        )
+                i.partnership_id,
+                i.mode,
+                bucket,
+                i.trigger_id,
+                i.campaign_id,
+                i.unit,
+                Movement.ISSUED,
+            ): [
+                i.count,
+                i.amount,
+            ]
+            for i in issued
+            if i.count
+        }
     )
 
 
@@ -143,33 +158,55 @@ def _upsert_activity(counts: Counter) -> None:
         cursor.execute(_UPSERT_ACTIVITY, [*columns, [counts[key] for key in keys]])
 
 
-def _outcome_of(stored) -> tuple[str, str]:
-    """(campaign id, outcome) of a stored decision, in either stored form."""
-    if isinstance(stored, dict):
-        return stored["campaign_id"], stored["outcome"]
-    return stored[0], stored[1]
+_CAMPAIGN_AND_OUTCOME = itemgetter(0, 1)
+_OUTCOME = itemgetter(1)
+_REWARDED = "rewarded"
 
 
 def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None:
     """The queue's ``on_recorded``: counts the events evaluated, rewarded and failed, and each
-    campaign's decisions, at ``now`` (the events' processed_at). In the outcomes' transaction."""
-    triggers = {event.id: event for event in events}
+    campaign's decisions, at ``now`` (the events' processed_at). In the outcomes' transaction.
+
+    Decisions are in their stored form, ``[campaign_id, outcome, ...]`` (processors write no
+    other); they are counted by (campaign, outcome) per trigger, without a Python step per
+    decision."""
+    by_id = {event.id: event for event in events}
+    groups: dict[
+        tuple, list
+    ] = {}  # (partnership, mode, trigger) -> [events, failed, rewarded, decisions]
+    for outcome in outcomes:
+        event = by_id[outcome.event_id]
+        base = (event.partnership_id, event.mode, event.trigger_id)
+        group = groups.get(base)
+        if group is None:
+            group = groups[base] = [0, 0, 0, Counter()]
+        if outcome.status != "processed":
+            group[1] += 1
+            continue
+        group[0] += 1
+        decisions = outcome.decisions
+        if decisions:
+            group[3].update(map(_CAMPAIGN_AND_OUTCOME, decisions))
+            if _REWARDED in map(_OUTCOME, decisions):
+                group[2] += 1
     bucket = bucket_of(now)
     counts: Counter = Counter()
-    for outcome in outcomes:
-        event = triggers[outcome.event_id]
-        base = (event.partnership_id, event.mode, bucket, event.trigger_id)
-        if outcome.status != "processed":
-            counts[(*base, None, Metric.EVENT_FAILED.value)] += 1
-            continue
-        counts[(*base, None, Metric.EVENT_EVALUATED.value)] += 1
-        rewarded = False
-        for stored in outcome.decisions:
-            campaign_id, decided = _outcome_of(stored)
-            counts[(*base, campaign_id, DECISION_PREFIX + decided)] += 1
-            rewarded = rewarded or decided == "rewarded"
-        if rewarded:
-            counts[(*base, None, Metric.EVENT_REWARDED.value)] += 1
+    for (partnership_id, mode, trigger_id), (
+        evaluated,
+        failed,
+        rewarded,
+        decided,
+    ) in groups.items():
+        base = (partnership_id, mode, bucket, trigger_id)
+        for metric, count in (
+            (Metric.EVENT_EVALUATED.value, evaluated),
+            (Metric.EVENT_FAILED.value, failed),
+            (Metric.EVENT_REWARDED.value, rewarded),
+        ):
+            if count:
+                counts[(*base, None, metric)] = count
+        for (campaign_id, outcome), count in decided.items():
+            counts[(*base, campaign_id, DECISION_PREFIX + outcome)] = count
     _upsert_activity(counts)
 
 

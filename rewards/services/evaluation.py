@@ -39,7 +39,7 @@ from triggers.models import Trigger, TriggerEvent
 from triggers.services.processing import EventOutcome
 
 from ..models import Reward
-from ..reports.maintain import reports_record_issued
+from ..reports.maintain import Issued, reports_record_issued
 from ..webhooks import WebhookEventType, webhook_event_emit
 from .ledger import Ledger
 
@@ -207,9 +207,27 @@ def _issue(judged, context: _Context, compiled) -> list[tuple]:
         )
     ledger.save()
     _insert(rewards)
-    reports_record_issued(rewards=rewards, trigger_ids={e.id: e.trigger_id for e in events})
+    reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, context))
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
     return decided
+
+
+def _issued(ledger: Ledger, events: list, context: _Context) -> list[Issued]:
+    """The batch's rewards per campaign and mode, from the Ledger's totals: a campaign is of one
+    trigger, and so of one partnership and unit."""
+    triggers = {
+        campaign.id: trigger_id
+        for trigger_id, listed in context.campaigns.items()
+        for campaign in listed
+    }
+    partnerships = {event.trigger_id: event.partnership_id for event in events}
+    issued = []
+    for campaign_id, mode, count, amount in ledger.issued():
+        trigger_id = triggers[campaign_id]
+        partnership_id = partnerships[trigger_id]
+        unit = context.units[partnership_id][0]
+        issued.append(Issued(partnership_id, mode, trigger_id, campaign_id, unit, count, amount))
+    return issued
 
 
 def _reward(

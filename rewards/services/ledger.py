@@ -45,6 +45,7 @@ class Ledger:
     def __init__(self, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> None:
         counters = campaign_counters_lock(campaign_ids=campaign_ids, modes=modes)
         self._campaigns = {(c.campaign_id, c.mode): c for c in counters}
+        self._before = {key: (c.reward_count, c.spent) for key, c in self._campaigns.items()}
         self._users: dict[tuple, UserCounter] = {
             (u.campaign_id, u.mode, u.end_user_id, u.period): u
             for u in UserCounter.objects.filter(
@@ -87,6 +88,14 @@ class Ledger:
         for user_period in periods:
             self._add_user((campaign.id, mode, user_id, user_period), 1, amount)
         return periods
+
+    def issued(self) -> list[tuple]:
+        """(campaign id, mode, rewards, amount) recorded in this batch, per campaign counter."""
+        changes = []
+        for key in self._dirty_campaigns:
+            counter, (count, spent) = self._campaigns[key], self._before[key]
+            changes.append((*key, counter.reward_count - count, counter.spent - spent))
+        return changes
 
     def save(self) -> None:
         CampaignCounter.objects.bulk_update(
