@@ -247,8 +247,9 @@ CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
 
 # --- Reports ----------------------------------------------------------------------------------
 
-# Events received are counted this long after their received_at (their insert must have
-# committed by then: longer than the web tier's request timeout).
+# Events received are counted up to this long ago, and never past the oldest transaction still
+# open less this margin (an insert that stalls holds the count back): it covers the time from a
+# request's clock reading to its insert, and web hosts' clocks running behind the database's.
 REPORTS_RECEIVED_SETTLE_SECONDS = env.float("REPORTS_RECEIVED_SETTLE_SECONDS", default=60.0)
 # A local day's figures are summed once it ended this long ago: longer than a batch may take
 # between stamping its rewards and committing (the task's hard time limit).
