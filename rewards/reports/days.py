@@ -103,15 +103,15 @@ def day_figures(scope) -> list[Figure]:
         _close(scope.partnership, scope.mode, scope.zone, days, scope.day_starts[: len(days) + 1])
         index_of = {day: n + 1 for n, day in enumerate(days)}
         params = _key(scope) | {"first": days[0], "last": days[-1]}
-        figures += [Figure(index_of[row[0]], *row[1:]) for row in _fetch(_READ_CLOSED, params)]
+        figures += [Figure(index_of[row[0]], *row[1:]) for row in fetch_all(_READ_CLOSED, params)]
     if len(closed) < len(scope.days):
         params = _key(scope) | {
             "starts": scope.day_starts,
             "start": scope.day_starts[len(closed)],
             "end": scope.end,
         }
-        figures += [Figure(*row) for row in _fetch(_READ_OPEN_MONEY, params)]
-        figures += [Figure(*row) for row in _fetch(_READ_OPEN_ACTIVITY, params)]
+        figures += [Figure(*row) for row in fetch_all(_READ_OPEN_MONEY, params)]
+        figures += [Figure(*row) for row in fetch_all(_READ_OPEN_ACTIVITY, params)]
     return figures
 
 
@@ -174,7 +174,8 @@ def _key(scope) -> dict:
     return {"partnership": scope.partnership.pk, "mode": scope.mode, "zone": str(scope.zone)}
 
 
-def _fetch(sql: str, params: dict) -> list[tuple]:
+def fetch_all(sql: str, params: dict) -> list[tuple]:
+    """The rows of one statement (the reports' raw reads)."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -24,7 +24,7 @@ from partnerships.models import Partnership
 
 from ..models import CampaignCounter, Reward, RewardAdjustment
 from .calendar import local_midnight
-from .days import MONEY_METRICS, Figure, day_figures
+from .days import MONEY_METRICS, Figure, day_figures, fetch_all
 from .maintain import bucket_of, reports_received_through
 from .models import DECISION_PREFIX, LIABILITY_SIGN, Metric, Movement
 
@@ -230,12 +230,6 @@ def _activity_rows(scope: ReportScope, group: str) -> list[tuple]:
     return [(*key, count) for key, count in counts.items()]
 
 
-def _fetch(sql: str, params: dict) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 class _MoneyTally:
     def __init__(self, default_unit: str) -> None:
         self.default_unit = default_unit
@@ -407,7 +401,7 @@ def _liability(partnership: Partnership, mode: str, at: datetime) -> dict[str, D
     bucket = bucket_of(at)
     owed: dict[str, Decimal] = defaultdict(Decimal)
     params = {"partnership": partnership.pk, "mode": mode, "bucket": bucket}
-    for unit, kind, amount in _fetch(_LIABILITY_BUCKETS, params):
+    for unit, kind, amount in fetch_all(_LIABILITY_BUCKETS, params):
         owed[unit] += LIABILITY_SIGN[kind] * amount
     recent = Reward.objects.filter(partnership=partnership, mode=mode)
     for unit, amount in (
@@ -502,7 +496,7 @@ def _net_issued(campaign: Campaign, mode: str, now: datetime) -> Decimal:
         "start": bucket_of(now - timedelta(days=BURN_WINDOW_DAYS)),
         "end": now,
     }
-    return _fetch(_NET_ISSUED, params)[0][0]
+    return fetch_all(_NET_ISSUED, params)[0][0]
 
 
 def report_totals_money(*, scope: ReportScope) -> tuple[Money, ...]:
