@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -168,36 +169,28 @@ def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None
     campaign's decisions, at ``now`` (the events' processed_at). In the outcomes' transaction.
 
     Decisions are in their stored form, ``[campaign_id, outcome, ...]`` (processors write no
-    other); they are counted by (campaign, outcome) per trigger, without a Python step per
-    decision."""
+    other); they are counted by (campaign, outcome) per trigger in one pass over them all,
+    without a Python step per decision."""
     by_id = {event.id: event for event in events}
-    groups: dict[
-        tuple, list
-    ] = {}  # (partnership, mode, trigger) -> [events, failed, rewarded, decisions]
+    # (partnership, mode, trigger) -> [events evaluated, events failed, their decision lists]
+    groups: dict[tuple, list] = {}
     for outcome in outcomes:
         event = by_id[outcome.event_id]
         base = (event.partnership_id, event.mode, event.trigger_id)
         group = groups.get(base)
         if group is None:
-            group = groups[base] = [0, 0, 0, Counter()]
+            group = groups[base] = [0, 0, []]
         if outcome.status != "processed":
             group[1] += 1
             continue
         group[0] += 1
-        decisions = outcome.decisions
-        if decisions:
-            group[3].update(map(_CAMPAIGN_AND_OUTCOME, decisions))
-            if _REWARDED in map(_OUTCOME, decisions):
-                group[2] += 1
+        if outcome.decisions:
+            group[2].append(outcome.decisions)
     bucket = bucket_of(now)
     counts: Counter = Counter()
-    for (partnership_id, mode, trigger_id), (
-        evaluated,
-        failed,
-        rewarded,
-        decided,
-    ) in groups.items():
+    for (partnership_id, mode, trigger_id), (evaluated, failed, lists) in groups.items():
         base = (partnership_id, mode, bucket, trigger_id)
+        rewarded = sum(_REWARDED in map(_OUTCOME, decisions) for decisions in lists)
         for metric, count in (
             (Metric.EVENT_EVALUATED.value, evaluated),
             (Metric.EVENT_FAILED.value, failed),
@@ -205,6 +198,7 @@ def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None
         ):
             if count:
                 counts[(*base, None, metric)] = count
+        decided = Counter(map(_CAMPAIGN_AND_OUTCOME, chain.from_iterable(lists)))
         for (campaign_id, outcome), count in decided.items():
             counts[(*base, campaign_id, DECISION_PREFIX + outcome)] = count
     _upsert_activity(counts)
