@@ -145,7 +145,10 @@ class EndUser(models.Model):
         editable=False,
         related_name="+",
     )
-    blocked_reason = models.CharField(max_length=500, blank=True, editable=False)
+    # db_default: inserts that name no such column (ingest's, older code during a deploy) work.
+    blocked_reason = models.CharField(
+        max_length=500, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         verbose_name = "end user"
