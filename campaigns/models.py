@@ -115,6 +115,7 @@ class Campaign(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["trigger", "status"], name="campaign_trigger_idx")]
+        permissions = [("approve_campaign", "Can approve campaigns and their changes")]
 
     def __str__(self) -> str:
         return self.name

@@ -78,6 +78,7 @@ NAVIGATION = [
         "items": [
             _page("Users", "manage_accounts", "auth", "user"),
             _page("Groups", "groups", "auth", "group"),
+            _page("Audit log", "history", "partnerships", "auditentry"),
         ],
     },
 ]

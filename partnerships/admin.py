@@ -5,7 +5,7 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
+from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
 from .services import api_key_issue, api_key_revoke
 
 
@@ -155,3 +155,33 @@ class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
 @admin.register(Group)
 class GroupAdmin(auth_admin.GroupAdmin, ModelAdmin):
     pass
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ModelAdmin):
+    """The audit log: read only, for everyone who may view it."""
+
+    list_display = ("at", "actor_name", "action", "target_repr", "partnership", "mode")
+    list_filter = ("action", "mode")
+    date_hierarchy = "at"
+    fields = (
+        "at",
+        "actor_name",
+        "action",
+        "partnership",
+        "mode",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "changes",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -135,9 +135,24 @@ class EndUser(models.Model):
     external_user_id = models.CharField(max_length=255)
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A blocked user earns nothing (its own decision outcome) until unblocked.
+    blocked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    blocked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    # db_default: inserts that name no such column (ingest's, older code during a deploy) work.
+    blocked_reason = models.CharField(
+        max_length=500, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         verbose_name = "end user"
+        permissions = [("block_enduser", "Can block and unblock end users")]
         constraints = [
             models.UniqueConstraint(
                 fields=["partnership", "external_user_id"], name="uniq_end_user_external_id"
@@ -166,3 +181,36 @@ class PartnershipMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.partnership}"
+
+
+class AuditEntry(models.Model):
+    """What an operator did in Pilot, outside a campaign's own history (``CampaignVersion``):
+    keys, secrets, reversals, retries, blocks, roles. Append-only
+    (``partnerships.services.audit_record``)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)  # kept when the user is deleted
+    action = models.CharField(max_length=64)  # a stable code, e.g. "reward.reverse"
+    partnership = models.ForeignKey(
+        Partnership, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    mode = models.CharField(max_length=8, blank=True)
+    target_type = models.CharField(max_length=100, blank=True)  # "app_label.model"
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)  # {"field": [before, after]} or details
+
+    class Meta:
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["partnership", "-at"], name="audit_partnership_idx"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} {self.target_repr}"

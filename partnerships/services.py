@@ -51,3 +51,30 @@ def partnership_create(
     partner, _ = Partner.objects.get_or_create(name=partner_name or name)
     partnership = Partnership.objects.create(partner=partner, name=name, reward_unit=reward_unit)
     return partnership, api_key_create(partnership=partnership)
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    target=None,
+    partnership=None,
+    mode: str = "",
+    changes: dict | None = None,
+):
+    """Records what an operator did (``AuditEntry``): ``action`` is a stable code such as
+    ``"reward.reverse"``, ``target`` the object acted on, ``changes`` what changed
+    (``{"field": [before, after]}``) or the action's details. In the caller's transaction."""
+    from .models import AuditEntry
+
+    return AuditEntry.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=getattr(actor, "get_username", lambda: "system")() if actor else "system",
+        action=action,
+        partnership=partnership,
+        mode=mode,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:200] if target is not None else "",
+        changes=changes or {},
+    )

@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -65,6 +66,7 @@ class Reward(models.Model):
                 name="reward_report_idx",
             ),
         ]
+        permissions = [("reverse_reward", "Can reverse rewards")]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit}"
@@ -134,6 +136,10 @@ class Reversal(models.Model):
     cancelled_event = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_hash = models.CharField(max_length=64, blank=True)
+    # The Pilot operator who asked (None: a partner's key, through the API).
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
@@ -41,6 +42,7 @@ class Trigger(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["partnership", "name"], name="uniq_trigger_name"),
         ]
+        permissions = [("send_test_event", "Can send test events from Pilot")]
 
     def __str__(self) -> str:
         return self.name
@@ -91,6 +93,15 @@ class TriggerEvent(models.Model):
     error = models.TextField(blank=True)
     # The evaluation trace, written by the processors (one entry per candidate campaign).
     decisions = models.JSONField(default=list, blank=True)
+    # The Pilot operator who sent it ("Send a test event"); None: a partner's key.
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         constraints = [
