@@ -272,25 +272,27 @@ def test_the_send_page_is_prefilled_with_the_example(admin_client, trigger):
     }
 
 
-def test_an_invalid_payload_shows_the_apis_field_errors_in_the_form(
+def test_an_invalid_context_shows_the_apis_field_errors_in_the_form(
     admin_client, trigger, test_key
 ):
-    response = send(admin_client, trigger, {"amount": "ten", "currency": "EURO"}, user="")
+    response = send(admin_client, trigger, {"amount": "ten", "currency": "EURO"})
 
     assert response.status_code == 200
-    errors = response.context["form"].errors
-    assert "external_user_id: Send external_user_id or user_uuid" in errors["external_user_id"]
-    assert (
-        'transaction_context.amount: "ten" is not of type "number"'
-        in (errors["transaction_context"])
-    )
-    assert any(
-        message.startswith("transaction_context.currency:")
-        for message in errors["transaction_context"]
-    )
+    errors = response.context["form"].errors["transaction_context"]
+    assert 'transaction_context.amount: "ten" is not of type "number"' in errors
+    assert any(message.startswith("transaction_context.currency: ") for message in errors)
     assert "transaction_context.amount: &quot;ten&quot; is not of type" in text(response)
     assert not TriggerEvent.objects.exists()
     assert not AuditEntry.objects.exists()
+
+
+def test_a_missing_user_is_the_apis_error_at_the_user_field(admin_client, trigger, test_key):
+    response = send(admin_client, trigger, VALID, user="")
+
+    assert response.context["form"].errors["external_user_id"] == [
+        "external_user_id: Send external_user_id or user_uuid"
+    ]
+    assert not TriggerEvent.objects.exists()
 
 
 def test_a_context_that_is_not_json_is_a_form_error(admin_client, trigger, test_key):

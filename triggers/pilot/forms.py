@@ -128,9 +128,9 @@ class TriggerSchemaForm(forms.ModelForm):
         field = self.fields["context_schema"]
         field.widget = SchemaEditorWidget(self)
         field.help_text = (
-            "The fields partners send in transaction_context. Rules read them as "
-            "context.<name>. A field named address.city belongs to the object field address "
-            "(one level of nesting; deeper needs raw JSON)."
+            "The fields partners send in transaction_context; rules read a field named "
+            "amount as context.amount. A field named address.city belongs to the object field "
+            "address (one level of nesting; deeper needs raw JSON)."
         )
 
     def clean(self) -> dict:

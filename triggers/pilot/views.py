@@ -83,6 +83,8 @@ def test_event_result(
 ) -> HttpResponse:
     """A test event sent from this trigger: its status, and its decisions once evaluated."""
     trigger = _trigger(model_admin, request, object_id)
+    if not model_admin.has_view_or_change_permission(request, trigger):
+        raise PermissionDenied
     event = (
         TriggerEvent.objects.select_related("end_user")
         .filter(trigger=trigger, mode=TriggerEvent.Mode.TEST, pk=event_id)
@@ -104,7 +106,7 @@ def test_event_result(
     return TemplateResponse(request, "triggers/pilot/test_event_result.html", context)
 
 
-def schema_check(model_admin, request: HttpRequest, object_id: str | None) -> HttpResponse:
+def schema_check(model_admin, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
     """The schema the posted form would save (rows or raw), and its problems, not saved."""
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "POST"})

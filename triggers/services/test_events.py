@@ -28,11 +28,9 @@ def trigger_event_send_test(
     only with one); a suspended partnership accepts none (the API answers 403).
     """
     principal = _test_principal(trigger)
-    body = {
-        "trigger_name": trigger.name,
-        "external_user_id": external_user_id,
-        "transaction_context": context,
-    }
+    body = {"trigger_name": trigger.name, "transaction_context": context}
+    if external_user_id:  # none: the API's own error ("Send external_user_id or user_uuid")
+        body["external_user_id"] = external_user_id
     with transaction.atomic():
         result = trigger_event_ingest(principal=principal, body=body, idempotency_key=None)
         event = TriggerEvent.objects.get(pk=result.trigger_event_id)
