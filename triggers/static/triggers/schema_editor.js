@@ -46,10 +46,10 @@
       return "Row " + e.row + ", " + e.field.replace("_", " ") + ": " + e.message;
     });
     if (result.errors.length || rows.length) {
-      panel.appendChild(list("Not valid:", result.errors.concat(rows)));
+      panel.appendChild(list("Saving would be refused:", result.errors.concat(rows)));
     }
     if (result.refused && result.refused.length) {
-      panel.appendChild(list("Saving would be refused: these active campaigns would stop:", result.refused));
+      panel.appendChild(list("Active campaigns this change would stop:", result.refused));
     }
     if (result.warned && result.warned.length) {
       panel.appendChild(list("These draft or paused campaigns would no longer compile:", result.warned));
