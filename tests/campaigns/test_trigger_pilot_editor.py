@@ -115,3 +115,23 @@ def test_the_check_of_rows_that_break_nothing_lists_no_campaign(admin_client, tr
 
     assert (result["refused"], result["warned"], result["errors"]) == ([], [], [])
     assert Trigger.objects.get().context_schema == TRANSACTION_SCHEMA
+
+
+def test_saving_rows_that_break_an_active_campaign_is_refused_naming_it(admin_client, trigger):
+    CampaignFactory(
+        trigger=trigger, name="Big spenders", slug="big", condition="context.amount >= 100.0"
+    )
+    data = {
+        **change_data(trigger, {}),
+        "schema_mode": "fields",
+        "rows-TOTAL_FORMS": 1,
+        "rows-INITIAL_FORMS": 0,
+        "rows-0-name": "currency",
+        "rows-0-type": "string",
+    }
+
+    response = admin_client.post(f"/pilot/triggers/trigger/{trigger.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert "This change would stop the active campaign Big spenders (big)" in text(response)
+    assert Trigger.objects.get().context_schema == TRANSACTION_SCHEMA

@@ -344,3 +344,20 @@ def test_an_operator_of_another_partnership_cannot_open_or_send(
     assert check.status_code == 404
     assert not TriggerEvent.objects.exists()
     assert "transaction_completed" not in client.get("/pilot/triggers/trigger/").content.decode()
+
+
+def test_the_forms_errors_are_the_apis_errors_for_the_same_payload(
+    admin_client, trigger, test_client
+):
+    context = {"amount": -1, "currency": 12, "extra": {"nested": True}}
+    api = test_client.post(
+        f"/partnerships/{trigger.partnership_id}/triggers",
+        {"trigger_name": trigger.name, "external_user_id": "u", "transaction_context": context},
+        format="json",
+    )
+
+    response = send(admin_client, trigger, context, user="u")
+
+    shown = response.context["form"].errors["transaction_context"]
+    assert api.status_code == 422
+    assert shown == [f"{error['field']}: {error['message']}" for error in api.json()["errors"]]

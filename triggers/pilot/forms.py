@@ -63,6 +63,13 @@ class SchemaEditorWidget(UnfoldAdminTextareaWidget):
         super().__init__(attrs={"rows": 14, "spellcheck": "false", "data-raw-schema": ""})
         self.editor = editor
 
+    def format_value(self, value):
+        """The JSON indented, to be read and edited (text that is not JSON is left as typed)."""
+        try:
+            return json.dumps(json.loads(value), indent=2)
+        except (TypeError, ValueError):
+            return super().format_value(value)
+
     def get_context(self, name, value, attrs) -> dict:
         context = super().get_context(name, value, attrs)
         context["editor"] = self.editor
@@ -81,7 +88,12 @@ class RowsSchemaField(forms.Field):
         self.rows = rows
 
     def clean(self, value) -> dict:
-        return rows_schema(self.rows)
+        self.schema = rows_schema(self.rows)
+        return self.schema
+
+    def has_changed(self, initial, data) -> bool:
+        """Against the schema the rows wrote (the history says "changed" only if it did)."""
+        return getattr(self, "schema", None) != initial
 
 
 def rows_schema(rows: forms.BaseFormSet) -> dict:
