@@ -307,6 +307,8 @@ def test_a_context_that_is_not_json_is_a_form_error(admin_client, trigger, test_
 
 def test_a_partnership_without_a_test_key_does_not_accept_test_events(admin_client, trigger):
     ApiKeyFactory(partnership=trigger.partnership, mode="test", revoked_at=timezone.now())
+    page = admin_client.get(f"/pilot/triggers/trigger/{trigger.pk}/send-test-event/")
+    assert NO_TEST_MODE in page.content.decode()
 
     response = send(admin_client, trigger, VALID)
 

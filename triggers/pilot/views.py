@@ -14,7 +14,7 @@ from config.errors import ApplicationError
 
 from ..models import Trigger, TriggerEvent
 from ..schema_editor import NotExpressible, schema_to_rows
-from ..services.test_events import trigger_event_send_test
+from ..services.test_events import NO_TEST_MODE, test_mode_key, trigger_event_send_test
 from .examples import EXAMPLE_USER, curl_command, example_body, example_context
 from .forms import TestEventForm
 
@@ -74,6 +74,9 @@ def send_test_event(model_admin, request: HttpRequest, object_id: str) -> HttpRe
         "opts": model_admin.opts,
         "original": trigger,
         "form": form,
+        "no_test_mode": None
+        if test_mode_key(partnership_id=trigger.partnership_id)
+        else NO_TEST_MODE,
     }
     return TemplateResponse(request, "triggers/pilot/send_test_event.html", context)
 

@@ -49,20 +49,17 @@ def trigger_event_send_test(
     return result
 
 
+def test_mode_key(*, partnership_id) -> ApiKey | None:
+    """The partnership's newest active test key: while it has one, it accepts test events."""
+    keys = ApiKey.objects.filter(partnership_id=partnership_id, mode=ApiKey.Mode.TEST)
+    return next((key for key in keys.order_by("-created_at") if key.is_active), None)
+
+
 def _test_principal(trigger: Trigger) -> PartnerPrincipal:
     partnership = partnership_record(partnership_id=trigger.partnership_id)
     if not partnership.is_active:
         raise ApplicationError(403, ErrorCode.PARTNERSHIP_SUSPENDED)
-    key = next(
-        (
-            key
-            for key in ApiKey.objects.filter(
-                partnership_id=trigger.partnership_id, mode=ApiKey.Mode.TEST
-            ).order_by("-created_at")
-            if key.is_active
-        ),
-        None,
-    )
+    key = test_mode_key(partnership_id=trigger.partnership_id)
     if key is None:
         raise ApplicationError(403, ErrorCode.PERMISSION_DENIED, NO_TEST_MODE)
     return PartnerPrincipal(partnership=partnership, key=api_key_record(prefix=key.prefix))
