@@ -4,21 +4,24 @@ The triggers app cannot know about campaigns (the dependency points this way), s
 registers its own admin for triggers, built on theirs (``campaigns/admin.py`` registers it).
 """
 
-from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from triggers.admin import TriggerAdmin
-from triggers.models import Trigger
+from triggers.models import Trigger, TriggerEvent
+from triggers.pilot.forms import TriggerSchemaForm
 
+from .decisions import outcome_label
+from .selectors import trigger_event_decisions
 from .services import trigger_delete_check, trigger_schema_change_check
 
 
-class TriggerForm(forms.ModelForm):
+class TriggerForm(TriggerSchemaForm):
     """Refuses a schema (or name) change that would stop an active campaign, naming it; a
     draft or paused campaign it would break is a warning (it could not be activated as is)."""
 
+    campaign_refusals: tuple = ()  # active campaigns the change would stop
     campaign_warnings: tuple = ()  # draft and paused campaigns the change breaks
 
     def clean(self) -> dict:
@@ -39,12 +42,30 @@ class TriggerForm(forms.ModelForm):
                 f"This change would stop the active campaign {broken}. Change the campaign "
                 "first, or pause it.",
             )
-        self.campaign_warnings = check.warned
+        self.campaign_refusals, self.campaign_warnings = check.refused, check.warned
         return cleaned
 
 
 class TriggerWithCampaignsAdmin(TriggerAdmin):
     form = TriggerForm
+
+    def test_event_decisions(self, event: TriggerEvent) -> list[dict]:
+        return [
+            {
+                "campaign": decision.campaign,
+                "outcome": outcome_label(decision.outcome),
+                "amount": decision.amount,
+                "message": decision.message,
+            }
+            for decision in trigger_event_decisions(event=event)
+        ]
+
+    def schema_check_extra(self, form: TriggerForm, trigger: Trigger | None) -> dict:
+        """The campaigns the checked schema would break: refused (active) and warned."""
+        return {
+            "refused": [_described(broken) for broken in form.campaign_refusals],
+            "warned": [_described(broken) for broken in form.campaign_warnings],
+        }
 
     def delete_view(self, request, object_id, extra_context=None):
         trigger = self.get_object(request, object_id)
@@ -80,3 +101,8 @@ def _delete_refusal(trigger: Trigger, broken) -> str:
         f"The trigger {trigger.name} was not deleted: the active campaign {broken} reads it. "
         "Change the campaign first, or pause it."
     )
+
+
+def _described(broken) -> str:
+    errors = "; ".join(f"{field}: {message}" for field, message in broken.errors.items())
+    return f"{broken.name} ({broken.slug}, {broken.status}): {errors}"
