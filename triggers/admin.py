@@ -1,11 +1,13 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin
 
+from partnerships.scoping import PartnershipScopedAdmin
+
 from .models import Trigger, TriggerEvent
 
 
 @admin.register(Trigger)
-class TriggerAdmin(ModelAdmin):
+class TriggerAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("name", "partnership", "status", "updated_at")
     list_filter = ("status", "partnership")
     search_fields = ("name", "description")
@@ -13,7 +15,7 @@ class TriggerAdmin(ModelAdmin):
 
 
 @admin.register(TriggerEvent)
-class TriggerEventAdmin(ModelAdmin):
+class TriggerEventAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("id", "trigger", "end_user", "status", "mode", "occurred_at", "received_at")
     list_filter = ("status", "mode", "partnership", "trigger")
     search_fields = ("id", "end_user__external_user_id", "idempotency_key")
