@@ -54,6 +54,7 @@ class PartnershipMemberInline(TabularInline):
 @admin.register(Partnership)
 class PartnershipAdmin(PartnershipScopedAdmin, ModelAdmin):
     partnership_path = "pk"
+    ordering = ("partner__name", "name")
     list_display = ("name", "partner", "id", "status", "reward_unit", "created_at")
     list_filter = ("status", "partner")
     search_fields = ("name", "partner__name", "id")

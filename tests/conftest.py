@@ -90,12 +90,16 @@ def test_client(test_key) -> APIClient:
 
 
 @pytest.fixture
-def pilot_viewer(client, django_user_model):
-    """A Pilot user (staff) who may view everything and change nothing."""
+def pilot_viewer(client, django_user_model, partnership):
+    """A Pilot user (staff) who may view everything and change nothing, a member of the test's
+    partnership (Pilot shows an operator only their partnerships' rows)."""
     from django.contrib.auth.models import Permission
+
+    from partnerships.models import PartnershipMember
 
     user = django_user_model.objects.create_user("viewer", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    PartnershipMember.objects.create(user=user, partnership=partnership)
     client.force_login(user)
     return client
 

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.utils import timezone
+
 from campaigns.models import Campaign
 from partnerships.models import ApiKey, EndUser, Partnership, PartnershipMember
 from partnerships.services import audit_record
@@ -47,7 +49,13 @@ def world(name: str, django_user_model) -> World:
     endpoint = WebhookEndpoint.objects.create(
         partnership=partnership, url=f"https://{name.lower()}.example/hooks", secret="whsec_x"
     )
-    WebhookDelivery.objects.create(endpoint=endpoint, event_type="reward.issued", payload={})
+    WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_type="reward.issued",
+        payload={},
+        next_attempt_at=timezone.now(),
+        created_at=timezone.now(),
+    )
     member = django_user_model.objects.create_user(f"{name.lower()}_ops", is_staff=True)
     PartnershipMember.objects.create(user=member, partnership=partnership)
     audit_record(actor=member, action="enduser.block", target=end_user, partnership=partnership)

@@ -58,7 +58,7 @@ def visible_to_a(model):
     rows = model._default_manager.all()
     if path is None:
         return rows
-    return rows.filter(**{path: Partnership.objects.get(name="Alpha")}).distinct()
+    return rows.filter(**{f"{path}__in": Partnership.objects.filter(name="Alpha")}).distinct()
 
 
 @pytest.mark.parametrize("model", registered())
