@@ -6,6 +6,7 @@ by django-otp: with their app's code or a recovery code, or by enrolling first.
 """
 
 import base64
+import functools
 
 from django import forms
 from django.contrib import admin, messages
@@ -48,16 +49,25 @@ class SecondFactorMiddleware:
 
     @staticmethod
     def _must_verify(request: HttpRequest) -> bool:
-        pilot = reverse("admin:index")
-        if not request.path.startswith(pilot):
+        pilot, open_paths, second_factor = _pilot_paths()
+        if not request.path.startswith(pilot):  # the API: not a look at the session
             return False
         user = request.user
         if not (user.is_authenticated and user.is_staff) or user.is_verified():
             return False
-        open_paths = (reverse("admin:login"), reverse("admin:logout"))
-        if request.path in open_paths or request.path.startswith(reverse("pilot-second-factor")):
+        if request.path in open_paths or request.path.startswith(second_factor):
             return False
         return needs_second_factor(user=user)
+
+
+@functools.cache
+def _pilot_paths() -> tuple[str, tuple[str, str], str]:
+    """Pilot's prefix, the pages open before the second factor, and its own pages' prefix."""
+    return (
+        reverse("admin:index"),
+        (reverse("admin:login"), reverse("admin:logout")),
+        reverse("pilot-second-factor"),
+    )
 
 
 class TokenForm(forms.Form):
