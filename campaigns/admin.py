@@ -1,6 +1,7 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline
 
+from partnerships.scoping import PartnershipScopedAdmin
 from triggers.models import Trigger, TriggerEvent
 
 from .event_admin import TriggerEventWithDecisionsAdmin
@@ -22,7 +23,7 @@ class CampaignVersionInline(TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ModelAdmin):
+class CampaignAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")
     search_fields = ("name", "slug")

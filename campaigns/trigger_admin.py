@@ -69,7 +69,9 @@ class TriggerWithCampaignsAdmin(TriggerAdmin):
 
     def delete_view(self, request, object_id, extra_context=None):
         trigger = self.get_object(request, object_id)
-        refused = trigger_delete_check(trigger=trigger).refused if trigger else ()
+        if trigger is None or not self.has_delete_permission(request, trigger):
+            return super().delete_view(request, object_id, extra_context)  # its refusal
+        refused = trigger_delete_check(trigger=trigger).refused
         if refused:
             for broken in refused:
                 self.message_user(request, _delete_refusal(trigger, broken), messages.ERROR)

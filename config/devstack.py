@@ -546,6 +546,8 @@ def cmd_run() -> int:
         except ValueError:
             raise SystemExit(f"devstack: demo_setup printed no JSON object:\n{output}") from None
         demo["pilot_login"] = _demo_login(env)
+        if demo["pilot_login"]:  # it signs in without a second factor (config/settings.py)
+            env["DEVSTACK_DEMO_LOGIN"] = demo["pilot_login"]["username"]
         (VAR / "demo-setup.json").write_text(json.dumps(demo, indent=2) + "\n")
 
         gunicorn = [sys.executable, "-m", "gunicorn", "config.wsgi:application"]

@@ -42,6 +42,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Pilot's second factor: TOTP apps and single-use recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "partnerships",
     "triggers",
     "campaigns",
@@ -58,6 +62,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Whether the session gave a second factor, then Pilot's gate for the roles that need one.
+    "django_otp.middleware.OTPMiddleware",
+    "partnerships.second_factor_views.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -153,6 +160,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Pilot's second factor (partnerships/second_factor.py): the name authenticator apps show;
+# devices' keys are not shown in Pilot's device pages.
+OTP_TOTP_ISSUER = "Campaign Rewards Pilot"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Users who sign in to Pilot without a second factor: the demo login of `make run`, which
+# config/devstack.py names for its own processes (DEVSTACK_DEMO_LOGIN). Never with HTTPS.
+PILOT_SECOND_FACTOR_EXEMPT_USERNAMES = [] if HTTPS else env.list("DEVSTACK_DEMO_LOGIN", default=[])
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -2,22 +2,28 @@ from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
 from django.utils.html import format_html
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
+from .scoping import PartnershipScopedAdmin
+from .selectors import pilot_users_for_operator
 from .services import api_key_issue, api_key_revoke
 
 
-class PartnershipInline(TabularInline):
+class PartnershipInline(PartnershipScopedAdmin, TabularInline):
     model = Partnership
+    partnership_path = "pk"
     fields = ("name", "status", "reward_unit")
     extra = 0
     show_change_link = True
 
 
 @admin.register(Partner)
-class PartnerAdmin(ModelAdmin):
+class PartnerAdmin(PartnershipScopedAdmin, ModelAdmin):
+    partnership_path = "partnerships"
     list_display = ("name", "created_at")
     search_fields = ("name",)
     inlines = [PartnershipInline]
@@ -46,7 +52,9 @@ class PartnershipMemberInline(TabularInline):
 
 
 @admin.register(Partnership)
-class PartnershipAdmin(ModelAdmin):
+class PartnershipAdmin(PartnershipScopedAdmin, ModelAdmin):
+    partnership_path = "pk"
+    ordering = ("partner__name", "name")
     list_display = ("name", "partner", "id", "status", "reward_unit", "created_at")
     list_filter = ("status", "partner")
     search_fields = ("name", "partner__name", "id")
@@ -62,7 +70,7 @@ class PartnershipAdmin(ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ModelAdmin):
+class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("prefix", "partnership", "name", "mode", "status", "expires_at", "last_used_at")
     list_filter = ("mode", "partnership")
     search_fields = ("prefix", "name", "partnership__name")
@@ -106,7 +114,7 @@ class ApiKeyAdmin(ModelAdmin):
 
 
 @admin.register(EndUser)
-class EndUserAdmin(ModelAdmin):
+class EndUserAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("external_user_id", "id", "partnership", "created_at")
     list_filter = ("partnership",)
     search_fields = ("external_user_id", "id")
@@ -119,7 +127,7 @@ class EndUserAdmin(ModelAdmin):
 
 
 @admin.register(PartnershipMember)
-class PartnershipMemberAdmin(ModelAdmin):
+class PartnershipMemberAdmin(PartnershipScopedAdmin, ModelAdmin):
     """Who sees which partnership in Pilot (``partnerships_for_operator``)."""
 
     list_display = ("user", "partnership", "created_at")
@@ -132,7 +140,7 @@ class PartnershipMemberAdmin(ModelAdmin):
 # --- Pilot's own users, in the same look, with the partnerships they see ----------------------
 
 
-class MembershipInline(TabularInline):
+class MembershipInline(PartnershipScopedAdmin, TabularInline):
     model = PartnershipMember
     fields = ("partnership", "created_at")
     readonly_fields = ("created_at",)
@@ -146,19 +154,71 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
+    """Pilot's users. An operator who is not a superuser sees those of their partnerships
+    (``pilot_users_for_operator``) and cannot make anyone a superuser, who sees everything."""
+
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     inlines = [MembershipInline]
 
+    def get_queryset(self, request):
+        users = pilot_users_for_operator(user=request.user)
+        return super().get_queryset(request).filter(pk__in=users.values("pk"))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else (*fields, "is_superuser")
+
 
 @admin.register(Group)
 class GroupAdmin(auth_admin.GroupAdmin, ModelAdmin):
-    pass
+    """The roles (``partnerships.roles``). A group is shared by every partnership, so only a
+    superuser changes one; an Admin gives roles on the user's page."""
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+class SuperusersOnly:
+    """Second-factor devices belong to no partnership: only superusers see them, to delete a
+    lost one (its operator enrols again at the next sign-in). Keys stay hidden
+    (OTP_ADMIN_HIDE_SENSITIVE_DATA)."""
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+for _model in (TOTPDevice, StaticDevice):
+    _registered = type(admin.site._registry[_model])
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(_registered.__name__, (SuperusersOnly, _registered), {}))
+
+
+# The index's recent actions, limited to the operator's partnerships.
+admin.site.index_template = "partnerships/pilot_index.html"
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ModelAdmin):
+class AuditEntryAdmin(PartnershipScopedAdmin, ModelAdmin):
     """The audit log: read only, for everyone who may view it."""
 
     list_display = ("at", "actor_name", "action", "target_repr", "partnership", "mode")

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, QuerySet
 
 from config.localcache import config_cache
 
-from .models import ApiKey, Partnership
+from .models import ApiKey, Partnership, PartnershipMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +97,19 @@ def partnerships_for_operator(*, user) -> QuerySet[Partnership]:
     if user.is_superuser:
         return partnerships
     return partnerships.filter(members__user=user)
+
+
+def pilot_users_for_operator(*, user) -> QuerySet:
+    """The Pilot users an operator may see and manage: all for a superuser; for others, the
+    members of their partnerships and the users of none yet (who see nothing until added to
+    one); never a superuser, whom only a superuser manages."""
+    users = get_user_model().objects.all()
+    if not user.is_active:
+        return users.none()
+    if user.is_superuser:
+        return users
+    memberships = PartnershipMember.objects.filter(user=OuterRef("pk"))
+    return users.filter(is_superuser=False).filter(
+        ~Exists(memberships)
+        | Exists(memberships.filter(partnership__in=partnerships_for_operator(user=user)))
+    )

@@ -4,6 +4,7 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
+from partnerships.scoping import PartnershipScopedAdmin
 
 from .models import CampaignCounter, Reward, RewardAdjustment
 from .serializers import amount_for_display
@@ -11,7 +12,7 @@ from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webh
 
 
 @admin.register(Reward)
-class RewardAdmin(ModelAdmin):
+class RewardAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = (
         "id",
         "campaign",
@@ -42,8 +43,10 @@ class RewardAdmin(ModelAdmin):
 
 
 @admin.register(RewardAdjustment)
-class RewardAdjustmentAdmin(ModelAdmin):
+class RewardAdjustmentAdmin(PartnershipScopedAdmin, ModelAdmin):
     """Reversals, one row per reward they took back from (the rows behind "reversed")."""
+
+    partnership_path = "reward__partnership"
 
     list_display = ("created_at", "reward", "campaign", "end_user", "amount", "mode", "reason")
     list_filter = (

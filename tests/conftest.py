@@ -1,10 +1,12 @@
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from config.localcache import config_cache
 from partnerships import auth, ratelimit
 from tests import servers
 from tests.factories import ApiKeyFactory, TriggerFactory
+from tests.second_factor import verify_session
 from triggers.services import ingest
 
 
@@ -28,6 +30,21 @@ def _fresh_process_caches():
     ingest._user_ids.clear()
     yield
     config_cache._entries.clear()
+
+
+@pytest.fixture(autouse=True)
+def _force_login_gives_the_second_factor(monkeypatch):
+    """``client.force_login(user)`` (and pytest-django's ``admin_client``) signs in a verified
+    operator: password and second factor, the session verified by django-otp with a device of
+    the user's. ``client.login(username=..., password=...)`` stays the password step alone, as
+    on the sign-in page: the second factor's own tests sign in that way."""
+    force_login = Client.force_login
+
+    def force_login_verified(self, user, backend=None):
+        force_login(self, user, backend)
+        verify_session(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login_verified)
 
 
 @pytest.fixture
@@ -73,12 +90,16 @@ def test_client(test_key) -> APIClient:
 
 
 @pytest.fixture
-def pilot_viewer(client, django_user_model):
-    """A Pilot user (staff) who may view everything and change nothing."""
+def pilot_viewer(client, django_user_model, partnership):
+    """A Pilot user (staff) who may view everything and change nothing, a member of the test's
+    partnership (Pilot shows an operator only their partnerships' rows)."""
     from django.contrib.auth.models import Permission
+
+    from partnerships.models import PartnershipMember
 
     user = django_user_model.objects.create_user("viewer", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    PartnershipMember.objects.create(user=user, partnership=partnership)
     client.force_login(user)
     return client
 

@@ -54,7 +54,7 @@ class TriggerAdmin(PartnershipScopedAdmin, ModelAdmin):
 
 
 @admin.register(TriggerEvent)
-class TriggerEventAdmin(ModelAdmin):
+class TriggerEventAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("id", "trigger", "end_user", "status", "mode", "occurred_at", "received_at")
     list_filter = ("status", "mode", "partnership", "trigger")
     search_fields = ("id", "end_user__external_user_id", "idempotency_key")

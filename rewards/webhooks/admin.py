@@ -3,6 +3,8 @@ from django.db import models
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
+from partnerships.scoping import PartnershipScopedAdmin
+
 from .models import WebhookDelivery, WebhookEndpoint
 from .services import (
     webhook_delivery_redeliver,
@@ -12,7 +14,7 @@ from .services import (
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ModelAdmin):
+class WebhookEndpointAdmin(PartnershipScopedAdmin, ModelAdmin):
     list_display = ("url", "partnership", "event_types", "modes", "active", "created_at")
     list_filter = ("active", "modes", "partnership")
     fields = ("partnership", "url", "event_types", "modes", "active")
@@ -47,7 +49,8 @@ def _show_secret(request, secret: str, endpoint=None) -> None:
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ModelAdmin):
+class WebhookDeliveryAdmin(PartnershipScopedAdmin, ModelAdmin):
+    partnership_path = "endpoint__partnership"
     list_display = (
         "id",
         "event_type",

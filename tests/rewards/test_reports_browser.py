@@ -1,6 +1,7 @@
 """Pilot's reports in a real browser: Debian's Chromium driven by Playwright (no browser
-download), against a live server. Sign in, read the dashboard, see the chart drawn, change the
-range, download the CSV, open a campaign's report. Screenshots: var/screenshots/.
+download), against a live server. Sign in (password, then the authenticator app's code), read
+the dashboard, see the chart drawn, change the range, download the CSV, open a campaign's
+report. Screenshots: var/screenshots/.
 
 Without Chromium or the playwright package the test skips with the reason, except under CI
 (CI=true), where it fails: `.ci/run` installs Chromium and must run this test.
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rewards.reports.pilot_filters import local_today
+from tests.second_factor import totp_code, totp_device
 from tests.support import ROOT
 
 from .pilot_reports_data import EXPECTED_TOTALS, build_scenario
@@ -84,7 +86,7 @@ def test_an_operator_reads_the_reports_in_a_browser(
     scenario = build_scenario(
         partnership=partnership, trigger=trigger, partner_client=partner_client
     )
-    django_user_model.objects.create_superuser("pilot", password=PASSWORD)
+    device = totp_device(django_user_model.objects.create_superuser("pilot", password=PASSWORD))
     today = local_today(partnership)
     past = today - timedelta(days=40)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,10 @@ def test_an_operator_reads_the_reports_in_a_browser(
             page.fill("#id_username", "pilot")
             page.fill("#id_password", PASSWORD)
             page.locator("form button[type=submit], form input[type=submit]").first.click()
-            page.wait_for_url("**/pilot/reports/**")
+            page.wait_for_url("**/pilot/second-factor/**")  # a superuser can move money
+            page.fill("#id_token", totp_code(device))
+            page.locator("#second-factor-form button[type=submit]").click()
+            page.wait_for_url("**/pilot/reports/")
 
             # The dashboard: the totals, the chart drawn.
             assert figure(page, "total:Points:issued_count") == EXPECTED_TOTALS["issued_count"]

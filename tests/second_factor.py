@@ -1,0 +1,30 @@
+"""Pilot's second factor in tests: a session verified through django-otp's own login, and the
+codes of a real TOTP device (what an authenticator app would show)."""
+
+from django.http import HttpRequest
+from django.test import Client
+from django_otp import login as otp_login
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+def verify_session(client: Client, user) -> None:
+    """Marks the client's signed-in session as having given its second factor, with a device of
+    the user's (as the sign-in page does once the code is right)."""
+    device, _ = StaticDevice.objects.get_or_create(user=user, name="tests")
+    request = HttpRequest()
+    request.session, request.user = client.session, user
+    otp_login(request, device)
+    request.session.save()
+
+
+def totp_device(user) -> TOTPDevice:
+    """A confirmed authenticator app of the user's."""
+    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+
+
+def totp_code(device: TOTPDevice) -> str:
+    """The code the device's app shows now."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
