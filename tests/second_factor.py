@@ -28,3 +28,19 @@ def totp_code(device: TOTPDevice) -> str:
     """The code the device's app shows now."""
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     return f"{totp.token():0{device.digits}d}"
+
+
+def browser_sign_in(
+    page, base_url: str, *, username: str, password: str, next_path: str, device=None
+):
+    """Signs in through Pilot's pages in a real browser: the password, then, with a ``device``
+    (a money role's), the code its app shows; waits until ``next_path`` is open."""
+    page.goto(f"{base_url}/pilot/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.locator("form button[type=submit], form input[type=submit]").first.click()
+    if device is not None:
+        page.wait_for_url("**/pilot/second-factor/**")
+        page.fill("#id_token", totp_code(device))
+        page.locator("#second-factor-form button[type=submit]").click()
+    page.wait_for_url(f"**{next_path}")

@@ -13,6 +13,7 @@ from tests.rewards.test_reports_browser import (  # noqa: F401 - the fixture
     SCREENSHOTS,
     sync_playwright,
 )
+from tests.second_factor import browser_sign_in, totp_device
 from triggers.models import Trigger
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,7 +29,7 @@ def test_an_operator_defines_a_trigger_with_the_field_editor(
 ):
     # The test reads the database between browser steps, inside Playwright's event loop.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    django_user_model.objects.create_superuser("pilot", password=PASSWORD)
+    device = totp_device(django_user_model.objects.create_superuser("pilot", password=PASSWORD))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
@@ -37,11 +38,14 @@ def test_an_operator_defines_a_trigger_with_the_field_editor(
         )
         try:
             page = browser.new_context(viewport={"width": 1600, "height": 1100}).new_page()
-            page.goto(f"{live_server.url}/pilot/login/?next=/pilot/triggers/trigger/add/")
-            page.fill("#id_username", "pilot")
-            page.fill("#id_password", PASSWORD)
-            page.locator("form button[type=submit], form input[type=submit]").first.click()
-            page.wait_for_url("**/pilot/triggers/trigger/add/")
+            browser_sign_in(
+                page,
+                live_server.url,
+                username="pilot",
+                password=PASSWORD,
+                next_path="/pilot/triggers/trigger/add/",
+                device=device,
+            )
 
             page.select_option("#id_partnership", str(partnership.pk))
             page.fill("#id_name", "purchase")
