@@ -223,8 +223,12 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
     _runnable(live)
     live.status = Status.SUBMITTED
     live.save(update_fields=["status", "updated_at"])
-    live.versions.filter(version=live.version).update(
-        state=State.PROPOSED, submitted_by=actor, submitted_at=timezone.now()
+    submitted = {"state": State.PROPOSED, "submitted_by": actor, "submitted_at": timezone.now()}
+    CampaignVersion.objects.update_or_create(  # created: a row written around campaign_save
+        campaign=live,
+        version=live.version,
+        defaults=submitted,
+        create_defaults={**submitted, "snapshot": campaign_snapshot(campaign=live)},
     )
     _audit(Action.SUBMIT, live, actor, status=[Status.DRAFT, Status.SUBMITTED])
     return live

@@ -3,6 +3,8 @@ Approve, Reject, Pause, Resume and End for whoever may use them, the change awai
 with its diff, and the version history. Every rule lives in ``campaigns.lifecycle``; this
 module shows its answers and passes on its refusals as messages."""
 
+from datetime import UTC
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db.models import Exists, OuterRef
@@ -34,6 +36,14 @@ def _diff_html(changes: dict) -> str:
     if not lines:
         return "—"
     return format_html_join("", '<div class="diff-line">{}</div>', ((line,) for line in lines))
+
+
+def _utc(moment) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+def _no_diff(version: CampaignVersion) -> str:
+    return "(first version)" if version.version == 1 else "(no change to the configuration)"
 
 
 def _who(user) -> str:
@@ -78,10 +88,10 @@ class CampaignLifecycleAdmin:
         author = pending.author
         written = "" if author == pending.submitted_by else f" (written by {_who(author)})"
         return format_html(
-            '<div id="pending-change"><p>Submitted by {} at {:%Y-%m-%d %H:%M} UTC{}. '
+            '<div id="pending-change"><p>Submitted by {} at {} UTC{}. '
             "Until approved, the live campaign is unchanged.</p>{}</div>",
             _who(pending.submitted_by),
-            pending.submitted_at,
+            _utc(pending.submitted_at),
             written,
             _diff_html(pending.changes),
         )
@@ -95,9 +105,9 @@ class CampaignLifecycleAdmin:
                 v.version or "pending",
                 v.get_state_display(),
                 _who(v.author),
-                f"{v.created_at:%Y-%m-%d %H:%M}",
+                _utc(v.created_at),
                 _who(v.approver) if v.approver else _who(v.rejected_by),
-                _diff_html(v.changes) if v.changes else "(first version)",
+                _diff_html(v.changes) if v.changes else _no_diff(v),
                 v.reason,
             )
             for v in campaign_history(campaign=campaign)

@@ -194,7 +194,7 @@ def test_history_keeps_author_approver_and_diff(live_campaign, manager, approver
     assert (latest.author, latest.approver, latest.state) == (manager, approver, "approved")
     assert latest.changes == {"budget": ["100", "500"]}
     assert latest.approved_at is not None and latest.submitted_at is not None
-    actions = list(AuditEntry.objects.order_by("created_at").values_list("action", "actor"))
+    actions = list(AuditEntry.objects.order_by("at", "id").values_list("action", "actor"))
     assert actions == [("campaign.submit", manager.pk), ("campaign.approve", approver.pk)]
 
 

@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from campaigns.lifecycle import FOUR_EYES, campaign_change
+from campaigns.lifecycle import FOUR_EYES, campaign_change, campaign_submit
 from campaigns.models import Campaign
+from campaigns.services import campaign_save
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +58,19 @@ def form_of(campaign: Campaign, **changes) -> dict:
     return data
 
 
+def draft(trigger, author) -> Campaign:
+    return campaign_save(
+        campaign=Campaign(
+            partnership=trigger.partnership,
+            trigger=trigger,
+            name="New",
+            slug="new",
+            reward_value=Decimal("5"),
+        ),
+        author=author,
+    )
+
+
 def shown_messages(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
@@ -69,9 +83,7 @@ def test_status_is_not_an_editable_field(approver, live_campaign):
 
 
 def test_buttons_show_only_to_who_may_use_them(manager, approver, trigger):
-    campaign = Campaign.objects.create(
-        partnership=trigger.partnership, trigger=trigger, name="New", slug="new", status="draft"
-    )
+    campaign = draft(trigger, manager)
     as_manager = pilot_as(manager).get(page(campaign)).content.decode()
     assert f"/{campaign.pk}/submit/" in as_manager
     assert f"/{campaign.pk}/approve/" not in as_manager
@@ -88,9 +100,7 @@ def test_buttons_show_only_to_who_may_use_them(manager, approver, trigger):
 
 
 def test_a_campaign_manager_approving_by_url_is_refused_with_a_message(manager, trigger):
-    campaign = Campaign.objects.create(
-        partnership=trigger.partnership, trigger=trigger, name="N", slug="n", status="submitted"
-    )
+    campaign = campaign_submit(campaign=draft(trigger, manager), actor=manager)
 
     response = pilot_as(manager).post(
         f"/pilot/campaigns/campaign/{campaign.pk}/approve/", follow=True
