@@ -101,7 +101,7 @@ def _days_judging_after_end(grace_days: int) -> int:
 def campaigns_end_expired(*, now: datetime | None = None) -> int:
     """Active and paused campaigns that no event can reach any more (their end plus the
     partnership's lateness plus the longest delivery delay) become ``ended``, so that Pilot
-    shows it. Returns how many."""
+    shows it, and a change of theirs still awaiting approval is dropped. Returns how many."""
     now = now or timezone.now()
     grace = Coalesce(
         F("partnership__max_event_lateness_days"), Value(settings.CAMPAIGN_END_GRACE_DAYS)
@@ -127,6 +127,10 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
     )
     if ended:
         config_cache.invalidate()  # an UPDATE sends no post_save
+        # As when an operator ends one (campaigns.lifecycle.campaign_end).
+        CampaignVersion.objects.filter(
+            state=CampaignVersion.State.PROPOSED, campaign__status=Campaign.Status.ENDED
+        ).update(state=CampaignVersion.State.SUPERSEDED, reason="The campaign ended.")
     return ended
 
 

@@ -1,9 +1,11 @@
 """Approval of campaigns and their changes: four eyes, nothing live changes before approval,
 and every version keeps who, when and what."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from campaigns.lifecycle import (
     FOUR_EYES,
@@ -18,7 +20,7 @@ from campaigns.lifecycle import (
     campaign_submit,
 )
 from campaigns.models import Campaign, CampaignVersion
-from campaigns.services import campaign_save
+from campaigns.services import campaign_save, campaigns_end_expired
 from partnerships.models import AuditEntry
 from rewards.models import Reward
 from tests.factories import TriggerEventFactory
@@ -268,6 +270,18 @@ def test_ending_drops_a_change_awaiting_approval(live_campaign, manager):
     assert not live_campaign.versions.filter(state="proposed").exists()
     with pytest.raises(LifecycleRefused, match="it is ended"):
         campaign_pause(campaign=live_campaign, actor=manager)
+
+
+def test_a_campaign_that_ends_by_itself_drops_its_change_awaiting_approval(live_campaign, manager):
+    campaign_change(campaign=edited(live_campaign, budget=Decimal("500")), author=manager)
+    Campaign.objects.filter(pk=live_campaign.pk).update(
+        ends_at=timezone.now() - timedelta(days=400)
+    )
+
+    campaigns_end_expired()
+
+    assert Campaign.objects.get(pk=live_campaign.pk).status == "ended"
+    assert live_campaign.versions.get(version=None).state == "superseded"
 
 
 def test_a_draft_that_cannot_run_cannot_be_submitted(trigger, manager):
