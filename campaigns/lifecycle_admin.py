@@ -31,6 +31,18 @@ DONE = {
 }
 
 
+HISTORY_COLUMNS = (
+    "Version",
+    "State",
+    "Author",
+    "When (UTC)",
+    "Approved / rejected by",
+    "Changes",
+    "Note",
+)
+CELL = '<td style="padding: 0.25rem 0.75rem 0.25rem 0; vertical-align: top">{}</td>'
+
+
 def _diff_html(changes: dict) -> str:
     lines = diff_lines(changes)
     if not lines:
@@ -113,15 +125,10 @@ class CampaignLifecycleAdmin:
             for v in campaign_history(campaign=campaign)
         )
         return format_html(
-            '<table id="version-history"><thead><tr><th>Version</th><th>State</th>'
-            "<th>Author</th><th>When (UTC)</th><th>Approved / rejected by</th><th>Changes</th>"
-            "<th>Note</th></tr></thead><tbody>{}</tbody></table>",
-            format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                "<td>{}</td></tr>",
-                rows,
-            ),
+            '<table id="version-history" class="version-history"><thead><tr>{}</tr></thead>'
+            "<tbody>{}</tbody></table>",
+            format_html_join("", CELL.replace("td", "th"), ((h,) for h in HISTORY_COLUMNS)),
+            format_html_join("", "<tr>" + CELL * len(HISTORY_COLUMNS) + "</tr>", rows),
         )
 
     # --- edits -----------------------------------------------------------------------------
