@@ -84,6 +84,21 @@ def test_an_approver_cannot_approve_a_change_they_wrote_four_eyes(
     assert version.approver == second_approver
 
 
+def test_whoever_edited_a_draft_cannot_approve_it_even_if_someone_else_submitted(
+    trigger, manager, approver, second_approver
+):
+    campaign = draft(trigger, manager)
+    campaign_change(campaign=edited(campaign, reward_value=Decimal("6")), author=approver)
+    campaign_submit(campaign=campaign, actor=manager)
+
+    with pytest.raises(LifecycleRefused) as refused:
+        campaign_approve(campaign=campaign, approver=approver)
+    assert refused.value.message == FOUR_EYES
+
+    campaign_approve(campaign=campaign, approver=second_approver)
+    assert Campaign.objects.get(pk=campaign.pk).status == "active"
+
+
 def test_with_four_eyes_off_an_approver_may_approve_their_own_change(
     settings, live_campaign, approver
 ):
