@@ -1,37 +1,47 @@
 from django.contrib import admin
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
 
 from partnerships.scoping import PartnershipScopedAdmin
 from triggers.models import Trigger, TriggerEvent
 
 from .event_admin import TriggerEventWithDecisionsAdmin
-from .models import Campaign, CampaignVersion
-from .services import campaign_save
+from .lifecycle_admin import CampaignLifecycleAdmin
+from .models import Campaign
 from .trigger_admin import TriggerWithCampaignsAdmin
 
 
-class CampaignVersionInline(TabularInline):
-    model = CampaignVersion
-    fields = ("version", "snapshot", "created_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("-version",)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Campaign)
-class CampaignAdmin(PartnershipScopedAdmin, ModelAdmin):
+class CampaignAdmin(CampaignLifecycleAdmin, PartnershipScopedAdmin, ModelAdmin):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")
     search_fields = ("name", "slug")
-    readonly_fields = ("id", "version", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "version",
+        "created_at",
+        "updated_at",
+        *CampaignLifecycleAdmin.lifecycle_readonly_fields,
+    )
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("id", "partnership", "trigger", "name", "slug", "description")}),
-        ("Lifecycle", {"fields": ("status", "starts_at", "ends_at", "priority", "exclusive")}),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "shown_status",
+                    "pending_change",
+                    "starts_at",
+                    "ends_at",
+                    "priority",
+                    "exclusive",
+                ),
+                "description": "Status moves with the buttons above (Submit, Approve, ...). "
+                "A change of an approved campaign's rule, reward, schedule, priority or limits "
+                "(except lowering a cap) waits for approval; the live campaign is unchanged "
+                "until then.",
+            },
+        ),
         (
             "Rule",
             {
@@ -67,16 +77,8 @@ class CampaignAdmin(PartnershipScopedAdmin, ModelAdmin):
                 )
             },
         ),
-        ("Versions", {"fields": ("version", "created_at", "updated_at")}),
+        ("Versions", {"fields": ("version", "history", "created_at", "updated_at")}),
     )
-    inlines = [CampaignVersionInline]
-
-    @admin.display(description="Status", ordering="status")
-    def shown_status(self, campaign: Campaign) -> str:
-        return campaign.display_status  # "scheduled": active with a future start
-
-    def save_model(self, request, obj: Campaign, form, change: bool) -> None:
-        campaign_save(campaign=obj)
 
 
 # Triggers and their events, as the campaigns that read them see them.

@@ -1,6 +1,7 @@
 import uuid
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -18,6 +19,9 @@ class Campaign(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted for approval"
+        # Approved: shown as "scheduled" before its start (``display_status``). The workers
+        # read this status only.
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
         ENDED = "ended", "Ended"
@@ -135,17 +139,72 @@ class Campaign(models.Model):
 
 
 class CampaignVersion(models.Model):
-    """The rule and reward spec of each saved version: what produced a reward, stored once."""
+    """One change of a campaign: who made it, what (``changes``: field -> [before, after]),
+    the whole configuration it gives (``snapshot``) and where it stands in approval.
+
+    A version with a number is, or was, the campaign row's configuration: rewards name it
+    (``Reward.campaign_version``). A change of an approved campaign waits here unnumbered
+    (``proposed``) and changes nothing live until approved (``campaigns.lifecycle``)."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft (saved in place, not approved)"
+        PROPOSED = "proposed", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        SUPERSEDED = "superseded", "Superseded"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="versions")
-    version = models.PositiveIntegerField()
+    version = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.APPROVED)
     snapshot = models.JSONField()
+    changes = models.JSONField(default=dict, blank=True)
+    base_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The live version a proposed change was made against."
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it was rejected, or applied at once.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "version"], name="uniq_campaign_version"),
+            models.UniqueConstraint(
+                fields=["campaign"],
+                condition=Q(state="proposed"),
+                name="one_pending_change_per_campaign",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.campaign_id} v{self.version}"
+        return f"{self.campaign_id} v{self.version or '(pending)'}"

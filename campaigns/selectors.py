@@ -11,7 +11,7 @@ from triggers.models import Trigger, TriggerEvent
 from .compiler import CampaignSpec, TriggerSchema, compile_or_invalid
 from .decisions import DecisionView, decision_describe, stored_campaign_ids
 from .engine import CompiledCampaign, InvalidCampaign, Limits
-from .models import Campaign
+from .models import Campaign, CampaignVersion
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +105,14 @@ def campaign_get_by_ref(*, partnership_id: uuid.UUID, ref: str) -> Campaign | No
     except ValueError:
         by_id = Q()
     return Campaign.objects.filter(by_id | Q(slug=ref), partnership_id=partnership_id).first()
+
+
+def campaign_pending_change(*, campaign: Campaign) -> CampaignVersion | None:
+    """The change awaiting approval: a submitted draft's version, or an approved campaign's
+    proposed edit (at most one: a constraint)."""
+    return campaign.versions.filter(state=CampaignVersion.State.PROPOSED).first()
+
+
+def campaign_history(*, campaign: Campaign):
+    """Every version, newest first, with the people who wrote and decided it."""
+    return campaign.versions.select_related("author", "submitted_by", "approver", "rejected_by")

@@ -2,7 +2,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -26,25 +25,7 @@ from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_camp
 from .engine import candidate_until
 from .models import Campaign, CampaignVersion
 from .selectors import campaign_spec, end_grace_days, trigger_schemas
-
-
-def campaign_snapshot(*, campaign: Campaign) -> dict:
-    """The rule and reward spec of this version (kept as a ``CampaignVersion``)."""
-
-    def number(value: Decimal | None) -> str | None:
-        return None if value is None else str(value)
-
-    return {
-        "condition": campaign.condition,
-        "facts": campaign.facts,
-        "reward_type": campaign.reward_type,
-        "reward_value": number(campaign.reward_value),
-        "reward_field": campaign.reward_field,
-        "reward_expression": campaign.reward_expression,
-        "reward_min": number(campaign.reward_min),
-        "reward_max": number(campaign.reward_max),
-        "rounding": campaign.rounding,
-    }
+from .versions import campaign_snapshot, snapshot_diff
 
 
 def _compile_errors(spec: CampaignSpec, schemas: list[TriggerSchema]) -> dict[str, str]:
@@ -75,18 +56,38 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
 
 
 @transaction.atomic
-def campaign_save(*, campaign: Campaign) -> Campaign:
-    """Validates and saves; a change to a saved campaign bumps its version.
+def campaign_save(*, campaign: Campaign, author=None, reason: str = "") -> Campaign:
+    """Validates and writes the row; a change to a saved campaign bumps its version, kept with
+    its author and its difference from the one before.
+
+    This writes what the workers read, with no approval: for a draft, and for code that owns a
+    campaign's configuration (tests' factories, the demo, benchmarks). An operator's change of
+    an approved campaign goes through ``campaigns.lifecycle.campaign_change``.
 
     The saved row is locked to read its version, so concurrent saves of one campaign queue
     there and get consecutive versions."""
     campaign.full_clean()
+    before = None
     if not campaign._state.adding:
         saved = Campaign.objects.select_for_update().values_list("version", flat=True)
-        campaign.version = saved.get(pk=campaign.pk) + 1
+        previous = saved.get(pk=campaign.pk)
+        campaign.version = previous + 1
+        before = (
+            CampaignVersion.objects.filter(campaign=campaign, version=previous)
+            .values_list("snapshot", flat=True)
+            .first()
+        )
     campaign.save()
+    snapshot = campaign_snapshot(campaign=campaign)
+    unapproved = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SUBMITTED)
     CampaignVersion.objects.create(
-        campaign=campaign, version=campaign.version, snapshot=campaign_snapshot(campaign=campaign)
+        campaign=campaign,
+        version=campaign.version,
+        state=CampaignVersion.State.DRAFT if unapproved else CampaignVersion.State.APPROVED,
+        snapshot=snapshot,
+        changes=snapshot_diff(before, snapshot),
+        author=author,
+        reason=reason,
     )
     return campaign
 
@@ -100,7 +101,7 @@ def _days_judging_after_end(grace_days: int) -> int:
 def campaigns_end_expired(*, now: datetime | None = None) -> int:
     """Active and paused campaigns that no event can reach any more (their end plus the
     partnership's lateness plus the longest delivery delay) become ``ended``, so that Pilot
-    shows it. Returns how many."""
+    shows it, and a change of theirs still awaiting approval is dropped. Returns how many."""
     now = now or timezone.now()
     grace = Coalesce(
         F("partnership__max_event_lateness_days"), Value(settings.CAMPAIGN_END_GRACE_DAYS)
@@ -126,6 +127,10 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
     )
     if ended:
         config_cache.invalidate()  # an UPDATE sends no post_save
+        # As when an operator ends one (campaigns.lifecycle.campaign_end).
+        CampaignVersion.objects.filter(
+            state=CampaignVersion.State.PROPOSED, campaign__status=Campaign.Status.ENDED
+        ).update(state=CampaignVersion.State.SUPERSEDED, reason="The campaign ended.")
     return ended
 
 

@@ -257,6 +257,9 @@ EVENT_RETRY_DELAY_SECONDS = env.float("EVENT_RETRY_DELAY_SECONDS", default=2.0)
 # A campaign judges the events that reach us until its end plus its partnership's
 # max_event_lateness_days; for a partnership without that bound (NULL), plus this many days.
 CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
+# Four eyes: whoever submitted or wrote a campaign change may not approve it. Off, an approver
+# may approve their own (a one-person team).
+CAMPAIGN_APPROVAL_FOUR_EYES = env.bool("CAMPAIGN_APPROVAL_FOUR_EYES", default=True)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 
