@@ -5,6 +5,7 @@ from triggers.models import Trigger, TriggerEvent
 
 from .event_admin import TriggerEventWithDecisionsAdmin
 from .models import Campaign, CampaignVersion
+from .pilot.admin import CampaignBuilderAdmin
 from .services import campaign_save
 from .trigger_admin import TriggerWithCampaignsAdmin
 
@@ -22,26 +23,38 @@ class CampaignVersionInline(TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ModelAdmin):
+class CampaignAdmin(CampaignBuilderAdmin, ModelAdmin):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")
     search_fields = ("name", "slug")
-    readonly_fields = ("id", "version", "created_at", "updated_at")
+    readonly_fields = ("id", "version", "created_at", "updated_at", "rule_vocabulary")
     prepopulated_fields = {"slug": ("name",)}
+    # The builder's steps, one tab each (campaigns/pilot: the form, the checks, the panel).
     fieldsets = (
-        (None, {"fields": ("id", "partnership", "trigger", "name", "slug", "description")}),
-        ("Lifecycle", {"fields": ("status", "starts_at", "ends_at", "priority", "exclusive")}),
+        (
+            "Details",
+            {
+                "classes": ["tab"],
+                "fields": ("id", "partnership", "trigger", "name", "slug", "description", "status"),
+            },
+        ),
+        (
+            "Schedule",
+            {"classes": ["tab"], "fields": ("starts_at", "ends_at", "priority", "exclusive")},
+        ),
         (
             "Rule",
             {
-                "fields": ("condition", "facts"),
-                "description": "CEL over context.&lt;field&gt;, user, event and facts. "
-                "Numbers from the context are doubles (write 20.0). Checked on save.",
+                "classes": ["tab"],
+                "fields": (("condition", "rule_vocabulary"), "facts"),
+                "description": "CEL over context.&lt;field&gt;, user, event and facts, checked "
+                "as you type and on save. Numbers from the context are doubles (write 20.0).",
             },
         ),
         (
             "Reward",
             {
+                "classes": ["tab"],
                 "fields": (
                     "reward_type",
                     "reward_value",
@@ -50,12 +63,14 @@ class CampaignAdmin(ModelAdmin):
                     "reward_min",
                     "reward_max",
                     "rounding",
-                )
+                ),
+                "description": "An expression reads what the Rule step lists.",
             },
         ),
         (
             "Limits",
             {
+                "classes": ["tab"],
                 "fields": (
                     "budget",
                     "max_rewards",
@@ -63,10 +78,10 @@ class CampaignAdmin(ModelAdmin):
                     "max_rewards_per_user_per_period",
                     "period",
                     "max_amount_per_user",
-                )
+                ),
             },
         ),
-        ("Versions", {"fields": ("version", "created_at", "updated_at")}),
+        ("Versions", {"classes": ["tab"], "fields": ("version", "created_at", "updated_at")}),
     )
     inlines = [CampaignVersionInline]
 
