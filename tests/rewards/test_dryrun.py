@@ -379,3 +379,29 @@ def test_an_operator_cannot_dry_run_another_partnerships_events(client, django_u
     )
     mine = client.post(DRY_RUN, sample_form(trigger)).content.decode()
     assert decision_cells(mine)["vip"]["outcome"] == "Rewarded"
+
+
+def test_a_new_campaign_from_the_add_page_takes_part_before_it_exists(admin_client, trigger):
+    from tests.campaigns.test_builder import campaign_form
+
+    shop(trigger)
+    new = campaign_form(
+        trigger,
+        name="Welcome",
+        slug="welcome",
+        priority=20,
+        condition="facts.firsts == 1",
+        reward_value="3",
+        facts=[{"name": "firsts", "aggregate": "count", "window_days": 366}],
+        _dryrun_from_builder="1",
+    )
+    before = row_counts()
+
+    page = admin_client.post(DRY_RUN, {**new, **sample_form(trigger)}).content.decode()
+
+    rows = decision_cells(page)
+    assert next(iter(rows)) == "welcome"  # the highest priority, judged first
+    assert (rows["welcome"]["outcome"], rows["welcome"]["amount"]) == ("Rewarded", "3.00")
+    assert rows["welcome"]["facts"] == "facts.firsts = 1"
+    assert rows["vip"]["outcome"] == "Rewarded"  # "welcome" is not exclusive
+    assert row_counts() == before
