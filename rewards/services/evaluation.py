@@ -94,12 +94,12 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
         for campaign in listed
         if isinstance(campaign, CompiledCampaign)
     }
-    context = evaluation_inputs_load(events=events, campaigns=campaigns)
+    inputs = evaluation_inputs_load(events=events, campaigns=campaigns)
     results: list[EventOutcome | None] = [None] * len(events)
     judged: list[tuple[int, TriggerEvent, list[Verdict]]] = []
     for index, event in enumerate(events):
         try:
-            judged.append((index, event, event_verdicts(event, context)))
+            judged.append((index, event, event_verdicts(event, inputs)))
         except (SoftTimeLimitExceeded, MemoryError):
             raise  # the worker's trouble, not this event's: the whole attempt is charged
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
@@ -107,7 +107,7 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
             results[index] = EventOutcome(
                 event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
             )
-    for (index, event, _), decisions in zip(judged, _issue(judged, context, compiled), strict=True):
+    for (index, event, _), decisions in zip(judged, _issue(judged, inputs, compiled), strict=True):
         results[index] = EventOutcome(event.id, TriggerEvent.Status.PROCESSED, "", decisions)
     return results
 
@@ -154,13 +154,13 @@ _NO_FACTS: dict = {}
 # --- Phase 1: rules (campaigns.judge), no lock ------------------------------------------------
 
 
-def event_verdicts(event: TriggerEvent, context: EvaluationInputs) -> list[Verdict]:
-    campaigns = context.campaigns[event.trigger_id]
+def event_verdicts(event: TriggerEvent, inputs: EvaluationInputs) -> list[Verdict]:
+    campaigns = inputs.campaigns[event.trigger_id]
     if not campaigns:
         return []
     value = EventValue(
         event.id,
-        context.trigger_names[event.trigger_id],
+        inputs.trigger_names[event.trigger_id],
         event.context,
         event.tags,
         event.mode,
@@ -170,16 +170,16 @@ def event_verdicts(event: TriggerEvent, context: EvaluationInputs) -> list[Verdi
     return event_judge(
         campaigns,
         value,
-        user=context.users.get(event.end_user_id, {}),
-        facts=context.facts.get(event.id, _NO_FACTS),
-        places=context.units[event.partnership_id][1],
+        user=inputs.users.get(event.end_user_id, {}),
+        facts=inputs.facts.get(event.id, _NO_FACTS),
+        places=inputs.units[event.partnership_id][1],
     )
 
 
 # --- Phase 2: issuance, under the counter locks ---------------------------------------------
 
 
-def _issue(judged, context: EvaluationInputs, compiled) -> list[tuple]:
+def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
     """Settles each judged event's verdicts (``campaigns.judge.event_settle``) against the
     locked counters; returns their decisions in stored form, in the same order."""
     events = [event for _, event, _ in judged]
@@ -190,13 +190,13 @@ def _issue(judged, context: EvaluationInputs, compiled) -> list[tuple]:
     rewards: list[_NewReward] = []
     decided = []
     for _, event, verdicts in judged:
-        zone = context.units[event.partnership_id][2]
+        zone = inputs.units[event.partnership_id][2]
 
         def reserve(campaign: CompiledCampaign, amount: Decimal, event=event, zone=zone):
             blocked, user_periods = ledger.reserve(campaign, event, zone, amount)
             if blocked:
                 return blocked
-            rewards.append(_reward(event, campaign, context, amount, issued_at, user_periods))
+            rewards.append(_reward(event, campaign, inputs, amount, issued_at, user_periods))
             return None
 
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
@@ -212,7 +212,7 @@ def _issue(judged, context: EvaluationInputs, compiled) -> list[tuple]:
         )
     ledger.save()
     _insert(rewards)
-    reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, context))
+    reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, inputs))
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
     return decided
 
@@ -227,12 +227,12 @@ def rewards_earlier(*, events: list[TriggerEvent]) -> dict[uuid.UUID, set[uuid.U
     return earlier
 
 
-def _issued(ledger: Ledger, events: list, context: EvaluationInputs) -> list[Issued]:
+def _issued(ledger: Ledger, events: list, inputs: EvaluationInputs) -> list[Issued]:
     """The batch's rewards per campaign and mode, from the Ledger's totals: a campaign is of one
     trigger, and so of one partnership and unit."""
     triggers = {
         campaign.id: trigger_id
-        for trigger_id, listed in context.campaigns.items()
+        for trigger_id, listed in inputs.campaigns.items()
         for campaign in listed
     }
     partnerships = {event.trigger_id: event.partnership_id for event in events}
@@ -240,13 +240,13 @@ def _issued(ledger: Ledger, events: list, context: EvaluationInputs) -> list[Iss
     for campaign_id, mode, count, amount in ledger.issued():
         trigger_id = triggers[campaign_id]
         partnership_id = partnerships[trigger_id]
-        unit = context.units[partnership_id][0]
+        unit = inputs.units[partnership_id][0]
         issued.append(Issued(partnership_id, mode, trigger_id, campaign_id, unit, count, amount))
     return issued
 
 
 def _reward(
-    event, campaign: CompiledCampaign, context: EvaluationInputs, amount, issued_at, user_periods
+    event, campaign: CompiledCampaign, inputs: EvaluationInputs, amount, issued_at, user_periods
 ) -> _NewReward:
     return _NewReward(
         uuid.uuid4(),
@@ -256,7 +256,7 @@ def _reward(
         event.end_user_id,
         amount,
         Decimal(0),
-        context.units[event.partnership_id][0],
+        inputs.units[event.partnership_id][0],
         event.mode,
         Reward.Status.ISSUED,
         issued_at,
