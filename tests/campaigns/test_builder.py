@@ -261,7 +261,7 @@ def test_the_panel_lists_what_the_rule_can_use_from_its_environment(admin_client
     panel = result["panel"]
     terms = dict(
         re.findall(
-            r'data-term="([^"]+)"><td><code>[^<]+</code></td><td data-term-type>([^<]+)<', panel
+            r'data-term="([^"]+)"><td><code>[^<]+</code> <span [^>]*data-term-type>([^<]+)<', panel
         )
     )
     assert terms == {
