@@ -131,7 +131,8 @@ def _sample_facts(event: TriggerEvent, specs: list[FactSpec]) -> dict[FactSpec, 
                     },
                 )
                 history = _number(cursor.fetchone()[0])
-            values[spec] = history + _itself(event, spec)
+            total = history + _itself(event, spec)
+            values[spec] = float(total) if spec.aggregate == "sum" else total  # a sum is a double
     return values
 
 

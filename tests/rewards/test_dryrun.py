@@ -405,3 +405,20 @@ def test_a_new_campaign_from_the_add_page_takes_part_before_it_exists(admin_clie
     assert rows["welcome"]["facts"] == "facts.firsts = 1"
     assert rows["vip"]["outcome"] == "Rewarded"  # "welcome" is not exclusive
     assert row_counts() == before
+
+
+def test_a_sum_fact_of_a_new_user_is_a_number_the_rule_can_compare(trigger):
+    CampaignFactory(
+        trigger=trigger,
+        slug="spender",
+        facts=[SPEND_FACT],
+        condition="facts.spend_30d >= 100.0",
+    )
+
+    run = trigger_event_dry_run(
+        event=dry_run_sample(trigger=trigger, external_user_id="new", context={"amount": 150})
+    )
+
+    (decision,) = run.decisions
+    assert decision.facts == {"spend_30d": 150.0}
+    assert decision.outcome == "rewarded"
