@@ -10,11 +10,12 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from partnerships.models import EndUser
+from partnerships.models import EndUser, PartnershipMember
 from rewards.models import CampaignCounter, Reward, UserCounter, WebhookDelivery
 from rewards.reports.models import ActivityBucket, MoneyBucket
 from rewards.simulation.dryrun import dry_run_sample, trigger_event_dry_run
-from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
+from tests.campaigns.test_builder import campaign_form
+from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
 from tests.rewards.conftest import decision_views, process_batch
 from triggers.models import TriggerEvent
 
@@ -295,8 +296,6 @@ def test_a_context_the_api_would_refuse_is_refused(admin_client, trigger):
 
 
 def test_the_campaign_pages_unsaved_values_take_part(admin_client, trigger):
-    from tests.campaigns.test_builder import campaign_form
-
     campaigns = shop(trigger)
     vip = campaigns["vip"]
     edited = campaign_form(
@@ -354,9 +353,6 @@ def test_the_dry_run_needs_the_view_campaign_permission(client, django_user_mode
 
 
 def test_an_operator_cannot_dry_run_another_partnerships_events(client, django_user_model, trigger):
-    from partnerships.models import PartnershipMember
-    from tests.factories import TriggerFactory
-
     shop(trigger)
     stranger = TriggerFactory()
     theirs = TriggerEventFactory(trigger=stranger)
@@ -382,8 +378,6 @@ def test_an_operator_cannot_dry_run_another_partnerships_events(client, django_u
 
 
 def test_a_new_campaign_from_the_add_page_takes_part_before_it_exists(admin_client, trigger):
-    from tests.campaigns.test_builder import campaign_form
-
     shop(trigger)
     new = campaign_form(
         trigger,
@@ -422,3 +416,21 @@ def test_a_sum_fact_of_a_new_user_is_a_number_the_rule_can_compare(trigger):
     (decision,) = run.decisions
     assert decision.facts == {"spend_30d": 150.0}
     assert decision.outcome == "rewarded"
+
+
+def test_a_read_only_operator_dry_runs_the_saved_campaign_from_its_page(
+    client, django_user_model, trigger
+):
+    vip = shop(trigger)["vip"]
+    user = django_user_model.objects.create_user("reader", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_campaign"))
+    PartnershipMember.objects.create(user=user, partnership=trigger.partnership)
+    client.force_login(user)
+    changed = campaign_form(trigger, slug="vip", reward_value="999", _dryrun_from_builder="1")
+
+    page = client.post(
+        f"{DRY_RUN}?campaign={vip.pk}", {**changed, **sample_form(trigger)}
+    ).content.decode()
+
+    rows = decision_cells(page)
+    assert (rows["vip"]["outcome"], rows["vip"]["amount"]) == ("Rewarded", "20.00")  # saved
