@@ -7,11 +7,14 @@ from triggers.models import Trigger, TriggerEvent
 from .event_admin import TriggerEventWithDecisionsAdmin
 from .lifecycle_admin import CampaignLifecycleAdmin
 from .models import Campaign
+from .pilot.admin import CampaignBuilderAdmin
 from .trigger_admin import TriggerWithCampaignsAdmin
 
 
 @admin.register(Campaign)
-class CampaignAdmin(CampaignLifecycleAdmin, PartnershipScopedAdmin, ModelAdmin):
+class CampaignAdmin(
+    CampaignLifecycleAdmin, CampaignBuilderAdmin, PartnershipScopedAdmin, ModelAdmin
+):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")
     search_fields = ("name", "slug")
@@ -20,21 +23,25 @@ class CampaignAdmin(CampaignLifecycleAdmin, PartnershipScopedAdmin, ModelAdmin):
         "version",
         "created_at",
         "updated_at",
+        "rule_vocabulary",
         *CampaignLifecycleAdmin.lifecycle_readonly_fields,
     )
     prepopulated_fields = {"slug": ("name",)}
+    # The builder's steps, one tab each (campaigns/pilot: the form, the checks, the panel).
     fieldsets = (
-        (None, {"fields": ("id", "partnership", "trigger", "name", "slug", "description")}),
         (
-            "Lifecycle",
+            "Details",
             {
+                "classes": ["tab"],
                 "fields": (
+                    "id",
+                    "partnership",
+                    "trigger",
+                    "name",
+                    "slug",
+                    "description",
                     "shown_status",
                     "pending_change",
-                    "starts_at",
-                    "ends_at",
-                    "priority",
-                    "exclusive",
                 ),
                 "description": "Status moves with the buttons above (Submit, Approve, ...). "
                 "A change of an approved campaign's rule, reward, schedule, priority or limits "
@@ -43,16 +50,22 @@ class CampaignAdmin(CampaignLifecycleAdmin, PartnershipScopedAdmin, ModelAdmin):
             },
         ),
         (
+            "Schedule",
+            {"classes": ["tab"], "fields": ("starts_at", "ends_at", "priority", "exclusive")},
+        ),
+        (
             "Rule",
             {
-                "fields": ("condition", "facts"),
-                "description": "CEL over context.&lt;field&gt;, user, event and facts. "
-                "Numbers from the context are doubles (write 20.0). Checked on save.",
+                "classes": ["tab"],
+                "fields": (("condition", "rule_vocabulary"), "facts"),
+                "description": "CEL over context.&lt;field&gt;, user, event and facts, checked "
+                "as you type and on save. Numbers from the context are doubles (write 20.0).",
             },
         ),
         (
             "Reward",
             {
+                "classes": ["tab"],
                 "fields": (
                     "reward_type",
                     "reward_value",
@@ -61,12 +74,14 @@ class CampaignAdmin(CampaignLifecycleAdmin, PartnershipScopedAdmin, ModelAdmin):
                     "reward_min",
                     "reward_max",
                     "rounding",
-                )
+                ),
+                "description": "An expression reads what the Rule step lists.",
             },
         ),
         (
             "Limits",
             {
+                "classes": ["tab"],
                 "fields": (
                     "budget",
                     "max_rewards",
@@ -74,10 +89,13 @@ class CampaignAdmin(CampaignLifecycleAdmin, PartnershipScopedAdmin, ModelAdmin):
                     "max_rewards_per_user_per_period",
                     "period",
                     "max_amount_per_user",
-                )
+                ),
             },
         ),
-        ("Versions", {"fields": ("version", "history", "created_at", "updated_at")}),
+        (
+            "Versions",
+            {"classes": ["tab"], "fields": ("version", "history", "created_at", "updated_at")},
+        ),
     )
 
 

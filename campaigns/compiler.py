@@ -15,7 +15,7 @@ from typing import Any
 
 from .engine import CompiledCampaign, FactSpec, InvalidCampaign, Limits, candidate_until
 from .models import FACT_NAME, Campaign
-from .rules import RuleEnvironment, RuleError, context_fields
+from .rules import Position, RuleEnvironment, RuleError, context_fields
 
 _FACT_NAME = re.compile(FACT_NAME)
 NUMERIC = ("number", "integer")
@@ -57,10 +57,14 @@ class CampaignSpec:
 
 
 class CampaignInvalid(RuleError):
-    """The campaign does not compile; ``errors`` maps each field to its problem."""
+    """The campaign does not compile; ``errors`` maps each field to its problem, and
+    ``positions`` each expression field to where in it the problem is (Pilot marks it)."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(
+        self, errors: dict[str, str], positions: dict[str, Position] | None = None
+    ) -> None:
         self.errors = errors
+        self.positions = positions or {}
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
 
@@ -70,32 +74,24 @@ def compile_campaign(
     """Raises CampaignInvalid. ``schemas``: the triggers of the campaign's partnership.
     ``envs`` shares one CEL environment between campaigns with the same trigger and facts, so
     that they can share one activation per event."""
-    by_id = {schema.id: schema for schema in schemas}
-    trigger = by_id.get(spec.trigger_id)
-    if trigger is None:
-        raise CampaignInvalid({"trigger": "The trigger belongs to another partnership"})
-    facts, problem = _fact_specs(spec, trigger, {s.name: s for s in by_id.values()})
-    if problem:
-        raise CampaignInvalid({"facts": problem})
-    envs = {} if envs is None else envs
-    env_key = (trigger.id, tuple(facts))
-    if env_key not in envs:
-        envs[env_key] = RuleEnvironment(
-            trigger.context_schema, {fact.name: fact.aggregate for fact in facts}
-        )
-    env = envs[env_key]
+    trigger, facts, env = _environment(spec, schemas, {} if envs is None else envs)
     errors: dict[str, str] = {}
+    positions: dict[str, Position] = {}
     condition = expression = None
     if spec.condition.strip():
         try:
             condition = env.compile(spec.condition, returns=("bool",))
         except RuleError as exc:
             errors["condition"] = str(exc)
+            if exc.position:
+                positions["condition"] = exc.position
     if spec.reward_type == Campaign.RewardType.EXPRESSION:
         try:
             expression = env.compile(spec.reward_expression, returns=("double", "int"))
         except RuleError as exc:
             errors["reward_expression"] = str(exc)
+            if exc.position:
+                positions["reward_expression"] = exc.position
     elif spec.reward_value is None or spec.reward_value <= 0:
         errors["reward_value"] = "A positive amount or percentage"
     percentage = spec.reward_type == Campaign.RewardType.PERCENTAGE
@@ -109,7 +105,7 @@ def compile_campaign(
     if spec.starts_at and spec.ends_at and spec.ends_at <= spec.starts_at:
         errors["ends_at"] = "Must be after the start"
     if errors:
-        raise CampaignInvalid(errors)
+        raise CampaignInvalid(errors, positions)
     return CompiledCampaign(
         id=spec.id,
         key=str(spec.id),
@@ -132,6 +128,33 @@ def compile_campaign(
         facts=tuple(facts),
         candidate_until=candidate_until(spec.ends_at, spec.grace_days),
     )
+
+
+def campaign_environment(
+    spec: CampaignSpec, schemas: Iterable[TriggerSchema]
+) -> tuple[RuleEnvironment, list[FactSpec]]:
+    """What the campaign's rules may read, as compiling it declares it (Pilot lists it beside
+    the rule). Raises CampaignInvalid for a trigger or facts that do not compile."""
+    _, facts, env = _environment(spec, schemas, {})
+    return env, facts
+
+
+def _environment(
+    spec: CampaignSpec, schemas: Iterable[TriggerSchema], envs: dict
+) -> tuple[TriggerSchema, list[FactSpec], RuleEnvironment]:
+    by_id = {schema.id: schema for schema in schemas}
+    trigger = by_id.get(spec.trigger_id)
+    if trigger is None:
+        raise CampaignInvalid({"trigger": "The trigger belongs to another partnership"})
+    facts, problem = _fact_specs(spec, trigger, {s.name: s for s in by_id.values()})
+    if problem:
+        raise CampaignInvalid({"facts": problem})
+    env_key = (trigger.id, tuple(facts))
+    if env_key not in envs:
+        envs[env_key] = RuleEnvironment(
+            trigger.context_schema, {fact.name: fact.aggregate for fact in facts}
+        )
+    return trigger, facts, envs[env_key]
 
 
 def compile_or_invalid(

@@ -17,7 +17,7 @@ Python, files or the network.
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cel_expr_python import cel
 
@@ -34,8 +34,21 @@ _JSON_TYPES = {
 _ERROR_LOCATION = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 
 
+class Position(NamedTuple):
+    """Where in an expression a problem is: 1-based line, and 1-based column counted in
+    characters (code points), as CEL reports them (``ERROR: <input>:line:column: ...``)."""
+
+    line: int
+    column: int
+
+
 class RuleError(ValueError):
-    """An expression that does not compile or type-check; the message names the position."""
+    """An expression that does not compile or type-check; the message names the position,
+    which is also on ``position`` (None for problems of the whole expression)."""
+
+    def __init__(self, message: str, position: Position | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,83 @@ class ContextField:
         if self.json_type == "integer" and isinstance(value, float) and value.is_integer():
             return int(value)
         return value
+
+
+class Function(NamedTuple):
+    signature: str
+    returns: str
+    description: str
+    example: str
+
+
+# CEL's standard library, as far as campaign rules use it.
+FUNCTIONS = (
+    Function("size(x)", "int", "Length of a string, list or map", "size(user) > 0"),
+    Function("s.startsWith(p)", "bool", "The string starts with p", '"ab".startsWith("a")'),
+    Function("s.endsWith(p)", "bool", "The string ends with p", '"ab".endsWith("b")'),
+    Function("s.contains(p)", "bool", "The string contains p", '"ab".contains("b")'),
+    Function(
+        "s.matches(re)",
+        "bool",
+        "The string matches a regular expression (RE2)",
+        '"5411".matches("^54")',
+    ),
+    Function("x in list / key in map", "bool", "Membership", '"gold" in ["gold", "silver"]'),
+    Function(
+        "has(user.name)",
+        "bool",
+        "The user has this attribute (or a map this key)",
+        "has(user.tier)",
+    ),
+    Function("c ? a : b", "type of a and b", "If c then a else b", "true ? 1.0 : 2.0"),
+    Function("int(x)", "int", "To a whole number (truncates a double)", "int(2.7) == 2"),
+    Function(
+        "double(x)", "double", "To a double: compare an int with a number field", "double(2) > 1.5"
+    ),
+    Function("string(x)", "string", "To a string", 'string(1) == "1"'),
+    Function(
+        "timestamp(s)",
+        "timestamp",
+        "An RFC 3339 time",
+        'event.occurred_at > timestamp("2026-01-01T00:00:00Z")',
+    ),
+    Function(
+        "duration(s)",
+        "duration",
+        'A duration such as "36h" or "90m"',
+        'event.occurred_at - duration("36h") < event.occurred_at',
+    ),
+    Function(
+        "t.getHours(zone)",
+        "int",
+        "Hour of day of a timestamp, in a time zone",
+        'event.occurred_at.getHours("Europe/Paris") < 12',
+    ),
+    Function(
+        "t.getDayOfWeek(zone)",
+        "int",
+        "Day of week, 0 = Sunday",
+        'event.occurred_at.getDayOfWeek("Europe/Paris") == 6',
+    ),
+    Function(
+        "t.getDayOfMonth(zone)",
+        "int",
+        "Day of month, 0-based",
+        'event.occurred_at.getDayOfMonth("UTC") == 0',
+    ),
+    Function("t.getMonth(zone)", "int", "Month, 0 = January", "event.occurred_at.getMonth() == 11"),
+    Function(
+        "list.exists(x, p)", "bool", "Some element satisfies p", "[1.0, 2.0].exists(x, x > 1.5)"
+    ),
+    Function("list.all(x, p)", "bool", "Every element satisfies p", "[1.0, 2.0].all(x, x > 0.0)"),
+    Function(
+        "list.filter(x, p)",
+        "list",
+        "The elements that satisfy p",
+        "size([1, 2].filter(x, x > 1)) == 1",
+    ),
+    Function("list.map(x, f)", "list", "Each element transformed", "[1, 2].map(x, x * 2)[0] == 2"),
+)
 
 
 def context_fields(schema: dict) -> list[ContextField]:
@@ -80,7 +170,26 @@ class RuleEnvironment:
             "event.tags": T.Map(T.STRING, T.STRING),
             "event.mode": T.STRING,
         }
+        self._variables = variables
         self._env = cel.NewEnv(variables=variables)
+
+    def variables(self) -> dict[str, str]:
+        """Every variable a rule may read, with its CEL type in words (``context.amount``:
+        ``double``): the declarations this environment compiles with."""
+        return {name: kind.name().lower() for name, kind in self._variables.items()}
+
+    def functions(self) -> list["Function"]:
+        """The catalogue's functions this environment accepts: each example is compiled here,
+        so a function is listed only if a rule could call it. (CEL's Python binding does not
+        list its declarations; the catalogue says what each one is for.)"""
+        accepted = []
+        for function in FUNCTIONS:
+            try:
+                self._env.compile(function.example)
+            except RuntimeError:
+                continue
+            accepted.append(function)
+        return accepted
 
     def compile(self, source: str, *, returns: tuple[str, ...]) -> "cel.Expression":
         if len(source) > MAX_EXPRESSION_LENGTH:
@@ -88,7 +197,7 @@ class RuleEnvironment:
         try:
             expression = self._env.compile(source)
         except RuntimeError as exc:
-            raise RuleError(_describe(str(exc))) from exc
+            raise RuleError(*_describe(str(exc))) from exc
         returned = expression.return_type().name().lower()
         if returned not in (*returns, "dyn"):
             raise RuleError(f"Must evaluate to {' or '.join(returns)}, not {returned}")
@@ -126,16 +235,18 @@ def event_data(
     return data
 
 
-def _describe(message: str) -> str:
-    """``... ERROR: <input>:1:8: found no ...`` -> ``line 1, column 8: found no ...``."""
+def _describe(message: str) -> tuple[str, Position | None]:
+    """``... ERROR: <input>:1:8: found no ...`` -> ``line 1, column 8: found no ...`` and its
+    position; the first error when CEL reports several."""
     match = _ERROR_LOCATION.search(message)
     if not match:
-        return message.split("\n", 1)[0]
+        return message.split("\n", 1)[0], None
     line, column, text = match.groups()
     hint = ""
     if "applied to '(double, int)'" in text or "applied to '(int, double)'" in text:
         hint = " (numbers from the context are doubles: write 20.0, not 20)"
-    return f"line {line}, column {column}: {text.strip()}{hint}"
+    position = Position(int(line), int(column))
+    return f"line {line}, column {column}: {text.strip()}{hint}", position
 
 
 class Problem:

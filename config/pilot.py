@@ -45,6 +45,12 @@ NAVIGATION = [
         "collapsible": False,
         "items": [
             _page("Campaigns", "campaign", "campaigns", "campaign"),
+            {
+                "title": "Dry run",
+                "icon": "science",
+                "link": reverse_lazy("admin:campaigns_campaign_dry_run"),
+                "permission": _may_view("campaigns", "campaign"),
+            },
             _page("Rewards", "redeem", "rewards", "reward"),
             _page("Reversals", "undo", "rewards", "rewardadjustment"),
         ],

@@ -8,6 +8,7 @@ from partnerships.scoping import PartnershipScopedAdmin
 
 from .models import CampaignCounter, Reward, RewardAdjustment
 from .serializers import amount_for_display
+from .simulation.pilot import CampaignDryRunAdmin
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
 
 
@@ -103,8 +104,9 @@ def _live(field: str) -> Subquery:
     )
 
 
-class CampaignWithSpendAdmin(CampaignAdmin):
-    """Pilot's campaign list with what each has issued (live) against its budget."""
+class CampaignWithSpendAdmin(CampaignDryRunAdmin, CampaignAdmin):
+    """Pilot's campaign list with what each has issued (live) against its budget, and the
+    dry run of the campaign page."""
 
     list_display = (*CampaignAdmin.list_display, "live_rewards", "live_spent", "budget")
     inlines = [CampaignCounterInline, *CampaignAdmin.inlines]

@@ -11,7 +11,9 @@ not at all. It works in two phases:
 
 What decides is pure and lives in campaigns (``campaigns.judge``: ``event_judge`` for phase 1,
 ``event_settle`` for phase 2, ``campaigns.engine.limits_check`` for the limits), so a dry run
-gives the same decisions; this module loads, locks and writes. Every candidate campaign gets a
+gives the same decisions; this module loads, locks and writes. What the rules read is loaded by
+``evaluation_inputs_load`` and judged by ``event_verdicts``, which the dry run
+(``rewards.simulation.dryrun``) calls too. Every candidate campaign gets a
 decision on the event (``campaigns.decisions``), a campaign that no longer compiles included.
 """
 
@@ -30,7 +32,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.engine import CompiledCampaign, InvalidCampaign, period_key
+from campaigns.engine import CompiledCampaign, InvalidCampaign
 from campaigns.facts import facts_for_events
 from campaigns.judge import EventValue, Verdict, event_judge, event_settle
 from campaigns.selectors import campaign_list_active
@@ -67,7 +69,7 @@ class _NewReward(NamedTuple):
 
 
 @dataclass
-class _Context:
+class EvaluationInputs:
     """What the rules of a batch read, loaded once."""
 
     campaigns: dict[int, list[CompiledCampaign | InvalidCampaign]]
@@ -92,12 +94,12 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
         for campaign in listed
         if isinstance(campaign, CompiledCampaign)
     }
-    context = _load_context(events, campaigns, compiled)
+    inputs = evaluation_inputs_load(events=events, campaigns=campaigns)
     results: list[EventOutcome | None] = [None] * len(events)
     judged: list[tuple[int, TriggerEvent, list[Verdict]]] = []
     for index, event in enumerate(events):
         try:
-            judged.append((index, event, _judge(event, context)))
+            judged.append((index, event, event_verdicts(event, inputs)))
         except (SoftTimeLimitExceeded, MemoryError):
             raise  # the worker's trouble, not this event's: the whole attempt is charged
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
@@ -105,7 +107,7 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
             results[index] = EventOutcome(
                 event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
             )
-    for (index, event, _), decisions in zip(judged, _issue(judged, context, compiled), strict=True):
+    for (index, event, _), decisions in zip(judged, _issue(judged, inputs, compiled), strict=True):
         results[index] = EventOutcome(event.id, TriggerEvent.Status.PROCESSED, "", decisions)
     return results
 
@@ -116,9 +118,19 @@ def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
     webhook_event_emit(event_type=WebhookEventType.TRIGGER_EVENT_FAILED, subjects=events)
 
 
-def _load_context(events, campaigns, compiled) -> _Context:
-    specs = [spec for campaign in compiled.values() for spec in campaign.facts]
-    return _Context(
+def evaluation_inputs_load(
+    *, events: list[TriggerEvent], campaigns: dict[int, list[CompiledCampaign | InvalidCampaign]]
+) -> EvaluationInputs:
+    """Users' attributes, trigger names, units and facts for judging ``events`` against
+    ``campaigns`` (their candidates, by trigger id). Events may be unsaved (a dry run's)."""
+    specs = [
+        spec
+        for listed in campaigns.values()
+        for campaign in listed
+        if isinstance(campaign, CompiledCampaign)
+        for spec in campaign.facts
+    ]
+    return EvaluationInputs(
         campaigns=campaigns,
         users=dict(
             EndUser.objects.filter(id__in={e.end_user_id for e in events}).values_list(
@@ -142,13 +154,13 @@ _NO_FACTS: dict = {}
 # --- Phase 1: rules (campaigns.judge), no lock ------------------------------------------------
 
 
-def _judge(event: TriggerEvent, context: _Context) -> list[Verdict]:
-    campaigns = context.campaigns[event.trigger_id]
+def event_verdicts(event: TriggerEvent, inputs: EvaluationInputs) -> list[Verdict]:
+    campaigns = inputs.campaigns[event.trigger_id]
     if not campaigns:
         return []
     value = EventValue(
         event.id,
-        context.trigger_names[event.trigger_id],
+        inputs.trigger_names[event.trigger_id],
         event.context,
         event.tags,
         event.mode,
@@ -158,40 +170,33 @@ def _judge(event: TriggerEvent, context: _Context) -> list[Verdict]:
     return event_judge(
         campaigns,
         value,
-        user=context.users.get(event.end_user_id, {}),
-        facts=context.facts.get(event.id, _NO_FACTS),
-        places=context.units[event.partnership_id][1],
+        user=inputs.users.get(event.end_user_id, {}),
+        facts=inputs.facts.get(event.id, _NO_FACTS),
+        places=inputs.units[event.partnership_id][1],
     )
 
 
 # --- Phase 2: issuance, under the counter locks ---------------------------------------------
 
 
-def _issue(judged, context: _Context, compiled) -> list[tuple]:
+def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
     """Settles each judged event's verdicts (``campaigns.judge.event_settle``) against the
     locked counters; returns their decisions in stored form, in the same order."""
     events = [event for _, event, _ in judged]
     # Lock first: what is read after the lock (earlier rewards, user counters) is current.
-    ledger = Ledger(set(compiled), {e.mode for e in events}, {e.end_user_id for e in events})
-    rewarded_before: dict[uuid.UUID, set] = defaultdict(set)
-    for campaign_id, event_id in Reward.objects.filter(trigger_event__in=events).values_list(
-        "campaign_id", "trigger_event_id"
-    ):
-        rewarded_before[event_id].add(campaign_id)
+    ledger = Ledger.locked(set(compiled), {e.mode for e in events}, {e.end_user_id for e in events})
+    rewarded_before = rewards_earlier(events=events)
     issued_at = timezone.now()
     rewards: list[_NewReward] = []
     decided = []
     for _, event, verdicts in judged:
-        zone = context.units[event.partnership_id][2]
+        zone = inputs.units[event.partnership_id][2]
 
         def reserve(campaign: CompiledCampaign, amount: Decimal, event=event, zone=zone):
-            limits = campaign.limits
-            period = period_key(limits.period, event.occurred_at, zone) if limits.period else ""
-            blocked = ledger.check(campaign, event.mode, event.end_user_id, period, amount)
+            blocked, user_periods = ledger.reserve(campaign, event, zone, amount)
             if blocked:
                 return blocked
-            user_periods = ledger.record(campaign, event.mode, event.end_user_id, period, amount)
-            rewards.append(_reward(event, campaign, context, amount, issued_at, user_periods))
+            rewards.append(_reward(event, campaign, inputs, amount, issued_at, user_periods))
             return None
 
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
@@ -207,17 +212,27 @@ def _issue(judged, context: _Context, compiled) -> list[tuple]:
         )
     ledger.save()
     _insert(rewards)
-    reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, context))
+    reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, inputs))
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
     return decided
 
 
-def _issued(ledger: Ledger, events: list, context: _Context) -> list[Issued]:
+def rewards_earlier(*, events: list[TriggerEvent]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """{event id: the campaigns that already rewarded it} (a re-evaluation's)."""
+    earlier: dict[uuid.UUID, set] = defaultdict(set)
+    for campaign_id, event_id in Reward.objects.filter(trigger_event__in=events).values_list(
+        "campaign_id", "trigger_event_id"
+    ):
+        earlier[event_id].add(campaign_id)
+    return earlier
+
+
+def _issued(ledger: Ledger, events: list, inputs: EvaluationInputs) -> list[Issued]:
     """The batch's rewards per campaign and mode, from the Ledger's totals: a campaign is of one
     trigger, and so of one partnership and unit."""
     triggers = {
         campaign.id: trigger_id
-        for trigger_id, listed in context.campaigns.items()
+        for trigger_id, listed in inputs.campaigns.items()
         for campaign in listed
     }
     partnerships = {event.trigger_id: event.partnership_id for event in events}
@@ -225,13 +240,13 @@ def _issued(ledger: Ledger, events: list, context: _Context) -> list[Issued]:
     for campaign_id, mode, count, amount in ledger.issued():
         trigger_id = triggers[campaign_id]
         partnership_id = partnerships[trigger_id]
-        unit = context.units[partnership_id][0]
+        unit = inputs.units[partnership_id][0]
         issued.append(Issued(partnership_id, mode, trigger_id, campaign_id, unit, count, amount))
     return issued
 
 
 def _reward(
-    event, campaign: CompiledCampaign, context: _Context, amount, issued_at, user_periods
+    event, campaign: CompiledCampaign, inputs: EvaluationInputs, amount, issued_at, user_periods
 ) -> _NewReward:
     return _NewReward(
         uuid.uuid4(),
@@ -241,7 +256,7 @@ def _reward(
         event.end_user_id,
         amount,
         Decimal(0),
-        context.units[event.partnership_id][0],
+        inputs.units[event.partnership_id][0],
         event.mode,
         Reward.Status.ISSUED,
         issued_at,

@@ -5,15 +5,20 @@ the missing ones), in the order of ``rewards.locks``, and holds them until the b
 transaction commits. Every reward of a campaign is therefore issued under its counter's lock:
 budget, total count and the per-user counters (read after the lock) cannot be overspent by
 concurrent workers. Changes are kept in memory and written in a few statements at the end.
+
+A dry run reads the same counters without locking them (``Ledger.read``) and never saves: its
+reservations are counted in memory by the same code, so its limits are the workers' limits.
 """
 
 import uuid
+from collections.abc import Iterable
+from datetime import tzinfo
 from decimal import Decimal
 
 from django.db import connection
 
 from campaigns.decisions import Outcome
-from campaigns.engine import CompiledCampaign, Limits, Usage, limits_check
+from campaigns.engine import CompiledCampaign, Limits, Usage, limits_check, period_key
 
 from ..locks import campaign_counters_lock
 from ..models import CampaignCounter, UserCounter
@@ -40,40 +45,73 @@ SELECT * FROM unnest({", ".join(f"%s::{kind}[]" for kind in USER_COUNTER_COLUMNS
 
 
 class Ledger:
-    """Must be created inside the batch's transaction, after its events are locked."""
+    """The counters of some campaigns, modes and users, and the rewards counted against them.
 
-    def __init__(self, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> None:
-        counters = campaign_counters_lock(campaign_ids=campaign_ids, modes=modes)
+    ``Ledger.locked`` for the workers; ``Ledger.read`` for a dry run."""
+
+    def __init__(self, counters: Iterable[CampaignCounter], users: Iterable[UserCounter]) -> None:
         self._campaigns = {(c.campaign_id, c.mode): c for c in counters}
         self._before = {key: (c.reward_count, c.spent) for key, c in self._campaigns.items()}
         self._users: dict[tuple, UserCounter] = {
-            (u.campaign_id, u.mode, u.end_user_id, u.period): u
-            for u in UserCounter.objects.filter(
-                campaign_id__in=campaign_ids, mode__in=modes, end_user_id__in=user_ids
-            )
+            (u.campaign_id, u.mode, u.end_user_id, u.period): u for u in users
         }
         self._dirty_campaigns: set[tuple] = set()
         self._dirty_users: set[tuple] = set()
 
-    def check(
-        self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
-    ) -> Outcome | None:
-        """The limit this reward would break, or None if it fits (``limits_check`` over the
-        counters as they stand in this batch)."""
+    @classmethod
+    def locked(cls, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> "Ledger":
+        """Must be called inside the batch's transaction, after its events are locked."""
+        counters = campaign_counters_lock(campaign_ids=campaign_ids, modes=modes)
+        return cls(counters, _user_counters(campaign_ids, modes, user_ids))
+
+    @classmethod
+    def read(cls, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> "Ledger":
+        """The counters as they stand, unlocked (a missing one reads as zero, in memory)."""
+        stored = {
+            (c.campaign_id, c.mode): c
+            for c in CampaignCounter.objects.filter(campaign_id__in=campaign_ids, mode__in=modes)
+        }
+        counters = [
+            stored.get((campaign_id, mode)) or CampaignCounter(campaign_id=campaign_id, mode=mode)
+            for campaign_id in campaign_ids
+            for mode in modes
+        ]
+        return cls(counters, _user_counters(campaign_ids, modes, user_ids))
+
+    def usage(self, campaign: CompiledCampaign, mode: str, user_id, period: str) -> Usage:
+        """The campaign's counters before one more reward, where its limits read them."""
         limits: Limits = campaign.limits
         counter = self._campaign(campaign.id, mode)
         if not limits.per_user:
-            return limits_check(limits, Usage(counter.reward_count, counter.spent), amount)
+            return Usage(counter.reward_count, counter.spent)
         lifetime = self._user(campaign.id, mode, user_id, ALL_TIME)
         in_period = self._user(campaign.id, mode, user_id, period) if limits.period else None
-        usage = Usage(
+        return Usage(
             counter.reward_count,
             counter.spent,
             lifetime.reward_count,
             lifetime.amount,
             in_period.reward_count if in_period else 0,
         )
-        return limits_check(limits, usage, amount)
+
+    def check(
+        self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
+    ) -> Outcome | None:
+        """The limit this reward would break, or None if it fits (``limits_check`` over the
+        counters as they stand in this batch)."""
+        return limits_check(campaign.limits, self.usage(campaign, mode, user_id, period), amount)
+
+    def reserve(
+        self, campaign: CompiledCampaign, event, zone: tzinfo, amount: Decimal
+    ) -> tuple[Outcome | None, list[str]]:
+        """Checks one reward of ``event`` (a trigger event, stored or not) and counts it if it
+        fits: (the limit it would break, or None; the per-user counters it was counted in)."""
+        limits = campaign.limits
+        period = period_key(limits.period, event.occurred_at, zone) if limits.period else ""
+        blocked = self.check(campaign, event.mode, event.end_user_id, period, amount)
+        if blocked:
+            return blocked, []
+        return None, self.record(campaign, event.mode, event.end_user_id, period, amount)
 
     def record(
         self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
@@ -130,3 +168,9 @@ class Ledger:
         counter.reward_count += count
         counter.amount += amount
         self._dirty_users.add(key)
+
+
+def _user_counters(campaign_ids, modes, user_ids) -> Iterable[UserCounter]:
+    return UserCounter.objects.filter(
+        campaign_id__in=campaign_ids, mode__in=modes, end_user_id__in=user_ids
+    )

@@ -117,7 +117,7 @@ def test_the_soft_time_limit_stops_the_batch_instead_of_failing_the_event_it_hit
     def out_of_time(event, context):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(evaluation, "_judge", out_of_time)
+    monkeypatch.setattr(evaluation, "event_verdicts", out_of_time)
 
     with pytest.raises(SoftTimeLimitExceeded):
         process()
