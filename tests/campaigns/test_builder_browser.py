@@ -14,6 +14,7 @@ from tests.rewards.test_reports_browser import (  # noqa: F401 - the fixture
     SCREENSHOTS,
     sync_playwright,
 )
+from tests.second_factor import browser_sign_in, totp_device
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +26,7 @@ def test_an_operator_builds_a_rule_sees_its_error_fixes_it_and_dry_runs_it(
     trigger,
 ):
     CampaignFactory(trigger=trigger, slug="everyone", reward_value=1)
-    django_user_model.objects.create_superuser("pilot", password=PASSWORD)
+    device = totp_device(django_user_model.objects.create_superuser("pilot", password=PASSWORD))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
@@ -35,11 +36,14 @@ def test_an_operator_builds_a_rule_sees_its_error_fixes_it_and_dry_runs_it(
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = context.new_page()
-            page.goto(f"{live_server.url}/pilot/login/?next=/pilot/campaigns/campaign/add/")
-            page.fill("#id_username", "pilot")
-            page.fill("#id_password", PASSWORD)
-            page.locator("form button[type=submit], form input[type=submit]").first.click()
-            page.wait_for_url("**/campaign/add/")
+            browser_sign_in(
+                page,
+                live_server.url,
+                username="pilot",
+                password=PASSWORD,
+                next_path="/pilot/campaigns/campaign/add/",
+                device=device,
+            )
 
             page.select_option("#id_partnership", str(trigger.partnership_id))
             page.select_option("#id_trigger", str(trigger.id))
