@@ -5,7 +5,9 @@ this applies it to a ModelAdmin's rows (``partnership_path``: the lookup from th
 partnership) and to the choices of its foreign keys.
 """
 
+from django.contrib.admin import RelatedFieldListFilter
 from django.db.models import QuerySet
+from django.http import Http404
 
 from .models import Partnership
 from .selectors import partnerships_for_operator
@@ -35,6 +37,25 @@ class PartnershipScopedAdmin:
         elif field is not None and _has_partnership(db_field.related_model):
             field.queryset = scope_queryset(field.queryset, request.user, "partnership")
         return field
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Another partnership's row, or none: the same 404 (Django's default redirects home
+        # with "doesn't exist", which tells nothing apart but answers 302).
+        raise Http404(f"No {opts.verbose_name} with this id among your partnerships")
+
+
+class ScopedRelatedFilter(RelatedFieldListFilter):
+    """A list filter on a foreign key whose choices are the operator's partnerships, or rows
+    of them (a trigger, a campaign): read from the related table, never from the big one."""
+
+    def field_choices(self, field, request, model_admin):
+        related = field.related_model
+        if related is Partnership:
+            rows = partnerships_for_operator(user=request.user)
+        else:
+            rows = scope_queryset(related._default_manager.all(), request.user, "partnership")
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return [(row.pk, str(row)) for row in rows.order_by(*ordering)]
 
 
 def _has_partnership(model) -> bool:

@@ -12,7 +12,9 @@ not at all. It works in two phases:
 What decides is pure and lives in campaigns (``campaigns.judge``: ``event_judge`` for phase 1,
 ``event_settle`` for phase 2, ``campaigns.engine.limits_check`` for the limits), so a dry run
 gives the same decisions; this module loads, locks and writes. Every candidate campaign gets a
-decision on the event (``campaigns.decisions``), a campaign that no longer compiles included.
+decision on the event (``campaigns.decisions``), a campaign that no longer compiles included;
+a user blocked in Pilot gets ``user_blocked`` from every one (read with the users' attributes,
+one query per batch).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
+from campaigns.decisions import Decision, Outcome
 from campaigns.engine import CompiledCampaign, InvalidCampaign, period_key
 from campaigns.facts import facts_for_events
 from campaigns.judge import EventValue, Verdict, event_judge, event_settle
@@ -72,6 +75,7 @@ class _Context:
 
     campaigns: dict[int, list[CompiledCampaign | InvalidCampaign]]
     users: dict[uuid.UUID, dict]
+    blocked: set[uuid.UUID]  # users blocked in Pilot: they earn nothing
     trigger_names: dict[int, str]
     units: dict[uuid.UUID, tuple[str, int, ZoneInfo]]  # unit, decimal places, time zone
     facts: dict[uuid.UUID, dict]
@@ -118,13 +122,15 @@ def trigger_events_failed_notify(events: list[TriggerEvent]) -> None:
 
 def _load_context(events, campaigns, compiled) -> _Context:
     specs = [spec for campaign in compiled.values() for spec in campaign.facts]
+    users = list(
+        EndUser.objects.filter(id__in={e.end_user_id for e in events}).values_list(
+            "id", "attributes", "blocked_at"
+        )
+    )
     return _Context(
         campaigns=campaigns,
-        users=dict(
-            EndUser.objects.filter(id__in={e.end_user_id for e in events}).values_list(
-                "id", "attributes"
-            )
-        ),
+        users={pk: attributes for pk, attributes, _ in users},
+        blocked={pk for pk, _, blocked_at in users if blocked_at is not None},
         trigger_names=dict(Trigger.objects.filter(id__in=campaigns).values_list("id", "name")),
         units={
             pk: (unit, places, ZoneInfo(zone))
@@ -161,6 +167,7 @@ def _judge(event: TriggerEvent, context: _Context) -> list[Verdict]:
         user=context.users.get(event.end_user_id, {}),
         facts=context.facts.get(event.id, _NO_FACTS),
         places=context.units[event.partnership_id][1],
+        blocked=event.end_user_id in context.blocked if context.blocked else False,
     )
 
 
@@ -196,11 +203,12 @@ def _issue(judged, context: _Context, compiled) -> list[tuple]:
 
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
         decisions = event_settle(verdicts, rewarded_before=before, reserve=reserve)
+        facts = context.facts.get(event.id)
         # One decision per verdict, in order: the verdict's campaign has the id as a string.
         decided.append(
             tuple(
                 [
-                    decision.packed(verdict.campaign.key)
+                    _with_facts(decision, verdict, facts).packed(verdict.campaign.key)
                     for verdict, decision in zip(verdicts, decisions, strict=True)
                 ]
             )
@@ -210,6 +218,19 @@ def _issue(judged, context: _Context, compiled) -> list[tuple]:
     reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, context))
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
     return decided
+
+
+# Outcomes decided before any rule read the facts: they keep none.
+_FACTS_NOT_READ = (Outcome.OUTSIDE_SCHEDULE, Outcome.CAMPAIGN_INVALID, Outcome.USER_BLOCKED)
+
+
+def _with_facts(decision: Decision, verdict: Verdict, facts: dict | None) -> Decision:
+    """The decision with the values of its campaign's facts, as its rules saw them (kept for
+    Pilot's "why"), when the campaign reads facts."""
+    specs = getattr(verdict.campaign, "facts", ())
+    if not specs or facts is None or verdict.outcome in _FACTS_NOT_READ:
+        return decision
+    return decision._replace(facts={spec.name: facts[spec] for spec in specs})
 
 
 def _issued(ledger: Ledger, events: list, context: _Context) -> list[Issued]:
