@@ -188,7 +188,7 @@ class EndUserAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def block_view(self, request, object_id: str):
         user = self.object_for_action(request, object_id, BLOCK_PERMISSION)
-        form = BlockForm(request.POST or None)
+        form = BlockForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             try:
                 end_user_block(
@@ -212,8 +212,8 @@ class EndUserAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def unblock_view(self, request, object_id: str):
         user = self.object_for_action(request, object_id, BLOCK_PERMISSION)
-        form = UnblockForm(request.POST or None)
-        if request.method == "POST":
+        form = UnblockForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
             try:
                 end_user_unblock(end_user=user, operator=request.user)
             except EndUserBlockError as exc:

@@ -186,7 +186,7 @@ class RewardAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def reverse_view(self, request, object_id: str):
         reward = self.object_for_action(request, object_id, REVERSE_PERMISSION)
-        form = ReverseForm(request.POST or None)
+        form = ReverseForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             try:
                 reward_reverse(

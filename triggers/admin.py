@@ -84,8 +84,8 @@ class TriggerEventAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def retry_view(self, request, object_id: str):
         event = self.object_for_action(request, object_id, RETRY_PERMISSION)
-        form = RetryForm(request.POST or None)
-        if request.method == "POST":
+        form = RetryForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
             try:
                 trigger_event_retry(event=event, operator=request.user)
             except ApplicationError as exc:

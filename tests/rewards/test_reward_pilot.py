@@ -132,7 +132,7 @@ def test_a_partial_reversal_takes_back_the_amount_and_shows_on_the_reward_and_in
         ("abc", "Enter a number."),
         ("-1", "Ensure this value is greater than or equal to 0.000001."),
         ("1.005", "Use at most 0.01 precision"),
-        ("1e400", "Enter a number."),
+        ("1e400", "Ensure that there are no more than 18 digits in total."),
     ],
 )
 def test_a_refused_amount_is_shown_at_the_field_and_nothing_changes(support, reward, amount, shown):

@@ -114,6 +114,7 @@ def test_a_bad_time_in_the_range_filter_is_refused_not_a_500(support, a_and_b):
 def test_the_trigger_filter_offers_only_the_operators_triggers(support, a_and_b):
     a, b = a_and_b
     TriggerFactory(partnership=a, name="a-trigger")
+    TriggerFactory(partnership=a, name="a-other")
     TriggerFactory(partnership=b, name="b-trigger")
 
     text = page_text(support.get(EVENTS))
