@@ -220,11 +220,8 @@ WITH existing AS (
     ON CONFLICT DO NOTHING
     RETURNING id, end_user_id
 ), new_user AS (
-    INSERT INTO partnerships_enduser (
-        id, partnership_id, external_user_id, attributes, blocked_reason, created_at
-    )
-    SELECT %(new_user_id)s, %(partnership_id)s, %(external_user_id)s, '{}'::jsonb, '',
-           %(received_at)s
+    INSERT INTO partnerships_enduser (id, partnership_id, external_user_id, attributes, created_at)
+    SELECT %(new_user_id)s, %(partnership_id)s, %(external_user_id)s, '{}'::jsonb, %(received_at)s
       FROM event WHERE event.end_user_id = %(new_user_id)s
     ON CONFLICT (partnership_id, external_user_id) DO NOTHING
 )
