@@ -145,7 +145,10 @@ class EndUser(models.Model):
         editable=False,
         related_name="+",
     )
-    blocked_reason = models.CharField(max_length=500, blank=True, editable=False)
+    # A database default too: rows are also inserted in SQL (ingest, seeds) without it.
+    blocked_reason = models.CharField(
+        max_length=500, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         verbose_name = "end user"
