@@ -2,6 +2,7 @@
 events table), filters, scoping to the operator's partnerships, and "Retry" for a failed
 event."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -195,3 +196,38 @@ def test_retry_needs_the_change_permission(django_user_model, a_and_b):
     assert response.status_code == 403
     event.refresh_from_db()
     assert event.status == "failed"
+
+
+def scans_without_a_condition(plan: str) -> list[str]:
+    """The plan's reads of the events table that are not an index lookup: a sequential scan,
+    or an index scan with no Index Cond (the whole index read, the predicate as a Filter)."""
+    lines = plan.splitlines()
+    return [
+        line
+        for index, line in enumerate(lines)
+        if "Seq Scan on triggers_triggerevent" in line
+        or (
+            re.search(r"Index (Only )?Scan .* on triggers_triggerevent", line)
+            and "Index Cond" not in (lines[index + 1] if index + 1 < len(lines) else "")
+        )
+    ]
+
+
+def test_every_search_arm_is_served_by_an_index(a_and_b):
+    """With sequential scans priced out, a predicate no index serves still reads the whole
+    table (or a whole index)."""
+    from triggers.selectors import trigger_event_search
+
+    a, b = a_and_b
+    alice = EndUserFactory(partnership=a, external_user_id="alice")
+    event = event_of(a, end_user=alice, idempotency_key="k-1")
+    for term in ("alice", "k-1", str(event.pk)):
+        found = trigger_event_search(
+            events=TriggerEvent.objects.all(), term=term, partnership_ids=[a.pk, b.pk]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            plan = found.explain()
+
+        assert scans_without_a_condition(plan) == [], (term, plan)
+        assert list(found) == [event]
