@@ -186,3 +186,26 @@ def test_reports_count_the_user_blocked_decisions(admin_client, partnership, ali
     assert re.search(
         r'title="user_blocked">User blocked</th><td data-figure="outcome:user_blocked">2<', text
     )
+
+
+def test_blocked_users_cost_no_query_per_event(partnership, trigger):
+    """``blocked_at`` is read with the batch's user attributes: one event or five of blocked
+    users, the same statements."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    CampaignFactory(trigger=trigger, slug="welcome")
+
+    def statements(events: int) -> int:
+        for _ in range(events):
+            user = EndUserFactory(partnership=partnership)
+            end_user_block(end_user=user, operator=None, reason="fraud")
+            TriggerEventFactory(trigger=trigger, end_user=user)
+        with CaptureQueriesContext(connection) as queries:
+            process_queued()
+        return len(queries)
+
+    statements(1)  # the caches warm (the trigger's campaigns, the partnership)
+
+    assert statements(1) == statements(5)
+    assert not Reward.objects.exists()

@@ -122,6 +122,8 @@ def test_the_trigger_filter_offers_only_the_operators_triggers(support, a_and_b)
 
     assert "a-trigger" in text
     assert "b-trigger" not in text
+    # The inputs of the time range and of the user, in the filter panel's form.
+    assert 'name="received_at__gte"' in text and 'name="external_user_id"' in text
 
 
 def test_an_operator_of_a_cannot_see_bs_events_even_by_url(support, a_and_b):
