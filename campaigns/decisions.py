@@ -6,7 +6,13 @@ Stored form, one short array per decision (``TriggerEvent.decisions``)::
     [campaign_id, outcome]                      e.g. ["5d0c…", "condition_false"]
     [campaign_id, outcome, amount]              e.g. ["5d0c…", "rewarded", "2.13"]
     [campaign_id, outcome, amount, params]      e.g. ["5d0c…", "budget_exhausted", null,
-                                                      {"amount": "10.00"}]
+                                                      {"amount": "10.00", "budget": "500"}]
+    [campaign_id, outcome, amount, params, facts]  e.g. ["5d0c…", "condition_false", null,
+                                                      null, {"purchases_30d": 2}]
+
+The fifth element, the values of the campaign's facts as the rules saw them, is there only for
+a campaign that reads facts (events evaluated before it was kept have none). A limit outcome's
+parameters name the limit that bit (``budget``, ``max_rewards``, ...) since the same release.
 
 Events evaluated before this form existed hold one object per decision, with the campaign's
 slug and the message in words (``{"campaign_id", "campaign", "outcome", "amount",
@@ -36,6 +42,7 @@ class Outcome(StrEnum):
     SKIPPED_EXCLUSIVE = "skipped_exclusive"
     ERROR = "error"
     CAMPAIGN_INVALID = "campaign_invalid"
+    USER_BLOCKED = "user_blocked"
 
 
 NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
@@ -54,6 +61,7 @@ class Decision(NamedTuple):
     outcome: Outcome
     amount: Decimal | None = None  # what was issued; None unless rewarded now
     params: Mapping[str, Any] = NO_PARAMS  # what the message says, e.g. {"amount": "10.00"}
+    facts: Mapping[str, Any] | None = None  # the campaign's facts as its rules saw them
 
     @property
     def message(self) -> str:
@@ -62,6 +70,9 @@ class Decision(NamedTuple):
     def packed(self, campaign_key: str | None = None) -> tuple:
         """The stored form; ``campaign_key`` is ``str(campaign_id)`` when the caller has it."""
         key = campaign_key or str(self.campaign_id)
+        if self.facts is not None:
+            amount = None if self.amount is None else str(self.amount)
+            return (key, self.outcome, amount, dict(self.params) or None, dict(self.facts))
         if self.params:
             amount = None if self.amount is None else str(self.amount)
             return (key, self.outcome, amount, dict(self.params))
@@ -71,12 +82,13 @@ class Decision(NamedTuple):
 
     @classmethod
     def unpack(cls, stored: list | tuple) -> "Decision":
-        campaign_id, outcome, amount, stored_params = (*stored, None, None)[:4]
+        campaign_id, outcome, amount, stored_params, facts = (*stored, None, None, None)[:5]
         return cls(
             uuid.UUID(campaign_id),
             Outcome(outcome),
             None if amount is None else Decimal(amount),
             MappingProxyType(stored_params) if stored_params else NO_PARAMS,
+            None if facts is None else MappingProxyType(facts),
         )
 
 
@@ -89,6 +101,10 @@ class DecisionView:
     outcome: str
     amount: str | None
     message: str
+    # Pilot's detail: the facts' values the rules saw (None: not kept, or no facts), and the
+    # limits a limit outcome met, in words.
+    facts: Mapping[str, Any] | None = None
+    limits: tuple[str, ...] = ()
 
 
 def decision_describe(stored: list | dict, slugs: Mapping[uuid.UUID, str]) -> DecisionView:
@@ -115,6 +131,8 @@ def decision_describe(stored: list | dict, slugs: Mapping[uuid.UUID, str]) -> De
         decision.outcome.value,
         None if decision.amount is None else str(decision.amount),
         decision.message,
+        decision.facts,
+        limits_met(decision.params),
     )
 
 
@@ -151,6 +169,7 @@ _MESSAGES: dict[tuple[Outcome, str], str] = {
         "reward of {amount} is beyond the largest amount, {largest}"
     ),
     (Outcome.CAMPAIGN_INVALID, ""): "the campaign cannot be evaluated: {errors}",
+    (Outcome.USER_BLOCKED, ""): "the user is blocked: they earn nothing until unblocked",
 }
 
 
@@ -177,6 +196,7 @@ _OUTCOME_LABELS: dict[Outcome, str] = {
     Outcome.SKIPPED_EXCLUSIVE: "Skipped (exclusive campaign)",
     Outcome.ERROR: "Error",
     Outcome.CAMPAIGN_INVALID: "Campaign invalid",
+    Outcome.USER_BLOCKED: "User blocked",
 }
 
 
@@ -186,3 +206,23 @@ def outcome_label(code: str) -> str:
         return _OUTCOME_LABELS[Outcome(code)]
     except ValueError:
         return code.replace("_", " ").capitalize()
+
+
+# The limits a limit outcome names in its parameters (``campaigns.judge``), in words.
+_LIMITS = (
+    ("budget", "budget {}"),
+    ("max_rewards", "at most {} rewards in all"),
+    ("max_rewards_per_user", "at most {} rewards per user"),
+    ("max_amount_per_user", "at most {} per user"),
+    ("max_rewards_per_user_per_period", "at most {} rewards per user per {period}"),
+)
+
+
+def limits_met(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The limits named by a decision's parameters, in words (none for other outcomes, nor for
+    decisions stored before limits were named)."""
+    return tuple(
+        template.format(values[name], period=values.get("period", "period"))
+        for name, template in _LIMITS
+        if name in values
+    )

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from triggers.admin import TriggerEventAdmin
 from triggers.models import TriggerEvent
 
+from .decisions import outcome_label
 from .selectors import trigger_event_decisions
 
 
@@ -32,15 +33,34 @@ class TriggerEventWithDecisionsAdmin(TriggerEventAdmin):
 
     @admin.display(description="Decisions")
     def decision_table(self, event: TriggerEvent) -> str:
+        """One row per candidate campaign: its outcome, what it issued, why in words, the
+        values of the facts its rule read, and the limits it met."""
         rows = trigger_event_decisions(event=event)
         if not rows:
             return "—"
         return format_html(
-            "<table><thead><tr><th>Campaign</th><th>Outcome</th><th>Amount</th>"
-            "<th>Message</th></tr></thead><tbody>{}</tbody></table>",
+            '<table id="decisions"><thead><tr><th>Campaign</th><th>Outcome</th><th>Amount</th>'
+            "<th>Why</th><th>Facts it saw</th><th>Limits it met</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
             format_html_join(
                 "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                ((d.campaign, d.outcome, d.amount or "", d.message) for d in rows),
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        d.campaign,
+                        d.outcome,
+                        d.amount or "",
+                        d.message or outcome_label(d.outcome),
+                        _facts_in_words(d.facts),
+                        "; ".join(d.limits) or "—",
+                    )
+                    for d in rows
+                ),
             ),
         )
+
+
+def _facts_in_words(facts) -> str:
+    if not facts:
+        return "—"
+    return ", ".join(f"{name} = {value}" for name, value in facts.items())

@@ -48,18 +48,23 @@ def event_judge(
     user: dict,
     facts: Mapping[FactSpec, int | float],
     places: int,
+    blocked: bool = False,
 ) -> list[Verdict]:
     """Schedule (at ``occurred_at``), condition and amount for each campaign, in their order;
     none from a campaign the event reached too late for (``candidate_until``).
 
     ``user``: the end user's attributes; ``facts``: this event's value of each fact the
-    campaigns read; ``places``: the reward unit's decimal places."""
+    campaigns read; ``places``: the reward unit's decimal places; ``blocked``: the user is
+    blocked, so every candidate campaign says ``user_blocked`` and no rule runs."""
     data = None
     activations: dict[int, Any] = {}
     verdicts = []
     received_at, occurred_at, context = event.received_at, event.occurred_at, event.context
     for campaign in campaigns:
         if campaign.candidate_until is not None and received_at >= campaign.candidate_until:
+            continue
+        if blocked:
+            verdicts.append(Verdict(campaign, Outcome.USER_BLOCKED))
             continue
         if isinstance(campaign, InvalidCampaign):
             verdicts.append(_invalid(campaign))
@@ -140,6 +145,26 @@ def event_settle(
 def _reserved(campaign: CompiledCampaign, amount: Decimal, blocked: Outcome | None) -> Decision:
     if blocked is None:
         return Decision(campaign.id, Outcome.REWARDED, amount)
+    limits = _limits_named(campaign.limits, blocked)
     if blocked == Outcome.PERIOD_CAP_REACHED:
-        return Decision(campaign.id, blocked, None, params(period=campaign.limits.period))
-    return Decision(campaign.id, blocked, None, params(amount=str(amount)))
+        return Decision(campaign.id, blocked, None, params(period=campaign.limits.period, **limits))
+    return Decision(campaign.id, blocked, None, params(amount=str(amount), **limits))
+
+
+# The limits each limit outcome may have met (``campaigns.engine.limits_check``).
+_LIMITS_OF = {
+    Outcome.BUDGET_EXHAUSTED: ("budget",),
+    Outcome.COUNT_CAP_REACHED: ("max_rewards",),
+    Outcome.USER_CAP_REACHED: ("max_rewards_per_user", "max_amount_per_user"),
+    Outcome.PERIOD_CAP_REACHED: ("max_rewards_per_user_per_period",),
+}
+
+
+def _limits_named(limits, outcome: Outcome) -> dict[str, str | int]:
+    """The campaign's limits behind ``outcome``, as the decision keeps them (JSON values)."""
+    named = {}
+    for name in _LIMITS_OF.get(outcome, ()):
+        value = getattr(limits, name)
+        if value is not None:
+            named[name] = format(value.normalize(), "f") if isinstance(value, Decimal) else value
+    return named

@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     EVENT_TOO_LATE = "event_too_late"
     TRIGGER_EVENT_DOES_NOT_EXIST = "trigger_event_does_not_exist"
     TRIGGER_EVENT_NOT_CANCELLABLE = "trigger_event_not_cancellable"
+    TRIGGER_EVENT_NOT_RETRYABLE = "trigger_event_not_retryable"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     ALREADY_REVERSED = "already_reversed"
     MODE_MISMATCH = "mode_mismatch"

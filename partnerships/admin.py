@@ -1,16 +1,27 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
+from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
-from .scoping import PartnershipScopedAdmin
+from .pilot_actions import ObjectAction, ObjectActionsAdmin
+from .pilot_filters import exact_search
+from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
-from .services import api_key_issue, api_key_revoke
+from .services import (
+    EndUserBlockError,
+    api_key_issue,
+    api_key_revoke,
+    end_user_block,
+    end_user_unblock,
+)
 
 
 class PartnershipInline(PartnershipScopedAdmin, TabularInline):
@@ -113,17 +124,121 @@ class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 
+BLOCK_PERMISSION = "partnerships.block_enduser"
+
+
+class BlockForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text="Kept with the block and in the audit log.",
+    )
+
+
+class UnblockForm(forms.Form):
+    """Unblocking asks for nothing but a confirmation."""
+
+
 @admin.register(EndUser)
-class EndUserAdmin(PartnershipScopedAdmin, ModelAdmin):
-    list_display = ("external_user_id", "id", "partnership", "created_at")
-    list_filter = ("partnership",)
+class EndUserAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
+    """A partner's user (Benji's member page): attributes and blocking here; their events,
+    rewards and balance are added by the apps that own them (rewards/admin.py)."""
+
+    list_display = ("external_user_id", "id", "partnership", "blocked", "created_at")
+    list_filter = (("partnership", ScopedRelatedFieldListFilter),)
+    # Shows the search box; get_search_results compares exactly (the unique (partnership,
+    # external_user_id) index and the primary key).
     search_fields = ("external_user_id", "id")
+    search_help_text = "Exact: the partner's id for the user, or our id."
+    show_full_result_count = False
     # The partner's id for the user is its identity: renaming it would split one user's
     # history (and web processes remember which user an external id is).
-    readonly_fields = ("id", "external_user_id", "created_at")
+    readonly_fields = ("id", "external_user_id", "created_at", "block_state")
+    fieldsets = (
+        (None, {"fields": ("id", "partnership", "external_user_id", "created_at")}),
+        ("Blocking", {"fields": ("block_state",)}),
+        ("Attributes", {"fields": ("attributes",)}),
+    )
+    object_action_urls = (("block", "block_view"), ("unblock", "unblock_view"))
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else ("id", "created_at")
+        return self.readonly_fields if obj is not None else ("id", "created_at", "block_state")
+
+    def get_search_results(self, request, queryset, search_term):
+        found = exact_search(
+            queryset, search_term, uuid_fields=("pk",), text_fields=("external_user_id",)
+        )
+        return found, False
+
+    @admin.display(description="Blocked", boolean=True)
+    def blocked(self, user: EndUser) -> bool:
+        return user.blocked_at is not None
+
+    @admin.display(description="Status")
+    def block_state(self, user: EndUser) -> str:
+        if user.blocked_at is None:
+            return "Not blocked: earns rewards."
+        return format_html(
+            "<strong>Blocked</strong> since {} by {}: {}. Every campaign decides "
+            "<code>user_blocked</code> for their events; they earn nothing until unblocked.",
+            user.blocked_at.strftime("%Y-%m-%d %H:%M %Z"),
+            user.blocked_by or "someone since removed",
+            user.blocked_reason,
+        )
+
+    def object_actions(self, request, obj: EndUser) -> list[ObjectAction]:
+        if not request.user.has_perm(BLOCK_PERMISSION):
+            return []
+        if obj.blocked_at is None:
+            return [ObjectAction("Block", self.action_url(obj, "block"), "block")]
+        return [ObjectAction("Unblock", self.action_url(obj, "unblock"), "lock_open")]
+
+    def block_view(self, request, object_id: str):
+        user = self.object_for_action(request, object_id, BLOCK_PERMISSION)
+        form = BlockForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                end_user_block(
+                    end_user=user, operator=request.user, reason=form.cleaned_data["reason"]
+                )
+            except EndUserBlockError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{user} is blocked: they earn nothing until unblocked.")
+                return HttpResponseRedirect(self.change_url(user))
+        return self.action_page(
+            request,
+            user,
+            title=f"Block {user}",
+            form=form,
+            intro="From now on every campaign decides “user blocked” for this user's events "
+            "and issues nothing. Rewards already issued stand (reverse them if needed).",
+            submit="Block",
+            status=400 if form.errors else 200,
+        )
+
+    def unblock_view(self, request, object_id: str):
+        user = self.object_for_action(request, object_id, BLOCK_PERMISSION)
+        form = UnblockForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                end_user_unblock(end_user=user, operator=request.user)
+            except EndUserBlockError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{user} is unblocked: they earn rewards again.")
+                return HttpResponseRedirect(self.change_url(user))
+        return self.action_page(
+            request,
+            user,
+            title=f"Unblock {user}",
+            form=form,
+            intro="Their next events are evaluated as anyone's; events decided while blocked "
+            "stay as they were.",
+            submit="Unblock",
+            details=[("Blocked because", user.blocked_reason or "—")],
+            status=400 if form.errors else 200,
+        )
 
 
 @admin.register(PartnershipMember)

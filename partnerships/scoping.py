@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model, QuerySet
 from django.db.models.constants import LOOKUP_SEP
+from django.http import Http404
 
 from .models import Partner, Partnership
 from .selectors import partnerships_for_operator, pilot_users_for_operator
@@ -87,6 +88,11 @@ class PartnershipScopedAdmin:
         """Each related-field filter named by its field (``"campaign"``, ``"campaign__trigger"``)
         becomes the scoped one; filters given with their own class are left as they are."""
         return [_scoped_filter(self.model, entry) for entry in super().get_list_filter(request)]
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Another partnership's row, or none: the same 404 (Django's default redirects home
+        # with "doesn't exist", which tells nothing apart but answers 302).
+        raise Http404(f"No {opts.verbose_name} with this id among your partnerships")
 
 
 def _scoped_filter(model, entry):

@@ -7,7 +7,7 @@ from django.utils import timezone
 from config.localcache import config_cache
 
 from . import keys
-from .models import ApiKey, Partner, Partnership
+from .models import ApiKey, EndUser, Partner, Partnership
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,49 @@ def audit_record(
         target_repr=str(target)[:200] if target is not None else "",
         changes=changes or {},
     )
+
+
+class EndUserBlockError(Exception):
+    """Blocking a blocked user, or unblocking one who is not: the operator is told why."""
+
+
+@transaction.atomic
+def end_user_block(*, end_user: EndUser, operator, reason: str) -> EndUser:
+    """Blocks a user: from the next evaluation on, every campaign decides ``user_blocked``
+    for their events (rewards already issued stand). Audited as ``enduser.block``."""
+    reason = reason.strip()
+    if not reason:
+        raise EndUserBlockError("Give a reason for blocking this user.")
+    locked = EndUser.objects.select_for_update().get(pk=end_user.pk)
+    if locked.blocked_at is not None:
+        raise EndUserBlockError(f"{locked} is already blocked.")
+    locked.blocked_at, locked.blocked_by, locked.blocked_reason = timezone.now(), operator, reason
+    locked.save(update_fields=["blocked_at", "blocked_by", "blocked_reason"])
+    audit_record(
+        actor=operator,
+        action="enduser.block",
+        target=locked,
+        partnership=locked.partnership,
+        changes={"blocked": [False, True], "reason": reason},
+    )
+    return locked
+
+
+@transaction.atomic
+def end_user_unblock(*, end_user: EndUser, operator) -> EndUser:
+    """Lets a blocked user earn again (events evaluated while blocked stay as decided).
+    Audited as ``enduser.unblock``, with the reason the block had."""
+    locked = EndUser.objects.select_for_update().get(pk=end_user.pk)
+    if locked.blocked_at is None:
+        raise EndUserBlockError(f"{locked} is not blocked.")
+    reason = locked.blocked_reason
+    locked.blocked_at, locked.blocked_by, locked.blocked_reason = None, None, ""
+    locked.save(update_fields=["blocked_at", "blocked_by", "blocked_reason"])
+    audit_record(
+        actor=operator,
+        action="enduser.unblock",
+        target=locked,
+        partnership=locked.partnership,
+        changes={"blocked": [True, False], "reason": reason},
+    )
+    return locked

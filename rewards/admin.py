@@ -1,46 +1,239 @@
-from django.contrib import admin
+"""Pilot's rewards, reversals and campaign spend; and the pages of events and users with what
+this app owns (rewards, reversals, balances, webhook deliveries), registered over the lower
+apps' admins (as campaigns does for triggers)."""
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from campaigns.admin import CampaignAdmin
+from campaigns.event_admin import TriggerEventWithDecisionsAdmin
 from campaigns.models import Campaign
-from partnerships.scoping import PartnershipScopedAdmin
+from config.errors import ApplicationError
+from partnerships.admin import EndUserAdmin
+from partnerships.models import EndUser
+from partnerships.pilot_actions import ObjectAction, ObjectActionsAdmin
+from partnerships.pilot_filters import DateTimeRangeFilter, ExternalUserFilter, exact_search
+from partnerships.scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
+from triggers.models import TriggerEvent
 
 from .models import CampaignCounter, Reward, RewardAdjustment
+from .selectors import (
+    end_user_recent_events,
+    end_user_recent_rewards,
+    reward_balance_for_user,
+    trigger_event_webhook_deliveries,
+)
 from .serializers import amount_for_display
+from .services.reversal import reward_reverse
 from .simulation.pilot import CampaignDryRunAdmin
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
 
+REVERSE_PERMISSION = "rewards.reverse_reward"
+
+
+def _link(obj, text=None) -> str:
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}" class="text-primary-600 underline">{}</a>', url, text or obj)
+
+
+def _table(table_id: str, headers: tuple[str, ...], rows, empty: str) -> str:
+    """A small read-only table of a detail page (rows: tuples of cells, already escaped by
+    ``format_html`` where they hold links)."""
+    if not rows:
+        return format_html('<p id="{}">{}</p>', table_id, empty)
+    return format_html(
+        '<table id="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+        table_id,
+        format_html_join("", "<th>{}</th>", ((header,) for header in headers)),
+        format_html_join(
+            "",
+            "<tr>{}</tr>",
+            ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+        ),
+    )
+
+
+def _amount(value: Decimal, partnership) -> str:
+    return str(value.quantize(partnership.unit_step))
+
+
+def _adjustment_rows(adjustments) -> list[tuple]:
+    return [
+        (
+            adjustment.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _link(adjustment.reward, adjustment.reward.campaign),
+            _taken(adjustment),
+            adjustment.reversal.reason or "—",
+            adjustment.reversal.operator or "partner API",
+        )
+        for adjustment in adjustments
+    ]
+
+
+def _taken(adjustment: RewardAdjustment) -> str:
+    reward = adjustment.reward
+    return f"-{_amount(adjustment.amount, reward.partnership)} {reward.unit}"
+
+
+ADJUSTMENT_HEADERS = ("When", "Reward", "Amount", "Reason", "By")
+
+
+class ReverseForm(forms.Form):
+    amount = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.000001"),
+        max_digits=18,
+        decimal_places=6,
+        widget=UnfoldAdminTextInputWidget,
+        help_text="Part of what remains; empty reverses all of it.",
+    )
+    reason = forms.CharField(
+        max_length=500,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text="Kept with the reversal and in the audit log.",
+    )
+
 
 @admin.register(Reward)
-class RewardAdmin(PartnershipScopedAdmin, ModelAdmin):
+class RewardAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     list_display = (
         "id",
         "campaign",
         "end_user",
         "display_amount",
+        "display_reversed",
         "unit",
         "mode",
         "status",
         "issued_at",
     )
-    # Report pages link here with explicit bounds: ?issued_at__gte=…&issued_at__lt=… (any local
-    # field's lookups are accepted), and by trigger through campaign__trigger.
-    list_filter = ("status", "mode", "campaign", "campaign__trigger", "partnership")
-    search_fields = ("id", "end_user__external_user_id", "trigger_event__id")
-    date_hierarchy = "issued_at"
+    # Report pages link here with explicit bounds: ?issued_at__gte=…&issued_at__lt=… (the
+    # range filter's parameters), and by trigger through campaign__trigger.
+    list_filter = (
+        "status",
+        "mode",
+        ("campaign", ScopedRelatedFieldListFilter),
+        ("campaign__trigger", ScopedRelatedFieldListFilter),
+        ("partnership", ScopedRelatedFieldListFilter),
+        ("issued_at", DateTimeRangeFilter),
+        ExternalUserFilter,
+    )
+    list_filter_submit = True
+    search_fields = ("id",)  # the box; get_search_results compares exactly
+    search_help_text = "Exact: a reward id or its event's id."
+    ordering = ("-issued_at",)
+    show_full_result_count = False
     list_select_related = ("campaign", "end_user", "partnership")
-    readonly_fields = [field.name for field in Reward._meta.fields]
+    readonly_fields = [*(field.name for field in Reward._meta.fields), "adjustment_table"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "partnership",
+                    "campaign",
+                    "campaign_version",
+                    "trigger_event",
+                    "end_user",
+                    "mode",
+                    "status",
+                )
+            },
+        ),
+        ("Amount", {"fields": ("amount", "reversed_amount", "unit", "user_periods")}),
+        ("Times", {"fields": ("occurred_at", "issued_at")}),
+        ("Reversals", {"fields": ("adjustment_table",)}),
+    )
+    object_action_urls = (("reverse", "reverse_view"),)
+
+    def get_search_results(self, request, queryset, search_term):
+        found = exact_search(queryset, search_term, uuid_fields=("pk", "trigger_event_id"))
+        return found, False
 
     @admin.display(description="Amount", ordering="amount")
     def display_amount(self, reward: Reward) -> str:
         return amount_for_display(reward)
+
+    @admin.display(description="Reversed", ordering="reversed_amount")
+    def display_reversed(self, reward: Reward) -> str:
+        return _amount(reward.reversed_amount, reward.partnership) if reward.reversed_amount else ""
+
+    @admin.display(description="Reversals of this reward")
+    def adjustment_table(self, reward: Reward) -> str:
+        adjustments = reward.adjustments.select_related(
+            "reversal__operator", "reward__campaign", "reward__partnership"
+        ).order_by("created_at", "id")
+        return _table("adjustments", ADJUSTMENT_HEADERS, _adjustment_rows(adjustments), "None.")
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def object_actions(self, request, obj: Reward) -> list[ObjectAction]:
+        if obj.status != Reward.Status.ISSUED or not request.user.has_perm(REVERSE_PERMISSION):
+            return []
+        return [ObjectAction("Reverse", self.action_url(obj, "reverse"), "undo")]
+
+    def reverse_view(self, request, object_id: str):
+        reward = self.object_for_action(request, object_id, REVERSE_PERMISSION)
+        form = ReverseForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                reward_reverse(
+                    reward=reward,
+                    operator=request.user,
+                    reason=form.cleaned_data["reason"],
+                    amount=form.cleaned_data["amount"],
+                )
+            except ApplicationError as exc:
+                _errors_to_form(form, exc)
+            else:
+                reward.refresh_from_db()
+                messages.success(
+                    request,
+                    f"Reversed: {_amount(reward.reversed_amount, reward.partnership)} "
+                    f"{reward.unit} of {amount_for_display(reward)} taken back so far.",
+                )
+                return HttpResponseRedirect(self.change_url(reward))
+        elif request.method != "POST" and reward.status != Reward.Status.ISSUED:
+            form.add_error(None, "The reward is already reversed")
+        remaining = _amount(reward.remaining, reward.partnership)
+        return self.action_page(
+            request,
+            reward,
+            title=f"Reverse a reward of {amount_for_display(reward)} {reward.unit}",
+            form=form,
+            intro="Takes the amount back from the user (a reversal, as the partner API makes) "
+            "and gives it back to the campaign's budget and the user's caps.",
+            submit="Reverse",
+            details=[
+                ("Campaign", str(reward.campaign)),
+                ("User", str(reward.end_user)),
+                ("Issued", f"{amount_for_display(reward)} {reward.unit} ({reward.mode})"),
+                ("Remaining", f"{remaining} {reward.unit}"),
+            ],
+            status=400 if form.errors else 200,
+        )
+
+
+def _errors_to_form(form: forms.Form, error: ApplicationError) -> None:
+    """The service's refusal at the field it names (the amount), else above the form."""
+    for item in error.errors or ():
+        field = item.get("field")
+        form.add_error(field if field in form.fields else None, item["message"])
+    if not error.errors:
+        form.add_error(None, error.message)
 
 
 @admin.register(RewardAdjustment)
@@ -49,17 +242,39 @@ class RewardAdjustmentAdmin(PartnershipScopedAdmin, ModelAdmin):
 
     partnership_path = "reward__partnership"
 
-    list_display = ("created_at", "reward", "campaign", "end_user", "amount", "mode", "reason")
+    list_display = (
+        "created_at",
+        "reward",
+        "campaign",
+        "end_user",
+        "amount",
+        "mode",
+        "reason",
+        "operator",
+    )
     list_filter = (
         "reward__mode",
-        "reward__campaign",
-        "reward__campaign__trigger",
-        "reward__partnership",
+        ("reward__campaign", ScopedRelatedFieldListFilter),
+        ("reward__campaign__trigger", ScopedRelatedFieldListFilter),
+        ("reward__partnership", ScopedRelatedFieldListFilter),
+        ("created_at", DateTimeRangeFilter),
     )
-    search_fields = ("reward__id", "reward__end_user__external_user_id", "reversal__reason")
-    date_hierarchy = "created_at"
-    list_select_related = ("reward__campaign", "reward__end_user", "reversal")
-    readonly_fields = ("reversal", "reward", "amount", "created_at")
+    list_filter_submit = True
+    search_fields = ("reward__id",)  # the box; get_search_results compares exactly
+    search_help_text = "Exact: a reward id or its event's id."
+    ordering = ("-created_at",)
+    list_select_related = (
+        "reward__campaign",
+        "reward__end_user",
+        "reversal__operator",
+    )
+    readonly_fields = ("reversal", "reward", "amount", "created_at", "reason", "operator")
+
+    def get_search_results(self, request, queryset, search_term):
+        found = exact_search(
+            queryset, search_term, uuid_fields=("reward_id", "reversal__trigger_event_id")
+        )
+        return found, False
 
     @admin.display(description="Campaign", ordering="reward__campaign__name")
     def campaign(self, adjustment: RewardAdjustment):
@@ -77,6 +292,10 @@ class RewardAdjustmentAdmin(PartnershipScopedAdmin, ModelAdmin):
     def reason(self, adjustment: RewardAdjustment) -> str:
         return adjustment.reversal.reason
 
+    @admin.display(description="By")
+    def operator(self, adjustment: RewardAdjustment) -> str:
+        return str(adjustment.reversal.operator or "partner API")
+
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -85,6 +304,167 @@ class RewardAdjustmentAdmin(PartnershipScopedAdmin, ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- Events and users, with what this app owns ------------------------------------------------
+
+
+class TriggerEventPilotAdmin(TriggerEventWithDecisionsAdmin):
+    """An event's page: its context and decisions (below), then its rewards, their reversals
+    and the webhooks sent about it."""
+
+    readonly_fields = [
+        *TriggerEventWithDecisionsAdmin.readonly_fields,
+        "reward_table",
+        "reversal_table",
+        "delivery_table",
+    ]
+    fieldsets = (
+        *TriggerEventWithDecisionsAdmin.fieldsets,
+        ("Rewards", {"fields": ("reward_table",)}),
+        ("Reversals and adjustments", {"fields": ("reversal_table",)}),
+        ("Webhook deliveries", {"fields": ("delivery_table",)}),
+    )
+
+    @admin.display(description="Rewards")
+    def reward_table(self, event: TriggerEvent) -> str:
+        rewards = event.rewards.select_related("campaign", "partnership").order_by("issued_at")
+        rows = [
+            (
+                _link(reward, reward.campaign),
+                f"{amount_for_display(reward)} {reward.unit}",
+                _amount(reward.reversed_amount, reward.partnership),
+                reward.status,
+                reward.issued_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for reward in rewards
+        ]
+        headers = ("Campaign", "Amount", "Reversed", "Status", "Issued")
+        return _table("rewards", headers, rows, "No reward.")
+
+    @admin.display(description="Reversals")
+    def reversal_table(self, event: TriggerEvent) -> str:
+        adjustments = (
+            RewardAdjustment.objects.filter(reversal__trigger_event=event)
+            .select_related("reversal__operator", "reward__campaign", "reward__partnership")
+            .order_by("created_at", "id")
+        )
+        rows = _adjustment_rows(adjustments)
+        cancelled = event.reversals.filter(cancelled_event=True).select_related("operator")
+        rows += [
+            (
+                reversal.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "the event (cancelled before evaluation)",
+                "—",
+                reversal.reason or "—",
+                reversal.operator or "partner API",
+            )
+            for reversal in cancelled
+        ]
+        return _table("reversals", ADJUSTMENT_HEADERS, rows, "None.")
+
+    @admin.display(description="Webhook deliveries")
+    def delivery_table(self, event: TriggerEvent) -> str:
+        rows = [
+            (
+                _link(delivery, delivery.event_type),
+                delivery.endpoint.url,
+                delivery.get_status_display(),
+                delivery.attempts,
+                delivery.last_status_code or "—",
+                delivery.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for delivery in trigger_event_webhook_deliveries(event=event)
+        ]
+        headers = ("Type", "Endpoint", "Status", "Attempts", "Last response", "Created")
+        return _table("deliveries", headers, rows, "None sent.")
+
+
+class EndUserPilotAdmin(EndUserAdmin):
+    """Benji's member page: who the user is, whether they are blocked, their balance, latest
+    events and rewards."""
+
+    readonly_fields = (*EndUserAdmin.readonly_fields, "balance", "event_table", "reward_table")
+    fieldsets = (
+        *EndUserAdmin.fieldsets[:2],
+        ("Balance", {"fields": ("balance",)}),
+        ("Latest events", {"fields": ("event_table",)}),
+        ("Latest rewards", {"fields": ("reward_table",)}),
+        *EndUserAdmin.fieldsets[2:],
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        return self.fieldsets if obj is not None else EndUserAdmin.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else super().get_readonly_fields(request)
+
+    @admin.display(description="Balance (issued minus reversed)")
+    def balance(self, user: EndUser) -> str:
+        rows = [
+            (mode, row["unit"], row["earned"], row["reversed"], row["net"])
+            for mode in ("live", "test")
+            for row in reward_balance_for_user(user=user, mode=mode)
+        ]
+        headers = ("Mode", "Unit", "Issued", "Reversed", "Balance")
+        return _table("balance", headers, rows, "Nothing issued yet.")
+
+    @admin.display(description="Events")
+    def event_table(self, user: EndUser) -> str:
+        rows = [
+            (
+                _link(event, str(event.pk)[:8]),
+                event.trigger,
+                event.mode,
+                event.get_status_display(),
+                _outcomes(event),
+                event.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for event in end_user_recent_events(user=user)
+        ]
+        headers = ("Event", "Trigger", "Mode", "Status", "Decisions", "Occurred")
+        all_url = reverse("admin:triggers_triggerevent_changelist") + f"?end_user={user.pk}"
+        return format_html(
+            '{}<p><a href="{}" class="text-primary-600 underline">All their events</a></p>',
+            _table("events", headers, rows, "No event."),
+            all_url,
+        )
+
+    @admin.display(description="Rewards")
+    def reward_table(self, user: EndUser) -> str:
+        rows = [
+            (
+                _link(reward, reward.campaign),
+                f"{amount_for_display(reward)} {reward.unit}",
+                _amount(reward.reversed_amount, reward.partnership),
+                reward.mode,
+                reward.status,
+                reward.issued_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for reward in end_user_recent_rewards(user=user)
+        ]
+        headers = ("Campaign", "Amount", "Reversed", "Mode", "Status", "Issued")
+        all_url = reverse("admin:rewards_reward_changelist") + f"?end_user={user.pk}"
+        return format_html(
+            '{}<p><a href="{}" class="text-primary-600 underline">All their rewards</a></p>',
+            _table("user-rewards", headers, rows, "No reward."),
+            all_url,
+        )
+
+
+def _outcomes(event: TriggerEvent) -> str:
+    """ "2 rewarded, 1 condition_false": the event's decisions counted by outcome."""
+    counts: dict[str, int] = {}
+    for item in event.decisions or ():
+        outcome = item["outcome"] if isinstance(item, dict) else item[1]
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{count} {outcome}" for outcome, count in counts.items()) or "—"
+
+
+admin.site.unregister(TriggerEvent)
+admin.site.register(TriggerEvent, TriggerEventPilotAdmin)
+admin.site.unregister(EndUser)
+admin.site.register(EndUser, EndUserPilotAdmin)
 
 
 class CampaignCounterInline(TabularInline):

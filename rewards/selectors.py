@@ -12,7 +12,7 @@ from partnerships.models import EndUser
 from triggers.models import TriggerEvent
 from triggers.selectors import trigger_event_get
 
-from .models import Reversal, Reward, RewardAdjustment
+from .models import Reversal, Reward, RewardAdjustment, WebhookDelivery
 
 
 def trigger_event_get_with_rewards(
@@ -154,4 +154,43 @@ def campaign_adjustments(
         )
         .select_related("reversal", "reward__end_user", "reward__partnership")
         .order_by("-created_at", "-id")
+    )
+
+
+# --- Pilot's event and user pages ------------------------------------------------------------
+
+
+def trigger_event_webhook_deliveries(
+    *, event: TriggerEvent, limit: int = 50
+) -> QuerySet[WebhookDelivery]:
+    """The webhooks sent about an event (its rewards issued or reversed, its failure): those
+    of its partnership's endpoints, in its mode, since it was received, whose payload names
+    it. (Deliveries have no column for the event: the endpoint's index narrows the scan.)"""
+    return (
+        WebhookDelivery.objects.filter(
+            endpoint__partnership_id=event.partnership_id,
+            mode=event.mode,
+            created_at__gte=event.received_at,
+            payload__data__trigger_event_id=str(event.id),
+        )
+        .select_related("endpoint")
+        .order_by("created_at", "id")[:limit]
+    )
+
+
+def end_user_recent_events(*, user: EndUser, limit: int = 20) -> list[TriggerEvent]:
+    """A user's latest events, both modes (the (end_user, trigger, occurred_at) index)."""
+    return list(
+        TriggerEvent.objects.filter(end_user=user)
+        .select_related("trigger")
+        .order_by("-occurred_at", "-received_at")[:limit]
+    )
+
+
+def end_user_recent_rewards(*, user: EndUser, limit: int = 20) -> list[Reward]:
+    """A user's latest rewards, both modes (the (end_user, -issued_at) index)."""
+    return list(
+        Reward.objects.filter(end_user=user)
+        .select_related("campaign", "partnership")
+        .order_by("-issued_at", "-id")[:limit]
     )

@@ -2,7 +2,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q, QuerySet
+
 from config.localcache import config_cache
+from partnerships.models import EndUser
 
 from .models import Trigger, TriggerEvent
 from .schemas import compile_schema
@@ -51,3 +54,33 @@ def trigger_event_get(
         .filter(partnership_id=partnership_id, mode=mode, pk=event_uuid)
         .first()
     )
+
+
+def trigger_event_search(*, events: QuerySet, term: str, partnership_ids: list) -> QuerySet:
+    """Pilot's event search, by exact values on indexed columns only (never a LIKE scan of
+    the events table): an event id, a user's id, a user's external id (its ``EndUser`` first,
+    by the unique (partnership, external_user_id) index) or an idempotency key (the unique
+    (partnership, mode, key) index). ``partnership_ids``: the operator's partnerships."""
+    term = term.strip()
+    if not term:
+        return events
+    users = list(
+        EndUser.objects.filter(
+            partnership_id__in=partnership_ids, external_user_id=term
+        ).values_list("pk", flat=True)
+    )
+    found = Q(
+        partnership_id__in=partnership_ids,
+        mode__in=TriggerEvent.Mode.values,
+        idempotency_key=term,
+    )
+    try:
+        as_uuid = uuid.UUID(term)
+    except ValueError:
+        as_uuid = None
+    if as_uuid is not None:
+        users.append(as_uuid)
+        found |= Q(pk=as_uuid)
+    if users:
+        found |= Q(end_user_id__in=users)
+    return events.filter(found)

@@ -14,7 +14,9 @@ What decides is pure and lives in campaigns (``campaigns.judge``: ``event_judge`
 gives the same decisions; this module loads, locks and writes. What the rules read is loaded by
 ``evaluation_inputs_load`` and judged by ``event_verdicts``, which the dry run
 (``rewards.simulation.dryrun``) calls too. Every candidate campaign gets a
-decision on the event (``campaigns.decisions``), a campaign that no longer compiles included.
+decision on the event (``campaigns.decisions``), a campaign that no longer compiles included;
+a user blocked in Pilot gets ``user_blocked`` from every one (read with the users' attributes,
+one query per batch).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
+from campaigns.decisions import Decision, Outcome
 from campaigns.engine import CompiledCampaign, InvalidCampaign
 from campaigns.facts import facts_for_events
 from campaigns.judge import EventValue, Verdict, event_judge, event_settle
@@ -74,6 +77,7 @@ class EvaluationInputs:
 
     campaigns: dict[int, list[CompiledCampaign | InvalidCampaign]]
     users: dict[uuid.UUID, dict]
+    blocked: set[uuid.UUID]  # users blocked in Pilot: they earn nothing
     trigger_names: dict[int, str]
     units: dict[uuid.UUID, tuple[str, int, ZoneInfo]]  # unit, decimal places, time zone
     facts: dict[uuid.UUID, dict]
@@ -130,13 +134,15 @@ def evaluation_inputs_load(
         if isinstance(campaign, CompiledCampaign)
         for spec in campaign.facts
     ]
+    users = list(
+        EndUser.objects.filter(id__in={e.end_user_id for e in events}).values_list(
+            "id", "attributes", "blocked_at"
+        )
+    )
     return EvaluationInputs(
         campaigns=campaigns,
-        users=dict(
-            EndUser.objects.filter(id__in={e.end_user_id for e in events}).values_list(
-                "id", "attributes"
-            )
-        ),
+        users={pk: attributes for pk, attributes, _ in users},
+        blocked={pk for pk, _, blocked_at in users if blocked_at is not None},
         trigger_names=dict(Trigger.objects.filter(id__in=campaigns).values_list("id", "name")),
         units={
             pk: (unit, places, ZoneInfo(zone))
@@ -173,6 +179,7 @@ def event_verdicts(event: TriggerEvent, inputs: EvaluationInputs) -> list[Verdic
         user=inputs.users.get(event.end_user_id, {}),
         facts=inputs.facts.get(event.id, _NO_FACTS),
         places=inputs.units[event.partnership_id][1],
+        blocked=event.end_user_id in inputs.blocked if inputs.blocked else False,
     )
 
 
@@ -201,11 +208,12 @@ def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
 
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
         decisions = event_settle(verdicts, rewarded_before=before, reserve=reserve)
+        facts = inputs.facts.get(event.id)
         # One decision per verdict, in order: the verdict's campaign has the id as a string.
         decided.append(
             tuple(
                 [
-                    decision.packed(verdict.campaign.key)
+                    _with_facts(decision, verdict, facts).packed(verdict.campaign.key)
                     for verdict, decision in zip(verdicts, decisions, strict=True)
                 ]
             )
@@ -225,6 +233,19 @@ def rewards_earlier(*, events: list[TriggerEvent]) -> dict[uuid.UUID, set[uuid.U
     ):
         earlier[event_id].add(campaign_id)
     return earlier
+
+
+# Outcomes decided before any rule read the facts: they keep none.
+_FACTS_NOT_READ = (Outcome.OUTSIDE_SCHEDULE, Outcome.CAMPAIGN_INVALID, Outcome.USER_BLOCKED)
+
+
+def _with_facts(decision: Decision, verdict: Verdict, facts: dict | None) -> Decision:
+    """The decision with the values of its campaign's facts, as its rules saw them (kept for
+    Pilot's "why"), when the campaign reads facts."""
+    specs = getattr(verdict.campaign, "facts", ())
+    if not specs or facts is None or verdict.outcome in _FACTS_NOT_READ:
+        return decision
+    return decision._replace(facts={spec.name: facts[spec] for spec in specs})
 
 
 def _issued(ledger: Ledger, events: list, inputs: EvaluationInputs) -> list[Issued]:

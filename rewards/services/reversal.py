@@ -26,6 +26,8 @@ from django.db.models import Exists, F, OuterRef, Q
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from partnerships.auth import PartnerPrincipal
+from partnerships.models import Partnership
+from partnerships.services import audit_record
 from triggers.models import TriggerEvent
 
 from ..locks import campaign_counters_lock
@@ -42,6 +44,8 @@ class ReversalRequest:
     reason: str
     amount: Decimal | None
     idempotency_key: str | None
+    # One reward of the event only (Pilot's "Reverse" on a reward); None: all of them.
+    reward_id: uuid.UUID | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -54,7 +58,19 @@ class ReversalRequest:
             str(self.reason),
             str(self.amount),
         ]
+        if self.reward_id is not None:
+            fields.append(str(self.reward_id))
         return hashlib.sha256(orjson.dumps(fields)).hexdigest()
+
+
+@dataclass(frozen=True)
+class OperatorPrincipal:
+    """A Pilot operator reversing in one partnership and mode, as a partner's key would
+    (``principal.partnership.id``, ``principal.mode``); recorded as ``Reversal.operator``."""
+
+    partnership: Partnership
+    mode: str
+    operator: object  # the auth user
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class ReversalResult:
 
 
 def trigger_event_reverse(
-    *, principal: PartnerPrincipal, request: ReversalRequest
+    *, principal: PartnerPrincipal | OperatorPrincipal, request: ReversalRequest
 ) -> ReversalResult:
     with transaction.atomic():
         if request.idempotency_key:
@@ -114,6 +130,7 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
         requested_amount=request.amount,
         idempotency_key=request.idempotency_key,
         request_hash=request.fingerprint,
+        operator=getattr(principal, "operator", None),
     )
     if event.status in (TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED):
         if request.amount is not None:
@@ -127,14 +144,18 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
         reversal.save()
         return reversal
 
+    standing = Reward.objects.filter(trigger_event=event, status=Reward.Status.ISSUED)
+    if request.reward_id is not None:
+        standing = standing.filter(pk=request.reward_id)
     rewards = list(
         # Only the rewards: locking the joined campaign row would block the workers' inserts
         # (their foreign key takes a share lock on it) while they hold the counters we need.
-        Reward.objects.select_for_update(of=("self",))
-        .filter(trigger_event=event, status=Reward.Status.ISSUED)
+        standing.select_for_update(of=("self",))
         .select_related("campaign", "partnership")
         .order_by("id")
     )
+    if not rewards and request.reward_id is not None:
+        raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The reward is already reversed")
     if not rewards and event.reversals.exists():
         raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The event is already reversed")
     shares = _shares(rewards, request.amount)
@@ -196,7 +217,7 @@ def _shares(rewards: list[Reward], amount: Decimal | None) -> list[Decimal]:
     total = sum(remaining, Decimal(0))
     if amount > total:
         raise validation_error(
-            [field_error("amount", "max_value", f"At most {total.normalize()} can be reversed")]
+            [field_error("amount", "max_value", f"At most {total.normalize():f} can be reversed")]
         )
     step = rewards[0].partnership.unit_step
     if amount != amount.quantize(step):
@@ -240,3 +261,39 @@ def _give_back(rewards: list[Reward], shares: list[Decimal]) -> None:
                 end_user_id=reward.end_user_id,
                 period__in=reward.user_periods,
             ).update(amount=F("amount") - share, reward_count=F("reward_count") - count)
+
+
+def reward_reverse(
+    *, reward: Reward, operator, reason: str, amount: Decimal | None = None
+) -> Reversal:
+    """Pilot's "Reverse" on one reward: the partner API's reversal (``trigger_event_reverse``)
+    of this reward only, all of what remains or ``amount`` of it, with the operator recorded on
+    the reversal and in the audit log (``reward.reverse``), in one transaction. Raises the
+    API's errors (``ApplicationError``: already reversed, an amount above what remains)."""
+    principal = OperatorPrincipal(
+        partnership=reward.partnership, mode=reward.mode, operator=operator
+    )
+    request = ReversalRequest(
+        trigger_event_id=reward.trigger_event_id,
+        trigger_name=None,
+        external_user_id=None,
+        reason=reason,
+        amount=amount,
+        idempotency_key=None,
+        reward_id=reward.pk,
+    )
+    with transaction.atomic():
+        reversal = trigger_event_reverse(principal=principal, request=request).reversal
+        audit_record(
+            actor=operator,
+            action="reward.reverse",
+            target=reward,
+            partnership=reward.partnership,
+            mode=reward.mode,
+            changes={
+                "amount": str(amount) if amount is not None else "all that remained",
+                "reason": reason,
+                "reversal": str(reversal.pk),
+            },
+        )
+    return reversal

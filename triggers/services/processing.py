@@ -48,7 +48,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode
+from partnerships.services import audit_record
 
+from ..dispatch import wake_workers
 from ..models import TriggerEvent, TriggerEventClaim
 
 logger = logging.getLogger(__name__)
@@ -432,3 +434,33 @@ def trigger_event_cancel(*, event: TriggerEvent) -> TriggerEvent:
             f"The event is {event.status}; only scheduled events can be cancelled",
         )
     return event
+
+
+def trigger_event_retry(*, event: TriggerEvent, operator) -> TriggerEvent:
+    """Puts a failed event back in the queue (Pilot's "Retry"), audited as ``event.retry``.
+
+    It keeps its attempts: the workers take it alone, as an event tried before, once
+    ``EVENT_RETRY_DELAY_SECONDS`` (doubled per attempt) has passed since its last attempt, and
+    it is failed again if that attempt breaks after ``EVENT_MAX_ATTEMPTS``. Its error stays
+    until the new attempt writes its outcome. Only a failed event can be retried."""
+    with transaction.atomic():
+        locked = TriggerEvent.objects.select_for_update().get(pk=event.pk)
+        if locked.status != Status.FAILED:
+            raise ApplicationError(
+                409,
+                ErrorCode.TRIGGER_EVENT_NOT_RETRYABLE,
+                f"The event is {locked.get_status_display().lower()}; "
+                "only failed events can be retried",
+            )
+        locked.status, locked.processed_at = Status.QUEUED, None
+        locked.save(update_fields=["status", "processed_at"])
+        audit_record(
+            actor=operator,
+            action="event.retry",
+            target=locked,
+            partnership=locked.partnership,
+            mode=locked.mode,
+            changes={"status": [Status.FAILED, Status.QUEUED], "attempts": locked.attempts},
+        )
+        transaction.on_commit(wake_workers)
+    return locked

@@ -1,0 +1,211 @@
+"""Benji's member page in Pilot: a user's attributes, events, rewards and balance; blocking
+(a blocked user earns nothing, with its own decision outcome) and unblocking."""
+
+import html
+import re
+from decimal import Decimal
+
+import pytest
+
+from partnerships.models import AuditEntry
+from partnerships.services import end_user_block
+from rewards.models import CampaignCounter, Reward
+from rewards.services.reversal import reward_reverse
+from tests.factories import (
+    CampaignFactory,
+    EndUserFactory,
+    PartnershipFactory,
+    RewardFactory,
+    TriggerEventFactory,
+)
+from tests.pilot_support import page_text, pilot_operator
+from tests.support import process_queued
+
+pytestmark = pytest.mark.django_db
+
+USERS = "/pilot/partnerships/enduser/"
+
+
+@pytest.fixture
+def support(django_user_model, partnership):
+    """Support: sees users, events and rewards of the partnership, may block."""
+    return pilot_operator(
+        django_user_model,
+        "support",
+        partnerships=[partnership],
+        perms=(
+            "partnerships.view_enduser",
+            "partnerships.block_enduser",
+            "triggers.view_triggerevent",
+            "rewards.view_reward",
+        ),
+    )
+
+
+@pytest.fixture
+def alice(partnership):
+    return EndUserFactory(
+        partnership=partnership, external_user_id="alice", attributes={"tier": "gold"}
+    )
+
+
+def cells(text: str, table_id: str) -> list[list[str]]:
+    """The rows of a table of the page, as the operator reads them."""
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', text, re.S).group(1)
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        if "<td>" in row
+    ]
+
+
+def test_the_page_shows_attributes_events_rewards_and_the_balance(
+    support, partnership, alice, django_user_model
+):
+    campaign = CampaignFactory(trigger__partnership=partnership, slug="cashback")
+    RewardFactory(campaign=campaign, end_user=alice, amount=Decimal("10"))
+    halved = RewardFactory(
+        campaign=campaign, end_user=alice, amount=Decimal("6"), trigger_event__status="processed"
+    )
+    RewardFactory(campaign=campaign, end_user=alice, amount=Decimal("2.5"), mode="test")
+    # The workers' counters of the two live rewards, which a reversal gives back to.
+    CampaignCounter.objects.create(campaign=campaign, mode="live", reward_count=2, spent=16)
+    operator = django_user_model.objects.create_user("maria", is_staff=True)
+    reward_reverse(reward=halved, operator=operator, reason="refund", amount=Decimal("3"))
+
+    text = page_text(support.get(f"{USERS}{alice.pk}/change/"))
+
+    shown = html.unescape(re.sub(r"<[^>]+>|\s+", "", text))
+    assert '"tier":"gold"' in shown
+    assert cells(text, "balance") == [
+        ["live", "Points", "16.00", "3.00", "13.00"],
+        ["test", "Points", "2.50", "0.00", "2.50"],
+    ]
+    assert len(cells(text, "events")) == 3
+    assert len(cells(text, "user-rewards")) == 3
+    assert f"/pilot/triggers/triggerevent/?end_user={alice.pk}" in text
+
+
+def test_block_then_events_decide_user_blocked_and_earn_nothing_until_unblocked(
+    support, partnership, alice, trigger
+):
+    CampaignFactory(trigger=trigger, slug="welcome")
+    CampaignFactory(trigger=trigger, slug="big-only", condition="context.amount > 1000.0")
+
+    page = page_text(support.get(f"{USERS}{alice.pk}/change/"))
+    response = support.post(f"{USERS}{alice.pk}/block/", {"reason": "fraud ring"}, follow=True)
+    blocked_event = TriggerEventFactory(trigger=trigger, end_user=alice)
+    process_queued()
+
+    assert f"{USERS}{alice.pk}/block/" in page
+    assert "alice is blocked" in page_text(response)
+    alice.refresh_from_db()
+    assert (alice.blocked_by, alice.blocked_reason) == (support.user, "fraud ring")
+    entry = AuditEntry.objects.get(action="enduser.block")
+    assert (entry.actor, entry.target_id, entry.changes["reason"]) == (
+        support.user,
+        str(alice.pk),
+        "fraud ring",
+    )
+    assert not Reward.objects.filter(trigger_event=blocked_event).exists()
+    event_page = page_text(support.get(f"/pilot/triggers/triggerevent/{blocked_event.pk}/change/"))
+    assert "<td>welcome</td><td>user_blocked</td>" in event_page
+    assert "<td>big-only</td><td>user_blocked</td>" in event_page
+    assert "the user is blocked: they earn nothing until unblocked" in event_page
+
+    support.post(f"{USERS}{alice.pk}/unblock/")
+    later = TriggerEventFactory(trigger=trigger, end_user=alice)
+    process_queued()
+
+    alice.refresh_from_db()
+    assert alice.blocked_at is None
+    assert AuditEntry.objects.filter(action="enduser.unblock").count() == 1
+    assert Reward.objects.filter(trigger_event=later).count() == 1
+
+
+def test_blocking_needs_a_reason(support, alice):
+    response = support.post(f"{USERS}{alice.pk}/block/", {"reason": "  "})
+
+    assert response.status_code == 400
+    assert "This field is required." in page_text(response)
+    alice.refresh_from_db()
+    assert alice.blocked_at is None
+
+
+def test_unblocking_a_user_who_is_not_blocked_says_so(support, alice):
+    response = support.post(f"{USERS}{alice.pk}/unblock/")
+
+    assert response.status_code == 400
+    assert "alice is not blocked." in page_text(response)
+    assert not AuditEntry.objects.exists()
+
+
+def test_blocking_needs_the_block_permission(django_user_model, partnership, alice):
+    viewer = pilot_operator(django_user_model, "viewer", partnerships=[partnership])
+
+    page = page_text(viewer.get(f"{USERS}{alice.pk}/change/"))
+    response = viewer.post(f"{USERS}{alice.pk}/block/", {"reason": "fraud"})
+
+    assert f"{USERS}{alice.pk}/block/" not in page
+    assert response.status_code == 403
+    alice.refresh_from_db()
+    assert alice.blocked_at is None
+
+
+def test_an_operator_of_a_cannot_see_or_block_bs_users(support, alice):
+    bob = EndUserFactory(partnership=PartnershipFactory(name="B"), external_user_id="bob")
+
+    listed = page_text(support.get(USERS))
+
+    assert "alice" in listed and "bob" not in listed
+    assert support.get(f"{USERS}{bob.pk}/change/").status_code == 404
+    assert support.post(f"{USERS}{bob.pk}/block/", {"reason": "x"}).status_code == 404
+    bob.refresh_from_db()
+    assert bob.blocked_at is None
+
+
+def test_the_user_search_is_exact(support, alice):
+    found = support.get(USERS, {"q": "alice"})
+    partial = support.get(USERS, {"q": "ali"})
+
+    assert list(found.context["cl"].result_list) == [alice]
+    assert list(partial.context["cl"].result_list) == []
+
+
+def test_reports_count_the_user_blocked_decisions(admin_client, partnership, alice, trigger):
+    CampaignFactory(trigger=trigger, slug="welcome")
+    CampaignFactory(trigger=trigger, slug="second")
+
+    end_user_block(end_user=alice, operator=None, reason="fraud")
+    TriggerEventFactory(trigger=trigger, end_user=alice)
+    process_queued()
+
+    response = admin_client.get("/pilot/reports/", {"partnership": partnership.pk})
+
+    text = page_text(response)
+    assert re.search(
+        r'title="user_blocked">User blocked</th><td data-figure="outcome:user_blocked">2<', text
+    )
+
+
+def test_blocked_users_cost_no_query_per_event(partnership, trigger):
+    """``blocked_at`` is read with the batch's user attributes: one event or five of blocked
+    users, the same statements."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    CampaignFactory(trigger=trigger, slug="welcome")
+
+    def statements(events: int) -> int:
+        for _ in range(events):
+            user = EndUserFactory(partnership=partnership)
+            end_user_block(end_user=user, operator=None, reason="fraud")
+            TriggerEventFactory(trigger=trigger, end_user=user)
+        with CaptureQueriesContext(connection) as queries:
+            process_queued()
+        return len(queries)
+
+    statements(1)  # the caches warm (the trigger's campaigns, the partnership)
+
+    assert statements(1) == statements(5)
+    assert not Reward.objects.exists()
