@@ -7,6 +7,7 @@ from campaigns.models import Campaign
 
 from .models import CampaignCounter, Reward, RewardAdjustment
 from .serializers import amount_for_display
+from .simulation.pilot import BacktestAdminMixin, BacktestInline
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
 
 
@@ -100,11 +101,13 @@ def _live(field: str) -> Subquery:
     )
 
 
-class CampaignWithSpendAdmin(CampaignAdmin):
-    """Pilot's campaign list with what each has issued (live) against its budget."""
+class CampaignWithSpendAdmin(BacktestAdminMixin, CampaignAdmin):
+    """Pilot's campaign list with what each has issued (live) against its budget; a campaign's
+    page has its backtests (the "Backtest" button and the past runs)."""
 
     list_display = (*CampaignAdmin.list_display, "live_rewards", "live_spent", "budget")
-    inlines = [CampaignCounterInline, *CampaignAdmin.inlines]
+    inlines = [CampaignCounterInline, *CampaignAdmin.inlines, BacktestInline]
+    actions_detail = (*CampaignAdmin.actions_detail, "backtest")
 
     def get_queryset(self, request):
         return (

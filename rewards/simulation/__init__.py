@@ -1,0 +1,1 @@
+"""Campaigns judged without issuing: the dry run and the backtest, on the workers' decision code."""
