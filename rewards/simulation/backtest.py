@@ -171,7 +171,7 @@ _CHUNK_SQL = (
     )
     + _WINDOW
     + """
-   AND ({received_at}, {id}) > (%(after_at)s, %(after_id)s)
+   AND {received_at} >= %(after_at)s AND ({received_at}, {id}) > (%(after_at)s, %(after_id)s)
  ORDER BY {received_at}, {id}
  LIMIT %(size)s""".format(**EVENT_COLUMNS)
 )

@@ -267,6 +267,16 @@ class BacktestInline(TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-created_at")
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        """Whoever may see the campaign sees its backtests (as on the backtest pages)."""
+        user = request.user
+        return user.has_perm("campaigns.view_campaign") or user.has_perm(
+            "campaigns.change_campaign"
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
     @admin.display(description="Events")
     def progress(self, run: Backtest) -> str:
         return f"{run.events_done} / {run.events_total if run.events_total is not None else '?'}"

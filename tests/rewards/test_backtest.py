@@ -1,6 +1,7 @@
 """Backtest: exact arithmetic on known events, the workers' decisions on the same events, the
 workers' facts, progress per chunk and the time bound."""
 
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -79,8 +80,8 @@ def test_known_events_give_exact_counts_amounts_users_budget_day_and_limit_bites
     event(trigger, a, noon(3), 25)  # rewarded (a: 1, spent 10)
     event(trigger, a, noon(3, 13), 10)  # condition false
     event(trigger, a, noon(3, 14), 30)  # rewarded (a: 2, spent 20)
+    event(trigger, a, noon(3, 20), 30)  # the user's cap (20 + 10 fits the budget)
     event(trigger, b, noon(2, 3), 50)  # rewarded (spent 30), a day earlier in New York
-    event(trigger, a, noon(2), 30)  # the user's cap
     event(trigger, c, noon(1), 50)  # 30 + 10 > 35: the budget runs out
     event(trigger, c, noon(1, 13), 50)  # and again
     # Not in the backtest: test mode, cancelled, failed, another trigger, before the window.
@@ -407,7 +408,8 @@ def test_a_spec_need_not_come_from_a_saved_row(trigger):
     draft = CampaignFactory(trigger=trigger, status=Campaign.Status.DRAFT)
     user = EndUserFactory(partnership=trigger.partnership)
     event(trigger, user, noon(1), 50)
-    spec: CampaignSpec = campaign_spec(campaign=draft)
-    spec = type(spec)(**{**spec.__dict__, "reward_value": Decimal("2.5")})
+    spec: CampaignSpec = dataclasses.replace(
+        campaign_spec(campaign=draft), reward_value=Decimal("2.5")
+    )
 
     assert Decimal(run(draft, spec=spec).results["campaign"]["amount"]) == Decimal("2.5")
