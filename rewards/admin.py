@@ -7,7 +7,7 @@ from campaigns.models import Campaign
 
 from .models import CampaignCounter, Reward, RewardAdjustment
 from .serializers import amount_for_display
-from .simulation.pilot import BacktestAdminMixin, BacktestInline
+from .simulation.pilot import BacktestAdminMixin
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
 
 
@@ -106,7 +106,7 @@ class CampaignWithSpendAdmin(BacktestAdminMixin, CampaignAdmin):
     page has its backtests (the "Backtest" button and the past runs)."""
 
     list_display = (*CampaignAdmin.list_display, "live_rewards", "live_spent", "budget")
-    inlines = [CampaignCounterInline, *CampaignAdmin.inlines, BacktestInline]
+    inlines = [CampaignCounterInline, *CampaignAdmin.inlines]
     actions_detail = (*CampaignAdmin.actions_detail, "backtest")
 
     def get_queryset(self, request):

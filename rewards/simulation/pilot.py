@@ -17,10 +17,9 @@ from django.core.exceptions import PermissionDenied
 from django.forms.models import fields_for_model, model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
-from unfold.admin import TabularInline
 from unfold.decorators import action
 from unfold.widgets import UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidget
 
@@ -135,6 +134,23 @@ class BacktestAdminMixin:
         }
         status = 400 if form.is_bound else 200
         return TemplateResponse(request, "rewards/simulation/backtest.html", context, status=status)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None):
+        """A saved campaign's page lists its past backtests (read-only: no formset to post)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, ("Backtests", {"fields": ("past_backtests",)})]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if obj is None else (*fields, "past_backtests")
+
+    @admin.display(description="Past backtests")
+    def past_backtests(self, campaign: Campaign) -> str:
+        past = [_run_row(run) for run in backtests_of_campaign(campaign=campaign)]
+        url = reverse("admin:campaigns_campaign_backtest", args=[campaign.pk])
+        return render_to_string("rewards/simulation/_past.html", {"past": past, "new_url": url})
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -251,44 +267,3 @@ def _results_view(run: Backtest) -> dict | None:
             for other in results["others"]
         ],
     }
-
-
-class BacktestInline(TabularInline):
-    """The campaign's past backtests, newest first, each linking to its page."""
-
-    model = Backtest
-    fields = ("created_at", "mode", "days", "status", "progress", "projected", "open")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    verbose_name_plural = "Backtests"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).order_by("-created_at")
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        """Whoever may see the campaign sees its backtests (as on the backtest pages)."""
-        user = request.user
-        return user.has_perm("campaigns.view_campaign") or user.has_perm(
-            "campaigns.change_campaign"
-        )
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="Events")
-    def progress(self, run: Backtest) -> str:
-        return f"{run.events_done} / {run.events_total if run.events_total is not None else '?'}"
-
-    @admin.display(description="Projected rewards")
-    def projected(self, run: Backtest) -> str:
-        mine = (run.results or {}).get("campaign")
-        if not mine:
-            return "—"
-        return f"{mine['rewards']} ({mine['amount']} {run.results.get('unit', '')})"
-
-    @admin.display(description="")
-    def open(self, run: Backtest) -> str:
-        url = reverse("admin:campaigns_campaign_backtest_result", args=[run.pk])
-        return format_html('<a href="{}" class="text-primary-600 underline">Open</a>', url)
