@@ -165,10 +165,12 @@ _WINDOW = """
    AND {status} NOT IN ({not_counted})
 """.format(table=EVENT_TABLE, not_counted=_NOT_COUNTED, **EVENT_COLUMNS)
 _COUNT_SQL = "SELECT count(*)" + _WINDOW
+# Times as microseconds since the epoch: ~10x cheaper to read than timestamps through Django's
+# time zone loader, and exact (extract gives numeric).
+_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
 _CHUNK_SQL = (
-    "SELECT {id}, {end_user}, {context}, {tags}, {occurred_at}, {received_at}".format(
-        **EVENT_COLUMNS
-    )
+    "SELECT {id}, {end_user}, {context}, {tags}, ".format(**EVENT_COLUMNS)
+    + ", ".join(_MICROS.format(EVENT_COLUMNS[name]) for name in ("occurred_at", "received_at"))
     + _WINDOW
     + """
    AND {received_at} >= %(after_at)s AND ({received_at}, {id}) > (%(after_at)s, %(after_id)s)
@@ -216,21 +218,44 @@ def event_chunks(
             rows = cursor.fetchall()
         if not rows:
             return
-        yield [
-            EventRow(pk, user, _json(context), _json(tags), occurred_at, received_at)
-            for pk, user, context, tags, occurred_at, received_at in rows
+        chunk = [
+            EventRow(pk, user, _json(context), _json(tags), _time(occurred), _time(received))
+            for pk, user, context, tags, occurred, received in rows
         ]
-        params["after_at"], params["after_id"] = rows[-1][5], rows[-1][0]
+        yield chunk
+        params["after_at"], params["after_id"] = chunk[-1].received_at, chunk[-1].id
 
 
 def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _time(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+# The end users' attributes, read for each chunk (the rules' ``user``).
+_USERS_SQL = f"SELECT id, attributes FROM {EndUser._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
+
+
+def users_attributes(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    with connection.cursor() as cursor:
+        cursor.execute(_USERS_SQL, [user_ids])
+        return {pk: _json(attributes) for pk, attributes in cursor.fetchall()}
+
+
 # --- Facts, per chunk ---------------------------------------------------------------------------
 
 _HISTORY_SQL = """
-SELECT {end_user}, {occurred_at}{{sums}}
+SELECT {end_user}, (extract(epoch FROM {occurred_at}) * 1000000)::bigint{{sums}}
   FROM {table}
  WHERE {end_user} = ANY(%(users)s) AND {trigger} = %(trigger_id)s AND {mode} = %(mode)s
    AND {occurred_at} > %(low)s AND {occurred_at} <= %(high)s
@@ -244,13 +269,16 @@ _SUMMED = (
 )
 
 
+_DAY = 86_400_000_000  # microseconds
+
+
 class _History:
     """One user's events of one trigger: times in order, and running sums per summed field."""
 
     __slots__ = ("sums", "times")
 
     def __init__(self, fields: int) -> None:
-        self.times: list[datetime] = []
+        self.times: list[int] = []  # occurred_at, microseconds since the epoch
         self.sums: list[list[Decimal]] = [[Decimal(0)] for _ in range(fields)]
 
 
@@ -265,22 +293,23 @@ def chunk_facts(
     if not rows or not specs:
         return values
     users = list({row.end_user_id for row in rows})
-    low = min(row.occurred_at for row in rows)
-    high = max(row.occurred_at for row in rows)
+    occurred = {row.id: _micros(row.occurred_at) for row in rows}
+    low, high = min(occurred.values()), max(occurred.values())
     by_trigger: dict[int, list[FactSpec]] = defaultdict(list)
     for spec in specs:
         by_trigger[spec.trigger_id].append(spec)
     for trigger_id, trigger_specs in by_trigger.items():
         fields = list(dict.fromkeys(s.field for s in trigger_specs if s.aggregate == "sum"))
         longest = max(s.window_days for s in trigger_specs)
-        histories = _histories(trigger_id, fields, users, low - timedelta(days=longest), high, mode)
+        since = _time(low) - timedelta(days=longest)
+        histories = _histories(trigger_id, fields, users, since, _time(high), mode)
         empty = _History(len(fields))
         for row in rows:
-            history = histories.get(row.end_user_id, empty)
+            history, at = histories.get(row.end_user_id, empty), occurred[row.id]
             for spec in trigger_specs:
-                since = row.occurred_at - timedelta(days=spec.window_days)
-                first = bisect.bisect_right(history.times, since)
-                last = bisect.bisect_right(history.times, row.occurred_at)
+                window = spec.window_days * _DAY
+                first = bisect.bisect_right(history.times, at - window)
+                last = bisect.bisect_right(history.times, at)
                 if spec.aggregate == "count":
                     values[row.id][spec] = last - first
                 else:
@@ -334,11 +363,7 @@ class Replay:
         """The decisions on each event of the chunk, in its order (the workers' form)."""
         setup = self.setup
         facts = chunk_facts(rows=rows, specs=self._facts, mode=setup.mode) if self._facts else {}
-        users = dict(
-            EndUser.objects.filter(id__in={row.end_user_id for row in rows}).values_list(
-                "id", "attributes"
-            )
-        )
+        users = users_attributes(list({row.end_user_id for row in rows}))
         reserve_in, zone, mode = self.tally.reserve, setup.zone, setup.mode
         decided = []
         for row in rows:
