@@ -4,7 +4,7 @@ trigger received in a window, with the trigger's other campaigns alongside, issu
 It decides with the workers' pure code: ``campaigns.judge.event_judge`` and ``event_settle``,
 reserving against a ``Tally`` (``campaigns.engine.limits_check`` over in-memory counters keyed
 like the real ones). Events are read in keyset chunks in the order they were received; facts
-are computed per chunk with one query per fact trigger (``chunk_facts``), to the definition of
+are computed per chunk with one query per fact trigger (``FactHistories``), to the definition of
 ``campaigns.facts``. ``ASSUMPTIONS`` is what every result states.
 """
 
@@ -254,85 +254,120 @@ def users_attributes(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
 
 # --- Facts, per chunk ---------------------------------------------------------------------------
 
+# Each user's events from their own lower bound (new users: what their facts reach back to;
+# users already loaded: where their history ends) up to the chunk's last occurred_at.
 _HISTORY_SQL = """
-SELECT {end_user}, (extract(epoch FROM {occurred_at}) * 1000000)::bigint{{sums}}
-  FROM {table}
- WHERE {end_user} = ANY(%(users)s) AND {trigger} = %(trigger_id)s AND {mode} = %(mode)s
-   AND {occurred_at} > %(low)s AND {occurred_at} <= %(high)s
-   AND {status} NOT IN ({not_counted})
- ORDER BY {end_user}, {occurred_at}
+SELECT u.id, (extract(epoch FROM e.{occurred_at}) * 1000000)::bigint{{sums}}
+  FROM unnest(%(users)s::uuid[], %(lows)s::timestamptz[]) AS u(id, low)
+  JOIN {table} e ON e.{end_user} = u.id
+ WHERE e.{trigger} = %(trigger_id)s AND e.{mode} = %(mode)s
+   AND e.{occurred_at} > u.low AND e.{occurred_at} <= %(high)s
+   AND e.{status} NOT IN ({not_counted})
+ ORDER BY u.id, e.{occurred_at}
 """.format(table=EVENT_TABLE, not_counted=_NOT_COUNTED, **EVENT_COLUMNS)
 # A number in the context is summed; anything else counts as nothing (as campaigns.facts sums).
 _SUMMED = (
-    ", CASE WHEN jsonb_typeof({context} -> %(field_{n})s) = 'number' "
-    "THEN ({context} ->> %(field_{n})s)::numeric END"
+    ", CASE WHEN jsonb_typeof(e.{context} -> %(field_{n})s) = 'number' "
+    "THEN (e.{context} ->> %(field_{n})s)::numeric END"
 )
-
-
 _DAY = 86_400_000_000  # microseconds
+# Users whose histories are kept between chunks, per trigger; beyond it they are read again.
+MAX_USERS_KEPT = 200_000
 
 
 class _History:
-    """One user's events of one trigger: times in order, and running sums per summed field."""
+    """One user's events of one trigger, complete over ``(low, high]``: times in order, and
+    running sums per summed field."""
 
-    __slots__ = ("sums", "times")
+    __slots__ = ("high", "low", "sums", "times")
 
-    def __init__(self, fields: int) -> None:
+    def __init__(self, fields: int, low: int) -> None:
+        self.low = self.high = low
         self.times: list[int] = []  # occurred_at, microseconds since the epoch
         self.sums: list[list[Decimal]] = [[Decimal(0)] for _ in range(fields)]
 
 
-def chunk_facts(
-    *, rows: list[EventRow], specs: list[FactSpec], mode: str
-) -> dict[uuid.UUID, dict[FactSpec, int | float]]:
-    """{event id: {fact: value}} for a chunk, equal to what ``campaigns.facts`` computes: over
-    the same user's events of the fact's trigger and mode, not cancelled or failed, with
-    ``occurred_at`` in ``(occurred_at - window_days, occurred_at]``. One query per trigger read
-    loads the chunk's users' events over the span the chunk's facts cover."""
-    values: dict[uuid.UUID, dict] = {row.id: {} for row in rows}
-    if not rows or not specs:
+class FactHistories:
+    """The facts of each chunk's events, equal to what ``campaigns.facts`` computes: over the
+    same user's events of the fact's trigger and mode, not cancelled or failed, with
+    ``occurred_at`` in ``(occurred_at - window_days, occurred_at]``, whatever order they were
+    received in. One query per trigger and chunk reads, per user of the chunk, the events its
+    facts reach that were not read for an earlier chunk; histories are kept between chunks
+    (at most ``MAX_USERS_KEPT`` users per trigger)."""
+
+    def __init__(self, *, specs: list[FactSpec], mode: str) -> None:
+        self.mode = mode
+        self.by_trigger: dict[int, list[FactSpec]] = defaultdict(list)
+        for spec in specs:
+            self.by_trigger[spec.trigger_id].append(spec)
+        self.fields = {
+            trigger_id: list(dict.fromkeys(s.field for s in listed if s.aggregate == "sum"))
+            for trigger_id, listed in self.by_trigger.items()
+        }
+        self.kept: dict[int, dict[uuid.UUID, _History]] = defaultdict(dict)
+
+    def values(self, rows: list[EventRow]) -> dict[uuid.UUID, dict[FactSpec, int | float]]:
+        """{event id: {fact: value}} for a chunk."""
+        values: dict[uuid.UUID, dict] = {row.id: {} for row in rows}
+        if not rows:
+            return values
+        occurred = {row.id: _micros(row.occurred_at) for row in rows}
+        for trigger_id, specs in self.by_trigger.items():
+            fields = self.fields[trigger_id]
+            histories = self._read(trigger_id, rows, occurred, max(s.window_days for s in specs))
+            for row in rows:
+                history, at = histories[row.end_user_id], occurred[row.id]
+                for spec in specs:
+                    first = bisect.bisect_right(history.times, at - spec.window_days * _DAY)
+                    last = bisect.bisect_right(history.times, at)
+                    if spec.aggregate == "count":
+                        values[row.id][spec] = last - first
+                    else:
+                        sums = history.sums[fields.index(spec.field)]
+                        values[row.id][spec] = float(sums[last] - sums[first])
         return values
-    users = list({row.end_user_id for row in rows})
-    occurred = {row.id: _micros(row.occurred_at) for row in rows}
-    low, high = min(occurred.values()), max(occurred.values())
-    by_trigger: dict[int, list[FactSpec]] = defaultdict(list)
-    for spec in specs:
-        by_trigger[spec.trigger_id].append(spec)
-    for trigger_id, trigger_specs in by_trigger.items():
-        fields = list(dict.fromkeys(s.field for s in trigger_specs if s.aggregate == "sum"))
-        longest = max(s.window_days for s in trigger_specs)
-        since = _time(low) - timedelta(days=longest)
-        histories = _histories(trigger_id, fields, users, since, _time(high), mode)
-        empty = _History(len(fields))
+
+    def _read(self, trigger_id: int, rows, occurred, longest: int) -> dict[uuid.UUID, _History]:
+        """The chunk's users' histories of one trigger, read where they are not yet complete."""
+        kept = self.kept[trigger_id]
+        if len(kept) > MAX_USERS_KEPT:
+            kept.clear()
+        fields = self.fields[trigger_id]
+        high = max(occurred.values())
+        reach: dict[uuid.UUID, int] = {}  # how far back each user's facts reach
         for row in rows:
-            history, at = histories.get(row.end_user_id, empty), occurred[row.id]
-            for spec in trigger_specs:
-                window = spec.window_days * _DAY
-                first = bisect.bisect_right(history.times, at - window)
-                last = bisect.bisect_right(history.times, at)
-                if spec.aggregate == "count":
-                    values[row.id][spec] = last - first
-                else:
-                    sums = history.sums[fields.index(spec.field)]
-                    values[row.id][spec] = float(sums[last] - sums[first])
-    return values
+            since = occurred[row.id] - longest * _DAY
+            reach[row.end_user_id] = min(since, reach.get(row.end_user_id, since))
+        wanted: dict[uuid.UUID, _History] = {}
+        for user, since in reach.items():
+            history = kept.get(user)
+            if history is None or history.low > since:
+                history = kept[user] = _History(len(fields), since)
+            if history.high < high:
+                wanted[user] = history
+        if wanted:
+            self._extend(trigger_id, fields, wanted, high)
+        return {user: kept[user] for user in reach}
 
-
-def _histories(trigger_id, fields, users, low, high, mode) -> dict[uuid.UUID, _History]:
-    sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
-    params = {"users": users, "trigger_id": trigger_id, "mode": mode, "low": low, "high": high}
-    params |= {f"field_{n}": field for n, field in enumerate(fields)}
-    histories: dict[uuid.UUID, _History] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_HISTORY_SQL.format(sums=sums), params)
-        for user, occurred_at, *amounts in cursor.fetchall():
-            history = histories.get(user)
-            if history is None:
-                history = histories[user] = _History(len(fields))
-            history.times.append(occurred_at)
-            for running, amount in zip(history.sums, amounts, strict=True):
-                running.append(running[-1] + amount if amount is not None else running[-1])
-    return histories
+    def _extend(self, trigger_id, fields, wanted: dict[uuid.UUID, _History], high: int) -> None:
+        sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
+        params = {
+            "users": list(wanted),
+            "lows": [_time(history.high) for history in wanted.values()],
+            "trigger_id": trigger_id,
+            "mode": self.mode,
+            "high": _time(high),
+        }
+        params |= {f"field_{n}": field for n, field in enumerate(fields)}
+        with connection.cursor() as cursor:
+            cursor.execute(_HISTORY_SQL.format(sums=sums), params)
+            for user, at, *amounts in cursor.fetchall():
+                history = wanted[user]
+                history.times.append(at)
+                for running, amount in zip(history.sums, amounts, strict=True):
+                    running.append(running[-1] + amount if amount is not None else running[-1])
+        for history in wanted.values():
+            history.high = high
 
 
 # --- The replay ----------------------------------------------------------------------------------
@@ -357,12 +392,13 @@ class Replay:
         self._users: set[uuid.UUID] = set()
         self._days: dict[date, list] = {}
         self._first_bites: dict[Outcome, date] = {}
-        self._facts = setup.fact_specs
+        specs = setup.fact_specs
+        self._facts = FactHistories(specs=specs, mode=setup.mode) if specs else None
 
     def run(self, rows: list[EventRow]) -> list[list[Decision]]:
         """The decisions on each event of the chunk, in its order (the workers' form)."""
         setup = self.setup
-        facts = chunk_facts(rows=rows, specs=self._facts, mode=setup.mode) if self._facts else {}
+        facts = self._facts.values(rows) if self._facts else {}
         users = users_attributes(list({row.end_user_id for row in rows}))
         reserve_in, zone, mode = self.tally.reserve, setup.zone, setup.mode
         decided = []

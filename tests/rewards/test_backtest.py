@@ -20,9 +20,9 @@ from rewards.simulation import backtests
 from rewards.simulation.backtest import (
     ASSUMPTIONS,
     EventRow,
+    FactHistories,
     Replay,
     backtest_setup,
-    chunk_facts,
     event_chunks,
     spec_from_json,
     spec_to_json,
@@ -285,7 +285,7 @@ def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(trigger
     assert totals["campaign"]["users"] == issued.values("end_user").distinct().count()
 
 
-def test_facts_per_chunk_equal_the_workers_facts(trigger):
+def test_facts_read_chunk_by_chunk_equal_the_workers_facts(trigger):
     partnership = trigger.partnership
     refunds = TriggerFactory(partnership=partnership, name="refund")
     user, other = (EndUserFactory(partnership=partnership) for _ in range(2))
@@ -317,8 +317,11 @@ def test_facts_per_chunk_equal_the_workers_facts(trigger):
         for e in events
     ]
 
-    ours = {**chunk_facts(rows=rows[:3], specs=specs, mode="live")}
-    ours |= chunk_facts(rows=rows[3:], specs=specs, mode="live")
+    histories = FactHistories(specs=specs, mode="live")  # kept from chunk to chunk
+
+    ours = {}
+    for chunk in (rows[:3], rows[3:5], rows[5:], rows[:2]):  # later, earlier, again
+        ours |= histories.values(chunk)
 
     assert ours == facts_for_events(events=events, specs=specs)
     assert ours[events[0].id][specs[0]] == 4  # itself, the tie, 0.99 windows back, "12"
