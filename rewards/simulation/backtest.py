@@ -388,7 +388,8 @@ class Replay:
         self.tally = Tally()
         self.events = 0
         self.through: datetime | None = None  # received_at of the last event judged
-        self._totals: dict[uuid.UUID, _Totals] = {c.id: _Totals() for c in setup.campaigns}
+        # By the campaign's key (its id as a string): a str caches its hash, a UUID does not.
+        self._totals: dict[str, _Totals] = {c.key: _Totals() for c in setup.campaigns}
         self._users: set[uuid.UUID] = set()
         self._days: dict[date, list] = {}
         self._first_bites: dict[Outcome, date] = {}
@@ -431,30 +432,32 @@ class Replay:
                 )
 
             decisions = event_settle(verdicts, rewarded_before=(), reserve=reserve)
-            self._count(row, decisions)
+            self._count(row, verdicts, decisions)
             decided.append(decisions)
         self.events += len(rows)
         if rows:
             self.through = rows[-1].received_at
         return decided
 
-    def _count(self, row: EventRow, decisions: list[Decision]) -> None:
-        subject = self.setup.subject.id
-        for decision in decisions:
-            totals = self._totals[decision.campaign_id]
-            totals.outcomes[decision.outcome] += 1
-            if decision.outcome is Outcome.REWARDED:
+    def _count(self, row: EventRow, verdicts: list, decisions: list[Decision]) -> None:
+        """One decision per verdict, in order (``event_settle``)."""
+        subject = self.setup.subject.key
+        for verdict, decision in zip(verdicts, decisions, strict=True):
+            key, outcome = verdict.campaign.key, decision.outcome
+            totals = self._totals[key]
+            totals.outcomes[outcome] += 1
+            if outcome is Outcome.REWARDED:
                 totals.rewards += 1
                 totals.amount += decision.amount
-            if decision.campaign_id != subject:
+            if key != subject:
                 continue
-            if decision.outcome is Outcome.REWARDED:
+            if outcome is Outcome.REWARDED:
                 self._users.add(row.end_user_id)
                 day = self._days.setdefault(self._day(row), [0, Decimal(0)])
                 day[0] += 1
                 day[1] += decision.amount
-            elif decision.outcome in LIMIT_OUTCOMES and decision.outcome not in self._first_bites:
-                self._first_bites[decision.outcome] = self._day(row)
+            elif outcome in LIMIT_OUTCOMES and outcome not in self._first_bites:
+                self._first_bites[outcome] = self._day(row)
 
     def _day(self, row: EventRow) -> date:
         return row.received_at.astimezone(self.setup.zone).date()
@@ -462,7 +465,7 @@ class Replay:
     def results(self, *, total: int, complete: bool) -> dict[str, Any]:
         """What the backtest found, as stored (JSON) and shown."""
         setup, subject = self.setup, self.setup.subject
-        mine = self._totals[subject.id]
+        mine = self._totals[subject.key]
         first = self._first_bites
         return {
             "complete": complete,
@@ -491,9 +494,9 @@ class Replay:
                     "slug": campaign.slug,
                     "priority": campaign.priority,
                     "exclusive": campaign.exclusive,
-                    "rewards": self._totals[campaign.id].rewards,
-                    "amount": str(self._totals[campaign.id].amount),
-                    "outcomes": _outcomes(self._totals[campaign.id].outcomes),
+                    "rewards": self._totals[campaign.key].rewards,
+                    "amount": str(self._totals[campaign.key].amount),
+                    "outcomes": _outcomes(self._totals[campaign.key].outcomes),
                 }
                 for campaign in setup.campaigns
                 if campaign.id != subject.id

@@ -2,7 +2,8 @@
 
 ``CampaignCounter`` is (campaign, mode); ``UserCounter`` is (campaign, mode, user, period), the
 period being "" for a user's lifetime or ``campaigns.engine.period_key`` of the event in the
-partnership's time zone. The check is ``campaigns.engine.limits_check``, as in the workers'
+partnership's time zone; here a campaign is named by its ``key``, its id as a string, whose
+hash Python caches. The check is ``campaigns.engine.limits_check``, as in the workers'
 ``Ledger``; nothing is locked or written.
 """
 
@@ -38,7 +39,7 @@ class Tally:
         """The limit one more reward would break, or None after counting it (the ``reserve`` of
         ``campaigns.judge.event_settle``)."""
         limits = campaign.limits
-        key = (campaign.id, mode)
+        key = (campaign.key, mode)
         count, spent = self.campaigns.get(key, _NOTHING)
         if not limits.per_user:
             blocked = limits_check(limits, Usage(count, spent), amount)
@@ -46,9 +47,9 @@ class Tally:
                 self.campaigns[key] = (count + 1, spent + amount)
             return blocked
         period = period_key(limits.period, occurred_at, zone) if limits.period else None
-        lifetime_key = (campaign.id, mode, user_id, ALL_TIME)
+        lifetime_key = (campaign.key, mode, user_id, ALL_TIME)
         lifetime = self.users.get(lifetime_key, _NOTHING)
-        period_key_ = (campaign.id, mode, user_id, period)
+        period_key_ = (campaign.key, mode, user_id, period)
         in_period = self.users.get(period_key_, _NOTHING) if period is not None else _NOTHING
         usage = Usage(count, spent, lifetime[0], lifetime[1], in_period[0])
         blocked = limits_check(limits, usage, amount)
