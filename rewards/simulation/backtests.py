@@ -66,26 +66,28 @@ def backtest_execute(*, backtest_id: uuid.UUID) -> None:
     deadline = time.monotonic() + settings.BACKTEST_MAX_SECONDS
     _update(backtest, status=Backtest.Status.RUNNING, started_at=timezone.now(), events_done=0)
     try:
-        setup = backtest_setup(spec=spec_from_json(backtest.spec), mode=backtest.mode)
+        _replay(backtest, deadline)
     except CampaignInvalid as exc:  # its trigger's schema changed since it was queued
         _finish(backtest, Backtest.Status.FAILED, error=f"The campaign does not compile: {exc}")
-        return
-    try:
-        window = {"setup": setup, "start": backtest.window_start, "end": backtest.window_end}
-        total = events_count(**window)
-        _update(backtest, events_total=total)
-        replay, status = Replay(setup), Backtest.Status.DONE
-        for chunk in event_chunks(**window, size=settings.BACKTEST_CHUNK_SIZE):
-            replay.run(chunk)
-            _update(backtest, events_done=replay.events)
-            if time.monotonic() > deadline and replay.events < total:
-                status = Backtest.Status.TIMED_OUT
-                break
-        complete = status == Backtest.Status.DONE
-        _finish(backtest, status, results=replay.results(total=total, complete=complete))
     except Exception as exc:  # a bug or the database: the operator sees it, not a spinner
         logger.exception("Backtest %s failed", backtest.pk)
         _finish(backtest, Backtest.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+
+def _replay(backtest: Backtest, deadline: float) -> None:
+    setup = backtest_setup(spec=spec_from_json(backtest.spec), mode=backtest.mode)
+    window = {"setup": setup, "start": backtest.window_start, "end": backtest.window_end}
+    total = events_count(**window)
+    _update(backtest, events_total=total)
+    replay, status = Replay(setup), Backtest.Status.DONE
+    for chunk in event_chunks(**window, size=settings.BACKTEST_CHUNK_SIZE):
+        replay.run(chunk)
+        _update(backtest, events_done=replay.events)
+        if time.monotonic() > deadline and replay.events < total:
+            status = Backtest.Status.TIMED_OUT
+            break
+    complete = status == Backtest.Status.DONE
+    _finish(backtest, status, results=replay.results(total=total, complete=complete))
 
 
 def _update(backtest: Backtest, **fields) -> None:
