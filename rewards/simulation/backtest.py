@@ -272,7 +272,7 @@ _SUMMED = (
 )
 _DAY = 86_400_000_000  # microseconds
 # Users whose histories are kept between chunks, per trigger; beyond it they are read again.
-MAX_USERS_KEPT = 200_000
+MAX_USERS_KEPT = 50_000
 
 
 class _History:
