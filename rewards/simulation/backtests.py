@@ -14,14 +14,8 @@ from campaigns.compiler import CampaignInvalid, CampaignSpec, compile_campaign
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_spec, trigger_schemas
 
-from .backtest import (
-    Replay,
-    backtest_setup,
-    event_chunks,
-    events_count,
-    spec_from_json,
-    spec_to_json,
-)
+from .backtest import Replay, backtest_setup, spec_from_json, spec_to_json
+from .events import event_chunks, events_count
 from .models import Backtest
 
 logger = logging.getLogger(__name__)

@@ -11,23 +11,22 @@ import pytest
 from django.utils import timezone
 
 from campaigns.compiler import CampaignSpec
+from campaigns.engine import FactSpec
 from campaigns.facts import facts_for_events
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_spec
 from rewards.models import CampaignCounter, Reward
-from rewards.simulation import backtest as engine
-from rewards.simulation import backtests
+from rewards.simulation import backtests, events
 from rewards.simulation.backtest import (
     ASSUMPTIONS,
-    EventRow,
-    FactHistories,
     Replay,
     backtest_setup,
-    event_chunks,
     spec_from_json,
     spec_to_json,
 )
 from rewards.simulation.backtests import backtest_execute, backtest_start
+from rewards.simulation.events import EventRow, event_chunks
+from rewards.simulation.facts import FactHistories
 from rewards.simulation.models import Backtest
 from tests.factories import CampaignFactory, EndUserFactory, TriggerFactory
 from triggers.models import TriggerEvent
@@ -192,7 +191,7 @@ def test_the_spec_kept_with_a_backtest_reads_back_as_given(trigger):
 
 
 def test_the_queries_read_columns_the_trigger_event_model_has():
-    for field_name, column in engine.EVENT_COLUMNS.items():
+    for field_name, column in events.EVENT_COLUMNS.items():
         assert TriggerEvent._meta.get_field(field_name).column == column
 
 
@@ -306,11 +305,11 @@ def test_facts_read_chunk_by_chunk_equal_the_workers_facts(trigger):
     event(trigger, user, at, 1000, status="failed")
     event(refunds, user, at - timedelta(hours=1), 7)
     specs = [
-        engine.FactSpec("n", "count", trigger.id, "", 3),
-        engine.FactSpec("s", "sum", trigger.id, "amount", 3),
-        engine.FactSpec("s_long", "sum", trigger.id, "amount", 60),
-        engine.FactSpec("refunds", "count", refunds.id, "", 1),
-        engine.FactSpec("refunded", "sum", refunds.id, "amount", 1),
+        FactSpec("n", "count", trigger.id, "", 3),
+        FactSpec("s", "sum", trigger.id, "amount", 3),
+        FactSpec("s_long", "sum", trigger.id, "amount", 60),
+        FactSpec("refunds", "count", refunds.id, "", 1),
+        FactSpec("refunded", "sum", refunds.id, "amount", 1),
     ]
     rows = [
         EventRow(e.id, e.end_user_id, e.context, e.tags, e.occurred_at, e.received_at)
