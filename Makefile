@@ -40,14 +40,18 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 
 # Ingest (ours vs a bare view vs the naive design), evaluation throughput per worker (with
-# what the report aggregates cost), then reports at 10^6 rewards (seeded once, then reused).
-# make bench ARGS=--quick EVAL_ARGS=--quick REPORTS_ARGS=--quick for a short run.
+# what the report aggregates cost), then reports at 10^6 rewards (seeded once, then reused), then
+# backtests beside the workers' evaluation of the same events.
+# make bench ARGS=--quick EVAL_ARGS=--quick REPORTS_ARGS=--quick BACKTEST_ARGS=--quick for a
+# short run.
 EVAL_ARGS ?=
 REPORTS_ARGS ?=
+BACKTEST_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 	$(PY) -m bench.evaluation $(EVAL_ARGS)
 	$(PY) -m bench.reports $(REPORTS_ARGS)
+	$(PY) -m bench.backtest $(BACKTEST_ARGS)
 
 # A/B against another commit, both benchmarks interleaved: make bench-ab BASE=<commit>
 BASE ?= $(error set BASE=<commit> to compare against)

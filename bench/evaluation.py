@@ -210,7 +210,7 @@ def _reset() -> None:
         cursor.execute(
             "TRUNCATE triggers_triggerevent, triggers_triggereventclaim, rewards_reward, "
             "rewards_usercounter, rewards_webhookdelivery, rewards_reversal, "
-            "rewards_rewardadjustment CASCADE"
+            "rewards_rewardadjustment, rewards_backtest CASCADE"
         )
         cursor.execute("DELETE FROM rewards_campaigncounter")
         cursor.execute("DELETE FROM campaigns_campaignversion")

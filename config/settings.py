@@ -261,6 +261,12 @@ CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
 # may approve their own (a one-person team).
 CAMPAIGN_APPROVAL_FOUR_EYES = env.bool("CAMPAIGN_APPROVAL_FOUR_EYES", default=True)
 
+# Backtests (rewards.simulation): a run stops after this long with its partial results
+# (status timed_out); windows of at most BACKTEST_MAX_DAYS; events read this many per query.
+BACKTEST_MAX_SECONDS = env.float("BACKTEST_MAX_SECONDS", default=90.0)
+BACKTEST_MAX_DAYS = env.int("BACKTEST_MAX_DAYS", default=90)
+BACKTEST_CHUNK_SIZE = env.int("BACKTEST_CHUNK_SIZE", default=2000)
+
 # --- Webhooks ---------------------------------------------------------------------------------
 
 # --- Reports ----------------------------------------------------------------------------------

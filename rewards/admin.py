@@ -33,6 +33,7 @@ from .selectors import (
 )
 from .serializers import amount_for_display
 from .services.reversal import reward_reverse
+from .simulation.backtest_pilot import BacktestAdminMixin
 from .simulation.pilot import CampaignDryRunAdmin
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
 
@@ -484,12 +485,13 @@ def _live(field: str) -> Subquery:
     )
 
 
-class CampaignWithSpendAdmin(CampaignDryRunAdmin, CampaignAdmin):
-    """Pilot's campaign list with what each has issued (live) against its budget, and the
-    dry run of the campaign page."""
+class CampaignWithSpendAdmin(BacktestAdminMixin, CampaignDryRunAdmin, CampaignAdmin):
+    """Pilot's campaign list with what each has issued (live) against its budget; a campaign's
+    page has the dry run and its backtests (the "Backtest" button and the past runs)."""
 
     list_display = (*CampaignAdmin.list_display, "live_rewards", "live_spent", "budget")
     inlines = [CampaignCounterInline, *CampaignAdmin.inlines]
+    actions_detail = (*CampaignAdmin.actions_detail, "backtest")
 
     def get_queryset(self, request):
         return (

@@ -17,6 +17,7 @@ from .reports.models import (  # noqa: F401
     MoneyBucket,
     ReportWatermark,
 )
+from .simulation.models import Backtest  # noqa: F401
 from .webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: F401
 
 MODES = [("live", "Live"), ("test", "Test")]

@@ -6,10 +6,11 @@ from triggers.tasks import PROCESS_PENDING_EVENTS
 
 from .reports.maintain import reports_record_outcomes
 
-# Celery autodiscovers this module: the webhook sender and the reports' counting are
-# registered from here.
+# Celery autodiscovers this module: the webhook sender, the reports' counting and the
+# backtests are registered from here.
 from .reports.tasks import close_report_days, count_received_events  # noqa: F401
 from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from .simulation.tasks import run_backtest  # noqa: F401
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
 
 # What the queue is handed to evaluate events: the task below, and tests and benchmarks that

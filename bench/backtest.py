@@ -1,0 +1,182 @@
+"""Backtest throughput beside the workers' evaluation rate, for the same campaigns and events,
+measured side by side in one run.
+
+    python -m bench.backtest [--events N] [--rounds R] [--quick]
+
+Per scenario (1 active campaign; the 10-campaign mix of ``bench.evaluation``, whose facts the
+backtest computes too): the events are inserted queued, spread over the last 3 days; one worker
+(``celery worker -c 2``, as ``make run`` starts it) evaluates them all (events/s from the wake-up
+to the last processed); then the backtest of the first campaign replays the same events over a
+4-day window in this process (one process, as one Celery task runs it: ``backtest_execute``,
+progress writes included). Goal: backtest events/s >= 5x the workers'. With ``--rounds``,
+each round measures both back to back; the ratio reported is the median of the rounds' ratios.
+"""
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from . import stack
+from .evaluation import MCCS, Worker, _campaigns, _reset
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 5.0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.backtest")
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="5,000 events")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events = 5000
+    return stack.run_with_django(lambda env: _run(args, env))
+
+
+def _run(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from django.conf import settings
+
+    settings.BACKTEST_MAX_SECONDS = 3600.0  # measured to the end
+    fixture = stack.prepare(users=args.users)
+    rows = []
+    for count in (1, 10):
+        rounds = []
+        for _ in range(args.rounds):
+            workers = _workers_rate(env, fixture, count, args.events)
+            backtest, results = _backtest_rate(fixture, args.events)
+            rounds.append((workers, backtest, backtest / workers))
+        rows.append((count, rounds, results))
+    report = _report(rows, args)
+    print(report)
+    out = ROOT / "var" / "bench" / "backtest.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    return 0
+
+
+def _events(fixture, trigger, events: int) -> None:
+    from django.db import connection
+    from django.utils import timezone
+
+    from partnerships.models import EndUser
+    from triggers.models import TriggerEvent
+
+    users = list(EndUser.objects.filter(partnership_id=fixture.partnership_id))
+    EndUser.objects.filter(pk__in=[u.pk for u in users[::3]]).update(attributes={"tier": "gold"})
+    rng = random.Random(7)
+    start, span = timezone.now() - timedelta(days=3), timedelta(days=3) / events
+    TriggerEvent.objects.bulk_create(
+        (
+            TriggerEvent(
+                partnership_id=fixture.partnership_id,
+                trigger=trigger,
+                end_user=rng.choice(users),
+                context={
+                    "amount": round(rng.uniform(5, 300), 2),
+                    "currency": "USD",
+                    "merchant_category": rng.choice(MCCS),
+                },
+                occurred_at=start + span * n,
+                received_at=start + span * n,
+                deliver_at=start + span * n,
+            )
+            for n in range(events)
+        ),
+        batch_size=5000,
+    )
+    with connection.cursor() as cursor:  # as autovacuum would soon: plans for the new rows
+        cursor.execute("ANALYZE triggers_triggerevent")
+
+
+def _workers_rate(env, fixture, count: int, events: int) -> float:
+    from config.localcache import config_cache
+    from triggers.models import Trigger, TriggerEvent
+    from triggers.tasks import process_pending_events_send
+
+    _reset()
+    config_cache.invalidate()
+    trigger = Trigger.objects.get(partnership_id=fixture.partnership_id, name=stack.TRIGGER_NAME)
+    _campaigns(trigger, count, all_match=False)
+    _events(fixture, trigger, events)
+    worker = Worker(env)
+    try:
+        start = time.perf_counter()
+        for _ in range(2):  # one per worker process; each drains and hands over
+            process_pending_events_send()
+        while TriggerEvent.objects.filter(status="queued").exists():
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - start
+    finally:
+        worker.stop()
+    processed = TriggerEvent.objects.filter(status="processed").count()
+    if processed != events:
+        raise SystemExit(f"bench: {processed} of {events} events processed, see the worker log")
+    return events / elapsed
+
+
+def _backtest_rate(fixture, events: int) -> tuple[float, dict]:
+    from django.utils import timezone
+
+    from campaigns.models import Campaign
+    from campaigns.selectors import campaign_spec
+    from config.localcache import config_cache
+    from rewards.simulation.backtest import spec_to_json
+    from rewards.simulation.backtests import backtest_execute
+    from rewards.simulation.models import Backtest
+
+    config_cache.invalidate()
+    campaign = Campaign.objects.get(partnership_id=fixture.partnership_id, slug="bench-0")
+    end = timezone.now()
+    run = Backtest.objects.create(  # not through backtest_start: no task message, run here
+        campaign=campaign,
+        spec=spec_to_json(campaign_spec(campaign=campaign)),
+        mode="live",
+        days=4,
+        window_start=end - timedelta(days=4),
+        window_end=end,
+    )
+    start = time.perf_counter()
+    backtest_execute(backtest_id=run.pk)
+    elapsed = time.perf_counter() - start
+    run.refresh_from_db()
+    if run.status != Backtest.Status.DONE or run.events_done != events:
+        raise SystemExit(f"bench: backtest {run.status}, {run.events_done} events: {run.error}")
+    return events / elapsed, run.results
+
+
+def _report(rows, args) -> str:
+    lines = [
+        "## Backtest benchmark: events/s beside the workers' evaluation, same campaigns and events",
+        "",
+        f"Machine: {os.cpu_count()} cores; {stack.database_facts()}. "
+        f"Command: `python -m bench.backtest --events {args.events} --rounds {args.rounds}` "
+        f"({args.events:,} events over 3 days, {args.users:,} users; medians of the rounds).",
+        "",
+        "| active campaigns | workers, events/s (`celery worker -c 2`) "
+        "| backtest, events/s (one process) | backtest / workers (per round) | goal (>= 5x) "
+        "| projected rewards of the campaign |",
+        "|---:|---:|---:|---:|---|---:|",
+    ]
+    for count, rounds, results in rows:
+        workers = statistics.median(w for w, _, _ in rounds)
+        backtest = statistics.median(b for _, b, _ in rounds)
+        ratio = statistics.median(r for _, _, r in rounds)
+        each = ", ".join(f"{r:.1f}" for _, _, r in rounds)
+        lines.append(
+            f"| {count} | {workers:,.0f} | {backtest:,.0f} | {ratio:.1f}x ({each}) "
+            f"| {'met' if ratio >= GOAL else '**not met**'} "
+            f"| {results['campaign']['rewards']:,} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

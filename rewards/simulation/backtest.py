@@ -1,0 +1,280 @@
+"""Backtest: a campaign (a draft, or an edited copy of a live one) replayed over the events its
+trigger received in a window, with the trigger's other campaigns alongside, issuing nothing.
+
+It decides with the workers' pure code: ``campaigns.judge.event_judge`` and ``event_settle``,
+reserving against a ``Tally`` (``campaigns.engine.limits_check`` over in-memory counters keyed
+like the real ones). Events are read in keyset chunks in the order they were received
+(``events``); facts are computed per chunk to the workers' definition (``facts``).
+``ASSUMPTIONS`` is what every result states; ``backtests`` runs it as a stored, bounded run.
+"""
+
+import dataclasses
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from campaigns.compiler import CampaignSpec, compile_campaign
+from campaigns.decisions import Decision, Outcome
+from campaigns.engine import CompiledCampaign, FactSpec, InvalidCampaign, Limits
+from campaigns.judge import EventValue, event_judge, event_settle
+from campaigns.models import Campaign
+from campaigns.selectors import campaign_list_active, trigger_schemas
+from partnerships.models import Partnership
+from triggers.models import Trigger
+
+from .events import EventRow, users_attributes
+from .facts import FactHistories
+from .tally import Tally
+
+ASSUMPTIONS = (
+    "Counters start at zero at the window's start for every campaign simulated: budgets and "
+    "caps count only the rewards of this replay, as if all had started then (rewards really "
+    "issued before or during the window are not counted).",
+    "Events are replayed in the order they were received; cancelled and failed events are "
+    "left out, as the facts leave them out.",
+    "The campaign is judged over the whole window: its own start and end dates are not "
+    "applied. Its schedule, condition, reward and limits are otherwise as given.",
+    "The trigger's other active campaigns are simulated alongside, as the workers load them "
+    "now (their current rules, dates, priority, exclusivity and limits, counters from zero).",
+    "Facts are computed as of each event's occurred_at over all the user's events stored now; "
+    "users' attributes are as they are now.",
+)
+LIMIT_OUTCOMES = (
+    Outcome.BUDGET_EXHAUSTED,
+    Outcome.COUNT_CAP_REACHED,
+    Outcome.USER_CAP_REACHED,
+    Outcome.PERIOD_CAP_REACHED,
+)
+
+# --- The campaign as given, kept as JSON ------------------------------------------------------
+
+_DECIMALS = ("reward_value", "reward_min", "reward_max")
+_LIMIT_DECIMALS = ("budget", "max_amount_per_user")
+
+
+def spec_to_json(spec: CampaignSpec) -> dict[str, Any]:
+    """The spec backtested, as stored with its result (``spec_from_json`` reads it back)."""
+    data = dataclasses.asdict(spec)
+    for name in ("id", "partnership_id"):
+        data[name] = str(data[name])
+    for name in ("starts_at", "ends_at"):
+        data[name] = data[name] and data[name].isoformat()
+    for name in _DECIMALS:
+        data[name] = None if data[name] is None else str(data[name])
+    for name in _LIMIT_DECIMALS:
+        value = data["limits"][name]
+        data["limits"][name] = None if value is None else str(value)
+    return data
+
+
+def spec_from_json(data: dict[str, Any]) -> CampaignSpec:
+    limits = dict(data["limits"])
+    for name in _LIMIT_DECIMALS:
+        limits[name] = None if limits[name] is None else Decimal(limits[name])
+    values = {**data, "limits": Limits(**limits)}
+    for name in ("id", "partnership_id"):
+        values[name] = uuid.UUID(values[name])
+    for name in ("starts_at", "ends_at"):
+        values[name] = values[name] and datetime.fromisoformat(values[name])
+    for name in _DECIMALS:
+        values[name] = None if values[name] is None else Decimal(values[name])
+    return CampaignSpec(**values)
+
+
+_NOT_SAVED = datetime.max.replace(tzinfo=UTC)  # a campaign not saved yet is the newest
+
+
+# --- What a replay needs, loaded once ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    subject: CompiledCampaign
+    campaigns: list[CompiledCampaign | InvalidCampaign]  # the workers' order, subject included
+    partnership_id: uuid.UUID
+    trigger_id: int
+    trigger_name: str
+    mode: str
+    places: int
+    unit: str
+    zone: tzinfo
+
+    @property
+    def fact_specs(self) -> list[FactSpec]:
+        compiled = [c for c in self.campaigns if isinstance(c, CompiledCampaign)]
+        return list(dict.fromkeys(spec for campaign in compiled for spec in campaign.facts))
+
+
+def backtest_setup(*, spec: CampaignSpec, mode: str) -> Setup:
+    """Raises ``campaigns.compiler.CampaignInvalid`` if the spec does not compile. The spec's
+    dates are dropped (``ASSUMPTIONS``); the other campaigns are the workers' active list, in
+    their order (priority, then age), with the subject in its place among them."""
+    undated = dataclasses.replace(spec, starts_at=None, ends_at=None, grace_days=0)
+    subject = compile_campaign(undated, trigger_schemas(partnership_id=spec.partnership_id))
+    others = [c for c in campaign_list_active(trigger_id=spec.trigger_id) if c.id != spec.id]
+    created = dict(
+        Campaign.objects.filter(pk__in=[spec.id, *(c.id for c in others)]).values_list(
+            "pk", "created_at"
+        )
+    )
+    campaigns = sorted(
+        [*others, subject], key=lambda c: (-c.priority, created.get(c.id) or _NOT_SAVED)
+    )
+    partnership = Partnership.objects.get(pk=spec.partnership_id)
+    return Setup(
+        subject=subject,
+        campaigns=campaigns,
+        partnership_id=partnership.pk,
+        trigger_id=spec.trigger_id,
+        trigger_name=Trigger.objects.values_list("name", flat=True).get(pk=spec.trigger_id),
+        mode=mode,
+        places=partnership.reward_decimal_places,
+        unit=partnership.reward_unit,
+        zone=partnership.zone,
+    )
+
+
+# --- The replay ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Totals:
+    rewards: int = 0
+    amount: Decimal = Decimal(0)
+    outcomes: Counter = dataclasses.field(default_factory=Counter)
+
+
+class Replay:
+    """Judges chunks of events in order against one ``Tally``, and sums up what it decided."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.tally = Tally()
+        self.events = 0
+        self.through: datetime | None = None  # received_at of the last event judged
+        # By the campaign's key (its id as a string): a str caches its hash, a UUID does not.
+        self._totals: dict[str, _Totals] = {c.key: _Totals() for c in setup.campaigns}
+        self._users: set[uuid.UUID] = set()
+        self._days: dict[date, list] = {}
+        self._first_bites: dict[Outcome, date] = {}
+        specs = setup.fact_specs
+        self._facts = FactHistories(specs=specs, mode=setup.mode) if specs else None
+
+    def run(self, rows: list[EventRow]) -> list[list[Decision]]:
+        """The decisions on each event of the chunk, in its order (the workers' form)."""
+        setup = self.setup
+        facts = self._facts.values(rows) if self._facts else {}
+        users = users_attributes(list({row.end_user_id for row in rows}))
+        reserve_in, zone, mode = self.tally.reserve, setup.zone, setup.mode
+        decided = []
+        for row in rows:
+            event = EventValue(
+                row.id,
+                setup.trigger_name,
+                row.context,
+                row.tags,
+                mode,
+                row.occurred_at,
+                row.received_at,
+            )
+            verdicts = event_judge(
+                setup.campaigns,
+                event,
+                user=users.get(row.end_user_id, {}),
+                facts=facts.get(row.id, {}),
+                places=setup.places,
+            )
+
+            def reserve(campaign, amount, row=row):
+                return reserve_in(
+                    campaign,
+                    amount,
+                    mode=mode,
+                    user_id=row.end_user_id,
+                    occurred_at=row.occurred_at,
+                    zone=zone,
+                )
+
+            decisions = event_settle(verdicts, rewarded_before=(), reserve=reserve)
+            self._count(row, verdicts, decisions)
+            decided.append(decisions)
+        self.events += len(rows)
+        if rows:
+            self.through = rows[-1].received_at
+        return decided
+
+    def _count(self, row: EventRow, verdicts: list, decisions: list[Decision]) -> None:
+        """One decision per verdict, in order (``event_settle``)."""
+        subject = self.setup.subject.key
+        for verdict, decision in zip(verdicts, decisions, strict=True):
+            key, outcome = verdict.campaign.key, decision.outcome
+            totals = self._totals[key]
+            totals.outcomes[outcome] += 1
+            if outcome is Outcome.REWARDED:
+                totals.rewards += 1
+                totals.amount += decision.amount
+            if key != subject:
+                continue
+            if outcome is Outcome.REWARDED:
+                self._users.add(row.end_user_id)
+                day = self._days.setdefault(self._day(row), [0, Decimal(0)])
+                day[0] += 1
+                day[1] += decision.amount
+            elif outcome in LIMIT_OUTCOMES and outcome not in self._first_bites:
+                self._first_bites[outcome] = self._day(row)
+
+    def _day(self, row: EventRow) -> date:
+        return row.received_at.astimezone(self.setup.zone).date()
+
+    def results(self, *, total: int, complete: bool) -> dict[str, Any]:
+        """What the backtest found, as stored (JSON) and shown."""
+        setup, subject = self.setup, self.setup.subject
+        mine = self._totals[subject.key]
+        first = self._first_bites
+        return {
+            "complete": complete,
+            "events": self.events,
+            "events_total": total,
+            "through": self.through and self.through.isoformat(),
+            "unit": setup.unit,
+            "campaign": {
+                "id": str(subject.id),
+                "slug": subject.slug,
+                "rewards": mine.rewards,
+                "amount": str(mine.amount),
+                "users": len(self._users),
+                "budget_exhausted_on": _iso(first.get(Outcome.BUDGET_EXHAUSTED)),
+                "count_cap_reached_on": _iso(first.get(Outcome.COUNT_CAP_REACHED)),
+                "limit_bites": {o.value: mine.outcomes.get(o, 0) for o in LIMIT_OUTCOMES},
+                "outcomes": _outcomes(mine.outcomes),
+            },
+            "days": [
+                {"day": day.isoformat(), "rewards": count, "amount": str(amount)}
+                for day, (count, amount) in sorted(self._days.items())
+            ],
+            "others": [
+                {
+                    "id": str(campaign.id),
+                    "slug": campaign.slug,
+                    "priority": campaign.priority,
+                    "exclusive": campaign.exclusive,
+                    "rewards": self._totals[campaign.key].rewards,
+                    "amount": str(self._totals[campaign.key].amount),
+                    "outcomes": _outcomes(self._totals[campaign.key].outcomes),
+                }
+                for campaign in setup.campaigns
+                if campaign.id != subject.id
+            ],
+            "assumptions": list(ASSUMPTIONS),
+        }
+
+
+def _outcomes(counts: Counter) -> dict[str, int]:
+    return {outcome.value: count for outcome, count in counts.most_common()}
+
+
+def _iso(day: date | None) -> str | None:
+    return day and day.isoformat()

@@ -1,0 +1,129 @@
+"""Per-user facts for a backtest, chunk by chunk, to the workers' definition
+(``campaigns.facts``)."""
+
+import bisect
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import connection
+
+from campaigns.engine import FactSpec
+from campaigns.facts import EVENT_TABLE
+
+from .events import EVENT_COLUMNS, NOT_COUNTED_SQL, EventRow, micros_of, time_of
+
+# Each user's events from their own lower bound (new users: what their facts reach back to;
+# users already loaded: where their history ends) up to the chunk's last occurred_at.
+_HISTORY_SQL = """
+SELECT u.id, (extract(epoch FROM e.{occurred_at}) * 1000000)::bigint{{sums}}
+  FROM unnest(%(users)s::uuid[], %(lows)s::timestamptz[]) AS u(id, low)
+  JOIN {table} e ON e.{end_user} = u.id
+ WHERE e.{trigger} = %(trigger_id)s AND e.{mode} = %(mode)s
+   AND e.{occurred_at} > u.low AND e.{occurred_at} <= %(high)s
+   AND e.{status} NOT IN ({not_counted})
+ ORDER BY u.id, e.{occurred_at}
+""".format(table=EVENT_TABLE, not_counted=NOT_COUNTED_SQL, **EVENT_COLUMNS)
+# A number in the context is summed; anything else counts as nothing (as campaigns.facts sums).
+_SUMMED = (
+    ", CASE WHEN jsonb_typeof(e.{context} -> %(field_{n})s) = 'number' "
+    "THEN (e.{context} ->> %(field_{n})s)::numeric END"
+)
+_DAY = 86_400_000_000  # microseconds
+# Users whose histories are kept between chunks, per trigger; beyond it they are read again.
+MAX_USERS_KEPT = 50_000
+
+
+class _History:
+    """One user's events of one trigger, complete over ``(low, high]``: times in order, and
+    running sums per summed field."""
+
+    __slots__ = ("high", "low", "sums", "times")
+
+    def __init__(self, fields: int, low: int) -> None:
+        self.low = self.high = low
+        self.times: list[int] = []  # occurred_at, microseconds since the epoch
+        self.sums: list[list[Decimal]] = [[Decimal(0)] for _ in range(fields)]
+
+
+class FactHistories:
+    """The facts of each chunk's events, equal to what ``campaigns.facts`` computes: over the
+    same user's events of the fact's trigger and mode, not cancelled or failed, with
+    ``occurred_at`` in ``(occurred_at - window_days, occurred_at]``, whatever order they were
+    received in. One query per trigger and chunk reads, per user of the chunk, the events its
+    facts reach that were not read for an earlier chunk; histories are kept between chunks
+    (at most ``MAX_USERS_KEPT`` users per trigger)."""
+
+    def __init__(self, *, specs: list[FactSpec], mode: str) -> None:
+        self.mode = mode
+        self.by_trigger: dict[int, list[FactSpec]] = defaultdict(list)
+        for spec in specs:
+            self.by_trigger[spec.trigger_id].append(spec)
+        self.fields = {
+            trigger_id: list(dict.fromkeys(s.field for s in listed if s.aggregate == "sum"))
+            for trigger_id, listed in self.by_trigger.items()
+        }
+        self.kept: dict[int, dict[uuid.UUID, _History]] = defaultdict(dict)
+
+    def values(self, rows: list[EventRow]) -> dict[uuid.UUID, dict[FactSpec, int | float]]:
+        """{event id: {fact: value}} for a chunk."""
+        values: dict[uuid.UUID, dict] = {row.id: {} for row in rows}
+        if not rows:
+            return values
+        occurred = {row.id: micros_of(row.occurred_at) for row in rows}
+        for trigger_id, specs in self.by_trigger.items():
+            fields = self.fields[trigger_id]
+            histories = self._read(trigger_id, rows, occurred, max(s.window_days for s in specs))
+            for row in rows:
+                history, at = histories[row.end_user_id], occurred[row.id]
+                for spec in specs:
+                    first = bisect.bisect_right(history.times, at - spec.window_days * _DAY)
+                    last = bisect.bisect_right(history.times, at)
+                    if spec.aggregate == "count":
+                        values[row.id][spec] = last - first
+                    else:
+                        sums = history.sums[fields.index(spec.field)]
+                        values[row.id][spec] = float(sums[last] - sums[first])
+        return values
+
+    def _read(self, trigger_id: int, rows, occurred, longest: int) -> dict[uuid.UUID, _History]:
+        """The chunk's users' histories of one trigger, read where they are not yet complete."""
+        kept = self.kept[trigger_id]
+        if len(kept) > MAX_USERS_KEPT:
+            kept.clear()
+        fields = self.fields[trigger_id]
+        high = max(occurred.values())
+        reach: dict[uuid.UUID, int] = {}  # how far back each user's facts reach
+        for row in rows:
+            since = occurred[row.id] - longest * _DAY
+            reach[row.end_user_id] = min(since, reach.get(row.end_user_id, since))
+        wanted: dict[uuid.UUID, _History] = {}
+        for user, since in reach.items():
+            history = kept.get(user)
+            if history is None or history.low > since:
+                history = kept[user] = _History(len(fields), since)
+            if history.high < high:
+                wanted[user] = history
+        if wanted:
+            self._extend(trigger_id, fields, wanted, high)
+        return {user: kept[user] for user in reach}
+
+    def _extend(self, trigger_id, fields, wanted: dict[uuid.UUID, _History], high: int) -> None:
+        sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
+        params = {
+            "users": list(wanted),
+            "lows": [time_of(history.high) for history in wanted.values()],
+            "trigger_id": trigger_id,
+            "mode": self.mode,
+            "high": time_of(high),
+        }
+        params |= {f"field_{n}": field for n, field in enumerate(fields)}
+        with connection.cursor() as cursor:
+            cursor.execute(_HISTORY_SQL.format(sums=sums), params)
+            for user, at, *amounts in cursor.fetchall():
+                history = wanted[user]
+                history.times.append(at)
+                for running, amount in zip(history.sums, amounts, strict=True):
+                    running.append(running[-1] + amount if amount is not None else running[-1])
+        for history in wanted.values():
+            history.high = high
