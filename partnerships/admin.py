@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -12,6 +13,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
+from .pilot_audit import form_changes, pilot_audit
 from .pilot_filters import exact_search
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
@@ -107,8 +109,24 @@ class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            pilot_audit(
+                request,
+                "apikey.change",
+                obj,
+                partnership=obj.partnership,
+                mode=obj.mode,
+                changes=form_changes(form),
+            )
             return
         issued = api_key_issue(api_key=obj)
+        pilot_audit(
+            request,
+            "apikey.create",
+            obj,
+            partnership=obj.partnership,
+            mode=obj.mode,
+            changes={"name": obj.name, "expires_at": _text_or_none(obj.expires_at)},
+        )
         messages.warning(
             request,
             format_html(
@@ -120,7 +138,16 @@ class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
         for api_key in queryset:
-            api_key_revoke(api_key=api_key)
+            with transaction.atomic():
+                if api_key.revoked_at is None:
+                    api_key_revoke(api_key=api_key)
+                    pilot_audit(
+                        request,
+                        "apikey.revoke",
+                        api_key,
+                        partnership=api_key.partnership,
+                        mode=api_key.mode,
+                    )
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 
@@ -251,6 +278,20 @@ class PartnershipMemberAdmin(PartnershipScopedAdmin, ModelAdmin):
     autocomplete_fields = ("user", "partnership")
     readonly_fields = ("created_at",)
 
+    def save_model(self, request, obj: PartnershipMember, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        action = "member.change" if change else "member.add"
+        pilot_audit(request, action, obj, partnership=obj.partnership, changes=form_changes(form))
+
+    def delete_model(self, request, obj: PartnershipMember) -> None:
+        pilot_audit(request, "member.remove", obj, partnership=obj.partnership)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for member in queryset.select_related("partnership", "user"):
+            pilot_audit(request, "member.remove", member, partnership=member.partnership)
+        super().delete_queryset(request, queryset)
+
 
 # --- Pilot's own users, in the same look, with the partnerships they see ----------------------
 
@@ -284,6 +325,43 @@ class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         return fields if request.user.is_superuser else (*fields, "is_superuser")
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        flags = {
+            name: values
+            for name, values in form_changes(form).items()
+            if name in ("is_active", "is_staff", "is_superuser")
+        }
+        if flags:
+            pilot_audit(request, "user.change", obj, changes=flags)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        """Roles given or taken (the groups) and partnerships added or removed (the inline)
+        go to the audit log, compared before and after the save."""
+        user = form.instance
+        before = _roles_and_memberships(user) if change else (set(), set())
+        super().save_related(request, form, formsets, change)
+        after = _roles_and_memberships(user)
+        for role in sorted(after[0] - before[0]):
+            pilot_audit(request, "role.grant", user, changes={"role": role})
+        for role in sorted(before[0] - after[0]):
+            pilot_audit(request, "role.revoke", user, changes={"role": role})
+        for partnership in Partnership.objects.filter(pk__in=after[1] - before[1]):
+            pilot_audit(request, "member.add", user, partnership=partnership)
+        for partnership in Partnership.objects.filter(pk__in=before[1] - after[1]):
+            pilot_audit(request, "member.remove", user, partnership=partnership)
+
+
+def _roles_and_memberships(user) -> tuple[set, set]:
+    return (
+        set(user.groups.values_list("name", flat=True)),
+        set(PartnershipMember.objects.filter(user=user).values_list("partnership_id", flat=True)),
+    )
+
+
+def _text_or_none(value) -> str | None:
+    return None if value is None else str(value)
 
 
 @admin.register(Group)

@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
+from partnerships.pilot_audit import form_changes, pilot_audit
 from partnerships.scoping import PartnershipScopedAdmin
 
 from .models import WebhookDelivery, WebhookEndpoint
@@ -24,13 +25,26 @@ class WebhookEndpointAdmin(PartnershipScopedAdmin, ModelAdmin):
     def save_model(self, request, obj: WebhookEndpoint, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            pilot_audit(
+                request,
+                "webhook.change",
+                obj,
+                partnership=obj.partnership,
+                changes=form_changes(form),
+            )
             return
         _show_secret(request, webhook_endpoint_create(endpoint=obj).secret)
+        pilot_audit(request, "webhook.create", obj, partnership=obj.partnership)
 
     @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
     def rotate_secret(self, request, queryset) -> None:
         for endpoint in queryset:
-            _show_secret(request, webhook_endpoint_rotate_secret(endpoint=endpoint), endpoint)
+            with transaction.atomic():
+                secret = webhook_endpoint_rotate_secret(endpoint=endpoint)
+                pilot_audit(
+                    request, "webhook.secret_rotate", endpoint, partnership=endpoint.partnership
+                )
+            _show_secret(request, secret, endpoint)
         self.message_user(
             request, "The old secrets keep signing too (a second signature) for 24 hours."
         )
