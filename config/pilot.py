@@ -4,6 +4,7 @@ first, then each app's pages, each shown only to those who may open it."""
 from collections.abc import Callable
 
 from django.http import HttpRequest
+from django.templatetags.static import static
 from django.urls import reverse_lazy
 
 
@@ -95,6 +96,7 @@ UNFOLD = {
     "SITE_SUBHEADER": "Campaign Rewards operations",
     "SITE_SYMBOL": "flight_takeoff",
     "SHOW_VIEW_ON_SITE": False,
+    "STYLES": [lambda request: static("partnerships/pilot.css")],
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,

@@ -133,7 +133,12 @@ class RewardAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     ordering = ("-issued_at",)
     show_full_result_count = False
     list_select_related = ("campaign", "end_user", "partnership")
-    readonly_fields = [*(field.name for field in Reward._meta.fields), "adjustment_table"]
+    readonly_fields = [
+        *(field.name for field in Reward._meta.fields),
+        "display_amount",
+        "display_reversed",
+        "adjustment_table",
+    ]
     fieldsets = (
         (
             None,
@@ -150,7 +155,8 @@ class RewardAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
                 )
             },
         ),
-        ("Amount", {"fields": ("amount", "reversed_amount", "unit", "user_periods")}),
+        # With the partnership's decimal places, as the list and the API show them.
+        ("Amount", {"fields": ("display_amount", "display_reversed", "unit", "user_periods")}),
         ("Times", {"fields": ("occurred_at", "issued_at")}),
         ("Reversals", {"fields": ("adjustment_table",)}),
     )
