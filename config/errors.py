@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     TRIGGER_EVENT_NOT_RETRYABLE = "trigger_event_not_retryable"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     ALREADY_REVERSED = "already_reversed"
+    REWARD_CHANGED = "reward_changed"
     MODE_MISMATCH = "mode_mismatch"
     # Reports
     INVALID_RANGE = "invalid_range"

@@ -2,6 +2,7 @@
 this app owns (rewards, reversals, balances, webhook deliveries), registered over the lower
 apps' admins (as campaigns does for triggers)."""
 
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -101,6 +102,18 @@ class ReverseForm(forms.Form):
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
         help_text="Kept with the reversal and in the audit log.",
     )
+    # Set when the form is shown: the token makes a second submit of it a replay of the first
+    # (the reversal's Idempotency-Key); the reversed amount it showed must still hold.
+    token = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    reversed_amount = forms.DecimalField(
+        required=False, max_digits=18, decimal_places=6, widget=forms.HiddenInput
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("token") is None or data.get("reversed_amount") is None:
+            raise forms.ValidationError("This form is out of date: open Reverse again.")
+        return data
 
 
 @admin.register(Reward)
@@ -194,27 +207,39 @@ class RewardAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def reverse_view(self, request, object_id: str):
         reward = self.object_for_action(request, object_id, REVERSE_PERMISSION)
-        form = ReverseForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST":
+            form = ReverseForm(request.POST)
+        else:
+            form = ReverseForm(
+                initial={"token": uuid.uuid4(), "reversed_amount": reward.reversed_amount}
+            )
         if form.is_valid():
             try:
-                reward_reverse(
+                result = reward_reverse(
                     reward=reward,
                     operator=request.user,
                     reason=form.cleaned_data["reason"],
                     amount=form.cleaned_data["amount"],
+                    token=form.cleaned_data["token"],
+                    reversed_amount_seen=form.cleaned_data["reversed_amount"],
                 )
             except ApplicationError as exc:
                 _errors_to_form(form, exc)
+                # Submitted again, the form reverses from what the page now shows.
+                reward.refresh_from_db()
+                form.data = form.data.copy()
+                form.data["reversed_amount"] = str(reward.reversed_amount)
             else:
                 reward.refresh_from_db()
+                done = "Already done: this form was submitted before. " if result.replayed else ""
                 messages.success(
                     request,
-                    f"Reversed: {_amount(reward.reversed_amount, reward.partnership)} "
+                    f"{done}Reversed: {_amount(reward.reversed_amount, reward.partnership)} "
                     f"{reward.unit} of {amount_for_display(reward)} taken back so far.",
                 )
                 return HttpResponseRedirect(self.change_url(reward))
         elif request.method != "POST" and reward.status != Reward.Status.ISSUED:
-            form.add_error(None, "The reward is already reversed")
+            messages.error(request, "The reward is already reversed")
         remaining = _amount(reward.remaining, reward.partnership)
         return self.action_page(
             request,

@@ -6,4 +6,5 @@ class RewardsConfig(AppConfig):
     verbose_name = "Rewards"
 
     def ready(self) -> None:
+        from . import retry  # noqa: F401
         from .webhooks import signals as webhook_signals  # noqa: F401

@@ -12,7 +12,11 @@ them in:
    counters the transaction holds, so they never wait on each other beyond the counters;
 5. report activity buckets, upserted in key order, last thing before the commit (the queue's
    ``on_recorded``); the beat job that counts events received takes its watermark row, then
-   these, and nothing else.
+   these, and nothing else. A retried failed event (``rewards.retry``) upserts its one bucket
+   here, after its event row;
+6. the advisory lock on a partnership and mode's closed report days, held by a retry while it
+   deletes the days it reopens, and by whoever sums closed days (``reports.days``), who takes
+   no other lock.
 
 No transaction takes a lock of an earlier kind once it holds one of a later kind, so workers
 and reversals wait for each other but never in a cycle. The counters are what makes budgets

@@ -136,8 +136,8 @@ class TriggerEventAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
                 )
                 return HttpResponseRedirect(self.change_url(event))
         elif event.status != TriggerEvent.Status.FAILED:
-            form.add_error(
-                None,
+            messages.error(
+                request,
                 f"The event is {event.get_status_display().lower()}; "
                 "only failed events can be retried",
             )

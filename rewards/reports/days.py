@@ -7,10 +7,15 @@ are counted past its end. From then on none of its buckets can change, so its su
 per zone (a partnership that changes zones gets its days summed again in the new one). Beat's
 ``close_report_days`` sums yesterday for every partnership before anyone asks; a report that
 meets a closed day not summed yet sums it itself.
+
+One change reaches back into a closed day: a retried event's failure is taken back from the
+bucket it was counted in (``reports_reopen_days``, in the retry's transaction), and the days
+summed over that bucket are deleted, to be summed again. Summing and reopening the days of a
+partnership and mode take one advisory lock, so a sum never commits what a reopening missed.
 """
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
@@ -19,7 +24,7 @@ from django.utils import timezone
 
 from .calendar import local_midnight
 from .maintain import reports_received_through
-from .models import ClosedDay, Movement
+from .models import ClosedDay, DayFigure, Movement
 
 
 class Figure(NamedTuple):
@@ -127,6 +132,7 @@ def _close(partnership, mode: str, zone, days: list[date], starts: list[datetime
         return
     for run in _runs([n for n, day in enumerate(days) if day not in done]):
         with transaction.atomic():
+            _days_lock(partnership.pk, mode)
             marked = _mark(partnership, mode, zone_name, [days[n] for n in run])
             for part in _runs([n for n in run if days[n] in marked]):
                 params = {
@@ -149,6 +155,27 @@ SELECT %s, %s, %s, unnest(%s::date[])
     ON CONFLICT (partnership_id, mode, zone, day) DO NOTHING
 RETURNING day
 """
+
+
+_DAYS_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+
+def _days_lock(partnership_id, mode: str) -> None:
+    """Held until the transaction ends: summing or reopening the closed days of a partnership
+    and mode (the last lock a retry takes, see ``rewards.locks``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DAYS_LOCK, [f"closed-days:{partnership_id}:{mode}"])
+
+
+def reports_reopen_days(*, partnership_id, mode: str, at: datetime) -> None:
+    """Deletes the sums of the closed days that may hold the bucket of ``at`` (its UTC date,
+    and the day either side: every zone's local days overlapping it), so they are summed again.
+    In the transaction that changed the bucket, after its activity buckets."""
+    _days_lock(partnership_id, mode)
+    day = at.astimezone(UTC).date()
+    days = [day - timedelta(days=1), day, day + timedelta(days=1)]
+    for model in (DayFigure, ClosedDay):
+        model.objects.filter(partnership_id=partnership_id, mode=mode, day__in=days).delete()
 
 
 def _mark(partnership, mode: str, zone: str, days: list[date]) -> set[date]:

@@ -7,6 +7,9 @@
 - Events evaluated, rewarded and failed, and decisions by outcome: the queue's ``on_recorded``
   (``reports_record_outcomes``), in the transaction that writes the outcomes, bucketed at the
   ``processed_at`` it writes.
+- A failed event retried (Pilot's "Retry"): its failure is taken back, -1 ``event.failed`` in
+  the bucket of its old ``processed_at``, in the retry's transaction
+  (``reports_retract_failure``); its new outcome is counted when a worker writes it.
 - Events received: after the fact, by ``reports_count_received`` (beat), bucketed at
   ``received_at``, so that ingest writes nothing more. Exact up to its watermark.
 
@@ -26,7 +29,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import BUCKET_MINUTES, DECISION_PREFIX, Metric, Movement, ReportWatermark
+from .models import (
+    BUCKET_MINUTES,
+    DECISION_PREFIX,
+    ActivityBucket,
+    Metric,
+    Movement,
+    ReportWatermark,
+)
 
 # A bucket as PostgreSQL computes it (the same boundaries as ``bucket_of``).
 BUCKET_SQL = "date_bin('15 minutes', {column}, timestamptz '2000-01-01 00:00:00+00')"
@@ -202,6 +212,25 @@ def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None
         for (campaign_id, outcome), count in decided.items():
             counts[(*base, campaign_id, DECISION_PREFIX + outcome)] = count
     _upsert_activity(counts)
+
+
+def reports_retract_failure(*, event) -> None:
+    """Takes back the failure counted for ``event`` (failed, locked, about to be queued again),
+    so that the retry's outcome is the only one counted, as ``reports_rebuild`` would count it.
+    The caller reopens the closed days that hold its bucket (``days.reports_reopen_days``)."""
+    bucket = bucket_of(event.processed_at)
+    key = (event.partnership_id, event.mode, bucket, event.trigger_id)
+    _upsert_activity(Counter({(*key, None, Metric.EVENT_FAILED.value): -1}))
+    # A bucket left at 0 goes, as a rebuild would never write it.
+    ActivityBucket.objects.filter(
+        partnership_id=event.partnership_id,
+        mode=event.mode,
+        bucket=bucket,
+        trigger_id=event.trigger_id,
+        campaign_id=None,
+        metric=Metric.EVENT_FAILED,
+        count=0,
+    ).delete()
 
 
 # --- Events received, after the fact --------------------------------------------------------

@@ -46,6 +46,9 @@ class ReversalRequest:
     idempotency_key: str | None
     # One reward of the event only (Pilot's "Reverse" on a reward); None: all of them.
     reward_id: uuid.UUID | None = None
+    # That reward's reversed amount as the operator saw it: refused if it changed meanwhile.
+    # A condition of the request, not part of it (not in the fingerprint).
+    reversed_amount_seen: Decimal | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -158,6 +161,14 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
         raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The reward is already reversed")
     if not rewards and event.reversals.exists():
         raise ApplicationError(409, ErrorCode.ALREADY_REVERSED, "The event is already reversed")
+    seen = request.reversed_amount_seen
+    if seen is not None and rewards and rewards[0].reversed_amount != seen:
+        raise ApplicationError(
+            409,
+            ErrorCode.REWARD_CHANGED,
+            f"The reward was reversed meanwhile: {rewards[0].reversed_amount.normalize():f} of it "
+            "is reversed now. Check what remains and submit again",
+        )
     shares = _shares(rewards, request.amount)
     reversal.save()
     _give_back(rewards, shares)
@@ -264,12 +275,23 @@ def _give_back(rewards: list[Reward], shares: list[Decimal]) -> None:
 
 
 def reward_reverse(
-    *, reward: Reward, operator, reason: str, amount: Decimal | None = None
-) -> Reversal:
+    *,
+    reward: Reward,
+    operator,
+    reason: str,
+    amount: Decimal | None = None,
+    token: uuid.UUID | None = None,
+    reversed_amount_seen: Decimal | None = None,
+) -> ReversalResult:
     """Pilot's "Reverse" on one reward: the partner API's reversal (``trigger_event_reverse``)
     of this reward only, all of what remains or ``amount`` of it, with the operator recorded on
     the reversal and in the audit log (``reward.reverse``), in one transaction. Raises the
-    API's errors (``ApplicationError``: already reversed, an amount above what remains)."""
+    API's errors (``ApplicationError``: already reversed, an amount above what remains).
+
+    ``token``, the form's one-time token, is the reversal's Idempotency-Key: the same form
+    submitted twice reverses once (the second is a replay, not audited again).
+    ``reversed_amount_seen``, what the form showed as reversed: refused if another reversal
+    changed it meanwhile."""
     principal = OperatorPrincipal(
         partnership=reward.partnership, mode=reward.mode, operator=operator
     )
@@ -279,11 +301,23 @@ def reward_reverse(
         external_user_id=None,
         reason=reason,
         amount=amount,
-        idempotency_key=None,
+        idempotency_key=f"pilot:{token}" if token else None,
         reward_id=reward.pk,
+        reversed_amount_seen=reversed_amount_seen,
     )
     with transaction.atomic():
-        reversal = trigger_event_reverse(principal=principal, request=request).reversal
+        try:
+            result = trigger_event_reverse(principal=principal, request=request)
+        except ApplicationError as exc:
+            if exc.code != ErrorCode.IDEMPOTENCY_KEY_REUSED:
+                raise
+            raise ApplicationError(
+                409,
+                exc.code,
+                "This form was already submitted with other values: open Reverse again",
+            ) from exc
+        if result.replayed:
+            return result
         audit_record(
             actor=operator,
             action="reward.reverse",
@@ -293,7 +327,7 @@ def reward_reverse(
             changes={
                 "amount": str(amount) if amount is not None else "all that remained",
                 "reason": reason,
-                "reversal": str(reversal.pk),
+                "reversal": str(result.reversal.pk),
             },
         )
-    return reversal
+    return result

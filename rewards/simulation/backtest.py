@@ -25,7 +25,7 @@ from campaigns.selectors import campaign_list_active, trigger_schemas
 from partnerships.models import Partnership
 from triggers.models import Trigger
 
-from .events import EventRow, users_attributes
+from .events import EventRow, users_read
 from .facts import FactHistories
 from .tally import Tally
 
@@ -41,6 +41,7 @@ ASSUMPTIONS = (
     "now (their current rules, dates, priority, exclusivity and limits, counters from zero).",
     "Facts are computed as of each event's occurred_at over all the user's events stored now; "
     "users' attributes are as they are now.",
+    "Users blocked now earn nothing (user_blocked), as if blocked over the whole window.",
 )
 LIMIT_OUTCOMES = (
     Outcome.BUDGET_EXHAUSTED,
@@ -167,7 +168,7 @@ class Replay:
         """The decisions on each event of the chunk, in its order (the workers' form)."""
         setup = self.setup
         facts = self._facts.values(rows) if self._facts else {}
-        users = users_attributes(list({row.end_user_id for row in rows}))
+        users = users_read(list({row.end_user_id for row in rows}))
         reserve_in, zone, mode = self.tally.reserve, setup.zone, setup.mode
         decided = []
         for row in rows:
@@ -183,9 +184,10 @@ class Replay:
             verdicts = event_judge(
                 setup.campaigns,
                 event,
-                user=users.get(row.end_user_id, {}),
+                user=users.attributes.get(row.end_user_id, {}),
                 facts=facts.get(row.id, {}),
                 places=setup.places,
+                blocked=row.end_user_id in users.blocked,
             )
 
             def reserve(campaign, amount, row=row):

@@ -118,11 +118,23 @@ def micros_of(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
-# The end users' attributes, read for each chunk (the rules' ``user``).
-_USERS_SQL = f"SELECT id, attributes FROM {EndUser._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
+# The end users of a chunk: their attributes (the rules' ``user``) and who is blocked now.
+_USERS_SQL = (
+    f"SELECT id, attributes, blocked_at IS NOT NULL FROM {EndUser._meta.db_table} "  # noqa: S608
+    "WHERE id = ANY(%s)"
+)
 
 
-def users_attributes(user_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+class Users(NamedTuple):
+    attributes: dict[uuid.UUID, dict]
+    blocked: set[uuid.UUID]  # blocked in Pilot: they earn nothing, as the workers decide
+
+
+def users_read(user_ids: list[uuid.UUID]) -> Users:
     with connection.cursor() as cursor:
         cursor.execute(_USERS_SQL, [user_ids])
-        return {pk: _json(attributes) for pk, attributes in cursor.fetchall()}
+        rows = cursor.fetchall()
+    return Users(
+        attributes={pk: _json(attributes) for pk, attributes, _ in rows},
+        blocked={pk for pk, _, blocked in rows if blocked},
+    )

@@ -175,6 +175,20 @@ def test_counters_start_at_zero_whatever_the_campaign_issued_before(trigger):
     assert run(live).results["campaign"]["rewards"] == 1
 
 
+def test_a_user_blocked_now_earns_nothing_as_the_workers_decide(trigger):
+    campaign = CampaignFactory(trigger=trigger, reward_value=Decimal("10"))
+    free = EndUserFactory(partnership=trigger.partnership)
+    blocked = EndUserFactory(partnership=trigger.partnership, blocked_at=timezone.now())
+    event(trigger, free, noon(1))
+    event(trigger, blocked, noon(1, 13))
+
+    mine = run(campaign).results["campaign"]
+
+    assert (mine["rewards"], Decimal(mine["amount"]), mine["users"]) == (1, Decimal("10"), 1)
+    assert mine["outcomes"] == {"rewarded": 1, "user_blocked": 1}
+    assert any("blocked now earn nothing" in line for line in ASSUMPTIONS)
+
+
 def test_the_spec_kept_with_a_backtest_reads_back_as_given(trigger):
     campaign = CampaignFactory(
         trigger=trigger,

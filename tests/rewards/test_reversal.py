@@ -5,8 +5,10 @@ import pytest
 
 from campaigns.services import campaign_save
 from config.errors import ErrorCode
+from partnerships.models import AuditEntry
 from rewards.models import CampaignCounter, Reward, UserCounter
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
+from tests.pilot_support import page_text, pilot_operator
 from tests.rewards.conftest import decisions
 from triggers.models import TriggerEvent
 
@@ -301,3 +303,35 @@ def test_test_mode_reversal_touches_only_test_counters(trigger, process, test_cl
 
     assert CampaignCounter.objects.get(campaign=campaign, mode="test").spent == 0
     assert counter(campaign).spent == Decimal("10")
+
+
+def test_a_reversed_failed_event_is_refused_a_retry_and_never_pays(
+    trigger, process, reverse, settings, django_user_model
+):
+    settings.EVENT_MAX_ATTEMPTS = 1
+    CampaignFactory(trigger=trigger, slug="c")
+    event = TriggerEventFactory(trigger=trigger)
+
+    def breaks(events):
+        raise RuntimeError("boom")
+
+    process(processor=breaks)
+    event.refresh_from_db()
+    assert event.status == "failed"
+    assert reverse({"trigger_event_id": str(event.id), "reason": "refund"}).status_code == 200
+    support = pilot_operator(
+        django_user_model,
+        "support",
+        partnerships=[trigger.partnership],
+        perms=("triggers.view_triggerevent", "triggers.change_triggerevent"),
+    )
+
+    response = support.post(f"/pilot/triggers/triggerevent/{event.pk}/retry/")
+    process()
+
+    assert response.status_code == 409
+    assert "The event was reversed; it cannot be retried" in page_text(response)
+    event.refresh_from_db()
+    assert event.status == "failed"
+    assert not Reward.objects.filter(trigger_event=event).exists()
+    assert not AuditEntry.objects.filter(action="event.retry").exists()

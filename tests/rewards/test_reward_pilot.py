@@ -49,8 +49,19 @@ def listed(response) -> set:
     return {row.pk for row in response.context["cl"].result_list}
 
 
-def reverse(client, reward, **data):
-    return client.post(f"{REWARDS}{reward.pk}/reverse/", {"reason": "refund", **data})
+def shown_form(client, reward) -> dict:
+    """The hidden fields of the Reverse form as Pilot shows it (none if it is refused)."""
+    response = client.get(f"{REWARDS}{reward.pk}/reverse/")
+    if response.status_code != 200:
+        return {}
+    form = response.context["form"]
+    return {name: str(form[name].value()) for name in ("token", "reversed_amount")}
+
+
+def reverse(client, reward, form=None, **data):
+    """Opens the Reverse form (or submits ``form``, one opened before) and submits it."""
+    form = shown_form(client, reward) if form is None else form
+    return client.post(f"{REWARDS}{reward.pk}/reverse/", {"reason": "refund", **form, **data})
 
 
 def spent(reward) -> Decimal:
@@ -157,6 +168,54 @@ def test_a_reward_already_reversed_is_refused_with_a_message(support, reward):
     assert Reversal.objects.count() == 1
 
 
+def test_a_form_submitted_twice_reverses_once_and_says_it_was_already_done(support, reward):
+    form = shown_form(support, reward)
+
+    first = reverse(support, reward, form, amount="3")
+    second = reverse(support, reward, form, amount="3")
+
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert "Already done" in page_text(support.get(second.url))
+    reward.refresh_from_db()
+    assert reward.reversed_amount == Decimal("3")
+    assert spent(reward) == Decimal("7")
+    assert Reversal.objects.count() == 1
+    assert AuditEntry.objects.filter(action="reward.reverse").count() == 1
+
+
+def test_a_form_shown_before_another_reversal_is_refused_then_accepted_as_shown_again(
+    support, reward
+):
+    stale = shown_form(support, reward)
+    assert reverse(support, reward, amount="3").status_code == 302  # another operator
+
+    refused = reverse(support, reward, stale, amount="2")
+
+    assert refused.status_code == 400
+    text = page_text(refused)
+    assert "The reward was reversed meanwhile: 3 of it is reversed now" in text
+    reward.refresh_from_db()
+    assert reward.reversed_amount == Decimal("3")
+    assert Reversal.objects.count() == 1
+    # The page now shows what remains (7) and carries it: submitted again, it goes through.
+    assert "7.00" in text
+    again = {
+        "token": stale["token"],
+        "reversed_amount": refused.context["form"]["reversed_amount"].value(),
+    }
+    assert reverse(support, reward, again, amount="2").status_code == 302
+    reward.refresh_from_db()
+    assert reward.reversed_amount == Decimal("5")
+
+
+def test_a_form_without_its_token_is_refused_with_a_message(support, reward):
+    response = reverse(support, reward, {}, amount="3")
+
+    assert response.status_code == 400
+    assert "This form is out of date: open Reverse again." in page_text(response)
+    assert not Reversal.objects.exists()
+
+
 def test_reversing_needs_the_reverse_permission(django_user_model, partnership, reward):
     viewer = pilot_operator(django_user_model, "viewer", partnerships=[partnership])
 
@@ -180,3 +239,12 @@ def test_an_operator_of_a_cannot_see_or_reverse_bs_rewards(support, reward):
         "/pilot/rewards/rewardadjustment/"
         and support.get("/pilot/rewards/rewardadjustment/").status_code == 200
     )
+
+
+def test_the_reverse_page_of_a_reversed_reward_says_so_not_a_500(support, reward):
+    reverse(support, reward)
+
+    response = support.get(f"{REWARDS}{reward.pk}/reverse/")
+
+    assert response.status_code == 200
+    assert "The reward is already reversed" in page_text(response)

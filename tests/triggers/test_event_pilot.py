@@ -233,3 +233,12 @@ def test_every_search_arm_is_served_by_an_index(a_and_b):
 
         assert scans_without_a_condition(plan) == [], (term, plan)
         assert list(found) == [event]
+
+
+def test_the_retry_page_of_an_event_that_did_not_fail_says_so_not_a_500(support, a_and_b):
+    event = event_of(a_and_b[0], status="processed")
+
+    response = support.get(f"{EVENTS}{event.pk}/retry/")
+
+    assert response.status_code == 200
+    assert "The event is processed; only failed events can be retried" in page_text(response)

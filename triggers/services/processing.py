@@ -52,6 +52,7 @@ from partnerships.services import audit_record
 
 from ..dispatch import wake_workers
 from ..models import TriggerEvent, TriggerEventClaim
+from ..signals import trigger_event_retrying
 
 logger = logging.getLogger(__name__)
 Status = TriggerEvent.Status
@@ -442,7 +443,8 @@ def trigger_event_retry(*, event: TriggerEvent, operator) -> TriggerEvent:
     It keeps its attempts: the workers take it alone, as an event tried before, once
     ``EVENT_RETRY_DELAY_SECONDS`` (doubled per attempt) has passed since its last attempt, and
     it is failed again if that attempt breaks after ``EVENT_MAX_ATTEMPTS``. Its error stays
-    until the new attempt writes its outcome. Only a failed event can be retried."""
+    until the new attempt writes its outcome. Only a failed event can be retried, and only if
+    no receiver of ``trigger_event_retrying`` refuses (a reversed event never pays)."""
     with transaction.atomic():
         locked = TriggerEvent.objects.select_for_update().get(pk=event.pk)
         if locked.status != Status.FAILED:
@@ -452,6 +454,7 @@ def trigger_event_retry(*, event: TriggerEvent, operator) -> TriggerEvent:
                 f"The event is {locked.get_status_display().lower()}; "
                 "only failed events can be retried",
             )
+        trigger_event_retrying.send(sender=TriggerEvent, event=locked, operator=operator)
         locked.status, locked.processed_at = Status.QUEUED, None
         locked.save(update_fields=["status", "processed_at"])
         audit_record(
