@@ -58,6 +58,13 @@ def _no_diff(version: CampaignVersion) -> str:
     return "(first version)" if version.version == 1 else "(no change to the configuration)"
 
 
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _who(user) -> str:
     return user.get_username() if user else "—"
 
@@ -209,8 +216,13 @@ class CampaignLifecycleAdmin:
                 },
             )
         try:
-            reason = request.POST.get("reason", "")
-            lifecycle.campaign_act(campaign=campaign, action=act, user=request.user, reason=reason)
+            lifecycle.campaign_act(
+                campaign=campaign,
+                action=act,
+                user=request.user,
+                reason=request.POST.get("reason", ""),
+                shown_id=_int_or_none(request.POST.get("shown")),
+            )
         except LifecycleRefused as refused:
             self.message_user(request, refused.message, messages.ERROR)
         else:
