@@ -10,6 +10,8 @@ from django.test import Client
 from campaigns.lifecycle import CHANGED_SINCE_SHOWN, FOUR_EYES, campaign_change, campaign_submit
 from campaigns.models import Campaign
 from campaigns.services import campaign_save
+from partnerships.models import PartnershipMember
+from tests.factories import CampaignFactory, PartnershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +268,74 @@ def test_approve_posted_without_what_was_shown_is_refused(manager, approver, liv
 
     assert CHANGED_SINCE_SHOWN in shown_messages(response)
     assert Campaign.objects.get(pk=live_campaign.pk).budget == Decimal("100")
+
+
+def test_a_saved_campaigns_partnership_cannot_be_changed(manager, live_campaign):
+    other = PartnershipFactory(name="Elsewhere")
+    PartnershipMember.objects.create(user=manager, partnership=other)
+    client = pilot_as(manager)
+
+    html = client.get(page(live_campaign)).content.decode()
+    client.post(
+        page(live_campaign), form_of(live_campaign, partnership=other.pk, description="moved")
+    )
+
+    assert 'name="partnership"' not in html  # shown, not a field
+    live_campaign.refresh_from_db()
+    assert live_campaign.partnership_id != other.pk
+    assert live_campaign.description == "moved"  # the rest of the form was saved
+
+
+# --- An exclusive campaign that stops taking events says who pays them now --------------------
+
+
+@pytest.fixture
+def exclusive(live_campaign):
+    """``live_campaign`` made exclusive at priority 10, with one active campaign after it on
+    the trigger, one before it, and a paused one after it."""
+    Campaign.objects.filter(pk=live_campaign.pk).update(exclusive=True, priority=10)
+    for name, priority, status in (
+        ("Fallback", 1, "active"),
+        ("Premium", 20, "active"),
+        ("Dormant", 1, "paused"),
+    ):
+        CampaignFactory(
+            trigger=live_campaign.trigger,
+            name=name,
+            slug=name.lower(),
+            priority=priority,
+            status=status,
+        )
+    return Campaign.objects.get(pk=live_campaign.pk)
+
+
+HELD_BACK = "“Fallback” will now reward events this campaign took."
+
+
+@pytest.mark.parametrize("act", ["pause", "end"])
+def test_pausing_or_ending_an_exclusive_campaign_warns_who_now_rewards(approver, exclusive, act):
+    confirm = pilot_as(approver).get(f"/pilot/campaigns/campaign/{exclusive.pk}/{act}/")
+
+    warnings = [text for text in shown_messages(confirm) if "will now reward" in text]
+    assert warnings == [
+        f"{'Pausing' if act == 'pause' else 'Ending'} an exclusive campaign: {HELD_BACK}"
+    ]
+
+
+def test_lowering_a_cap_of_an_exclusive_campaign_warns_who_now_rewards(manager, exclusive):
+    response = pilot_as(manager).post(
+        page(exclusive), form_of(exclusive, budget="40", exclusive="on"), follow=True
+    )
+
+    assert f"A lower cap on an exclusive campaign: once reached, {HELD_BACK}" in shown_messages(
+        response
+    )
+    assert Campaign.objects.get(pk=exclusive.pk).budget == Decimal("40")  # no approval
+
+
+def test_a_campaign_that_is_not_exclusive_warns_of_nothing(approver, live_campaign):
+    CampaignFactory(trigger=live_campaign.trigger, name="Fallback", slug="fallback", priority=-1)
+
+    confirm = pilot_as(approver).get(f"/pilot/campaigns/campaign/{live_campaign.pk}/pause/")
+
+    assert not [text for text in shown_messages(confirm) if "will now reward" in text]
