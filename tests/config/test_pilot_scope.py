@@ -262,14 +262,16 @@ def test_a_user_of_both_partnerships_is_not_the_scoped_admins_to_open_or_change(
     assert "both_ops" not in listing and "alpha_ops" in listing
 
 
-def test_a_scoped_admin_cannot_give_the_admin_role(pilot, a):
+def give_alpha_ops(pilot, role: str):
+    """Posts alpha_ops's page with ``role`` ticked; returns the user and the response."""
     alpha_ops = PartnershipMember.objects.get(user__username="alpha_ops").user
-    admin_role = Group.objects.get(name=ADMIN)
+    groups = [Group.objects.get(name=role).pk]
+    url = reverse("admin:auth_user_change", args=[alpha_ops.pk])
+    return alpha_ops, pilot.post(url, user_form(pilot, alpha_ops, groups=groups))
 
-    response = pilot.post(
-        reverse("admin:auth_user_change", args=[alpha_ops.pk]),
-        user_form(pilot, alpha_ops, groups=[admin_role.pk]),
-    )
+
+def test_a_scoped_admin_cannot_give_the_admin_role(pilot, a):
+    alpha_ops, response = give_alpha_ops(pilot, ADMIN)
 
     assert response.status_code == 200
     assert "Only a superuser may give “Admin”" in response.content.decode()
@@ -277,13 +279,7 @@ def test_a_scoped_admin_cannot_give_the_admin_role(pilot, a):
 
 
 def test_a_scoped_admin_gives_support_to_a_user_of_their_partnership(pilot, a):
-    alpha_ops = PartnershipMember.objects.get(user__username="alpha_ops").user
-    support = Group.objects.get(name=SUPPORT)
-
-    response = pilot.post(
-        reverse("admin:auth_user_change", args=[alpha_ops.pk]),
-        user_form(pilot, alpha_ops, groups=[support.pk]),
-    )
+    alpha_ops, response = give_alpha_ops(pilot, SUPPORT)
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert list(alpha_ops.groups.values_list("name", flat=True)) == [SUPPORT]
