@@ -27,6 +27,13 @@ class CampaignAdmin(
         *CampaignLifecycleAdmin.lifecycle_readonly_fields,
     )
     prepopulated_fields = {"slug": ("name",)}
+
+    def get_readonly_fields(self, request, obj: Campaign | None = None):
+        """A saved campaign stays in its partnership: the approval snapshot leaves it out, so
+        moving it would change what pays without an approval."""
+        fields = super().get_readonly_fields(request, obj)
+        return fields if obj is None else (*fields, "partnership")
+
     # The builder's steps, one tab each (campaigns/pilot: the form, the checks, the panel).
     fieldsets = (
         (

@@ -73,6 +73,12 @@ FOUR_EYES = (
 )
 
 
+CHANGED_SINCE_SHOWN = (
+    "Not approved: the change awaiting approval is not the one you were shown (it was edited "
+    "or submitted again since). Open Approve again to see what now awaits approval."
+)
+
+
 class LifecycleRefused(Exception):
     """An action the user may not take on the campaign as it is now; ``message`` says why."""
 
@@ -235,13 +241,19 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
 
 
 @transaction.atomic
-def campaign_approve(*, campaign: Campaign, approver) -> CampaignVersion:
+def campaign_approve(*, campaign: Campaign, approver, shown_id: int | None) -> CampaignVersion:
     """Approves what awaits approval: a submitted draft goes live (active, or scheduled until
     its start); a proposed change is applied to the row under a new version number, which the
     rewards issued from then on name. Four eyes (``CAMPAIGN_APPROVAL_FOUR_EYES``): not by
-    whoever wrote or submitted it."""
+    whoever wrote or submitted it.
+
+    ``shown_id`` is the pending version the approver saw: if the author changed it since (a
+    new proposal, or a draft edited and submitted again: both are new versions), approving
+    is refused, so nothing goes live that its approver did not see."""
     live = _locked(campaign)
     pending = _check(Action.APPROVE, live, approver)
+    if pending.pk != shown_id:
+        raise LifecycleRefused(CHANGED_SINCE_SHOWN)
     if live.status == Status.SUBMITTED:
         live.status = Status.ACTIVE
         _runnable(live)
@@ -322,13 +334,16 @@ def campaign_end(*, campaign: Campaign, actor) -> Campaign:
     return live
 
 
-def campaign_act(*, campaign: Campaign, action: Action, user, reason: str = ""):
-    """Pilot's buttons: one action by name."""
+def campaign_act(
+    *, campaign: Campaign, action: Action, user, reason: str = "", shown_id: int | None = None
+):
+    """Pilot's buttons: one action by name (``shown_id``: the pending version the confirm
+    page showed, which approval checks)."""
     match action:
         case Action.SUBMIT:
             return campaign_submit(campaign=campaign, actor=user)
         case Action.APPROVE:
-            return campaign_approve(campaign=campaign, approver=user)
+            return campaign_approve(campaign=campaign, approver=user, shown_id=shown_id)
         case Action.REJECT:
             return campaign_reject(campaign=campaign, actor=user, reason=reason)
         case Action.PAUSE:

@@ -17,9 +17,9 @@ from unfold.decorators import action
 from . import lifecycle
 from .lifecycle import Action, ChangeOutcome, LifecycleRefused
 from .models import Campaign, CampaignVersion
-from .selectors import campaign_history, campaign_pending_change
+from .selectors import campaign_history, campaign_pending_change, campaigns_held_back_by
 from .services import campaign_save
-from .versions import diff_lines
+from .versions import LIMITS, diff_lines
 
 DONE = {
     Action.SUBMIT: "Submitted for approval: someone else with the approve permission decides.",
@@ -30,6 +30,12 @@ DONE = {
     Action.END: "Ended: it rewards nothing any more.",
 }
 
+
+# Pause and End stop an exclusive campaign from taking events (what the warning says first).
+STOPPING = {
+    Action.PAUSE: "Pausing an exclusive campaign:",
+    Action.END: "Ending an exclusive campaign:",
+}
 
 HISTORY_COLUMNS = (
     "Version",
@@ -56,6 +62,13 @@ def _utc(moment) -> str:
 
 def _no_diff(version: CampaignVersion) -> str:
     return "(first version)" if version.version == 1 else "(no change to the configuration)"
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _who(user) -> str:
@@ -147,6 +160,10 @@ class CampaignLifecycleAdmin:
                 + "; ".join(diff_lines(result.version.changes)),
                 messages.WARNING,
             )
+        elif result.outcome == ChangeOutcome.APPLIED and set(LIMITS) & set(result.version.changes):
+            self._warn_held_back(
+                request, obj, "A lower cap on an exclusive campaign: once reached,"
+            )
         elif result.withdrawn:
             self.message_user(
                 request,
@@ -159,6 +176,17 @@ class CampaignLifecycleAdmin:
         if proposed and proposed.outcome == ChangeOutcome.PROPOSED and level == messages.SUCCESS:
             return  # "changed successfully" would say it is live: it is not
         super().message_user(request, message, level, *args, **kwargs)
+
+    def _warn_held_back(self, request: HttpRequest, campaign: Campaign, cause: str) -> None:
+        """An exclusive campaign that stops taking events lets the ones after it pay them: no
+        approval asked (it pays no more itself), but the operator is told which."""
+        names = ", ".join(f"“{c}”" for c in campaigns_held_back_by(campaign=campaign))
+        if names:
+            self.message_user(
+                request,
+                f"{cause} {names} will now reward events this campaign took.",
+                messages.WARNING,
+            )
 
     # --- the buttons -----------------------------------------------------------------------
 
@@ -193,6 +221,8 @@ class CampaignLifecycleAdmin:
             self.message_user(request, refusal, messages.ERROR)
             return HttpResponseRedirect(page)
         if request.method != "POST":
+            if act in STOPPING:
+                self._warn_held_back(request, campaign, STOPPING[act])
             pending = campaign_pending_change(campaign=campaign)
             return TemplateResponse(
                 request,
@@ -209,8 +239,13 @@ class CampaignLifecycleAdmin:
                 },
             )
         try:
-            reason = request.POST.get("reason", "")
-            lifecycle.campaign_act(campaign=campaign, action=act, user=request.user, reason=reason)
+            lifecycle.campaign_act(
+                campaign=campaign,
+                action=act,
+                user=request.user,
+                reason=request.POST.get("reason", ""),
+                shown_id=_int_or_none(request.POST.get("shown")),
+            )
         except LifecycleRefused as refused:
             self.message_user(request, refused.message, messages.ERROR)
         else:

@@ -2,7 +2,7 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from config.localcache import config_cache
 from partnerships.models import Partnership
@@ -105,6 +105,23 @@ def campaign_get_by_ref(*, partnership_id: uuid.UUID, ref: str) -> Campaign | No
     except ValueError:
         by_id = Q()
     return Campaign.objects.filter(by_id | Q(slug=ref), partnership_id=partnership_id).first()
+
+
+def campaigns_held_back_by(*, campaign: Campaign) -> QuerySet[Campaign]:
+    """The trigger's other active campaigns that ``campaign``, if exclusive and active, keeps
+    from rewarding the events it rewards: those evaluated after it (lower priority, or the
+    same priority and created later: ``Campaign.Meta.ordering``). Pausing, ending or capping
+    it lets them pay those events."""
+    if not campaign.exclusive or campaign.status != Campaign.Status.ACTIVE:
+        return Campaign.objects.none()
+    after = Q(priority__lt=campaign.priority) | Q(
+        priority=campaign.priority, created_at__gt=campaign.created_at
+    )
+    return (
+        Campaign.objects.filter(trigger_id=campaign.trigger_id, status=Campaign.Status.ACTIVE)
+        .filter(after)
+        .exclude(pk=campaign.pk)
+    )
 
 
 def campaign_pending_change(*, campaign: Campaign) -> CampaignVersion | None:

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -11,6 +12,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 from unfold.widgets import UnfoldAdminTextareaWidget
 
+from . import roles
 from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
 from .pilot_audit import form_changes, pilot_audit
@@ -308,12 +310,45 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
+class PilotUserChangeForm(UserChangeForm):
+    """A user's page. Only a superuser gives a role that approves campaigns (Admin's, or any
+    holding ``campaigns.approve_campaign``): an Admin who could would create a second account
+    to approve their own changes. ``by_superuser`` is set per request (``UserAdmin.get_form``)."""
+
+    by_superuser = False
+
+    def clean_groups(self):
+        groups = self.cleaned_data["groups"]
+        if self.by_superuser:
+            return groups
+        held = self.instance.groups.all() if self.instance.pk else Group.objects.none()
+        refused = (
+            groups.exclude(pk__in=held.values("pk"))
+            .filter(
+                Q(name=roles.ADMIN)
+                | Q(
+                    permissions__content_type__app_label="campaigns",
+                    permissions__codename="approve_campaign",
+                )
+            )
+            .distinct()
+        )
+        if refused:
+            names = ", ".join(f"“{group.name}”" for group in refused)
+            raise forms.ValidationError(
+                f"Only a superuser may give {names}: it approves campaigns, and four eyes "
+                "needs approvers no one else controls."
+            )
+        return groups
+
+
 @admin.register(User)
 class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
-    """Pilot's users. An operator who is not a superuser sees those of their partnerships
-    (``pilot_users_for_operator``) and cannot make anyone a superuser, who sees everything."""
+    """Pilot's users. An operator who is not a superuser sees those wholly inside their
+    partnerships (``pilot_users_for_operator``), cannot make anyone a superuser, give a role
+    that approves campaigns, or set permissions one by one."""
 
-    form = UserChangeForm
+    form = PilotUserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     inlines = [MembershipInline]
@@ -324,7 +359,15 @@ class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
-        return fields if request.user.is_superuser else (*fields, "is_superuser")
+        if request.user.is_superuser:
+            return fields
+        return (*fields, "is_superuser", "user_permissions")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            return form  # the add form: a name and a password, no roles
+        return type(form.__name__, (form,), {"by_superuser": request.user.is_superuser})
 
     def save_model(self, request, obj, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

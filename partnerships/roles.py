@@ -80,11 +80,15 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 
 # Holders of any of these can move money (approve a campaign, reverse a reward, change a
-# budget or a rule): they sign in with a second factor (``second_factor``).
+# budget or a rule, or issue a live API key, which reverses rewards and sends live events;
+# changing a key un-revokes or extends it): they sign in with a second factor
+# (``second_factor``).
 MONEY_PERMISSIONS = (
     "campaigns.approve_campaign",
     "rewards.reverse_reward",
     "campaigns.change_campaign",
+    "partnerships.add_apikey",
+    "partnerships.change_apikey",
 )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, QuerySet
 
 from config.localcache import config_cache
@@ -100,16 +101,25 @@ def partnerships_for_operator(*, user) -> QuerySet[Partnership]:
 
 
 def pilot_users_for_operator(*, user) -> QuerySet:
-    """The Pilot users an operator may see and manage: all for a superuser; for others, the
-    members of their partnerships and the users of none yet (who see nothing until added to
-    one); never a superuser, whom only a superuser manages."""
+    """The Pilot users an operator may see and manage: all for a superuser. Others manage only
+    users wholly inside their partnerships (every membership one of theirs; a user of A and B
+    is managed by someone of both, or a superuser), including users of none yet (a new user,
+    who sees nothing until added to one), and never a superuser or a user who may approve
+    campaigns: taking over an approver's account (a new password) would defeat four eyes."""
     users = get_user_model().objects.all()
     if not user.is_active:
         return users.none()
     if user.is_superuser:
         return users
-    memberships = PartnershipMember.objects.filter(user=OuterRef("pk"))
-    return users.filter(is_superuser=False).filter(
-        ~Exists(memberships)
-        | Exists(memberships.filter(partnership__in=partnerships_for_operator(user=user)))
+    elsewhere = PartnershipMember.objects.filter(user=OuterRef("pk")).exclude(
+        partnership__in=partnerships_for_operator(user=user)
+    )
+    approve = Permission.objects.filter(
+        content_type__app_label="campaigns", codename="approve_campaign"
+    )
+    return (
+        users.filter(is_superuser=False)
+        .exclude(Exists(elsewhere))
+        .exclude(groups__permissions__in=approve)
+        .exclude(user_permissions__in=approve)
     )

@@ -4,6 +4,8 @@ without saving them), and each run's page with its progress and results.
 
 Every page needs the campaign view permission (``campaigns.view_campaign``) and shows only the
 campaigns and backtests of the operator's partnerships (``partnerships.scoping``), by URL too.
+Starting a backtest writes a row and queues a job, so it needs ``campaigns.change_campaign``
+(``START_PERMISSION``): Read Only sees past runs, starts none.
 """
 
 import copy
@@ -32,6 +34,8 @@ from triggers.models import TriggerEvent
 
 from .backtests import backtest_start, backtests_of_campaign
 from .models import Backtest
+
+START_PERMISSION = "campaigns.change_campaign"
 
 # What an operator may change for a backtest (not saved): the rule, the reward, the limits,
 # and where the campaign stands among the trigger's others.
@@ -110,6 +114,9 @@ class BacktestAdminMixin:
     @action(description="Backtest", url_path="backtest", permissions=["view"])
     def backtest(self, request: HttpRequest, object_id: str) -> HttpResponse:
         campaign = self._scoped_campaign(request, object_id)
+        may_start = request.user.has_perm(START_PERMISSION)
+        if request.method == "POST" and not may_start:
+            raise PermissionDenied(f"Starting a backtest needs “{START_PERMISSION}”.")
         formfield = functools.partial(self.formfield_for_dbfield, request=request)
         form = BacktestForm(
             request.POST if request.method == "POST" else None,
@@ -129,6 +136,8 @@ class BacktestAdminMixin:
             "title": f"Backtest: {campaign.name}",
             "campaign": campaign,
             "form": form,
+            "may_start": may_start,
+            "start_permission": START_PERMISSION,
             "past": [_run_row(run) for run in backtests_of_campaign(campaign=campaign)],
             "max_seconds": settings.BACKTEST_MAX_SECONDS,
         }

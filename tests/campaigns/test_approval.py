@@ -20,6 +20,7 @@ from campaigns.lifecycle import (
     campaign_submit,
 )
 from campaigns.models import Campaign, CampaignVersion
+from campaigns.selectors import campaign_pending_change
 from campaigns.services import campaign_save, campaigns_end_expired
 from partnerships.models import AuditEntry
 from rewards.models import Reward
@@ -32,6 +33,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _no_retry_delay(settings):
     settings.EVENT_RETRY_DELAY_SECONDS = 0
+
+
+def shown(campaign: Campaign) -> int | None:
+    """The pending version's id, as Pilot's confirmation page carries it to Approve."""
+    pending = campaign_pending_change(campaign=campaign)
+    return pending and pending.pk
 
 
 def process() -> None:
@@ -64,7 +71,7 @@ def test_a_campaign_manager_cannot_approve_their_own_campaign(trigger, manager):
     campaign = campaign_submit(campaign=draft(trigger, manager), actor=manager)
 
     with pytest.raises(LifecycleRefused) as refused:
-        campaign_approve(campaign=campaign, approver=manager)
+        campaign_approve(campaign=campaign, approver=manager, shown_id=shown(campaign))
 
     assert "approve_campaign" in refused.value.message
     campaign.refresh_from_db()
@@ -77,10 +84,12 @@ def test_an_approver_cannot_approve_a_change_they_wrote_four_eyes(
     campaign_change(campaign=edited(live_campaign, reward_value=Decimal("20")), author=approver)
 
     with pytest.raises(LifecycleRefused) as refused:
-        campaign_approve(campaign=live_campaign, approver=approver)
+        campaign_approve(campaign=live_campaign, approver=approver, shown_id=shown(live_campaign))
     assert refused.value.message == FOUR_EYES
 
-    version = campaign_approve(campaign=live_campaign, approver=second_approver)
+    version = campaign_approve(
+        campaign=live_campaign, approver=second_approver, shown_id=shown(live_campaign)
+    )
     assert version.approver == second_approver
 
 
@@ -92,10 +101,10 @@ def test_whoever_edited_a_draft_cannot_approve_it_even_if_someone_else_submitted
     campaign_submit(campaign=campaign, actor=manager)
 
     with pytest.raises(LifecycleRefused) as refused:
-        campaign_approve(campaign=campaign, approver=approver)
+        campaign_approve(campaign=campaign, approver=approver, shown_id=shown(campaign))
     assert refused.value.message == FOUR_EYES
 
-    campaign_approve(campaign=campaign, approver=second_approver)
+    campaign_approve(campaign=campaign, approver=second_approver, shown_id=shown(campaign))
     assert Campaign.objects.get(pk=campaign.pk).status == "active"
 
 
@@ -105,7 +114,7 @@ def test_with_four_eyes_off_an_approver_may_approve_their_own_change(
     settings.CAMPAIGN_APPROVAL_FOUR_EYES = False
     campaign_change(campaign=edited(live_campaign, reward_value=Decimal("20")), author=approver)
 
-    campaign_approve(campaign=live_campaign, approver=approver)
+    campaign_approve(campaign=live_campaign, approver=approver, shown_id=shown(live_campaign))
 
     assert Campaign.objects.get(pk=live_campaign.pk).reward_value == Decimal("20")
 
@@ -116,7 +125,7 @@ def test_submitted_then_approved_by_someone_else_goes_live(trigger, manager, app
     process()
     assert decisions(event) == {}  # submitted is not live
 
-    campaign_approve(campaign=campaign, approver=approver)
+    campaign_approve(campaign=campaign, approver=approver, shown_id=shown(campaign))
     again = TriggerEventFactory(trigger=trigger)
     process()
 
@@ -187,7 +196,9 @@ def test_approval_applies_the_change_bumps_the_version_and_new_rewards_name_it(
         author=manager,
     )
 
-    version = campaign_approve(campaign=live_campaign, approver=approver)
+    version = campaign_approve(
+        campaign=live_campaign, approver=approver, shown_id=shown(live_campaign)
+    )
     event = TriggerEventFactory(trigger=trigger)
     process()
 
@@ -204,7 +215,7 @@ def test_approval_applies_the_change_bumps_the_version_and_new_rewards_name_it(
 
 def test_history_keeps_author_approver_and_diff(live_campaign, manager, approver):
     campaign_change(campaign=edited(live_campaign, budget=Decimal("500")), author=manager)
-    campaign_approve(campaign=live_campaign, approver=approver)
+    campaign_approve(campaign=live_campaign, approver=approver, shown_id=shown(live_campaign))
 
     latest = live_campaign.versions.get(version=2)
 
@@ -239,7 +250,7 @@ def test_a_rejected_change_leaves_the_live_campaign_as_it_was(live_campaign, man
     live_campaign.refresh_from_db()
     assert (live_campaign.reward_value, live_campaign.version) == (Decimal("10"), 1)
     with pytest.raises(LifecycleRefused, match="Nothing awaits approval"):
-        campaign_approve(campaign=live_campaign, approver=approver)
+        campaign_approve(campaign=live_campaign, approver=approver, shown_id=shown(live_campaign))
 
 
 def test_editing_a_submitted_draft_takes_it_back_to_draft(trigger, manager):

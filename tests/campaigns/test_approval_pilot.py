@@ -1,14 +1,17 @@
 """Approval in Pilot: buttons only for who may use them, refusals shown as messages, the
 change awaiting approval and the history with their diffs."""
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.test import Client
 
-from campaigns.lifecycle import FOUR_EYES, campaign_change, campaign_submit
+from campaigns.lifecycle import CHANGED_SINCE_SHOWN, FOUR_EYES, campaign_change, campaign_submit
 from campaigns.models import Campaign
 from campaigns.services import campaign_save
+from partnerships.models import PartnershipMember
+from tests.factories import CampaignFactory, PartnershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +72,13 @@ def draft(trigger, author) -> Campaign:
         ),
         author=author,
     )
+
+
+def shown_id(confirm) -> str:
+    """What the confirmation page's form carries to Approve: the version it showed."""
+    match = re.search(r'name="shown" value="(\d+)"', confirm.content.decode())
+    assert match, "the confirmation page carries no version"
+    return match.group(1)
 
 
 def shown_messages(response) -> list[str]:
@@ -145,7 +155,9 @@ def test_an_edit_in_pilot_waits_for_approval_and_shows_its_diff(manager, approve
     confirm = pilot_as(approver).get(f"/pilot/campaigns/campaign/{live_campaign.pk}/approve/")
     assert "budget: 100 -&gt; 500" in confirm.content.decode()
     approved = pilot_as(approver).post(
-        f"/pilot/campaigns/campaign/{live_campaign.pk}/approve/", follow=True
+        f"/pilot/campaigns/campaign/{live_campaign.pk}/approve/",
+        {"shown": shown_id(confirm)},
+        follow=True,
     )
 
     assert any(text.startswith("Approved") for text in shown_messages(approved))
@@ -208,3 +220,122 @@ def test_an_operator_of_another_partnership_cannot_act_by_url(django_user_model,
 
     assert response.status_code == 404
     assert Campaign.objects.get(pk=live_campaign.pk).status == "active"
+
+
+# --- Approve puts live only what the approver was shown ---------------------------------------
+
+
+def test_a_change_proposed_again_after_the_confirm_page_is_not_approved(
+    manager, approver, live_campaign
+):
+    pilot_as(manager).post(page(live_campaign), form_of(live_campaign, budget="500"))
+    url = f"/pilot/campaigns/campaign/{live_campaign.pk}/approve/"
+    confirm = pilot_as(approver).get(url)
+    assert "budget: 100 -&gt; 500" in confirm.content.decode()
+    pilot_as(manager).post(page(live_campaign), form_of(live_campaign, budget="5000"))
+
+    response = pilot_as(approver).post(url, {"shown": shown_id(confirm)}, follow=True)
+
+    assert CHANGED_SINCE_SHOWN in shown_messages(response)
+    live_campaign.refresh_from_db()
+    assert (live_campaign.budget, live_campaign.version) == (Decimal("100"), 1)
+    again = pilot_as(approver).get(url).content.decode()
+    assert "budget: 100 -&gt; 5000" in again  # still awaiting approval, now shown
+
+
+def test_a_draft_withdrawn_and_submitted_again_after_the_confirm_page_is_not_approved(
+    manager, approver, trigger
+):
+    campaign = campaign_submit(campaign=draft(trigger, manager), actor=manager)
+    url = f"/pilot/campaigns/campaign/{campaign.pk}/approve/"
+    confirm = pilot_as(approver).get(url)
+    pilot_as(manager).post(page(campaign), form_of(campaign, reward_value="500"))
+    campaign_submit(campaign=campaign, actor=manager)
+
+    response = pilot_as(approver).post(url, {"shown": shown_id(confirm)}, follow=True)
+
+    assert CHANGED_SINCE_SHOWN in shown_messages(response)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.reward_value) == ("submitted", Decimal("500"))
+
+
+def test_approve_posted_without_what_was_shown_is_refused(manager, approver, live_campaign):
+    pilot_as(manager).post(page(live_campaign), form_of(live_campaign, budget="500"))
+
+    response = pilot_as(approver).post(
+        f"/pilot/campaigns/campaign/{live_campaign.pk}/approve/", follow=True
+    )
+
+    assert CHANGED_SINCE_SHOWN in shown_messages(response)
+    assert Campaign.objects.get(pk=live_campaign.pk).budget == Decimal("100")
+
+
+def test_a_saved_campaigns_partnership_cannot_be_changed(manager, live_campaign):
+    other = PartnershipFactory(name="Elsewhere")
+    PartnershipMember.objects.create(user=manager, partnership=other)
+    client = pilot_as(manager)
+
+    html = client.get(page(live_campaign)).content.decode()
+    client.post(
+        page(live_campaign), form_of(live_campaign, partnership=other.pk, description="moved")
+    )
+
+    assert 'name="partnership"' not in html  # shown, not a field
+    live_campaign.refresh_from_db()
+    assert live_campaign.partnership_id != other.pk
+    assert live_campaign.description == "moved"  # the rest of the form was saved
+
+
+# --- An exclusive campaign that stops taking events says who pays them now --------------------
+
+
+@pytest.fixture
+def exclusive(live_campaign):
+    """``live_campaign`` made exclusive at priority 10, with one active campaign after it on
+    the trigger, one before it, and a paused one after it."""
+    Campaign.objects.filter(pk=live_campaign.pk).update(exclusive=True, priority=10)
+    for name, priority, status in (
+        ("Fallback", 1, "active"),
+        ("Premium", 20, "active"),
+        ("Dormant", 1, "paused"),
+    ):
+        CampaignFactory(
+            trigger=live_campaign.trigger,
+            name=name,
+            slug=name.lower(),
+            priority=priority,
+            status=status,
+        )
+    return Campaign.objects.get(pk=live_campaign.pk)
+
+
+HELD_BACK = "“Fallback” will now reward events this campaign took."
+
+
+@pytest.mark.parametrize("act", ["pause", "end"])
+def test_pausing_or_ending_an_exclusive_campaign_warns_who_now_rewards(approver, exclusive, act):
+    confirm = pilot_as(approver).get(f"/pilot/campaigns/campaign/{exclusive.pk}/{act}/")
+
+    warnings = [text for text in shown_messages(confirm) if "will now reward" in text]
+    assert warnings == [
+        f"{'Pausing' if act == 'pause' else 'Ending'} an exclusive campaign: {HELD_BACK}"
+    ]
+
+
+def test_lowering_a_cap_of_an_exclusive_campaign_warns_who_now_rewards(manager, exclusive):
+    response = pilot_as(manager).post(
+        page(exclusive), form_of(exclusive, budget="40", exclusive="on"), follow=True
+    )
+
+    assert f"A lower cap on an exclusive campaign: once reached, {HELD_BACK}" in shown_messages(
+        response
+    )
+    assert Campaign.objects.get(pk=exclusive.pk).budget == Decimal("40")  # no approval
+
+
+def test_a_campaign_that_is_not_exclusive_warns_of_nothing(approver, live_campaign):
+    CampaignFactory(trigger=live_campaign.trigger, name="Fallback", slug="fallback", priority=-1)
+
+    confirm = pilot_as(approver).get(f"/pilot/campaigns/campaign/{live_campaign.pk}/pause/")
+
+    assert not [text for text in shown_messages(confirm) if "will now reward" in text]

@@ -8,6 +8,7 @@ from django.db import connection
 
 from campaigns.lifecycle import LifecycleRefused, campaign_approve, campaign_change
 from campaigns.models import Campaign
+from campaigns.selectors import campaign_pending_change
 from partnerships.models import AuditEntry
 
 
@@ -19,13 +20,16 @@ def test_two_approvers_racing_approve_a_change_once(
     edited = Campaign.objects.get(pk=live_campaign.pk)
     edited.budget = Decimal("500")
     campaign_change(campaign=edited, author=manager)
+    shown_id = campaign_pending_change(campaign=live_campaign).pk
     barrier = threading.Barrier(2)
     approved, refused, errors = [], [], []
 
     def approve(user) -> None:
         try:
             barrier.wait()
-            approved.append(campaign_approve(campaign=live_campaign, approver=user))
+            approved.append(
+                campaign_approve(campaign=live_campaign, approver=user, shown_id=shown_id)
+            )
         except LifecycleRefused as exc:
             refused.append(exc.message)
         except BaseException as exc:

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from partnerships.models import ApiKey, Partnership, PartnershipMember
-from partnerships.roles import ADMIN
+from partnerships.roles import ADMIN, SUPPORT
 from partnerships.scoping import PartnershipScopedAdmin, partnership_path_for
 from tests.pilot_world import World, world
 from triggers.models import TriggerEvent
@@ -194,8 +194,106 @@ def test_the_reports_show_only_the_operators_partnership(pilot, a, b):
     assert "Bravo" not in forced.content.decode()
 
 
-def test_a_scoped_admin_cannot_make_anyone_a_superuser(pilot, operator):
-    page = pilot.get(reverse("admin:auth_user_change", args=[operator.pk])).content.decode()
+def test_a_scoped_admin_cannot_make_anyone_a_superuser(pilot, a):
+    alpha_ops = PartnershipMember.objects.get(user__username="alpha_ops").user
+    page = pilot.get(reverse("admin:auth_user_change", args=[alpha_ops.pk])).content.decode()
 
     assert 'name="is_superuser"' not in page
+    assert 'name="user_permissions"' not in page
     assert 'name="groups"' in page
+
+
+# --- Users: only those wholly inside the operator's partnerships; no approver made ----------
+
+
+def user_form(pilot, user, **changes) -> dict:
+    """The user's page as Pilot fills it (memberships untouched), with ``changes``."""
+    page = pilot.get(reverse("admin:auth_user_change", args=[user.pk]))
+    data = {
+        name: value
+        for name, value in page.context["adminform"].form.initial.items()
+        if value is not None and not isinstance(value, list | tuple) and name != "password"
+    }
+    members = PartnershipMember.objects.filter(user=user)
+    data.update(
+        {
+            "is_active": "on",
+            "is_staff": "on",
+            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+            "last_login_0": "",
+            "last_login_1": "",
+            "partnership_memberships-TOTAL_FORMS": str(members.count()),
+            "partnership_memberships-INITIAL_FORMS": str(members.count()),
+            "partnership_memberships-MIN_NUM_FORMS": "0",
+            "partnership_memberships-MAX_NUM_FORMS": "1000",
+        }
+    )
+    for index, member in enumerate(members):
+        prefix = f"partnership_memberships-{index}-"
+        data.update(
+            {
+                f"{prefix}id": member.pk,
+                f"{prefix}user": user.pk,
+                f"{prefix}partnership": member.partnership_id,
+            }
+        )
+    data.update(changes)
+    return data
+
+
+def test_a_user_of_both_partnerships_is_not_the_scoped_admins_to_open_or_change(
+    pilot, a, b, django_user_model
+):
+    both = django_user_model.objects.create_user("both_ops", password="old", is_staff=True)
+    for world_ in (a, b):
+        PartnershipMember.objects.create(user=both, partnership=world_.partnership)
+    change = reverse("admin:auth_user_change", args=[both.pk])
+    password = reverse("admin:auth_user_password_change", args=[both.pk])
+
+    opened = pilot.get(change, follow=True)
+    assert opened.redirect_chain == [("/pilot/", 302)]  # Django's answer for a hidden row
+    assert "both_ops" not in opened.content.decode()
+    assert pilot.get(password).status_code == 404
+    posted = pilot.post(password, {"password1": "Taken0ver!x", "password2": "Taken0ver!x"})
+    assert posted.status_code == 404
+    assert django_user_model.objects.get(pk=both.pk).check_password("old")
+    listing = pilot.get(reverse("admin:auth_user_changelist")).content.decode()
+    assert "both_ops" not in listing and "alpha_ops" in listing
+
+
+def give_alpha_ops(pilot, role: str):
+    """Posts alpha_ops's page with ``role`` ticked; returns the user and the response."""
+    alpha_ops = PartnershipMember.objects.get(user__username="alpha_ops").user
+    groups = [Group.objects.get(name=role).pk]
+    url = reverse("admin:auth_user_change", args=[alpha_ops.pk])
+    return alpha_ops, pilot.post(url, user_form(pilot, alpha_ops, groups=groups))
+
+
+def test_a_scoped_admin_cannot_give_the_admin_role(pilot, a):
+    alpha_ops, response = give_alpha_ops(pilot, ADMIN)
+
+    assert response.status_code == 200
+    assert "Only a superuser may give “Admin”" in response.content.decode()
+    assert not alpha_ops.groups.exists()
+
+
+def test_a_scoped_admin_gives_support_to_a_user_of_their_partnership(pilot, a):
+    alpha_ops, response = give_alpha_ops(pilot, SUPPORT)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(alpha_ops.groups.values_list("name", flat=True)) == [SUPPORT]
+
+
+def test_an_approver_of_the_same_partnership_is_not_the_scoped_admins_to_manage(
+    pilot, a, django_user_model
+):
+    other_admin = django_user_model.objects.create_user("alpha_admin2", is_staff=True)
+    other_admin.groups.add(Group.objects.get(name=ADMIN))
+    PartnershipMember.objects.create(user=other_admin, partnership=a.partnership)
+
+    response = pilot.get(reverse("admin:auth_user_change", args=[other_admin.pk]), follow=True)
+    password = reverse("admin:auth_user_password_change", args=[other_admin.pk])
+
+    assert "alpha_admin2" not in response.content.decode()
+    assert pilot.get(password).status_code == 404

@@ -2,8 +2,10 @@
 checked against every page and action of the registry (an admin added later is held to it)."""
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.forms import BaseForm
 from django.test import RequestFactory
 from django.urls import reverse
 
@@ -13,6 +15,7 @@ from partnerships.roles import (
     ADMIN,
     CAMPAIGN_MANAGER,
     DEVELOPER,
+    MONEY_PERMISSIONS,
     READ_ONLY,
     ROLE_PERMISSIONS,
     ROLES,
@@ -73,7 +76,7 @@ def test_support_reverses_blocks_and_retries_but_changes_no_campaign():
     assert not {"campaigns.change_campaign", "campaigns.add_campaign"} & held
 
 
-def test_a_developer_manages_keys_webhooks_and_test_events_but_no_money():
+def test_a_developer_manages_keys_webhooks_and_test_events_but_no_campaign_money():
     held = perms(DEVELOPER)
 
     assert {
@@ -90,6 +93,13 @@ def test_a_developer_manages_keys_webhooks_and_test_events_but_no_money():
         }
         & held
     )
+
+
+def test_keys_count_as_money_the_developer_signs_in_with_a_second_factor():
+    """A live key reverses rewards and sends live events; changing one can un-revoke it."""
+    assert {"partnerships.add_apikey", "partnerships.change_apikey"} <= set(MONEY_PERMISSIONS)
+    assert set(MONEY_PERMISSIONS) & perms(DEVELOPER)
+    assert not set(MONEY_PERMISSIONS) & perms(READ_ONLY)
 
 
 def test_read_only_holds_only_views_and_reports():
@@ -169,6 +179,48 @@ def test_read_only_is_offered_no_action_and_cannot_post_one(read_only, model):
         )
         assert model._default_manager.filter(pk=row.pk).values().get() == before
         assert response.status_code in (200, 403)
+
+
+def row_counts() -> dict:
+    """Rows of every model, registered in Pilot or not (a backtest run, a queued job's row)."""
+    return {model: model._default_manager.count() for model in apps.get_models()}
+
+
+def filled(response) -> dict:
+    """What the page's form would post as shown (its initial values), or nothing."""
+    form = response.context.get("form") if response.context else None
+    if not isinstance(form, BaseForm):
+        return {}
+    values = ((field.name, field.value()) for field in form)
+    return {name: value for name, value in values if value is not None}
+
+
+def buttons(model_admin) -> list[str]:
+    """Unfold's detail and row actions of ``model_admin`` (not every admin is unfold's)."""
+    detail, row = (
+        getattr(model_admin, name, None) or () for name in ("actions_detail", "actions_row")
+    )
+    return [*detail, *row]
+
+
+@pytest.mark.parametrize(
+    "model", [m for m in registered() if buttons(admin.site._registry[m.values[0]])]
+)
+def test_read_only_cannot_post_a_detail_or_row_action(read_only, model):
+    """The pages' own buttons (unfold's detail and row actions: approve, backtest, send a test
+    event...), posted with the form they show filled in, write no row anywhere."""
+    client, user = read_only
+    model_admin = admin.site._registry[model]
+    row = a_row(model, user)
+    assert row is not None
+    for name in buttons(model_admin):
+        action_url = url(model, name, row.pk)
+        shown = client.get(action_url)
+        before, counts = model._default_manager.filter(pk=row.pk).values().get(), row_counts()
+        response = client.post(action_url, filled(shown))
+        assert response.status_code in (302, 403, 404), (name, response.status_code)
+        assert row_counts() == counts, name
+        assert model._default_manager.filter(pk=row.pk).values().get() == before, name
 
 
 def test_read_only_sees_the_lists_and_the_reports(read_only):

@@ -32,9 +32,12 @@ def draft(trigger):
 
 @pytest.fixture
 def operator(client, django_user_model, trigger):
-    """A member of the trigger's partnership who may view campaigns (and nothing else)."""
+    """A member of the trigger's partnership who may view and change campaigns (starting a
+    backtest needs the change permission)."""
     user = django_user_model.objects.create_user("ops", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename="view_campaign"))
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=("view_campaign", "change_campaign"))
+    )
     PartnershipMember.objects.create(user=user, partnership=trigger.partnership)
     client.force_login(user)
     return client
@@ -214,3 +217,21 @@ def test_runs_older_than_the_window_are_still_listed_with_their_figures(operator
 
     row = re.search(rf'data-backtest="{run.pk}".*?</tr>', html, re.S).group(0)
     assert "12" in row and "120.00 Points" in row and "test" in row
+
+
+def test_who_may_only_view_campaigns_sees_past_backtests_and_starts_none(
+    client, django_user_model, draft
+):
+    run = backtest_start(campaign=draft, days=3, mode="live")
+    viewer = django_user_model.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_campaign"))
+    PartnershipMember.objects.create(user=viewer, partnership=draft.partnership)
+    client.force_login(viewer)
+
+    page = client.get(page_url(draft)).content.decode()
+    posted = client.post(page_url(draft), form_data(draft))
+
+    assert "Starting a backtest needs the permission “campaigns.change_campaign”" in page
+    assert 'id="backtest-form"' not in page and str(run.pk) in page
+    assert posted.status_code == 403
+    assert list(Backtest.objects.values_list("pk", flat=True)) == [run.pk]
