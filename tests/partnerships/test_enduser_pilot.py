@@ -203,9 +203,11 @@ def test_blocked_users_cost_no_query_per_event(partnership, trigger):
             TriggerEventFactory(trigger=trigger, end_user=user)
         with CaptureQueriesContext(connection) as queries:
             process_queued()
-        return len(queries)
+        # Only the statements that read users: the rest varies with the config cache's expiry
+        # and the queue's housekeeping, not with the events.
+        return sum('"partnerships_enduser"' in query["sql"] for query in queries)
 
     statements(1)  # the caches warm (the trigger's campaigns, the partnership)
 
-    assert statements(1) == statements(5)
+    assert statements(1) == statements(5) >= 1
     assert not Reward.objects.exists()
