@@ -153,7 +153,11 @@ def test_an_operator_journey_from_a_trigger_to_a_reversed_reward(
             page.fill("#id_name", "Big baskets")
             page.locator("#id_name").blur()
             page.get_by_text("Rule", exact=True).first.click()
+            # The panel follows the trigger (checked once its choice settles): its field, typed.
+            amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
+            assert amount_type.inner_text() == "double"
             page.locator("#id_condition").press_sequentially('context.amount > "x"')
+            assert page.input_value("#id_condition") == 'context.amount > "x"'
             problem = page.locator('[data-rule-problem-for="condition"]')
             problem.locator(".rule-caret").wait_for()
             assert (
