@@ -52,8 +52,12 @@ def test_an_operator_builds_a_rule_sees_its_error_fixes_it_and_dry_runs_it(
             assert page.input_value("#id_slug") == "big-baskets"  # prepopulated from the name
             page.get_by_text("Rule", exact=True).first.click()
 
+            # The panel follows the trigger (checked once its choice settles): type after it.
+            amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
+            assert amount_type.inner_text() == "double"
             # A type error, typed: marked at its column, a caret under the ">".
             page.locator("#id_condition").press_sequentially('context.amount > "x"')
+            assert page.input_value("#id_condition") == 'context.amount > "x"'
             problem = page.locator('[data-rule-problem-for="condition"]')
             problem.locator(".rule-caret").wait_for()
             assert (
