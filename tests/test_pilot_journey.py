@@ -156,6 +156,8 @@ def test_an_operator_journey_from_a_trigger_to_a_reversed_reward(
             # The panel follows the trigger (checked once its choice settles): its field, typed.
             amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
             assert amount_type.inner_text() == "double"
+            # Keys go where the focus is: only once the Rule tab shows the field.
+            page.locator("#id_condition").wait_for(state="visible")
             page.locator("#id_condition").press_sequentially('context.amount > "x"')
             assert page.input_value("#id_condition") == 'context.amount > "x"'
             problem = page.locator('[data-rule-problem-for="condition"]')

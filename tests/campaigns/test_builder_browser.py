@@ -56,6 +56,8 @@ def test_an_operator_builds_a_rule_sees_its_error_fixes_it_and_dry_runs_it(
             amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
             assert amount_type.inner_text() == "double"
             # A type error, typed: marked at its column, a caret under the ">".
+            # Keys go where the focus is: only once the Rule tab shows the field.
+            page.locator("#id_condition").wait_for(state="visible")
             page.locator("#id_condition").press_sequentially('context.amount > "x"')
             assert page.input_value("#id_condition") == 'context.amount > "x"'
             problem = page.locator('[data-rule-problem-for="condition"]')
