@@ -98,6 +98,7 @@ class ChangeResult:
     outcome: ChangeOutcome
     version: CampaignVersion | None
     withdrawn: bool = False  # the change took a submitted draft back to draft
+    replaced: CampaignVersion | None = None  # another author's pending change this one replaced
 
 
 def _locked(campaign: Campaign) -> Campaign:
@@ -206,6 +207,7 @@ def campaign_change(*, campaign: Campaign, author) -> ChangeResult:
         return ChangeResult(ChangeOutcome.APPLIED, live.versions.first())
 
     campaign.full_clean()
+    pending = live.versions.filter(state=State.PROPOSED).select_related("author").first()
     live.versions.filter(state=State.PROPOSED).update(state=State.SUPERSEDED)
     proposed = CampaignVersion.objects.create(
         campaign=live,
@@ -218,7 +220,8 @@ def campaign_change(*, campaign: Campaign, author) -> ChangeResult:
         submitted_at=timezone.now(),
     )
     _audit(Action.SUBMIT, live, author, **changes)
-    return ChangeResult(ChangeOutcome.PROPOSED, proposed)
+    replaced = pending if pending is not None and pending.author_id != author.pk else None
+    return ChangeResult(ChangeOutcome.PROPOSED, proposed, replaced=replaced)
 
 
 @transaction.atomic

@@ -160,6 +160,14 @@ class CampaignLifecycleAdmin:
                 + "; ".join(diff_lines(result.version.changes)),
                 messages.WARNING,
             )
+            if result.replaced is not None:
+                self.message_user(
+                    request,
+                    f"It replaces the change {result.replaced.author or 'someone'} proposed on "
+                    f"{result.replaced.submitted_at:%Y-%m-%d %H:%M %Z}, which no longer awaits "
+                    "approval: " + "; ".join(diff_lines(result.replaced.changes)),
+                    messages.WARNING,
+                )
         elif result.outcome == ChangeOutcome.APPLIED and set(LIMITS) & set(result.version.changes):
             self._warn_held_back(
                 request, obj, "A lower cap on an exclusive campaign: once reached,"

@@ -339,3 +339,22 @@ def test_a_campaign_that_is_not_exclusive_warns_of_nothing(approver, live_campai
     confirm = pilot_as(approver).get(f"/pilot/campaigns/campaign/{live_campaign.pk}/pause/")
 
     assert not [text for text in shown_messages(confirm) if "will now reward" in text]
+
+
+def test_an_edit_that_replaces_someone_elses_pending_change_says_so(
+    manager, second_approver, live_campaign
+):
+    pilot_as(manager).post(page(live_campaign), form_of(live_campaign, reward_value="2"))
+
+    response = pilot_as(second_approver).post(
+        page(live_campaign), form_of(live_campaign, budget="500"), follow=True
+    )
+    own = pilot_as(second_approver).post(
+        page(live_campaign), form_of(live_campaign, budget="600"), follow=True
+    )
+
+    replaced = [text for text in shown_messages(response) if "It replaces the change" in text]
+    assert len(replaced) == 1
+    assert "manager proposed on" in replaced[0] and "reward_value" in replaced[0]
+    # Replacing one's own pending change is nothing to be told about.
+    assert not any("It replaces the change" in text for text in shown_messages(own))
