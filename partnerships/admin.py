@@ -15,7 +15,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from . import roles
 from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
-from .pilot_audit import form_changes, pilot_audit
+from .pilot_audit import audit_text, form_changes, pilot_audit
 from .pilot_filters import exact_search
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
@@ -127,7 +127,7 @@ class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
             obj,
             partnership=obj.partnership,
             mode=obj.mode,
-            changes={"name": obj.name, "expires_at": _text_or_none(obj.expires_at)},
+            changes={"name": obj.name, "expires_at": audit_text(obj.expires_at)},
         )
         messages.warning(
             request,
@@ -401,10 +401,6 @@ def _roles_and_memberships(user) -> tuple[set, set]:
         set(user.groups.values_list("name", flat=True)),
         set(PartnershipMember.objects.filter(user=user).values_list("partnership_id", flat=True)),
     )
-
-
-def _text_or_none(value) -> str | None:
-    return None if value is None else str(value)
 
 
 @admin.register(Group)

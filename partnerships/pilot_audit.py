@@ -21,12 +21,12 @@ def form_changes(form) -> dict:
     """{field: [before, after]} of a model form's changed fields, as text (never a secret:
     the forms audited hold none)."""
     return {
-        name: [_text(form.initial.get(name)), _text(form.cleaned_data.get(name))]
+        name: [audit_text(form.initial.get(name)), audit_text(form.cleaned_data.get(name))]
         for name in form.changed_data
     }
 
 
-def _text(value) -> str | None:
+def audit_text(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, list | tuple | set):

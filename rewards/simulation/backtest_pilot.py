@@ -29,6 +29,7 @@ from campaigns.compiler import CampaignInvalid, compile_campaign
 from campaigns.decisions import outcome_label
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_spec, trigger_schemas
+from campaigns.versions import CONFIGURATION, DESCRIPTIVE
 from partnerships.scoping import scope_queryset
 from triggers.models import TriggerEvent
 
@@ -37,26 +38,13 @@ from .models import Backtest
 
 START_PERMISSION = "campaigns.change_campaign"
 
-# What an operator may change for a backtest (not saved): the rule, the reward, the limits,
-# and where the campaign stands among the trigger's others.
-EDITABLE = (
-    "priority",
-    "exclusive",
-    "condition",
-    "facts",
-    "reward_type",
-    "reward_value",
-    "reward_field",
-    "reward_expression",
-    "reward_min",
-    "reward_max",
-    "rounding",
-    "budget",
-    "max_rewards",
-    "max_rewards_per_user",
-    "max_rewards_per_user_per_period",
-    "period",
-    "max_amount_per_user",
+# What an operator may change for a backtest (not saved): all the approval snapshot covers
+# (``campaigns.versions.CONFIGURATION``) but what describes the campaign, its trigger and its
+# schedule (a backtest replays the trigger's past events whatever the campaign's dates).
+EDITABLE = tuple(
+    name
+    for name in CONFIGURATION
+    if name not in (*DESCRIPTIVE, "trigger_id", "starts_at", "ends_at")
 )
 
 
