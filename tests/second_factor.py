@@ -1,5 +1,6 @@
 """Pilot's second factor in tests: a session verified through django-otp's own login, and the
-codes of a real TOTP device (what an authenticator app would show)."""
+codes of a real TOTP device (what an authenticator app would show); and the browser tests'
+sign-in through those pages, with the builder's typing that follows it."""
 
 from django.http import HttpRequest
 from django.test import Client
@@ -44,3 +45,14 @@ def browser_sign_in(
         page.fill("#id_token", totp_code(device))
         page.locator("#second-factor-form button[type=submit]").click()
     page.wait_for_url(f"**{next_path}")
+
+
+def browser_type_condition(page, condition: str) -> None:
+    """Types a campaign's condition in the builder as an operator would: once the panel lists
+    the trigger's ``context.amount`` (the check its choice fired has settled) and the Rule tab
+    shows the field (keys go where the focus is)."""
+    amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
+    assert amount_type.inner_text() == "double"
+    page.locator("#id_condition").wait_for(state="visible")
+    page.locator("#id_condition").press_sequentially(condition)
+    assert page.input_value("#id_condition") == condition

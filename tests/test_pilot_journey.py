@@ -29,7 +29,7 @@ from tests.rewards.test_reports_browser import (  # noqa: F401 - the fixture
     SCREENSHOTS,
     sync_playwright,
 )
-from tests.second_factor import browser_sign_in, totp_device
+from tests.second_factor import browser_sign_in, browser_type_condition, totp_device
 from tests.support import celery_worker, process_env, process_queued
 from triggers.models import Trigger, TriggerEvent
 
@@ -153,13 +153,7 @@ def test_an_operator_journey_from_a_trigger_to_a_reversed_reward(
             page.fill("#id_name", "Big baskets")
             page.locator("#id_name").blur()
             page.get_by_text("Rule", exact=True).first.click()
-            # The panel follows the trigger (checked once its choice settles): its field, typed.
-            amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
-            assert amount_type.inner_text() == "double"
-            # Keys go where the focus is: only once the Rule tab shows the field.
-            page.locator("#id_condition").wait_for(state="visible")
-            page.locator("#id_condition").press_sequentially('context.amount > "x"')
-            assert page.input_value("#id_condition") == 'context.amount > "x"'
+            browser_type_condition(page, 'context.amount > "x"')
             problem = page.locator('[data-rule-problem-for="condition"]')
             problem.locator(".rule-caret").wait_for()
             assert (

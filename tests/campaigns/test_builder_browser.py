@@ -14,7 +14,7 @@ from tests.rewards.test_reports_browser import (  # noqa: F401 - the fixture
     SCREENSHOTS,
     sync_playwright,
 )
-from tests.second_factor import browser_sign_in, totp_device
+from tests.second_factor import browser_sign_in, browser_type_condition, totp_device
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,14 +52,8 @@ def test_an_operator_builds_a_rule_sees_its_error_fixes_it_and_dry_runs_it(
             assert page.input_value("#id_slug") == "big-baskets"  # prepopulated from the name
             page.get_by_text("Rule", exact=True).first.click()
 
-            # The panel follows the trigger (checked once its choice settles): type after it.
-            amount_type = page.locator('[data-term="context.amount"] [data-term-type]')
-            assert amount_type.inner_text() == "double"
             # A type error, typed: marked at its column, a caret under the ">".
-            # Keys go where the focus is: only once the Rule tab shows the field.
-            page.locator("#id_condition").wait_for(state="visible")
-            page.locator("#id_condition").press_sequentially('context.amount > "x"')
-            assert page.input_value("#id_condition") == 'context.amount > "x"'
+            browser_type_condition(page, 'context.amount > "x"')
             problem = page.locator('[data-rule-problem-for="condition"]')
             problem.locator(".rule-caret").wait_for()
             assert (
