@@ -14,7 +14,6 @@ each round measures both back to back; the ratio reported is the median of the r
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import stack
-from .evaluation import MCCS, Worker, _campaigns, _reset
+from .evaluation import Worker, _campaigns, _reset, seed_events
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 5.0
@@ -65,32 +64,8 @@ def _events(fixture, trigger, events: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from partnerships.models import EndUser
-    from triggers.models import TriggerEvent
-
-    users = list(EndUser.objects.filter(partnership_id=fixture.partnership_id))
-    EndUser.objects.filter(pk__in=[u.pk for u in users[::3]]).update(attributes={"tier": "gold"})
-    rng = random.Random(7)
-    start, span = timezone.now() - timedelta(days=3), timedelta(days=3) / events
-    TriggerEvent.objects.bulk_create(
-        (
-            TriggerEvent(
-                partnership_id=fixture.partnership_id,
-                trigger=trigger,
-                end_user=rng.choice(users),
-                context={
-                    "amount": round(rng.uniform(5, 300), 2),
-                    "currency": "USD",
-                    "merchant_category": rng.choice(MCCS),
-                },
-                occurred_at=start + span * n,
-                received_at=start + span * n,
-                deliver_at=start + span * n,
-            )
-            for n in range(events)
-        ),
-        batch_size=5000,
-    )
+    start = timezone.now() - timedelta(days=3)
+    seed_events(fixture, trigger, events, start=start, span=timedelta(days=3) / events)
     with connection.cursor() as cursor:  # as autovacuum would soon: plans for the new rows
         cursor.execute("ANALYZE triggers_triggerevent")
 

@@ -225,27 +225,19 @@ def _reset() -> None:
 _AGGREGATES = ("rewards_moneybucket", "rewards_activitybucket")
 
 
-def _evaluation_rate(
-    env, fixture, count: int, all_match: bool, events: int, app: str = "config", cpu=None
-) -> float:
-    """Events/s of one run; with a list ``cpu``, appends the CPU seconds per event that the
-    worker's processes and their PostgreSQL sessions used during it."""
+def seed_events(fixture, trigger, count: int, *, start, span=None) -> None:
+    """``count`` queued events of ``trigger``, the n-th at ``start + n * span``, from the
+    fixture's users (one in three gold), their amounts and categories drawn from a fixed seed:
+    the same events every run."""
     import random
+    from datetime import timedelta
 
-    from django.utils import timezone
-
-    from config.localcache import config_cache
     from partnerships.models import EndUser
-    from triggers.models import Trigger, TriggerEvent
-    from triggers.tasks import process_pending_events_send
+    from triggers.models import TriggerEvent
 
-    _reset()
-    config_cache.invalidate()
-    trigger = Trigger.objects.get(partnership_id=fixture.partnership_id, name=stack.TRIGGER_NAME)
-    _campaigns(trigger, count, all_match)
+    step = span or timedelta(0)
     users = list(EndUser.objects.filter(partnership_id=fixture.partnership_id))
     EndUser.objects.filter(pk__in=[u.pk for u in users[::3]]).update(attributes={"tier": "gold"})
-    now = timezone.now()
     rng = random.Random(7)
     TriggerEvent.objects.bulk_create(
         (
@@ -258,14 +250,32 @@ def _evaluation_rate(
                     "currency": "USD",
                     "merchant_category": rng.choice(MCCS),
                 },
-                occurred_at=now,
-                received_at=now,
-                deliver_at=now,
+                occurred_at=start + step * n,
+                received_at=start + step * n,
+                deliver_at=start + step * n,
             )
-            for _ in range(events)
+            for n in range(count)
         ),
         batch_size=5000,
     )
+
+
+def _evaluation_rate(
+    env, fixture, count: int, all_match: bool, events: int, app: str = "config", cpu=None
+) -> float:
+    """Events/s of one run; with a list ``cpu``, appends the CPU seconds per event that the
+    worker's processes and their PostgreSQL sessions used during it."""
+    from django.utils import timezone
+
+    from config.localcache import config_cache
+    from triggers.models import Trigger, TriggerEvent
+    from triggers.tasks import process_pending_events_send
+
+    _reset()
+    config_cache.invalidate()
+    trigger = Trigger.objects.get(partnership_id=fixture.partnership_id, name=stack.TRIGGER_NAME)
+    _campaigns(trigger, count, all_match)
+    seed_events(fixture, trigger, events, start=timezone.now())
     worker = Worker(env, app)
     try:
         processes = [worker.process.pid, *stack.children(worker.process.pid)]
