@@ -209,15 +209,7 @@ def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
         decisions = event_settle(verdicts, rewarded_before=before, reserve=reserve)
         facts = inputs.facts.get(event.id)
-        # One decision per verdict, in order: the verdict's campaign has the id as a string.
-        decided.append(
-            tuple(
-                [
-                    _with_facts(decision, verdict, facts).packed(verdict.campaign.key)
-                    for verdict, decision in zip(verdicts, decisions, strict=True)
-                ]
-            )
-        )
+        decided.append(_packed(verdicts, decisions, facts))
     ledger.save()
     _insert(rewards)
     reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, inputs))
@@ -237,6 +229,25 @@ def rewards_earlier(*, events: list[TriggerEvent]) -> dict[uuid.UUID, set[uuid.U
 
 # Outcomes decided before any rule read the facts: they keep none.
 _FACTS_NOT_READ = (Outcome.OUTSIDE_SCHEDULE, Outcome.CAMPAIGN_INVALID, Outcome.USER_BLOCKED)
+
+
+def _packed(verdicts: list[Verdict], decisions: list[Decision], facts: dict | None) -> tuple:
+    """The event's decisions in stored form, one per verdict, in order (each campaign's id as a
+    string). Under the counters' locks: the common decision (no amount, no params, no facts)
+    is packed here, without a call."""
+    packed = []
+    for verdict, decision in zip(verdicts, decisions, strict=True):
+        campaign = verdict.campaign
+        if (
+            decision.amount is None
+            and not decision.params
+            and decision.facts is None
+            and (facts is None or not getattr(campaign, "facts", ()))
+        ):
+            packed.append((campaign.key, decision.outcome))
+        else:
+            packed.append(_with_facts(decision, verdict, facts).packed(campaign.key))
+    return tuple(packed)
 
 
 def _with_facts(decision: Decision, verdict: Verdict, facts: dict | None) -> Decision:
