@@ -12,7 +12,8 @@ from celery.signals import worker_process_init
 from config.celery import app
 
 # Where the worker's transactions call the maintenance: a module attribute the evaluation looks
-# up when it issues rewards, and the queue's ``on_recorded`` in the task's EVALUATION.
+# up when it issues rewards, and the queue's ``on_recorded`` in the task's EVALUATION (named in
+# bench.alternating too: importing this module switches them off).
 ISSUED = ("rewards.services.evaluation", "reports_record_issued")
 RECORDED = ("rewards.tasks", "EVALUATION", "on_recorded")
 

@@ -1,0 +1,68 @@
+"""The project's Celery app with the report aggregates kept in every other time slot, for the
+evaluation benchmark's paired cost figure (``celery -A bench.alternating worker``).
+
+This machine's speed drifts by 10-20% from one minute to the next, so two runs back to back
+(one with the aggregates, one without) differ by more than the cost being measured. Here the
+worker's processes keep the maintenance hooks in even slots of ``SLOT_SECONDS`` of the wall
+clock and switch them off in odd ones (as ``bench.noaggregates`` does), all processes in step,
+so that what a batch with aggregates makes the other process wait on the counters is counted
+with it. A batch takes its kind from the slot it starts in, and each appends one line to
+``BENCH_BATCH_LOG``: ``<1 with | 0 without> <events> <seconds>``. Slots of both kinds
+alternate within seconds, so the drift cancels out; the cost is one minus the ratio of their
+events per second.
+"""
+
+import importlib
+import os
+import time
+
+from celery.signals import worker_process_init
+
+from config.celery import app
+
+__all__ = ["app"]
+
+# Where the hooks are (as in bench.noaggregates, whose import would switch them off here too).
+ISSUED = ("rewards.services.evaluation", "reports_record_issued")
+RECORDED = ("rewards.tasks", "EVALUATION", "on_recorded")
+PROCESSING = ("triggers.services.processing", "trigger_events_process_batch")
+SLOT_SECONDS = 2.0  # ~10 batches of the 10-campaign mix; a few straddle two slots
+
+
+def _kept_now() -> bool:
+    return int(time.time() / SLOT_SECONDS) % 2 == 0
+
+
+@worker_process_init.connect
+def _alternate(**kwargs) -> None:
+    issued = importlib.import_module(ISSUED[0])
+    evaluation = getattr(importlib.import_module(RECORDED[0]), RECORDED[1], {})
+    processing = importlib.import_module(PROCESSING[0])
+    if not hasattr(issued, ISSUED[1]) or RECORDED[2] not in evaluation:
+        raise RuntimeError("bench: the aggregates' hooks moved; update bench/noaggregates.py")
+    record_issued, record_outcomes = getattr(issued, ISSUED[1]), evaluation[RECORDED[2]]
+    process_batch = getattr(processing, PROCESSING[1])
+    state = {"on": True}
+    log = open(os.environ["BENCH_BATCH_LOG"], "a", buffering=1)  # noqa: SIM115 (process-long)
+
+    def issued_hook(*args, **kwargs):
+        if state["on"]:
+            record_issued(*args, **kwargs)
+
+    def recorded_hook(*args, **kwargs):
+        if state["on"]:
+            record_outcomes(*args, **kwargs)
+
+    def batch(**kwargs) -> int:
+        state["on"] = _kept_now()
+        start = time.perf_counter()
+        count = process_batch(**kwargs)
+        if count:
+            log.write(f"{int(state['on'])} {count} {time.perf_counter() - start:.6f}\n")
+        return count
+
+    setattr(issued, ISSUED[1], issued_hook)
+    # The task passes EVALUATION's hooks by keyword to the batch function: replace both.
+    evaluation[RECORDED[2]] = recorded_hook
+    setattr(processing, PROCESSING[1], batch)
+    print("bench: report aggregates kept in every other time slot in this process", flush=True)
