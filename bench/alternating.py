@@ -7,7 +7,8 @@ worker's processes keep the maintenance hooks in even slots of ``SLOT_SECONDS`` 
 clock and switch them off in odd ones (as ``bench.noaggregates`` does), all processes in step,
 so that what a batch with aggregates makes the other process wait on the counters is counted
 with it. A batch takes its kind from the slot it starts in, and each appends one line to
-``BENCH_BATCH_LOG``: ``<1 with | 0 without> <events> <seconds>``. Slots of both kinds
+``BENCH_BATCH_LOG``: ``<1 with | 0 without> <events> <seconds> <CPU seconds>`` (CPU: the
+process's and its PostgreSQL session's, during the batch). Slots of both kinds
 alternate within seconds, so the drift cancels out; the cost is one minus the ratio of their
 events per second.
 """
@@ -33,6 +34,22 @@ def _kept_now() -> bool:
     return int(time.time() / SLOT_SECONDS) % 2 == 0
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time and its PostgreSQL session's (from /proc: same machine)."""
+    from django.db import connection
+
+    seconds = time.process_time()
+    if connection.connection is not None:
+        pid = connection.connection.info.backend_pid
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        seconds += (int(fields[11]) + int(fields[12])) / _TICK
+    return seconds
+
+
 @worker_process_init.connect
 def _alternate(**kwargs) -> None:
     issued = importlib.import_module(ISSUED[0])
@@ -55,10 +72,12 @@ def _alternate(**kwargs) -> None:
 
     def batch(**kwargs) -> int:
         state["on"] = _kept_now()
+        cpu = _cpu_seconds()
         start = time.perf_counter()
         count = process_batch(**kwargs)
         if count:
-            log.write(f"{int(state['on'])} {count} {time.perf_counter() - start:.6f}\n")
+            elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+            log.write(f"{int(state['on'])} {count} {elapsed:.6f} {cpu:.4f}\n")
         return count
 
     setattr(issued, ISSUED[1], issued_hook)

@@ -420,30 +420,35 @@ def _paired_cost(env, fixture, args) -> list[str]:
         "without). Goal: under 5%.",
         "",
         "| campaigns (rewarding an event) | batches with / without | cost per run "
-        "| median cost | goal |",
-        "|---|---:|---|---:|---|",
+        "| median cost | goal | CPU per event (process and its PostgreSQL session): "
+        "cost per run | median CPU cost |",
+        "|---|---:|---|---:|---|---|---:|",
     ]
     for count, all_match in [(10, False), (10, True)]:
-        costs, batches = [], [0, 0]
+        costs, cpu_costs, batches = [], [], [0, 0]
         for _ in range(args.cost_rounds):
             log.unlink(missing_ok=True)
             run_env = {**env, "BENCH_BATCH_LOG": str(log)}
             _evaluation_rate(run_env, fixture, count, all_match, args.events, "bench.alternating")
-            sums = {"1": [0, 0.0, 0], "0": [0, 0.0, 0]}  # events, seconds, batches
+            sums = {"1": [0, 0.0, 0, 0.0], "0": [0, 0.0, 0, 0.0]}  # events, s, batches, CPU s
             for line in log.read_text().splitlines():
-                kind, events, seconds = line.split()
+                kind, events, seconds, cpu = line.split()
                 sums[kind][0] += int(events)
                 sums[kind][1] += float(seconds)
                 sums[kind][2] += 1
+                sums[kind][3] += float(cpu)
             if not sums["1"][0] or not sums["0"][0]:
                 raise SystemExit(f"bench: a paired run lacks one kind of batch, see {log}")
-            costs.append(1 - (sums["1"][0] / sums["1"][1]) / (sums["0"][0] / sums["0"][1]))
-            batches = [batches[0] + sums["1"][2], batches[1] + sums["0"][2]]
+            on, off = sums["1"], sums["0"]
+            costs.append(1 - (on[0] / on[1]) / (off[0] / off[1]))
+            cpu_costs.append((on[3] / on[0]) / (off[3] / off[0]) - 1)
+            batches = [batches[0] + on[2], batches[1] + off[2]]
         cost = statistics.median(costs)
         lines.append(
             f"| {count} ({'all' if all_match else '~1 in 10'}) | {batches[0]} / {batches[1]} "
             f"| {', '.join(f'{c:.1%}' for c in costs)} | {cost:.1%} "
-            f"| {'met' if cost < 0.05 else '**not met**'} |"
+            f"| {'met' if cost < 0.05 else '**not met**'} "
+            f"| {', '.join(f'{c:.1%}' for c in cpu_costs)} | {statistics.median(cpu_costs):.1%} |"
         )
     return [*lines, ""]
 
