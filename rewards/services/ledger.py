@@ -169,6 +169,8 @@ class Ledger:
                     [counter.spent for counter in counters],
                 ],
             )
+            if cursor.rowcount != len(counters):  # each was locked, so each row is there
+                raise RuntimeError(f"{cursor.rowcount} of {len(counters)} counters written")
             if self._dirty_users:
                 users = [self._users[key] for key in self._dirty_users]
                 columns = [
