@@ -19,13 +19,12 @@ import time
 
 from celery.signals import worker_process_init
 
+from bench.hooks import aggregate_hooks_swap
+from bench.stack import cpu_seconds
 from config.celery import app
 
 __all__ = ["app"]
 
-# Where the hooks are (as in bench.noaggregates, whose import would switch them off here too).
-ISSUED = ("rewards.services.evaluation", "reports_record_issued")
-RECORDED = ("rewards.tasks", "EVALUATION", "on_recorded")
 PROCESSING = ("triggers.services.processing", "trigger_events_process_batch")
 SLOT_SECONDS = 2.0  # ~10 batches of the 10-campaign mix; a few straddle two slots
 
@@ -34,41 +33,30 @@ def _kept_now() -> bool:
     return int(time.time() / SLOT_SECONDS) % 2 == 0
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_seconds() -> float:
-    """This process's CPU time and its PostgreSQL session's (from /proc: same machine)."""
+    """This process's CPU time and its PostgreSQL session's (same machine)."""
     from django.db import connection
 
     seconds = time.process_time()
     if connection.connection is not None:
-        pid = connection.connection.info.backend_pid
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        seconds += (int(fields[11]) + int(fields[12])) / _TICK
+        seconds += cpu_seconds([connection.connection.info.backend_pid])
     return seconds
 
 
 @worker_process_init.connect
 def _alternate(**kwargs) -> None:
-    issued = importlib.import_module(ISSUED[0])
-    evaluation = getattr(importlib.import_module(RECORDED[0]), RECORDED[1], {})
     processing = importlib.import_module(PROCESSING[0])
-    if not hasattr(issued, ISSUED[1]) or RECORDED[2] not in evaluation:
-        raise RuntimeError("bench: the aggregates' hooks moved; update bench/noaggregates.py")
-    record_issued, record_outcomes = getattr(issued, ISSUED[1]), evaluation[RECORDED[2]]
     process_batch = getattr(processing, PROCESSING[1])
     state = {"on": True}
     log = open(os.environ["BENCH_BATCH_LOG"], "a", buffering=1)  # noqa: SIM115 (process-long)
 
     def issued_hook(*args, **kwargs):
         if state["on"]:
-            record_issued(*args, **kwargs)
+            kept[0](*args, **kwargs)
 
     def recorded_hook(*args, **kwargs):
         if state["on"]:
-            record_outcomes(*args, **kwargs)
+            kept[1](*args, **kwargs)
 
     def batch(**kwargs) -> int:
         state["on"] = _kept_now()
@@ -80,8 +68,6 @@ def _alternate(**kwargs) -> None:
             log.write(f"{int(state['on'])} {count} {elapsed:.6f} {cpu:.4f}\n")
         return count
 
-    setattr(issued, ISSUED[1], issued_hook)
-    # The task passes EVALUATION's hooks by keyword to the batch function: replace both.
-    evaluation[RECORDED[2]] = recorded_hook
+    kept = aggregate_hooks_swap(issued=issued_hook, recorded=recorded_hook)
     setattr(processing, PROCESSING[1], batch)
     print("bench: report aggregates kept in every other time slot in this process", flush=True)
