@@ -37,12 +37,16 @@ def main(argv: list[str]) -> int:
         for side in sides:
             print(f"bench.ab: round {number + 1}/{args.rounds}: {side}", file=sys.stderr)
             results[side].append(_measure(side, args))
-    report = _report(args, base_commit, head_commit, results)
-    print(report)
-    out = ROOT / "var" / "bench" / "ab.md"
-    out.write_text(report)
-    print(f"bench.ab: written to {out}", file=sys.stderr)
+    publish(_report(args, base_commit, head_commit, results), "ab")
     return 0
+
+
+def publish(report: str, name: str) -> None:
+    """Prints the report and writes it to var/bench/<name>.md."""
+    print(report)
+    out = ROOT / "var" / "bench" / f"{name}.md"
+    out.write_text(report)
+    print(f"bench.{name}: written to {out}", file=sys.stderr)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

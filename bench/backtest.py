@@ -101,6 +101,7 @@ def _backtest_rate(fixture, events: int) -> tuple[float, dict]:
 
     from campaigns.models import Campaign
     from campaigns.selectors import campaign_spec
+    from config.celery import freeze_loaded_objects
     from config.localcache import config_cache
     from rewards.simulation.backtest import spec_to_json
     from rewards.simulation.backtests import backtest_execute
@@ -117,6 +118,7 @@ def _backtest_rate(fixture, events: int) -> tuple[float, dict]:
         window_start=end - timedelta(days=4),
         window_end=end,
     )
+    freeze_loaded_objects()  # as a worker process does before its first task
     start = time.perf_counter()
     backtest_execute(backtest_id=run.pk)
     elapsed = time.perf_counter() - start
