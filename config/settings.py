@@ -26,6 +26,11 @@ HTTPS = env.bool("HTTPS", default=False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+# Both commit every subdomain (and, once submitted, the browsers' built-in list) to HTTPS for
+# the HSTS year: the operator's decision, so settings, not defaults (README's production set
+# turns them on, which `check --deploy` asks for).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
