@@ -296,6 +296,8 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", de
 # Sent by their own workers, so a slow receiver never holds up evaluation.
 CELERY_TASK_ROUTES = {"rewards.tasks.send_due_webhooks": {"queue": "webhooks"}}
 
+# Beat can run on more than one machine: one leads, the others stand by (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:LeaderScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-events": {
         "task": "triggers.tasks.dispatch_due_events",
