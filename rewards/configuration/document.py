@@ -236,18 +236,28 @@ def _no_duplicates(pairs: list) -> dict:
     return dict(pairs)
 
 
-def _json_only(value, path: str = "") -> None:
-    """Refuses what YAML can say and JSON cannot (binary, sets, infinities)."""
+MAX_DEPTH = 64
+
+
+def _json_only(value, path: str = "", depth: int = 0) -> None:
+    """Refuses what YAML can say and JSON cannot (binary, sets, infinities), the NUL character
+    (PostgreSQL stores it neither in text nor in JSON) and nesting deeper than ``MAX_DEPTH``."""
+    where = path or "document"
+    if depth > MAX_DEPTH:
+        raise _malformed(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str) and "\x00" in value:
+        raise _malformed(f"{where}: the NUL character (\\u0000) is not allowed")
     if isinstance(value, dict):
         for key, item in value.items():
-            _json_only(item, f"{path}.{key}" if path else key)
+            _json_only(key, path, depth)
+            _json_only(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _json_only(item, f"{path}[{index}]")
+            _json_only(item, f"{path}[{index}]", depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise _malformed(f"{path or 'document'}: not a finite number")
+        raise _malformed(f"{where}: not a finite number")
     elif not isinstance(value, str | int | float | bool | type(None)):
-        raise _malformed(f"{path or 'document'}: {type(value).__name__} is not a JSON value")
+        raise _malformed(f"{where}: {type(value).__name__} is not a JSON value")
 
 
 def document_load(text: str | bytes) -> object:
@@ -260,24 +270,31 @@ def document_load(text: str | bytes) -> object:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _malformed("The document is not UTF-8 text") from exc
+    try:
+        data = _parsed(text)
+    except RecursionError as exc:
+        raise _malformed(f"The document is nested deeper than {MAX_DEPTH} levels") from exc
+    _json_only(data)
+    return data
+
+
+def _parsed(text: str) -> object:
     if text.lstrip().startswith("{"):
         try:
-            data = json.loads(text, object_pairs_hook=_no_duplicates)
+            return json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:
             raise _malformed(
                 f"Not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from exc
     else:
         try:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader, stricter
+            return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader, stricter
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             raise _malformed(f"Not valid YAML: {where}{exc.problem or exc.context}") from exc
         except yaml.YAMLError as exc:
             raise _malformed(f"Not valid YAML: {exc}") from exc
-    _json_only(data)
-    return data
 
 
 # --- validating -------------------------------------------------------------------------------
