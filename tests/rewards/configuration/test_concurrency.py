@@ -1,0 +1,90 @@
+"""Two applies against one plan: the second is refused, not a lost update. The configuration
+lock never makes ingest wait."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config.errors import ApplicationError, ErrorCode
+from rewards.configuration.state import configuration_lock
+from tests.factories import EndUserFactory
+from triggers.models import Trigger, TriggerEvent
+
+from .support import apply, campaign, exported, plan
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_two_operators_applying_against_one_plan_apply_once(configured, operator):
+    mine, theirs = exported(configured), exported(configured)
+    campaign(mine, "welcome")["name"] = "Mine"
+    campaign(theirs, "welcome")["name"] = "Theirs"
+    fingerprint = plan(configured, mine).fingerprint
+    barrier = threading.Barrier(2)
+    applied, refused, errors = [], [], []
+
+    def run(document) -> None:
+        try:
+            barrier.wait()
+            applied.append(apply(configured, document, operator, expect=fingerprint))
+        except ApplicationError as exc:
+            refused.append(exc.code)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in (mine, theirs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(applied) == 1
+    assert refused == [ErrorCode.CONFIGURATION_CHANGED]
+    name = campaign(exported(configured), "welcome")["name"]
+    assert name in ("Mine", "Theirs")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
+    trigger = Trigger.objects.get(partnership=configured, name="signup")
+    user = EndUserFactory(partnership=configured)
+    locked, release, inserted = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                configuration_lock(partnership=configured)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            now = timezone.now()
+            inserted.append(
+                TriggerEvent.objects.create(
+                    partnership=configured,
+                    trigger=trigger,
+                    end_user=user,
+                    occurred_at=now,
+                    received_at=now,
+                    deliver_at=now,
+                )
+            )
+    finally:
+        release.set()
+        holder.join()
+
+    assert len(inserted) == 1
