@@ -11,6 +11,7 @@ Written to var/bench/ab.md.
 """
 
 import argparse
+import fcntl
 import os
 import re
 import statistics
@@ -28,8 +29,9 @@ DATABASES = {"base": "campaign_rewards_bench", "head": "campaign_rewards_bench_h
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
+    exclusive()
     base_commit = _checkout(args.base)
-    head_commit = _git(ROOT, "rev-parse", "--short", "HEAD")
+    head_commit = head_label()
     _drop_databases()
     results: dict[str, list[dict[str, float]]] = {"base": [], "head": []}
     for number in range(args.rounds):
@@ -56,6 +58,26 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per ingest run")
     parser.add_argument("--events", type=int, default=5000, help="events per evaluation run")
     return parser.parse_args(argv)
+
+
+def head_label() -> str:
+    """This checkout's commit, ``-dirty`` when it has uncommitted changes (they are measured)."""
+    return _git(ROOT, "describe", "--always", "--dirty", "--abbrev=7")
+
+
+def exclusive() -> None:
+    """One A/B at a time: the next steps check out the base and drop both databases."""
+    global _lock
+    path = ROOT / "var" / "bench" / ".ab.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _lock = path.open("w")  # held until this process exits
+    try:
+        fcntl.flock(_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"bench: another A/B is running (lock {path}); retry later") from None
+
+
+_lock = None
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -19,7 +19,17 @@ import statistics
 import subprocess
 import sys
 
-from .ab import BASE_DIR, GOAL, ROOT, _checkout, _drop_databases, _env, _git, publish
+from .ab import (
+    BASE_DIR,
+    GOAL,
+    ROOT,
+    _checkout,
+    _drop_databases,
+    _env,
+    exclusive,
+    head_label,
+    publish,
+)
 
 # Runs in each side's checkout, with that side's code: set up once, then one evaluation run per
 # line read ("<campaigns> <all_match 0|1> <events>"), answering one line of JSON.
@@ -80,8 +90,9 @@ class Side:
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
+    exclusive()
     base_commit = _checkout(args.base)
-    head_commit = _git(ROOT, "rev-parse", "--short", "HEAD")
+    head_commit = head_label()
     _drop_databases()
     sides = {name: Side(name, args.users) for name in ("base", "head")}
     blocks = []

@@ -13,6 +13,7 @@ each round measures both back to back; the ratio reported is the median of the r
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -122,6 +123,7 @@ def _backtest_rate(fixture, events: int) -> tuple[float, dict]:
     start = time.perf_counter()
     backtest_execute(backtest_id=run.pk)
     elapsed = time.perf_counter() - start
+    gc.unfreeze()  # the next round freezes afresh, not this round's leftovers too
     run.refresh_from_db()
     if run.status != Backtest.Status.DONE or run.events_done != events:
         raise SystemExit(f"bench: backtest {run.status}, {run.events_done} events: {run.error}")

@@ -123,6 +123,11 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
     # psycopg's automatic preparation on for every statement run that many times.
     prepare_threshold=None if _PREPARE == "off" else int(_PREPARE),
 )
+# The ingest statement is prepared on each connection (planned once: see triggers/services/
+# ingest.py). Behind a pooler that moves a client between server connections per transaction
+# (PgBouncer in transaction mode before 1.21, or without max_prepared_statements) a prepared
+# statement is not where the next transaction runs: set false there.
+DATABASE_PREPARE_INGEST = env.bool("DATABASE_PREPARE_INGEST", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and Celery broker -----------------------------------------------------------
