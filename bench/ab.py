@@ -11,13 +11,14 @@ Written to var/bench/ab.md.
 """
 
 import argparse
-import fcntl
 import os
 import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from . import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_DIR = ROOT / "var" / "bench" / "ab-base"
@@ -67,17 +68,7 @@ def head_label() -> str:
 
 def exclusive() -> None:
     """One A/B at a time: the next steps check out the base and drop both databases."""
-    global _lock
-    path = ROOT / "var" / "bench" / ".ab.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _lock = path.open("w")  # held until this process exits
-    try:
-        fcntl.flock(_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(f"bench: another A/B is running (lock {path}); retry later") from None
-
-
-_lock = None
+    stack.hold_lock(ROOT / "var" / "bench" / ".ab.lock", "A/B")
 
 
 def _git(cwd: Path, *args: str) -> str:

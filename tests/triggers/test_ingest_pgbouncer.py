@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from tests.servers import answers
 from tests.support import free_port, wait_until
 from triggers.models import TriggerEvent
 
@@ -61,7 +62,7 @@ logfile = {directory / "pgbouncer.log"}
             shutil.chown(path, user="postgres")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _answers(port), 10, "PgBouncer listening")
+        wait_until(lambda: answers(port), 10, "PgBouncer listening")
         # The pool starts with its first client; its janitor then opens the second server
         # connection (min_pool_size) within a second or so.
         url = f"postgres://{db['USER']}@127.0.0.1:{port}/rewards"
@@ -79,16 +80,6 @@ def _servers(url: str) -> int:
     """Distinct server backends a few transactions land on (round robin over the pool)."""
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         return len({conn.execute("SELECT pg_backend_pid()").fetchone()[0] for _ in range(6)})
-
-
-def _answers(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager
