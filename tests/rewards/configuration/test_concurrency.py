@@ -50,6 +50,26 @@ def test_two_operators_applying_against_one_plan_apply_once(configured, operator
     assert name in ("Mine", "Theirs")
 
 
+def _event(trigger: Trigger, user) -> TriggerEvent:
+    now = timezone.now()
+    return TriggerEvent.objects.create(
+        partnership=trigger.partnership,
+        trigger=trigger,
+        end_user=user,
+        occurred_at=now,
+        received_at=now,
+        deliver_at=now,
+    )
+
+
+def _insert_unwaiting(insert):
+    """Runs ``insert`` in a transaction that may wait at most 2 s for a lock (else it fails)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+        return insert()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
@@ -70,20 +90,7 @@ def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
     holder.start()
     try:
         assert locked.wait(10)
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
-            now = timezone.now()
-            inserted.append(
-                TriggerEvent.objects.create(
-                    partnership=configured,
-                    trigger=trigger,
-                    end_user=user,
-                    occurred_at=now,
-                    received_at=now,
-                    deliver_at=now,
-                )
-            )
+        inserted.append(_insert_unwaiting(lambda: _event(trigger, user)))
     finally:
         release.set()
         holder.join()
@@ -128,21 +135,9 @@ def test_an_apply_that_changes_a_live_campaign_holds_up_neither_ingest_nor_rewar
     runner.start()
     try:
         assert applying.wait(10)
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
-            now = timezone.now()
-            inserted.append(
-                TriggerEvent.objects.create(
-                    partnership=configured,
-                    trigger=trigger,
-                    end_user=user,
-                    occurred_at=now,
-                    received_at=now,
-                    deliver_at=now,
-                )
-            )
-            inserted.append(RewardFactory(campaign=Campaign.objects.get(slug="cashback")))
+        inserted.append(_insert_unwaiting(lambda: _event(trigger, user)))
+        cashback = Campaign.objects.get(slug="cashback")
+        inserted.append(_insert_unwaiting(lambda: RewardFactory(campaign=cashback)))
     finally:
         release.set()
         runner.join()
