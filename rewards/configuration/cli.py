@@ -64,7 +64,7 @@ def plan_lines(plan: Plan) -> list[str]:
         return ["No changes: the configuration already is the document."]
     lines = []
     for change in plan.changes:
-        status = f"; it is {change.status}" if change.status else ""
+        status = f" (it is {change.status})" if change.status else ""
         lines.append(
             f"{SIGNS[change.action]} {change.kind} {change.key}: {change.action} "
             f"-> {change.outcome}{status}"

@@ -76,9 +76,13 @@ def configuration_lock(*, partnership: Partnership) -> None:
     so that a Pilot edit in flight commits before the state is read, or waits until after."""
     with connection.cursor() as cursor:
         cursor.execute(_LOCK, [f"configuration:{partnership.pk}"])
-    Partnership.objects.select_for_update(no_key=True).filter(pk=partnership.pk).exists()
-    for model in (Trigger, Campaign, WebhookEndpoint):
-        rows = model.objects.select_for_update(no_key=True).filter(partnership=partnership)
+    for model, field in (
+        (Partnership, "pk"),
+        (Trigger, "partnership"),
+        (Campaign, "partnership"),
+        (WebhookEndpoint, "partnership"),
+    ):
+        rows = model.objects.select_for_update(no_key=True).filter(**{field: partnership.pk})
         list(rows.order_by("pk").values_list("pk", flat=True))
 
 

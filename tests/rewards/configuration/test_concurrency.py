@@ -7,9 +7,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.models import Campaign
 from config.errors import ApplicationError, ErrorCode
 from rewards.configuration.state import configuration_lock
-from tests.factories import EndUserFactory
+from tests.factories import EndUserFactory, RewardFactory
 from triggers.models import Trigger, TriggerEvent
 
 from .support import apply, campaign, exported, plan
@@ -49,6 +50,26 @@ def test_two_operators_applying_against_one_plan_apply_once(configured, operator
     assert name in ("Mine", "Theirs")
 
 
+def _event(trigger: Trigger, user) -> TriggerEvent:
+    now = timezone.now()
+    return TriggerEvent.objects.create(
+        partnership=trigger.partnership,
+        trigger=trigger,
+        end_user=user,
+        occurred_at=now,
+        received_at=now,
+        deliver_at=now,
+    )
+
+
+def _insert_unwaiting(insert):
+    """Runs ``insert`` in a transaction that may wait at most 2 s for a lock (else it fails)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+        return insert()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
@@ -69,22 +90,56 @@ def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
     holder.start()
     try:
         assert locked.wait(10)
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
-            now = timezone.now()
-            inserted.append(
-                TriggerEvent.objects.create(
-                    partnership=configured,
-                    trigger=trigger,
-                    end_user=user,
-                    occurred_at=now,
-                    received_at=now,
-                    deliver_at=now,
-                )
-            )
+        inserted.append(_insert_unwaiting(lambda: _event(trigger, user)))
     finally:
         release.set()
         holder.join()
 
     assert len(inserted) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("budget", "5000"), ("description", "Summer")],  # proposed; applied at once
+)
+def test_an_apply_that_changes_a_live_campaign_holds_up_neither_ingest_nor_rewards(
+    configured, operator, field, value
+):
+    """The lifecycle locks a campaign row, never its partnership's (which every event insert
+    references): an apply holds its locks until it commits."""
+    trigger = Trigger.objects.get(partnership=configured, name="signup")
+    user = EndUserFactory(partnership=configured)
+    document = exported(configured)
+    campaign(document, "cashback")[field] = value
+    applying, release, inserted = threading.Event(), threading.Event(), []
+
+    def hold(*args, **kwargs) -> None:
+        applying.set()
+        release.wait(10)
+
+    def run() -> None:
+        from django.db.models.signals import post_save
+
+        from partnerships.models import AuditEntry
+
+        post_save.connect(hold, sender=AuditEntry, dispatch_uid="hold")
+        try:
+            apply(configured, document, operator, force=True)
+        finally:
+            post_save.disconnect(dispatch_uid="hold", sender=AuditEntry)
+            connection.close()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        assert applying.wait(10)
+        inserted.append(_insert_unwaiting(lambda: _event(trigger, user)))
+        cashback = Campaign.objects.get(slug="cashback")
+        inserted.append(_insert_unwaiting(lambda: RewardFactory(campaign=cashback)))
+    finally:
+        release.set()
+        runner.join()
+
+    assert len(inserted) == 2
