@@ -54,6 +54,14 @@ class ErrorCode(StrEnum):
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
     CAMPAIGN_DOES_NOT_EXIST = "campaign_does_not_exist"
+    # Key rotation and user tokens (issue 12)
+    API_KEY_NOT_ROTATABLE = "api_key_not_rotatable"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105
+    TOKEN_WRONG_USER = "token_wrong_user"  # noqa: S105
+    TOKEN_SCOPE_NOT_GRANTED = "token_scope_not_granted"  # noqa: S105
+    TRIGGER_NOT_CLIENT_SENDABLE = "trigger_not_client_sendable"
+    TOKEN_DOES_NOT_EXIST = "token_does_not_exist"  # noqa: S105
 
 
 MESSAGES = {
@@ -74,6 +82,11 @@ MESSAGES = {
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
+    ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
+    ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
+    ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
+    ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
 }
 
 
