@@ -33,6 +33,15 @@ def _allowed_origin(request: HttpRequest, partnership_id) -> str | None:
     return origin
 
 
+def is_preflight(request: HttpRequest) -> bool:
+    """A browser's preflight; any other OPTIONS stays a 405, as everywhere."""
+    return (
+        request.method == "OPTIONS"
+        and "HTTP_ORIGIN" in request.META
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META
+    )
+
+
 def cors_preflight(request: HttpRequest, partnership_id, *, methods: str) -> HttpResponse:
     """The answer to a preflight: 204, with the grants only for the partnership's origins."""
     response = HttpResponse(status=204)
@@ -64,7 +73,7 @@ class UserTokenCorsMixin:
     cors_methods = "GET"
 
     def dispatch(self, request, *args, **kwargs):
-        if request.method == "OPTIONS":
+        if is_preflight(request):
             return cors_preflight(request, kwargs.get("partnership_id"), methods=self.cors_methods)
         return super().dispatch(request, *args, **kwargs)
 

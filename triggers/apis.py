@@ -17,7 +17,7 @@ from config.openapi import (
     ok_envelope,
 )
 from partnerships.auth import HEADER, PartnerPrincipal, authenticate_partner, client_ip
-from partnerships.cors import cors_headers_add, cors_preflight
+from partnerships.cors import cors_headers_add, cors_preflight, is_preflight
 from partnerships.user_tokens import (
     KeyOrUserTokenAuthentication,
     authenticate_user_token,
@@ -54,7 +54,7 @@ class TriggerEventCreateApi(APIView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             if request.method != "POST":
-                if request.method == "OPTIONS":  # a browser app's preflight (user tokens)
+                if is_preflight(request):  # a browser app's (user tokens)
                     return cors_preflight(request, kwargs.get("partnership_id"), methods="POST")
                 raise ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
             if request.META.get(HEADER) is None and "HTTP_AUTHORIZATION" in request.META:

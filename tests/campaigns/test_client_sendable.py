@@ -1,6 +1,7 @@
 """A client-sendable trigger's campaigns bound each user's money: marking the trigger is
 refused while one does not, and a campaign that does not is refused at save."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -14,11 +15,12 @@ from tests.factories import CampaignFactory, TriggerFactory
 pytestmark = pytest.mark.django_db
 
 CAPPED = {"max_rewards_per_user": 1}
+SCHEMA = {"type": "object", "properties": {"amount": {"type": "number"}}}
 
 
 @pytest.fixture
 def app_trigger(partnership):
-    return TriggerFactory(partnership=partnership, name="app_opened", context_schema={})
+    return TriggerFactory(partnership=partnership, name="app_opened", context_schema=SCHEMA)
 
 
 def test_marking_is_refused_while_a_campaign_lacks_a_per_user_cap(app_trigger):
@@ -105,7 +107,7 @@ def mark_in_pilot(admin_client, app_trigger):
             "partnership": app_trigger.partnership_id,
             "name": app_trigger.name,
             "description": "",
-            "context_schema": "{}",
+            "context_schema": json.dumps(SCHEMA),
             "status": "active",
             "client_sendable": "on",
         },
@@ -128,6 +130,6 @@ def test_marking_in_pilot_saves_when_every_campaign_is_bounded(admin_client, app
 
     response = mark_in_pilot(admin_client, app_trigger)
 
-    assert response.status_code == 302
+    assert response.status_code == 302, response.context["adminform"].form.errors
     app_trigger.refresh_from_db()
     assert app_trigger.client_sendable is True

@@ -92,6 +92,7 @@ def test_a_revoked_or_already_rotated_key_is_not_rotated(api_key):
         api_key_rotate(api_key=api_key, overlap_hours=1)
     assert raised.value.code == ErrorCode.API_KEY_NOT_ROTATABLE
 
+    api_key.refresh_from_db()
     api_key.replaced_by.revoked_at = timezone.now()
     api_key.replaced_by.save()
     with pytest.raises(ApplicationError, match="revoked"):

@@ -176,7 +176,11 @@ def test_a_token_of_another_partnership_is_unauthorized(partner_client, partners
     "token",
     [
         "not-a-jwt",
-        jwt.encode({"jti": str(uuid.uuid4())}, "another secret", algorithm="HS256"),
+        jwt.encode(
+            {"jti": str(uuid.uuid4())},
+            "another secret, long enough for HS256 keys",
+            algorithm="HS256",
+        ),
         jwt.encode({"alg": "none"}, None, algorithm="none"),
     ],
 )
@@ -397,6 +401,8 @@ def test_a_preflight_is_answered_for_the_partnerships_origins_only(
     assert allowed.headers["Access-Control-Allow-Methods"] == methods
     assert "Authorization" in allowed.headers["Access-Control-Allow-Headers"]
     assert other.status_code == 204 and "Access-Control-Allow-Origin" not in other.headers
+    plain = client.options(url)  # not a preflight: refused as before (405, or the key's 400)
+    assert plain.status_code in (400, 405) and "Access-Control-Allow-Origin" not in plain.headers
 
 
 def test_a_preflight_of_a_key_only_endpoint_gets_no_grant(client, browser_partnership):
