@@ -21,6 +21,7 @@ from django.utils import timezone
 from config.localcache import config_cache
 from triggers.models import Trigger, TriggerEvent
 
+from .client_sendable import campaign_client_sendable_errors
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
 from .engine import candidate_until
 from .models import Campaign, CampaignVersion
@@ -43,6 +44,8 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
     errors = _compile_errors(
         campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
     )
+    for field, message in campaign_client_sendable_errors(campaign=campaign).items():
+        errors.setdefault(field, message)
     if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
         days = _days_judging_after_end(end_grace_days(partnership=campaign.partnership))
         if candidate_until(campaign.ends_at, days) <= timezone.now():

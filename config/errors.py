@@ -58,6 +58,14 @@ class ErrorCode(StrEnum):
     MALFORMED_DOCUMENT = "malformed_document"
     CONFIGURATION_CHANGED = "configuration_changed"
     FINGERPRINT_REQUIRED = "fingerprint_required"
+    # Key rotation and user tokens (issue 12)
+    API_KEY_NOT_ROTATABLE = "api_key_not_rotatable"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105
+    TOKEN_WRONG_USER = "token_wrong_user"  # noqa: S105
+    TOKEN_SCOPE_NOT_GRANTED = "token_scope_not_granted"  # noqa: S105
+    TRIGGER_NOT_CLIENT_SENDABLE = "trigger_not_client_sendable"
+    TOKEN_DOES_NOT_EXIST = "token_does_not_exist"  # noqa: S105
 
 
 MESSAGES = {
@@ -84,6 +92,11 @@ MESSAGES = {
         "Say which configuration the plan was made against (its fingerprint), or force"
     ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
+    ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
+    ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
+    ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
+    ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
 }
 
 

@@ -222,6 +222,40 @@ PARTNERSHIP_RETRIEVE = [
     )
 ]
 
+# --- User tokens (issue 12) ------------------------------------------------------------------
+TOKEN_ID = "4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a"  # noqa: S105 - an id, not a secret
+_USER_TOKEN = {
+    "token_id": TOKEN_ID,
+    "external_user_id": USER,
+    "mode": "live",
+    "scopes": ["rewards:read"],
+    "expires_at": AT,
+    "revoked_at": None,
+}
+
+USER_TOKEN_CREATE = [
+    _request(
+        "read_only",
+        "A token that reads the user's rewards and balance for an hour",
+        {"scopes": ["rewards:read"], "lifetime_minutes": 60},
+        'Add "trigger:<name>" scopes for triggers marked client-sendable in Pilot.',
+    ),
+    _ok(
+        "read_only",
+        "The token, shown once",
+        {
+            **_USER_TOKEN,
+            "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJqdGkiOiI0ZDNjIn0.c2lnbmF0dXJl",
+        },
+    ),
+]
+
+USER_TOKEN_REVOKE = [
+    _ok("revoked", "Revoked: refused from the next request", {**_USER_TOKEN, "revoked_at": AT})
+]
+
+USER_TOKEN_REVOKE_ALL = [_ok("revoked", "How many live tokens were revoked", {"revoked": 2})]
+
 # --- Reports ----------------------------------------------------------------------------------
 # Query examples: OpenAPI has them per parameter, so an example is the parameters carrying one
 # of its name (config.openapi.add_query_examples); it answers as the response example of the

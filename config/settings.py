@@ -240,6 +240,12 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Per API key, counted in Redis across all web processes; a key's own limit overrides it.
 API_RATE_LIMIT_PER_SECOND = env.int("API_RATE_LIMIT_PER_SECOND", default=1000)
 BENCH_VIEWS = env.bool("BENCH_VIEWS", default=False)
+# Short-lived user tokens for client-side apps (partnerships/user_tokens.py): signed with
+# this secret (HS256; by default derived from SECRET_KEY), their lifetime bounded, and their
+# own rate limit per user, apart from the keys'.
+USER_TOKEN_SECRET = env("USER_TOKEN_SECRET", default="")
+USER_TOKEN_MAX_LIFETIME_MINUTES = 1440
+USER_TOKEN_RATE_LIMIT_PER_SECOND = env.int("USER_TOKEN_RATE_LIMIT_PER_SECOND", default=10)
 
 # --- Trigger events -------------------------------------------------------------------------
 

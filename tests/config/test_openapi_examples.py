@@ -10,6 +10,7 @@ import jsonschema_rs
 import orjson
 import pytest
 
+from config import openapi_examples as examples
 from tests.support import process_queued
 from tests.wsgi import call
 
@@ -64,7 +65,7 @@ def request_examples(schema: dict):
 def send(world, method: str, path: str, value: dict):
     answer = call(
         method,
-        path.format(partnership_id=world.partnership.id),
+        path.format(partnership_id=world.partnership.id, external_user_id=examples.USER),
         body=orjson.dumps(value),
         headers={"Content-Type": "application/json", "X-Api-Key": world.api_key},
     )

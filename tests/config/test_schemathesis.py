@@ -92,6 +92,10 @@ DATA_DEPENDENT: dict[str, tuple[Refusal, ...]] = {
     ),
     "user_balance": (USER_MISSING, OTHER_MODE),
     "partnership_retrieve": (),
+    # User tokens: scopes name triggers the partnership may not have (or not client-sendable).
+    "user_token_create": (Refusal(422, ErrorCode.VALIDATION_ERROR, ((r"scopes\.\d+", ".*"),)),),
+    "user_token_revoke": (Refusal(404, ErrorCode.TOKEN_DOES_NOT_EXIST),),
+    "user_token_revoke_all": (),
     "report_rewards": REPORT_REFUSALS,
     "report_rewards_export": REPORT_REFUSALS,
     "report_reversals_export": REPORT_REFUSALS,
@@ -124,6 +128,7 @@ CONFIG = SchemathesisConfig.from_dict(
             "partnership_id": str(PARTNERSHIP_ID),
             "trigger_event_id": examples.EVENT_ID,
             "external_user_id": examples.USER,
+            "token_id": examples.TOKEN_ID,
         },
         "operations": [
             {

@@ -125,7 +125,14 @@ class TriggerSchemaForm(forms.ModelForm):
 
     class Meta:
         model = Trigger
-        fields = ("partnership", "name", "description", "context_schema", "status")
+        fields = (
+            "partnership",
+            "name",
+            "description",
+            "context_schema",
+            "status",
+            "client_sendable",
+        )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
