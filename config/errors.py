@@ -50,6 +50,9 @@ class ErrorCode(StrEnum):
     ALREADY_REVERSED = "already_reversed"
     REWARD_CHANGED = "reward_changed"
     MODE_MISMATCH = "mode_mismatch"
+    # End users: attributes and erasure (issue 12)
+    USER_ERASED = "user_erased"
+    TEST_KEY_READ_ONLY = "test_key_read_only"
     # Reports
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
@@ -74,6 +77,8 @@ MESSAGES = {
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
+    ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
 }
 
 
