@@ -13,7 +13,7 @@ from partnerships.admin import PartnershipAdmin
 from partnerships.models import Partnership
 from partnerships.pilot_audit import pilot_audit
 from triggers.pilot import views
-from triggers.pilot.forms import SchemaEditorForm
+from triggers.pilot.forms import SCHEMA_MODE, SchemaEditorForm
 from triggers.schemas import validate_context_schema
 
 from .services import user_schema_change_check
@@ -39,9 +39,14 @@ class PartnershipForm(SchemaEditorForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        schema = cleaned.get(self.schema_field)
         if self.schema_field not in cleaned or self.instance.pk is None:
             return cleaned
+        if self.schema_field not in self.data and SCHEMA_MODE not in self.data:
+            # A post without the section (a script, an older page): the schema is unchanged.
+            cleaned[self.schema_field] = getattr(self.instance, self.schema_field)
+        elif cleaned[self.schema_field] in (None, ""):
+            cleaned[self.schema_field] = {"type": "object"}  # emptied: any attributes
+        schema = self.schema = cleaned[self.schema_field]
         try:
             validate_context_schema(schema)
         except forms.ValidationError as exc:

@@ -396,7 +396,7 @@ USER_REPLACE = [
         response_only=True,
         status_codes=["201"],
     ),
-    _ok("replaced", "A known user's attributes replaced", _USER),
+    _ok("replace", "A known user's attributes replaced", _USER),
 ]
 
 USER_UPDATE = [
@@ -406,7 +406,7 @@ USER_UPDATE = [
         {"attributes": {"tier": "platinum", "country": None}},
     ),
     _ok(
-        "merged",
+        "merge",
         "The attributes after the merge",
         {**_USER, "attributes": {"tier": "platinum", "age": 34}},
     ),

@@ -34,7 +34,7 @@ from .selectors import (
 )
 from .serializers import amount_for_display
 from .services.reversal import reward_reverse
-from .services.users import EndUserEraseError, end_user_erase
+from .services.users import EndUserEraseError, attribute_errors_for_pilot, end_user_erase
 from .simulation.backtest_pilot import BacktestAdminMixin
 from .simulation.pilot import CampaignDryRunAdmin
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
@@ -432,10 +432,29 @@ class EraseForm(forms.Form):
         return self.cleaned_data["confirm"]
 
 
+class EndUserForm(forms.ModelForm):
+    """Attributes typed in Pilot are checked as the API checks them."""
+
+    def clean_attributes(self):
+        attributes = self.cleaned_data["attributes"]
+        partnership = self.cleaned_data.get("partnership") or getattr(
+            self.instance, "partnership", None
+        )
+        if partnership is None:
+            return attributes
+        errors = attribute_errors_for_pilot(
+            schema=partnership.user_attribute_schema, attributes=attributes
+        )
+        if errors:
+            raise forms.ValidationError([f"{e['field']}: {e['message']}" for e in errors])
+        return attributes
+
+
 class EndUserPilotAdmin(EndUserAdmin):
     """Benji's member page: who the user is, whether they are blocked, their balance, latest
     events and rewards; erasure (GDPR) for those with ``partnerships.erase_enduser``."""
 
+    form = EndUserForm
     object_action_urls = (*EndUserAdmin.object_action_urls, ("erase", "erase_view"))
 
     def object_actions(self, request, obj: EndUser) -> list[ObjectAction]:
@@ -491,7 +510,9 @@ class EndUserPilotAdmin(EndUserAdmin):
         return self.fieldsets if obj is not None else EndUserAdmin.fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else super().get_readonly_fields(request)
+        if obj is None:
+            return super().get_readonly_fields(request)
+        return (*self.readonly_fields, "attributes") if obj.erased_at else self.readonly_fields
 
     @admin.display(description="Balance (issued minus reversed)")
     def balance(self, user: EndUser) -> str:

@@ -64,24 +64,6 @@ def test_without_a_schema_any_attribute_compiles_untyped(trigger):
     assert campaign.pk is not None
 
 
-def test_rules_read_declared_attributes_at_evaluation(typed, trigger, partner_client, process):
-    campaign = CampaignFactory(trigger=trigger, condition='user.tier == "gold" && user.age > 20')
-    url = f"/partnerships/{typed.id}/users"
-    partner_client.put(f"{url}/ann", {"attributes": {"tier": "gold", "age": 30}}, format="json")
-    partner_client.put(f"{url}/bob", {"attributes": {"tier": "silver"}}, format="json")
-    for user in ("ann", "bob"):
-        body = {
-            "trigger_name": trigger.name,
-            "external_user_id": user,
-            "transaction_context": {"amount": 10, "currency": "USD"},
-        }
-        assert partner_client.post(f"/partnerships/{typed.id}/triggers", body, format="json")
-    process()
-
-    rewarded = set(campaign.rewards.values_list("end_user__external_user_id", flat=True))
-    assert rewarded == {"ann"}
-
-
 # --- changing the schema ------------------------------------------------------------------
 
 

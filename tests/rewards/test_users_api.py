@@ -118,6 +118,26 @@ def test_a_test_key_cannot_write_attributes_or_erase(test_client, partnership):
     assert user.attributes == {"a": 1} and user.erased_at is None
 
 
+def test_rules_read_declared_attributes_at_evaluation(
+    with_schema, trigger, partner_client, process
+):
+    campaign = CampaignFactory(trigger=trigger, condition='user.tier == "gold" && user.age > 20')
+    url = f"/partnerships/{with_schema.id}/users"
+    partner_client.put(f"{url}/ann", {"attributes": {"tier": "gold", "age": 30}}, format="json")
+    partner_client.put(f"{url}/bob", {"attributes": {"tier": "silver"}}, format="json")
+    for user in ("ann", "bob"):
+        body = {
+            "trigger_name": trigger.name,
+            "external_user_id": user,
+            "transaction_context": {"amount": 10, "currency": "USD"},
+        }
+        assert partner_client.post(f"/partnerships/{with_schema.id}/triggers", body, format="json")
+    process()
+
+    rewarded = set(campaign.rewards.values_list("end_user__external_user_id", flat=True))
+    assert rewarded == {"ann"}
+
+
 # --- GET ---------------------------------------------------------------------------------
 
 
@@ -236,7 +256,11 @@ def test_an_erased_users_event_by_user_uuid_is_refused(partner_client, partnersh
 
     response = partner_client.post(
         f"/partnerships/{partnership.id}/triggers",
-        {"trigger_name": "transaction_completed", "user_uuid": str(user_id)},
+        {
+            "trigger_name": "transaction_completed",
+            "user_uuid": str(user_id),
+            "transaction_context": {"amount": 1, "currency": "USD"},
+        },
         format="json",
     )
 

@@ -259,11 +259,13 @@ RETURNING id, end_user_id
 # What an insert that stored nothing conflicted with: this request's own event (a lost insert
 # that did commit, met by the recovery retry) or the event holding its key in its mode.
 _SELECT_CONFLICT = """
-SELECT e.id, e.request_hash, e.status, e.end_user_id, u.erased_at IS NOT NULL
-  FROM triggers_triggerevent e JOIN partnerships_enduser u ON u.id = e.end_user_id
- WHERE e.id = %(event_id)s
-    OR (e.partnership_id = %(partnership_id)s AND e.mode = %(mode)s
-        AND e.idempotency_key = %(idempotency_key)s)
+SELECT id, request_hash, status, end_user_id,
+       EXISTS (SELECT 1 FROM partnerships_enduser u
+                WHERE u.id = end_user_id AND u.erased_at IS NOT NULL)
+  FROM triggers_triggerevent
+ WHERE id = %(event_id)s
+    OR (partnership_id = %(partnership_id)s AND mode = %(mode)s
+        AND idempotency_key = %(idempotency_key)s)
 """
 
 _SELECT_USER = """
@@ -345,8 +347,8 @@ def _store_once(row: dict, body: dict) -> IngestResult:
 # The user ids behind external user ids this process has stored events for. A known user
 # needs only the plain insert, which costs PostgreSQL about half the statement that also
 # looks the user up or creates it. An entry goes stale if its user is erased: the plain insert
-# then stores nothing, the entry is dropped, and the full statement (which finds the erased
-# row by its hashed id) refuses the event.
+# then stores nothing and the entry is dropped; the caller finds the erased row by its hashed
+# id and refuses the event.
 _user_ids: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 _USER_IDS_MAX = 20_000  # ~6 MB per process
 
@@ -361,9 +363,9 @@ def _insert_for_external_id(cursor, row: dict, external_user_id: str) -> tuple |
             inserted = cursor.fetchone()
         except IntegrityError:
             inserted = None
-        if inserted is not None:
-            return inserted
-        _user_ids.pop(key, None)  # a replay, or the user erased: the full statement says which
+        if inserted is None:  # a replay, or the user erased: the caller finds out which
+            _user_ids.pop(key, None)
+        return inserted
     params = {**row, "external_user_id": external_user_id, **_erased_id(row, external_user_id)}
     for attempt in range(3):
         try:
