@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.localcache import config_cache
+from partnerships.models import Partnership
 from triggers.models import Trigger, TriggerEvent
 
 from .client_sendable import campaign_client_sendable_errors
@@ -199,6 +200,28 @@ def _breaks(trigger: Trigger, old_name: str, before: list, after: list) -> Trigg
         spec = campaign_spec(campaign=campaign)
         errors = _compile_errors(spec, after)
         if not errors or _compile_errors(spec, before):
+            continue
+        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
+        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
+    return TriggerChangeCheck(tuple(refused), tuple(warned))
+
+
+def user_schema_change_check(*, partnership: Partnership, new_schema: dict) -> TriggerChangeCheck:
+    """What a new user-attribute schema would do to the partnership's campaigns (all of them
+    may read ``user.<name>``), unless ended: as ``trigger_schema_change_check``, an active one
+    that compiles now and would not after is refused, a draft or paused one warned."""
+    schemas = trigger_schemas(partnership_id=partnership.pk)
+    campaigns = (
+        Campaign.objects.filter(partnership_id=partnership.pk)
+        .exclude(status=Campaign.Status.ENDED)
+        .select_related("partnership")
+        .order_by("-priority", "created_at")
+    )
+    refused, warned = [], []
+    for campaign in campaigns:
+        spec = campaign_spec(campaign=campaign)
+        errors = _compile_errors(replace(spec, user_schema=new_schema), schemas)
+        if not errors or _compile_errors(spec, schemas):
             continue
         broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
         (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)

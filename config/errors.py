@@ -50,6 +50,9 @@ class ErrorCode(StrEnum):
     ALREADY_REVERSED = "already_reversed"
     REWARD_CHANGED = "reward_changed"
     MODE_MISMATCH = "mode_mismatch"
+    # End users: attributes and erasure (issue 12)
+    USER_ERASED = "user_erased"
+    TEST_KEY_READ_ONLY = "test_key_read_only"
     # Reports
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
@@ -97,6 +100,9 @@ MESSAGES = {
     ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
     ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
     ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
+
+    ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
+    ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
 }
 
 

@@ -397,3 +397,59 @@ REPORT_REVERSALS_EXPORT = [
         "Partial refund of order 8812,2.13,2025-06-01T12:00:01.250000Z\r\n",
     )
 ]
+
+
+# --- End users: attributes and erasure (issue 12) ---------------------------------------------
+
+_ATTRIBUTES = {"tier": "gold", "age": 34, "country": "FR"}
+_USER = {
+    "user_uuid": USER_UUID,
+    "external_user_id": USER,
+    "attributes": _ATTRIBUTES,
+    "created_at": AT,
+    "blocked": False,
+}
+_TOTALS = [
+    {"unit": "Points", "rewards_count": 3, "amount": "4.26", "reversed": "1.00", "balance": "3.26"}
+]
+
+USER_RETRIEVE = [
+    _ok(
+        "user",
+        "Attributes, and the totals of the key's mode",
+        {**_USER, "mode": "live", "totals": _TOTALS},
+    )
+]
+
+USER_REPLACE = [
+    _request("replace", "Replace every attribute", {"attributes": _ATTRIBUTES}),
+    OpenApiExample(
+        "created",
+        value={"code": "ok", "data": _USER},
+        summary="An unknown user is created (201)",
+        response_only=True,
+        status_codes=["201"],
+    ),
+    _ok("replace", "A known user's attributes replaced", _USER),
+]
+
+USER_UPDATE = [
+    _request(
+        "merge",
+        "Change one attribute, remove another (null)",
+        {"attributes": {"tier": "platinum", "country": None}},
+    ),
+    _ok(
+        "merge",
+        "The attributes after the merge",
+        {**_USER, "attributes": {"tier": "platinum", "age": 34}},
+    ),
+]
+
+USER_ERASE = [
+    _ok(
+        "erased",
+        "Erased: the external id no longer reaches the user",
+        {"user_uuid": USER_UUID, "erased_at": AT},
+    )
+]

@@ -332,6 +332,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- End users: erasure -----------------------------------------------------------------------
+
+# Keys the hash an erased user's external id becomes (partnerships.pseudonyms). Kept apart from
+# SECRET_KEY, which may be rotated: changing this one makes erased external ids usable again.
+USER_ERASURE_SECRET = env("USER_ERASURE_SECRET", default=SECRET_KEY)
+
 # --- Logging ----------------------------------------------------------------------------------
 
 LOGGING = {

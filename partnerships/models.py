@@ -35,6 +35,10 @@ def validate_cidr(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IP address or CIDR block") from exc
 
 
+def default_user_attribute_schema() -> dict:
+    return {"type": "object"}
+
+
 class Partner(models.Model):
     """The company: a bank, a fintech, a merchant, an app."""
 
@@ -96,6 +100,15 @@ class Partnership(models.Model):
         blank=True,
         help_text="Origins of browser apps that call with user tokens (CORS), comma-separated, "
         "e.g. https://app.example.com. Empty: no browser app.",
+    )
+    # JSON Schema (draft 2020-12) of end users' attributes: the user API validates them with it,
+    # and campaign rules type-check ``user.<name>`` against its properties. Edited in Pilot with
+    # the trigger schemas' field editor (campaigns/user_schema.py, which checks it there).
+    user_attribute_schema = models.JSONField(
+        default=default_user_attribute_schema,
+        db_default=models.Value({"type": "object"}, models.JSONField()),
+        blank=True,
+        help_text="JSON Schema (draft 2020-12) that end users' attributes must match.",
     )
 
     class Meta:
@@ -179,10 +192,17 @@ class EndUser(models.Model):
     blocked_reason = models.CharField(
         max_length=500, blank=True, default="", db_default="", editable=False
     )
+    # Erased (GDPR-style, rewards.services.erasure): the row stays, for the rewards and events
+    # that reference it, but its external id is replaced by a keyed hash of it
+    # (``partnerships.pseudonyms.erased_external_id``) and its attributes are gone.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "end user"
-        permissions = [("block_enduser", "Can block and unblock end users")]
+        permissions = [
+            ("block_enduser", "Can block and unblock end users"),
+            ("erase_enduser", "Can erase end users (GDPR)"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["partnership", "external_user_id"], name="uniq_end_user_external_id"

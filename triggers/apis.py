@@ -100,6 +100,10 @@ class TriggerEventCreateApi(APIView):
             409: error(
                 "Idempotency key reused with another body", ErrorCode.IDEMPOTENCY_KEY_REUSED
             ),
+            410: error(
+                "The user was erased (also for a retry of one of their events)",
+                ErrorCode.USER_ERASED,
+            ),
             422: error(
                 "Invalid body or context (one entry per problem in `errors`), archived "
                 "trigger, or occurred_at older than the partnership accepts",
