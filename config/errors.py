@@ -100,7 +100,6 @@ MESSAGES = {
     ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
     ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
     ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
-
     ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
     ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
 }
