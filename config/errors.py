@@ -54,6 +54,10 @@ class ErrorCode(StrEnum):
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
     CAMPAIGN_DOES_NOT_EXIST = "campaign_does_not_exist"
+    # Configuration as code (rewards.configuration)
+    MALFORMED_DOCUMENT = "malformed_document"
+    CONFIGURATION_CHANGED = "configuration_changed"
+    FINGERPRINT_REQUIRED = "fingerprint_required"
     # Key rotation and user tokens (issue 12)
     API_KEY_NOT_ROTATABLE = "api_key_not_rotatable"
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
@@ -81,6 +85,12 @@ MESSAGES = {
     ErrorCode.INTERNAL_ERROR: "Internal server error",
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
+    ErrorCode.CONFIGURATION_CHANGED: (
+        "The configuration changed since the plan you were shown: plan again, or force"
+    ),
+    ErrorCode.FINGERPRINT_REQUIRED: (
+        "Say which configuration the plan was made against (its fingerprint), or force"
+    ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
     ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
     ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
