@@ -102,8 +102,14 @@ class ChangeResult:
 
 
 def _locked(campaign: Campaign) -> Campaign:
-    """The campaign row, locked until the end of the transaction (the lifecycle's one lock)."""
-    return Campaign.objects.select_for_update().select_related("partnership").get(pk=campaign.pk)
+    """The campaign row, locked until the end of the transaction (the lifecycle's one lock).
+
+    ``FOR NO KEY UPDATE OF`` the campaign alone: a plain ``FOR UPDATE`` of the join would lock
+    the partnership row too, and it and the campaign's ``FOR UPDATE`` would block the ``FOR KEY
+    SHARE`` that every event insert takes on its partnership and every reward insert on its
+    campaign, for as long as the caller's transaction lasts (a configuration apply's)."""
+    locked = Campaign.objects.select_for_update(no_key=True, of=("self",))
+    return locked.select_related("partnership").get(pk=campaign.pk)
 
 
 def _contributors(campaign: Campaign, pending: CampaignVersion) -> set[int]:

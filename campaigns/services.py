@@ -70,7 +70,8 @@ def campaign_save(*, campaign: Campaign, author=None, reason: str = "") -> Campa
     campaign.full_clean()
     before = None
     if not campaign._state.adding:
-        saved = Campaign.objects.select_for_update().values_list("version", flat=True)
+        # NO KEY: reward inserts take FOR KEY SHARE on the campaign and must not wait.
+        saved = Campaign.objects.select_for_update(no_key=True).values_list("version", flat=True)
         previous = saved.get(pk=campaign.pk)
         campaign.version = previous + 1
         before = (

@@ -57,6 +57,10 @@ class ErrorCode(StrEnum):
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
     CAMPAIGN_DOES_NOT_EXIST = "campaign_does_not_exist"
+    # Configuration as code (rewards.configuration)
+    MALFORMED_DOCUMENT = "malformed_document"
+    CONFIGURATION_CHANGED = "configuration_changed"
+    FINGERPRINT_REQUIRED = "fingerprint_required"
 
 
 MESSAGES = {
@@ -76,6 +80,12 @@ MESSAGES = {
     ErrorCode.INTERNAL_ERROR: "Internal server error",
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
+    ErrorCode.CONFIGURATION_CHANGED: (
+        "The configuration changed since the plan you were shown: plan again, or force"
+    ),
+    ErrorCode.FINGERPRINT_REQUIRED: (
+        "Say which configuration the plan was made against (its fingerprint), or force"
+    ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
     ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
     ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",

@@ -285,8 +285,12 @@ def _prepared() -> Iterator[None]:
     """Statements run inside are prepared on this connection: planned once, not per request.
 
     Unprepared, planning the ingest statement cost PostgreSQL more than running it. Django
-    keeps psycopg's preparation off for everything else (see DATABASES in settings).
+    keeps psycopg's preparation off for everything else (see DATABASES in settings). Off with
+    ``DATABASE_PREPARE_INGEST=false`` (a transaction-mode pooler).
     """
+    if not settings.DATABASE_PREPARE_INGEST:
+        yield
+        return
     raw = connection.connection
     threshold = raw.prepare_threshold
     raw.prepare_threshold = 0
