@@ -54,6 +54,12 @@ class ErrorCode(StrEnum):
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
     CAMPAIGN_DOES_NOT_EXIST = "campaign_does_not_exist"
+    # Management API (staff tokens, revisions)
+    PARTNER_KEY_NOT_ACCEPTED = "partner_key_not_accepted"
+    PRECONDITION_REQUIRED = "precondition_required"
+    VERSION_CONFLICT = "version_conflict"
+    RESOURCE_IN_USE = "resource_in_use"
+    ACTION_REFUSED = "action_refused"
 
 
 MESSAGES = {
@@ -74,6 +80,16 @@ MESSAGES = {
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.PARTNER_KEY_NOT_ACCEPTED: (
+        "A partner API key cannot call the management API: send a staff token as "
+        "Authorization: Bearer staff_..."
+    ),
+    ErrorCode.PRECONDITION_REQUIRED: (
+        "Send If-Match with the ETag of the version you read (GET it first)"
+    ),
+    ErrorCode.VERSION_CONFLICT: (
+        "It changed since you read it: GET it again, reapply your change and send the new ETag"
+    ),
 }
 
 
