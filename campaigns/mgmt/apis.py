@@ -98,16 +98,13 @@ class CampaignIn(StrictSerializer):
     ends_at = serializers.DateTimeField(allow_null=True, required=False)
     priority = serializers.IntegerField(min_value=-(2**31), max_value=2**31 - 1, required=False)
     exclusive = serializers.BooleanField(required=False)
-    condition = serializers.CharField(
-        allow_blank=True, max_length=10_000, required=False, trim_whitespace=False
-    )
+    # Trimmed, as Pilot's form trims them (so errors point at the same columns).
+    condition = serializers.CharField(allow_blank=True, max_length=10_000, required=False)
     facts = serializers.ListField(child=serializers.DictField(), max_length=20, required=False)
     reward_type = serializers.ChoiceField(Campaign.RewardType.choices, required=False)
     reward_value = serializers.DecimalField(**Money, allow_null=True, required=False)
     reward_field = serializers.CharField(allow_blank=True, max_length=64, required=False)
-    reward_expression = serializers.CharField(
-        allow_blank=True, max_length=10_000, required=False, trim_whitespace=False
-    )
+    reward_expression = serializers.CharField(allow_blank=True, max_length=10_000, required=False)
     reward_min = serializers.DecimalField(**Money, allow_null=True, required=False)
     reward_max = serializers.DecimalField(**Money, allow_null=True, required=False)
     rounding = serializers.ChoiceField(Campaign.Rounding.choices, required=False)
@@ -142,11 +139,12 @@ def _apply(campaign: Campaign, data: dict, partnership) -> None:
     data = dict(data)
     if "trigger_id" in data:
         trigger = Trigger.objects.filter(partnership=partnership, pk=data.pop("trigger_id"))
-        campaign.trigger = trigger.first()
-        if campaign.trigger is None:
+        trigger = trigger.first()
+        if trigger is None:
             raise validation_error(
                 [field_error("trigger_id", "does_not_exist", "No such trigger in this partnership")]
             )
+        campaign.trigger = trigger
     for name, value in data.items():
         setattr(campaign, name, value)
     for name in ("description", "condition", "reward_field", "reward_expression", "period"):

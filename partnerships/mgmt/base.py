@@ -116,16 +116,17 @@ class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not declare (a typo must not be silently ignored)."""
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        name: [serializers.ErrorDetail("Unknown field", "unknown")]
-                        for name in unknown
-                    }
-                )
-        return super().to_internal_value(data)
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        errors = {name: [serializers.ErrorDetail("Unknown field", "unknown")] for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError({**exc.detail, **errors}) from exc
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
 
 
 # --- OpenAPI --------------------------------------------------------------------------------
@@ -173,6 +174,7 @@ READ_ERRORS = {**MGMT_AUTH_ERRORS, 422: error("Invalid query", ErrorCode.VALIDAT
 BODY_ERRORS = {
     **MGMT_AUTH_ERRORS,
     400: error("The body is not JSON", ErrorCode.MALFORMED_JSON),
+    413: error("Body too large", ErrorCode.PAYLOAD_TOO_LARGE),
     415: error("Body is not application/json", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
     422: error("Invalid fields (per field in `errors`)", ErrorCode.VALIDATION_ERROR),
 }

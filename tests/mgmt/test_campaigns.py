@@ -26,7 +26,7 @@ BAD = {
     "reward_value": "5",
     "reward_min": "10",
     "reward_max": "1",
-    "facts": [{"name": "n", "aggregate": "count", "window_days": 0}],
+    "facts": [{"name": "n", "aggregate": "count", "window_days": 7}],
 }
 
 
@@ -58,7 +58,7 @@ def test_a_bad_campaign_is_refused_with_pilots_errors(approver, trigger, partner
     form = {
         **form_of(CampaignFactory.build(trigger=trigger, partnership=partnership)),
         **{k: v for k, v in BAD.items() if k != "facts"},
-        "facts": '[{"name": "n", "aggregate": "count", "window_days": 0}]',
+        "facts": '[{"name": "n", "aggregate": "count", "window_days": 7}]',
         "trigger": trigger.pk,
         "partnership": partnership.pk,
         "rounding": "ROUND_HALF_UP",
@@ -71,7 +71,7 @@ def test_a_bad_campaign_is_refused_with_pilots_errors(approver, trigger, partner
         field: list(messages) for field, messages in pilot.context["adminform"].form.errors.items()
     }
     assert api_errors == pilot_errors
-    assert {"condition", "reward_field"} <= set(api_errors)
+    assert "condition" in api_errors
     assert not Campaign.objects.filter(slug="broken").exists()
 
 
@@ -312,8 +312,8 @@ def test_deleting_a_campaign_with_rewards_ends_it(approver, trigger, partnership
 
 
 def test_deleting_a_trigger_with_events_archives_it(approver, partnership):
-    reward = RewardFactory(campaign=CampaignFactory(partnership=partnership, status="ended"))
-    trigger = reward.campaign.trigger
+    trigger = TriggerFactory(partnership=partnership, name="purchase")
+    RewardFactory(campaign=CampaignFactory(trigger=trigger, status="ended"))
     api = staff_client(approver, roles.ADMIN, partnership)
     response = api.delete(
         url(partnership, "triggers", trigger.pk), HTTP_IF_MATCH=f'"{trigger.revision}"'

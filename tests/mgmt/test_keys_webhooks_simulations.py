@@ -41,7 +41,9 @@ def test_an_api_key_is_shown_once_works_and_is_revoked(developer_api, partnershi
     assert revoked.json()["data"]["status"] == "revoked"
     assert partner.get(f"/partnerships/{partnership.pk}").status_code == 400
     assert list(
-        AuditEntry.objects.filter(target_id=str(ApiKey.objects.get(prefix=prefix).pk))
+        AuditEntry.objects.filter(
+            target_type="partnerships.apikey", target_id=str(ApiKey.objects.get(prefix=prefix).pk)
+        )
         .order_by("at")
         .values_list("action", flat=True)
     ) == ["apikey.create", "apikey.revoke"]
