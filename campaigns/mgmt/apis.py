@@ -335,5 +335,14 @@ def action_view(action: Action):
             operation_id=f"mgmt_campaign_{action.value}",
             summary=f"{action.value.capitalize()} a campaign (If-Match; the approval rules "
             "apply, acting as the token's creator)",
+            examples=[
+                OpenApiExample(
+                    "reject" if action == Action.REJECT else "no body",
+                    value={"reason": "The budget is above this quarter's"}
+                    if action == Action.REJECT
+                    else {},
+                    request_only=True,
+                )
+            ],
         )
     )(type(f"Campaign{action.value.capitalize()}Api", (CampaignActionApi,), {"action": action}))
