@@ -20,16 +20,13 @@ from partnerships.mgmt.base import (
     CONFLICT,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
     django_errors,
     if_match,
+    list_schema,
     ok,
-    page,
-    page_of,
 )
 from triggers.models import Trigger
 
@@ -177,21 +174,10 @@ class CampaignApi(MgmtApi):
 
 
 class CampaignListApi(CampaignApi):
-    @extend_schema(
-        operation_id="mgmt_campaign_list",
-        summary="A partnership's campaigns",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtCampaignPage", page_of("MgmtCampaign", CampaignOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("campaign", CampaignOut, "A partnership's campaigns")
     def get(self, request, partnership_id):
-        self.staff.require("campaigns.view_campaign")
-        partnership = self.staff.partnership(partnership_id)
-        rows = Campaign.objects.filter(partnership=partnership).select_related("trigger")
-        return page(request, rows.order_by("created_at", "id"), lambda c: CampaignOut(c).data)
+        rows = Campaign.objects.select_related("trigger")
+        return self.listing("campaigns.view_campaign", partnership_id, rows, CampaignOut)
 
     @extend_schema(
         operation_id="mgmt_campaign_create",
@@ -199,7 +185,6 @@ class CampaignListApi(CampaignApi):
         request=CampaignIn,
         responses={201: ok_envelope("MgmtCampaignCreated", CampaignOut), **BODY_ERRORS},
         examples=[OpenApiExample("cashback", value=CAMPAIGN_EXAMPLE_IN, request_only=True)],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("campaigns.add_campaign")
@@ -219,7 +204,6 @@ class CampaignDetailApi(CampaignApi):
         operation_id="mgmt_campaign_retrieve",
         summary="One campaign, with the change awaiting approval (its ETag in the header)",
         responses={200: ok_envelope("MgmtCampaign", CampaignOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, campaign_id):
         self.staff.require("campaigns.view_campaign")
@@ -238,7 +222,6 @@ class CampaignDetailApi(CampaignApi):
             **WRITE_ERRORS,
         },
         examples=[OpenApiExample("raise budget", value={"budget": "20000"}, request_only=True)],
-        tags=["management"],
     )
     def patch(self, request, partnership_id, campaign_id):
         self.staff.require("campaigns.change_campaign")
@@ -266,7 +249,6 @@ class CampaignDetailApi(CampaignApi):
             409: CONFLICT,
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def delete(self, request, partnership_id, campaign_id):
         campaign = self.campaign(partnership_id, campaign_id)
@@ -305,7 +287,6 @@ class CampaignActionApi(CampaignApi):
             ),
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def post(self, request, partnership_id, campaign_id):
         self.staff.require(lifecycle.PERMISSION[self.action])

@@ -16,16 +16,14 @@ from .base import (
     BODY_ERRORS,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
     django_errors,
     if_match,
+    list_schema,
     ok,
     page,
-    page_of,
 )
 
 PARTNERSHIP_EXAMPLE = {
@@ -90,16 +88,7 @@ def _saved(save):
 
 
 class PartnershipListApi(MgmtApi):
-    @extend_schema(
-        operation_id="mgmt_partnership_list",
-        summary="The token's partnerships",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtPartnershipPage", page_of("MgmtPartnership", PartnershipOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("partnership", PartnershipOut, "The token's partnerships")
     def get(self, request):
         self.staff.require("partnerships.view_partnership")
         rows = self.staff.partnerships().order_by("created_at", "id")
@@ -123,7 +112,6 @@ class PartnershipListApi(MgmtApi):
                 status_codes=["201"],
             ),
         ],
-        tags=["management"],
     )
     def post(self, request):
         token = self.staff.token
@@ -156,7 +144,6 @@ class PartnershipDetailApi(MgmtApi):
                 "partnership", value={"code": "ok", "data": PARTNERSHIP_EXAMPLE}, response_only=True
             )
         ],
-        tags=["management"],
     )
     def get(self, request, partnership_id):
         self.staff.require("partnerships.view_partnership")
@@ -170,7 +157,6 @@ class PartnershipDetailApi(MgmtApi):
         request=PartnershipIn(partial=True),
         responses={200: ok_envelope("MgmtPartnershipUpdated", PartnershipOut), **WRITE_ERRORS},
         examples=[OpenApiExample("rename", value={"name": "Acme Cashback"}, request_only=True)],
-        tags=["management"],
     )
     def patch(self, request, partnership_id):
         self.staff.require("partnerships.change_partnership")
@@ -230,21 +216,9 @@ KEY_CREATED = {
 
 
 class ApiKeyListApi(MgmtApi):
-    @extend_schema(
-        operation_id="mgmt_api_key_list",
-        summary="A partnership's API keys (never their secrets)",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtApiKeyPage", page_of("MgmtApiKey", ApiKeyOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("api_key", ApiKeyOut, "A partnership's API keys (never their secrets)")
     def get(self, request, partnership_id):
-        self.staff.require("partnerships.view_apikey")
-        partnership = self.staff.partnership(partnership_id)
-        rows = ApiKey.objects.filter(partnership=partnership).order_by("created_at", "id")
-        return page(request, rows, lambda row: ApiKeyOut(row).data)
+        return self.listing("partnerships.view_apikey", partnership_id, ApiKey.objects, ApiKeyOut)
 
     @extend_schema(
         operation_id="mgmt_api_key_create",
@@ -260,7 +234,6 @@ class ApiKeyListApi(MgmtApi):
                 status_codes=["201"],
             ),
         ],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("partnerships.add_apikey")
@@ -282,7 +255,6 @@ class ApiKeyDetailApi(MgmtApi):
         operation_id="mgmt_api_key_retrieve",
         summary="One API key",
         responses={200: ok_envelope("MgmtApiKey", ApiKeyOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, prefix):
         self.staff.require("partnerships.view_apikey")
@@ -295,7 +267,6 @@ class ApiKeyRevokeApi(MgmtApi):
         summary="Revoke an API key at once (idempotent; no If-Match: it only stops a key)",
         request=None,
         responses={200: ok_envelope("MgmtApiKeyRevoked", ApiKeyOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def post(self, request, partnership_id, prefix):
         self.staff.require("partnerships.change_apikey")

@@ -86,7 +86,6 @@ class DryRunApi(MgmtApi):
                 request_only=True,
             ),
         ],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("campaigns.view_campaign")
@@ -165,7 +164,6 @@ class BacktestListApi(MgmtApi):
         request=BacktestIn,
         responses={202: ok_envelope("MgmtBacktestQueued", BacktestOut), **BODY_ERRORS},
         examples=[OpenApiExample("30 days", value={"days": 30, "mode": "live"}, request_only=True)],
-        tags=["management"],
     )
     def post(self, request, partnership_id, campaign_id):
         self.staff.require("campaigns.change_campaign")  # as Pilot's backtest button
@@ -189,7 +187,6 @@ class BacktestDetailApi(MgmtApi):
         operation_id="mgmt_backtest_retrieve",
         summary="A backtest's status, progress and results",
         responses={200: ok_envelope("MgmtBacktest", BacktestOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, campaign_id, backtest_id):
         self.staff.require("campaigns.view_campaign")

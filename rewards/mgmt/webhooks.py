@@ -9,16 +9,13 @@ from partnerships.mgmt.base import (
     BODY_ERRORS,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
     django_errors,
     if_match,
+    list_schema,
     ok,
-    page,
-    page_of,
 )
 
 from ..webhooks.models import WebhookEndpoint, WebhookEventType
@@ -74,23 +71,10 @@ class EndpointApi(MgmtApi):
 
 
 class EndpointListApi(EndpointApi):
-    @extend_schema(
-        operation_id="mgmt_webhook_endpoint_list",
-        summary="A partnership's webhook endpoints (never their secrets)",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope(
-                "MgmtWebhookEndpointPage", page_of("MgmtWebhookEndpoint", EndpointOut)
-            ),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("webhook_endpoint", EndpointOut, "A partnership's webhook endpoints (no secrets)")
     def get(self, request, partnership_id):
-        self.staff.require("rewards.view_webhookendpoint")
-        partnership = self.staff.partnership(partnership_id)
-        rows = WebhookEndpoint.objects.filter(partnership=partnership).order_by("created_at", "id")
-        return page(request, rows, lambda row: EndpointOut(row).data)
+        rows = WebhookEndpoint.objects
+        return self.listing("rewards.view_webhookendpoint", partnership_id, rows, EndpointOut)
 
     @extend_schema(
         operation_id="mgmt_webhook_endpoint_create",
@@ -113,7 +97,6 @@ class EndpointListApi(EndpointApi):
                 status_codes=["201"],
             ),
         ],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("rewards.add_webhookendpoint")
@@ -131,7 +114,6 @@ class EndpointDetailApi(EndpointApi):
         operation_id="mgmt_webhook_endpoint_retrieve",
         summary="One webhook endpoint (its ETag in the header)",
         responses={200: ok_envelope("MgmtWebhookEndpoint", EndpointOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, endpoint_id):
         self.staff.require("rewards.view_webhookendpoint")
@@ -145,7 +127,6 @@ class EndpointDetailApi(EndpointApi):
         request=EndpointIn(partial=True),
         responses={200: ok_envelope("MgmtWebhookEndpointUpdated", EndpointOut), **WRITE_ERRORS},
         examples=[OpenApiExample("pause", value={"active": False}, request_only=True)],
-        tags=["management"],
     )
     def patch(self, request, partnership_id, endpoint_id):
         self.staff.require("rewards.change_webhookendpoint")
@@ -170,7 +151,6 @@ class EndpointDetailApi(EndpointApi):
             204: OpenApiResponse(description="Deleted"),
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def delete(self, request, partnership_id, endpoint_id):
         self.staff.require("rewards.delete_webhookendpoint")

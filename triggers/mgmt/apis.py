@@ -10,16 +10,13 @@ from partnerships.mgmt.base import (
     CONFLICT,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
     django_errors,
     if_match,
+    list_schema,
     ok,
-    page,
-    page_of,
 )
 
 from ..models import Trigger
@@ -86,21 +83,9 @@ class TriggerApi(MgmtApi):
 
 
 class TriggerListApi(TriggerApi):
-    @extend_schema(
-        operation_id="mgmt_trigger_list",
-        summary="A partnership's triggers",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtTriggerPage", page_of("MgmtTrigger", TriggerOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("trigger", TriggerOut, "A partnership's triggers")
     def get(self, request, partnership_id):
-        self.staff.require("triggers.view_trigger")
-        partnership = self.staff.partnership(partnership_id)
-        rows = Trigger.objects.filter(partnership=partnership).order_by("created_at", "id")
-        return page(request, rows, lambda row: TriggerOut(row).data)
+        return self.listing("triggers.view_trigger", partnership_id, Trigger.objects, TriggerOut)
 
     @extend_schema(
         operation_id="mgmt_trigger_create",
@@ -123,7 +108,6 @@ class TriggerListApi(TriggerApi):
                 status_codes=["201"],
             ),
         ],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("triggers.add_trigger")
@@ -144,7 +128,6 @@ class TriggerDetailApi(TriggerApi):
                 "trigger", value={"code": "ok", "data": TRIGGER_EXAMPLE}, response_only=True
             )
         ],
-        tags=["management"],
     )
     def get(self, request, partnership_id, trigger_id):
         self.staff.require("triggers.view_trigger")
@@ -160,7 +143,6 @@ class TriggerDetailApi(TriggerApi):
         examples=[
             OpenApiExample("describe", value={"description": "A purchase"}, request_only=True)
         ],
-        tags=["management"],
     )
     def patch(self, request, partnership_id, trigger_id):
         self.staff.require("triggers.change_trigger")
@@ -186,7 +168,6 @@ class TriggerDetailApi(TriggerApi):
             409: CONFLICT,
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def delete(self, request, partnership_id, trigger_id):
         self.staff.require("triggers.delete_trigger")
