@@ -27,6 +27,7 @@ from partnerships.mgmt.base import (
     if_match,
     list_schema,
     ok,
+    validated,
 )
 from triggers.models import Trigger
 
@@ -189,10 +190,9 @@ class CampaignListApi(CampaignApi):
     def post(self, request, partnership_id):
         self.staff.require("campaigns.add_campaign")
         partnership = self.staff.partnership(partnership_id)
-        body = CampaignIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(CampaignIn, request.data)
         campaign = Campaign(partnership=partnership)
-        _apply(campaign, body.validated_data, partnership)
+        _apply(campaign, body, partnership)
         _written(lambda: campaign_save(campaign=campaign, author=self.staff.user))
         response = self.answer(campaign.pk)
         response.status_code = 201
@@ -227,9 +227,8 @@ class CampaignDetailApi(CampaignApi):
         self.staff.require("campaigns.change_campaign")
         campaign = self.campaign(partnership_id, campaign_id)
         expected = if_match(request)
-        body = CampaignIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        _apply(campaign, body.validated_data, campaign.partnership)
+        body = validated(CampaignIn, request.data, partial=True)
+        _apply(campaign, body, campaign.partnership)
         result = _written(
             lambda: lifecycle.campaign_change(
                 campaign=campaign, author=self.staff.user, expected_revision=expected
@@ -292,8 +291,7 @@ class CampaignActionApi(CampaignApi):
         self.staff.require(lifecycle.PERMISSION[self.action])
         campaign = self.campaign(partnership_id, campaign_id)
         expected = if_match(request)
-        body = ActionIn(data=request.data if request.data else {})
-        body.is_valid(raise_exception=True)
+        body = validated(ActionIn, request.data if request.data else {})
         pending = campaign_pending_change(campaign=campaign)
         # If-Match covers what approval shows: a new proposal bumps the revision under the
         # lock approval takes, so the pending change read here is the one at that revision.
@@ -302,7 +300,7 @@ class CampaignActionApi(CampaignApi):
                 campaign=campaign,
                 action=self.action,
                 user=self.staff.user,
-                reason=body.validated_data["reason"],
+                reason=body["reason"],
                 shown_id=pending.pk if pending else None,
                 expected_revision=expected,
             )

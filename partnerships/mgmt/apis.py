@@ -19,11 +19,14 @@ from .base import (
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
+    assign,
+    create_examples,
     django_errors,
     if_match,
     list_schema,
     ok,
     page,
+    validated,
 )
 
 PARTNERSHIP_EXAMPLE = {
@@ -75,11 +78,6 @@ class PartnershipCreateIn(PartnershipIn):
     partner = serializers.CharField(max_length=200, help_text="The company; created if new")
 
 
-def _apply(instance, data: dict) -> None:
-    for name, value in data.items():
-        setattr(instance, name, value)
-
-
 def _saved(save):
     try:
         return save()
@@ -99,19 +97,10 @@ class PartnershipListApi(MgmtApi):
         summary="Create a partnership (unscoped Admin tokens only)",
         request=PartnershipCreateIn,
         responses={201: ok_envelope("MgmtPartnershipCreated", PartnershipOut), **BODY_ERRORS},
-        examples=[
-            OpenApiExample(
-                "create",
-                value={"partner": "Acme Bank", "name": "Acme Rewards", "time_zone": "Europe/Paris"},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": PARTNERSHIP_EXAMPLE},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        examples=create_examples(
+            {"partner": "Acme Bank", "name": "Acme Rewards", "time_zone": "Europe/Paris"},
+            PARTNERSHIP_EXAMPLE,
+        ),
     )
     def post(self, request):
         token = self.staff.token
@@ -123,13 +112,11 @@ class PartnershipListApi(MgmtApi):
                 "partnerships",
             )
         self.staff.require("partnerships.add_partnership", "partnerships.add_partner")
-        body = PartnershipCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
+        data = validated(PartnershipCreateIn, request.data)
         with transaction.atomic():
             partner, _ = Partner.objects.get_or_create(name=data.pop("partner"))
             partnership = Partnership(partner=partner)
-            _apply(partnership, data)
+            assign(partnership, data)
             _saved(lambda: partnership_save(partnership=partnership, actor=self.staff.user))
         return ok(PartnershipOut(partnership).data, status=201, revision=partnership.revision)
 
@@ -162,9 +149,8 @@ class PartnershipDetailApi(MgmtApi):
         self.staff.require("partnerships.change_partnership")
         partnership = self.staff.partnership(partnership_id)
         expected = if_match(request)
-        body = PartnershipIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        _apply(partnership, body.validated_data)
+        body = validated(PartnershipIn, request.data, partial=True)
+        assign(partnership, body)
         _saved(
             lambda: partnership_save(
                 partnership=partnership, actor=self.staff.user, expected_revision=expected
@@ -225,22 +211,13 @@ class ApiKeyListApi(MgmtApi):
         summary="Issue an API key (shown once in the answer)",
         request=ApiKeyIn,
         responses={201: ok_envelope("MgmtApiKeyCreated", ApiKeyCreatedOut), **BODY_ERRORS},
-        examples=[
-            OpenApiExample("create", value={"name": "backend", "mode": "live"}, request_only=True),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": KEY_CREATED},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        examples=create_examples({"name": "backend", "mode": "live"}, KEY_CREATED),
     )
     def post(self, request, partnership_id):
         self.staff.require("partnerships.add_apikey")
         partnership = self.staff.partnership(partnership_id)
-        body = ApiKeyIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        key = ApiKey(partnership=partnership, **body.validated_data)
+        body = validated(ApiKeyIn, request.data)
+        key = ApiKey(partnership=partnership, **body)
         issued = _saved(lambda: api_key_create_audited(api_key=key, actor=self.staff.user))
         return ok({**ApiKeyOut(issued.api_key).data, "api_key": issued.plaintext}, status=201)
 

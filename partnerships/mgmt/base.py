@@ -10,7 +10,12 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -79,6 +84,18 @@ def if_match(request) -> int:
     if match is None:
         raise version_conflict()
     return int(match.group(1))
+
+
+def validated(serializer: type[serializers.Serializer], data, *, partial: bool = False) -> dict:
+    """``data`` as ``serializer`` validates it (422 per field otherwise)."""
+    body = serializer(data=data, partial=partial)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
+def assign(instance, values: dict) -> None:
+    for name, value in values.items():
+        setattr(instance, name, value)
 
 
 class PageQuery(serializers.Serializer):
@@ -203,6 +220,19 @@ def page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.S
             "next": serializers.URLField(allow_null=True, help_text="The next page, or null"),
         },
     )
+
+
+def create_examples(request: dict, created: dict) -> list[OpenApiExample]:
+    """A create operation's examples: what to send, and its 201."""
+    return [
+        OpenApiExample("create", value=request, request_only=True),
+        OpenApiExample(
+            "created",
+            value={"code": "ok", "data": created},
+            response_only=True,
+            status_codes=["201"],
+        ),
+    ]
 
 
 def list_schema(name: str, item: type[serializers.Serializer], summary: str):

@@ -12,10 +12,13 @@ from partnerships.mgmt.base import (
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
+    assign,
+    create_examples,
     django_errors,
     if_match,
     list_schema,
     ok,
+    validated,
 )
 
 from ..webhooks.models import WebhookEndpoint, WebhookEventType
@@ -84,26 +87,16 @@ class EndpointListApi(EndpointApi):
             201: ok_envelope("MgmtWebhookEndpointCreated", EndpointCreatedOut),
             **BODY_ERRORS,
         },
-        examples=[
-            OpenApiExample(
-                "create",
-                value={k: ENDPOINT_EXAMPLE[k] for k in ("url", "event_types", "modes")},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": {**ENDPOINT_EXAMPLE, "secret": "whsec_…"}},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        examples=create_examples(
+            {k: ENDPOINT_EXAMPLE[k] for k in ("url", "event_types", "modes")},
+            {**ENDPOINT_EXAMPLE, "secret": "whsec_…"},
+        ),
     )
     def post(self, request, partnership_id):
         self.staff.require("rewards.add_webhookendpoint")
         partnership = self.staff.partnership(partnership_id)
-        body = EndpointIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        endpoint = WebhookEndpoint(partnership=partnership, **body.validated_data)
+        body = validated(EndpointIn, request.data)
+        endpoint = WebhookEndpoint(partnership=partnership, **body)
         secret = self.save(endpoint)
         data = {**EndpointOut(endpoint).data, "secret": secret}
         return ok(data, status=201, revision=endpoint.revision)
@@ -132,10 +125,8 @@ class EndpointDetailApi(EndpointApi):
         self.staff.require("rewards.change_webhookendpoint")
         endpoint = self.endpoint(partnership_id, endpoint_id)
         expected = if_match(request)
-        body = EndpointIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        for name, value in body.validated_data.items():
-            setattr(endpoint, name, value)
+        body = validated(EndpointIn, request.data, partial=True)
+        assign(endpoint, body)
         self.save(endpoint, expected)
         return ok(EndpointOut(endpoint).data, revision=endpoint.revision)
 

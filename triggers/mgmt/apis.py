@@ -13,10 +13,13 @@ from partnerships.mgmt.base import (
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
+    assign,
+    create_examples,
     django_errors,
     if_match,
     list_schema,
     ok,
+    validated,
 )
 
 from ..models import Trigger
@@ -92,29 +95,19 @@ class TriggerListApi(TriggerApi):
         summary="Create a trigger",
         request=TriggerIn,
         responses={201: ok_envelope("MgmtTriggerCreated", TriggerOut), **BODY_ERRORS},
-        examples=[
-            OpenApiExample(
-                "create",
-                value={
-                    "name": "transaction_completed",
-                    "context_schema": TRIGGER_EXAMPLE["context_schema"],
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": TRIGGER_EXAMPLE},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        examples=create_examples(
+            {
+                "name": "transaction_completed",
+                "context_schema": TRIGGER_EXAMPLE["context_schema"],
+            },
+            TRIGGER_EXAMPLE,
+        ),
     )
     def post(self, request, partnership_id):
         self.staff.require("triggers.add_trigger")
         partnership = self.staff.partnership(partnership_id)
-        body = TriggerIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        trigger = self.save(Trigger(partnership=partnership, **body.validated_data))
+        body = validated(TriggerIn, request.data)
+        trigger = self.save(Trigger(partnership=partnership, **body))
         return ok(TriggerOut(trigger).data, status=201, revision=trigger.revision)
 
 
@@ -148,10 +141,8 @@ class TriggerDetailApi(TriggerApi):
         self.staff.require("triggers.change_trigger")
         trigger = self.trigger(partnership_id, trigger_id)
         expected = if_match(request)
-        body = TriggerIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        for name, value in body.validated_data.items():
-            setattr(trigger, name, value)
+        body = validated(TriggerIn, request.data, partial=True)
+        assign(trigger, body)
         self.save(trigger, expected)
         return ok(TriggerOut(trigger).data, revision=trigger.revision)
 
