@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from config.localcache import config_cache
 from config.revisions import revision_bump
+from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
 
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
@@ -86,15 +87,25 @@ def campaign_save(
             .values_list("snapshot", flat=True)
             .first()
         )
+    adding = campaign._state.adding
     campaign.save()
     snapshot = campaign_snapshot(campaign=campaign)
+    changes = snapshot_diff(before, snapshot)
+    if author is not None:  # an operator's (Pilot, the management API); not code's own
+        audit_record(
+            actor=author,
+            action="campaign.create" if adding else "campaign.change",
+            target=campaign,
+            partnership=campaign.partnership,
+            changes=changes,
+        )
     unapproved = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SUBMITTED)
     CampaignVersion.objects.create(
         campaign=campaign,
         version=campaign.version,
         state=CampaignVersion.State.DRAFT if unapproved else CampaignVersion.State.APPROVED,
         snapshot=snapshot,
-        changes=snapshot_diff(before, snapshot),
+        changes=changes,
         author=author,
         reason=reason,
     )

@@ -4,7 +4,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -202,8 +201,6 @@ def api_key_create_audited(*, api_key: ApiKey, actor) -> IssuedKey:
     form validates it (``ValidationError`` per field), issued and audited as
     ``apikey.create``; the plaintext is returned once."""
     api_key.full_clean(exclude=["prefix", "hashed_key"])
-    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        raise ValidationError({"expires_at": "Must be in the future."})
     issued = api_key_issue(api_key=api_key)
     audit_record(
         actor=actor,
