@@ -1,7 +1,7 @@
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -40,13 +40,35 @@ def _compile_errors(spec: CampaignSpec, schemas: list[TriggerSchema]) -> dict[st
     return {}
 
 
+# A campaign's dates: far enough either way for any real schedule, and far from the ends of
+# Python's calendar, which the end plus the lateness allowed after it must not pass.
+DATES_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+DATES_UNTIL = datetime(2201, 1, 1, tzinfo=UTC)
+
+
+def _date_errors(campaign: Campaign) -> dict[str, str]:
+    errors = {}
+    for name in ("starts_at", "ends_at"):
+        value = getattr(campaign, name)
+        if not isinstance(value, datetime):
+            continue  # empty, or the field's own error
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if not DATES_FROM <= value < DATES_UNTIL:
+            errors[name] = f"A date from {DATES_FROM.year} to {DATES_UNTIL.year - 1}"
+    return errors
+
+
 def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
     """Field -> message for everything that would keep the campaign from running."""
     if campaign.trigger_id is None or campaign.partnership_id is None:
-        return {}  # the form reports the missing fields itself
-    errors = _compile_errors(
+        return _date_errors(campaign)  # the form reports the missing fields itself
+    errors = _date_errors(campaign)
+    compiled = _compile_errors(
         campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
     )
+    for field, message in compiled.items():
+        errors.setdefault(field, message)
     for field, message in campaign_client_sendable_errors(campaign=campaign).items():
         errors.setdefault(field, message)
     if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
