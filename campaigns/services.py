@@ -293,7 +293,22 @@ def trigger_change_errors(trigger: Trigger) -> dict[str, list[str]]:
         new_partnership_id=trigger.partnership_id,
     )
     refusals = [trigger_change_refusal(broken) for broken in check.refused]
-    return {"context_schema": refusals} if refusals else {}
+    errors = {"context_schema": refusals} if refusals else {}
+    archiving = saved.status == Trigger.Status.ACTIVE and trigger.status != saved.status
+    if archiving and (on_it := trigger_archive_refusals(saved)):
+        errors["status"] = on_it
+    return errors
+
+
+def trigger_archive_refusals(trigger: Trigger) -> list[str]:
+    """Why the trigger may not be archived (or deleted): the active campaigns on it, which
+    would stop receiving its events. Campaigns whose facts read it keep counting its events."""
+    on_it = Campaign.objects.filter(trigger_id=trigger.pk, status=Campaign.Status.ACTIVE)
+    return [
+        f"The active campaign {campaign.name} ({campaign.slug}) is on the trigger "
+        f"{trigger.name}: end or pause it first."
+        for campaign in on_it.order_by("-priority", "created_at")
+    ]
 
 
 def trigger_delete_refusal(trigger: Trigger, broken: CampaignBreak) -> str:

@@ -16,6 +16,7 @@ from .client_sendable import trigger_client_sendable_refusals
 from .decisions import outcome_label
 from .selectors import trigger_event_decisions
 from .services import (
+    trigger_archive_refusals,
     trigger_change_errors,
     trigger_change_refusal,
     trigger_delete_check,
@@ -40,6 +41,10 @@ class TriggerForm(TriggerSchemaForm):
                     f"{refusal} Users write this trigger's context themselves: bound the "
                     "campaign first, or end it.",
                 )
+        archiving = cleaned.get("status") not in (None, Trigger.Status.ACTIVE)
+        if self.instance.pk is not None and self.instance.status == Trigger.Status.ACTIVE:
+            for refusal in trigger_archive_refusals(self.instance) if archiving else ():
+                self.add_error("status", refusal)
         if self.instance.pk is None or not {"context_schema", "name", "partnership"} <= set(
             cleaned
         ):

@@ -16,6 +16,7 @@ from tests.campaigns.test_approval_pilot import form_of, page, pilot_as
 from tests.factories import CampaignFactory
 
 from .conftest import operator, staff_client, url
+from .test_pilot_revisions import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +145,50 @@ def test_a_fact_trigger_or_field_not_a_string_is_422_at_facts(
     )
     assert changed.status_code == 422, changed.content
     assert "facts" in _errors(changed)
+
+
+# --- 3. archiving a trigger an active campaign is on ----------------------------------------
+
+
+def test_archiving_a_trigger_under_an_active_campaign_is_409_as_its_delete(
+    api, partnership, trigger
+):
+    campaign = CampaignFactory(trigger=trigger, status=Campaign.Status.ACTIVE)
+    etag = f'"{trigger.revision}"'
+    archived = api.patch(
+        url(partnership, "triggers", trigger.pk),
+        {"status": "archived"},
+        format="json",
+        HTTP_IF_MATCH=etag,
+    )
+    assert archived.status_code == 409, archived.content
+    assert archived.json()["code"] == "resource_in_use"
+    assert campaign.slug in archived.json()["message"]
+    trigger.refresh_from_db()
+    assert (trigger.status, f'"{trigger.revision}"') == ("active", etag)
+
+    deleted = api.delete(url(partnership, "triggers", trigger.pk), HTTP_IF_MATCH=etag)
+    assert deleted.status_code == 409
+
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+    archived = api.patch(
+        url(partnership, "triggers", trigger.pk),
+        {"status": "archived"},
+        format="json",
+        HTTP_IF_MATCH=etag,
+    )
+    assert archived.status_code == 200, archived.content
+    trigger.refresh_from_db()
+    assert trigger.status == "archived"
+
+
+def test_pilot_refuses_archiving_a_trigger_under_an_active_campaign(root, trigger):
+    campaign = CampaignFactory(trigger=trigger, status=Campaign.Status.ACTIVE)
+    pilot = pilot_as(root)
+    change = f"/pilot/triggers/trigger/{trigger.pk}/change/"
+    answered = pilot.post(change, {**form_data(pilot.get(change)), "status": "archived"})
+    assert answered.status_code == 200
+    errors = answered.context["adminform"].form.errors
+    assert campaign.slug in errors["status"][0]
+    trigger.refresh_from_db()
+    assert trigger.status == "active"
