@@ -155,28 +155,23 @@ def test_archiving_a_trigger_under_an_active_campaign_is_409_as_its_delete(
 ):
     campaign = CampaignFactory(trigger=trigger, status=Campaign.Status.ACTIVE)
     etag = f'"{trigger.revision}"'
-    archived = api.patch(
-        url(partnership, "triggers", trigger.pk),
-        {"status": "archived"},
-        format="json",
-        HTTP_IF_MATCH=etag,
-    )
+    trigger_url = url(partnership, "triggers", trigger.pk)
+
+    def archive():
+        return api.patch(trigger_url, {"status": "archived"}, format="json", HTTP_IF_MATCH=etag)
+
+    archived = archive()
     assert archived.status_code == 409, archived.content
     assert archived.json()["code"] == "resource_in_use"
     assert campaign.slug in archived.json()["message"]
     trigger.refresh_from_db()
     assert (trigger.status, f'"{trigger.revision}"') == ("active", etag)
 
-    deleted = api.delete(url(partnership, "triggers", trigger.pk), HTTP_IF_MATCH=etag)
+    deleted = api.delete(trigger_url, HTTP_IF_MATCH=etag)
     assert deleted.status_code == 409
 
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
-    archived = api.patch(
-        url(partnership, "triggers", trigger.pk),
-        {"status": "archived"},
-        format="json",
-        HTTP_IF_MATCH=etag,
-    )
+    archived = archive()
     assert archived.status_code == 200, archived.content
     trigger.refresh_from_db()
     assert trigger.status == "archived"
