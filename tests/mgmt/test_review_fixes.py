@@ -11,12 +11,12 @@ from campaigns.models import Campaign
 from campaigns.selectors import campaign_list_active
 from config.localcache import config_cache
 from partnerships import roles
-from partnerships.pilot_revision import LOADED
+from partnerships.pilot_revision import LOADED, MISSING
 from tests.campaigns.test_approval_pilot import form_of, page, pilot_as
 from tests.factories import CampaignFactory
 
 from .conftest import operator, staff_client, url
-from .test_pilot_revisions import form_data
+from .test_pilot_revisions import cases, form_data, new_value
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +187,34 @@ def test_pilot_refuses_archiving_a_trigger_under_an_active_campaign(root, trigge
     assert campaign.slug in errors["status"][0]
     trigger.refresh_from_db()
     assert trigger.status == "active"
+
+
+# --- 4. a Pilot change form without the revision it loaded ----------------------------------
+
+
+def test_a_pilot_save_without_its_loaded_revision_is_refused(root, partnership, trigger):
+    """Without the hidden revision the check would be skipped: an API write made since the
+    page opened would be overwritten. The form says so; nothing is saved."""
+    api = staff_client(root, roles.ADMIN, partnership)
+    pilot = pilot_as(root)
+    campaign = CampaignFactory(trigger=trigger, status=Campaign.Status.DRAFT)
+    both = [
+        *cases(partnership, trigger),
+        (campaign, page(campaign), url(partnership, "campaigns", campaign.pk), "description"),
+    ]
+    for obj, page_url, api_url, field in both:
+        data = form_data(pilot.get(page_url)) if obj is not campaign else form_of(campaign)
+        del data[LOADED]
+        written = api.patch(
+            api_url,
+            {field: new_value(field, "api")},
+            format="json",
+            HTTP_IF_MATCH=f'"{obj.revision}"',
+        )
+        assert written.status_code == 200, written.json()
+
+        refused = pilot.post(page_url, {**data, field: new_value(field, "pilot")})
+        assert refused.status_code == 200, (page_url, refused.status_code)
+        assert refused.context["adminform"].form.non_field_errors() == [MISSING]
+        obj.refresh_from_db()
+        assert getattr(obj, field) == new_value(field, "api"), page_url
