@@ -191,8 +191,11 @@ def model_changes(before: dict, instance, fields) -> dict:
     """{field: [before, after]} (as text) of ``fields`` that differ on ``instance``."""
     from .pilot_audit import audit_text
 
+    def shown(value):
+        return value if isinstance(value, dict) else audit_text(value)  # a schema: as JSON
+
     return {
-        name: [audit_text(before.get(name)), audit_text(getattr(instance, name))]
+        name: [shown(before.get(name)), shown(getattr(instance, name))]
         for name in fields
         if before.get(name) != getattr(instance, name)
     }
@@ -206,6 +209,8 @@ PARTNERSHIP_FIELDS = (
     "time_zone",
     "max_event_lateness_days",
     "allowed_cidrs",
+    "allowed_origins",
+    "user_attribute_schema",
 )
 
 

@@ -1,6 +1,7 @@
 """The management API's review (issue 12): what it found answered 500, skipped a check or left
 out of the audit log, each fixed where it lives (so Pilot and configuration get it too)."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -11,9 +12,12 @@ from campaigns.models import Campaign
 from campaigns.selectors import campaign_list_active
 from config.localcache import config_cache
 from partnerships import roles
+from partnerships.models import AuditEntry
 from partnerships.pilot_revision import LOADED, MISSING
+from partnerships.services import partnership_save
 from tests.campaigns.test_approval_pilot import form_of, page, pilot_as
 from tests.factories import CampaignFactory
+from triggers.services.configuration import trigger_save
 
 from .conftest import operator, staff_client, url
 from .test_pilot_revisions import cases, form_data, new_value
@@ -218,3 +222,37 @@ def test_a_pilot_save_without_its_loaded_revision_is_refused(root, partnership, 
         assert refused.context["adminform"].form.non_field_errors() == [MISSING]
         obj.refresh_from_db()
         assert getattr(obj, field) == new_value(field, "api"), page_url
+
+
+# --- 5. audited fields ----------------------------------------------------------------------
+
+
+def test_a_partnerships_origins_and_user_schema_are_in_its_audit_entry(root, partnership):
+    schema = {"type": "object", "properties": {"tier": {"type": "string"}}}
+    partnership.allowed_origins = ["https://app.partner.example"]
+    partnership.user_attribute_schema = schema
+    partnership_save(partnership=partnership, actor=root)
+    entry = AuditEntry.objects.filter(action="partnership.change").latest("at")
+    assert entry.changes["allowed_origins"] == ["", "https://app.partner.example"]
+    assert entry.changes["user_attribute_schema"][1] == schema
+
+
+def test_a_triggers_client_sendable_is_in_its_audit_entry(root, trigger):
+    trigger.client_sendable = True
+    trigger_save(trigger=trigger, actor=root)
+    entry = AuditEntry.objects.filter(action="trigger.change").latest("at")
+    assert entry.changes == {"client_sendable": ["False", "True"]}
+
+
+def test_pilot_audits_a_user_schema_change_once(root, partnership):
+    change = f"/pilot/partnerships/partnership/{partnership.pk}/change/"
+    pilot = pilot_as(root)
+    schema = {"type": "object", "properties": {"tier": {"type": "string"}}}
+    data = {**form_data(pilot.get(change)), "user_attribute_schema": json.dumps(schema)}
+    saved = pilot.post(change, {**data, "schema_mode": "raw"})
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    [entry] = AuditEntry.objects.filter(target_id=str(partnership.pk)).exclude(
+        action="partnership.create"
+    )
+    assert entry.action == "partnership.change"
+    assert entry.changes["user_attribute_schema"][1] == schema
