@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.localcache import config_cache
-from config.revisions import revision_bump
+from config.revisions import revision_bump, row_save
 from partnerships.models import Partnership
 from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
@@ -115,7 +115,7 @@ def campaign_save(
             .first()
         )
     adding = campaign._state.adding
-    campaign.save()
+    row_save(instance=campaign)
     snapshot = campaign_snapshot(campaign=campaign)
     changes = snapshot_diff(before, snapshot)
     if author is not None:  # an operator's (Pilot, the management API); not code's own

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from config.localcache import config_cache
-from config.revisions import revision_bump
+from config.revisions import revision_bump, row_save
 
 from . import keys
 from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
@@ -227,7 +227,7 @@ def partnership_save(
     if not adding:
         before = Partnership.objects.filter(pk=partnership.pk).values(*PARTNERSHIP_FIELDS).first()
         revision_bump(instance=partnership, expected=expected_revision)
-    partnership.save()
+    row_save(instance=partnership)
     if adding and actor is not None and not actor.is_superuser:
         # Whoever creates a partnership sees it (Pilot and tokens show members their own).
         PartnershipMember.objects.get_or_create(user=actor, partnership=partnership)
