@@ -350,6 +350,8 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # imported; set it in the processes' environment (a process manager's), emptied when the
 # processes sharing it all start. Unset: each process keeps its own (tests, development).
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+if not PROMETHEUS_MULTIPROC_DIR:  # set but empty would mean files in the working directory
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # --- Logging ----------------------------------------------------------------------------------
 
