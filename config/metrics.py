@@ -108,7 +108,7 @@ def histogram_observe_many(histogram, values: list[float]) -> None:
         histogram._buckets[index].inc(count)
 
 
-def rewards_counted(counter: Counter, modes: Iterable[str]) -> None:
+def _count_on_commit(counter: Counter, modes: Iterable[str]) -> None:
     """Counts one per item of ``modes`` (a reward's mode each) once the transaction commits."""
     tally = Tally(modes)
     if tally:
@@ -121,11 +121,11 @@ def _count(counter: Counter, tally: Tally) -> None:
 
 
 def rewards_issued(*, modes: Iterable[str]) -> None:
-    rewards_counted(REWARDS_ISSUED, modes)
+    _count_on_commit(REWARDS_ISSUED, modes)
 
 
 def rewards_reversed(*, modes: Iterable[str]) -> None:
-    rewards_counted(REWARDS_REVERSED, modes)
+    _count_on_commit(REWARDS_REVERSED, modes)
 
 
 def webhook_failed(*, final: bool) -> None:
