@@ -112,13 +112,15 @@ def redis_server(port: int, log: Path) -> contextlib.AbstractContextManager[subp
     return spawned(args, os.environ.copy(), log)
 
 
-def web_server(port: int, env: dict[str, str], log: Path, *, workers: int = 1):
+def web_server(
+    port: int, env: dict[str, str], log: Path, *, workers: int = 1, app: str = "config.wsgi"
+):
     """gunicorn as README runs it (its settings module, gthread); its access log in ``log``."""
     args = [
         _bin("gunicorn"),
         "-c",
         "python:config.gunicorn",
-        "config.wsgi:application",
+        f"{app}:application",
         "--access-logfile",
         "-",
         "--bind",

@@ -268,3 +268,21 @@ def test_allowed_networks_see_the_client_address_behind_proxies(client, settings
     refused = client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1", **proxy)
 
     assert refused.status_code == 404  # loopback is no longer listed
+
+
+def test_a_worker_nodes_endpoint_keeps_the_same_rules(settings):
+    from config.metrics_node import application
+
+    settings.METRICS_TOKEN = "scrape-secret"
+
+    def get(path: str, address: str, authorization: str = "") -> str:
+        started = []
+        environ = {"PATH_INFO": path, "REMOTE_ADDR": address, "HTTP_AUTHORIZATION": authorization}
+        body = b"".join(application(environ, lambda status, headers: started.append(status)))
+        return f"{started[0]} {body.decode()}"
+
+    assert get("/metrics", "127.0.0.1").startswith("200 ")
+    assert "rewards_events_accepted_total" in get("/metrics", "127.0.0.1")
+    assert get("/metrics", "203.0.113.9").startswith("404 ")
+    assert get("/metrics", "203.0.113.9", "Bearer scrape-secret").startswith("200 ")
+    assert get("/other", "127.0.0.1").startswith("404 ")

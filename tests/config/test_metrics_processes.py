@@ -48,6 +48,7 @@ def test_every_process_is_counted_whichever_served_or_evaluated(tmp_path):
             return client.post(url, json=body, headers={"x-api-key": key.plaintext}).status_code
 
     json_logs = {**env, "LOG_FORMAT": "json"}
+    node_port = free_port()  # a worker node's own endpoint (config.metrics_node)
 
     def web_workers_counted(master: int) -> int:
         """Web workers that have a counter file: each process writes its own."""
@@ -57,6 +58,7 @@ def test_every_process_is_counted_whichever_served_or_evaluated(tmp_path):
     with (
         web_server(port, env, tmp_path / "web.log", workers=2) as web,
         celery_worker(json_logs, tmp_path / "worker.log", concurrency=2, queues="celery"),
+        web_server(node_port, env, tmp_path / "node.log", app="config.metrics_node"),
     ):
         wait_until(lambda: http_ready(f"{base}/healthz"), 30, "web server up")
         sent = 0
@@ -78,12 +80,16 @@ def test_every_process_is_counted_whichever_served_or_evaluated(tmp_path):
             "the worker's rewards counted",
         )
         samples = scrape(base)
+        node = f"http://127.0.0.1:{node_port}"
+        wait_until(lambda: http_ready(f"{node}/metrics"), 30, "the node's endpoint up")
+        on_node = scrape(node)
 
     accepted = ("rewards_events_accepted_total", (("mode", "live"), ("replayed", "false")))
     assert samples[accepted] == sent
     latency = ("rewards_evaluation_latency_seconds_count", (("status", "processed"),))
     assert samples[latency] == sent
     assert served == 2
+    assert on_node[("rewards_rewards_issued_total", (("mode", "live"),))] == sent
     worker_lines = [
         json.loads(line)
         for line in (tmp_path / "worker.log").read_text().splitlines()
