@@ -3,6 +3,7 @@
 Here, not in partnerships, because a token's trigger scopes name client-sendable triggers.
 """
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -71,7 +72,10 @@ class UserTokenCollectionApi(APIView):
             f'"{SCOPE_TRIGGER}<name>": send that trigger (client-sendable ones only)',
         )
         lifetime_minutes = serializers.IntegerField(
-            min_value=1, max_value=1440, default=60, help_text="1 to 1440; the key's expiry cuts it"
+            min_value=1,
+            max_value=settings.USER_TOKEN_MAX_LIFETIME_MINUTES,
+            default=60,
+            help_text="Minutes (1 to 1440 by default); the key's expiry cuts it short",
         )
 
     class OutputSerializer(UserTokenOutputSerializer):

@@ -133,3 +133,20 @@ def test_marking_in_pilot_saves_when_every_campaign_is_bounded(admin_client, app
     assert response.status_code == 302, response.context["adminform"].form.errors
     app_trigger.refresh_from_db()
     assert app_trigger.client_sendable is True
+
+
+def test_the_campaign_builder_shows_the_refusal_at_the_cap(admin_client, app_trigger):
+    from tests.campaigns.test_builder import ADD, campaign_form
+
+    app_trigger.client_sendable = True
+    app_trigger.save()
+
+    refused = admin_client.post(ADD, campaign_form(app_trigger, status="draft"))
+    capped = admin_client.post(
+        ADD, campaign_form(app_trigger, status="draft", max_rewards_per_user="1")
+    )
+
+    (error,) = refused.context["adminform"].form.errors["max_rewards_per_user"]
+    assert "Set a per-user cap" in error and "client-sendable trigger app_opened" in error
+    assert capped.status_code == 302
+    assert Campaign.objects.get().max_rewards_per_user == 1

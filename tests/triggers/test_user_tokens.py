@@ -440,3 +440,54 @@ def test_the_secret_is_derived_when_not_configured(settings):
     derived = user_tokens._secret()
     settings.USER_TOKEN_SECRET = "configured"
     assert derived != settings.SECRET_KEY.encode() and user_tokens._secret() == b"configured"
+
+
+def test_a_trigger_unmarked_later_is_refused_to_tokens_that_name_it(
+    partner_client, partnership, app_trigger
+):
+    data = issue(partner_client, partnership, scopes=["trigger:app_opened"])
+    assert send(app(data["token"]), partnership, {"trigger_name": "app_opened"}).status_code == 200
+
+    app_trigger.client_sendable = False
+    app_trigger.save()
+
+    response = send(app(data["token"]), partnership, {"trigger_name": "app_opened"})
+    refused(response, 403, ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE)
+
+
+def test_the_origins_are_edited_on_the_partnerships_pilot_page(admin_client, partnership):
+    page = admin_client.get(f"/pilot/partnerships/partnership/{partnership.pk}/change/")
+
+    assert b'name="allowed_origins"' in page.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_production_fast_path_serves_preflights_and_token_events(
+    partner_client, browser_partnership, app_trigger
+):
+    from tests.wsgi import call
+
+    data = issue(partner_client, browser_partnership, scopes=["trigger:app_opened"])
+    path = f"/partnerships/{browser_partnership.id}/triggers"
+
+    preflight = call(
+        "OPTIONS",
+        path,
+        headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
+    )
+    sent = call(
+        "POST",
+        path,
+        body=orjson.dumps({"trigger_name": "app_opened"}),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {data['token']}",
+            "Origin": ORIGIN,
+        },
+    )
+
+    assert preflight.status == 204
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert sent.status == 200, sent.body
+    assert sent.headers["access-control-allow-origin"] == ORIGIN
+    assert TriggerEvent.objects.get().end_user.external_user_id == "alice"
