@@ -10,9 +10,12 @@ import pytest
 from django.db import connection
 
 from config.logs import JsonFormatter
+from partnerships import roles
 from rewards.webhooks.models import WebhookEndpoint
 from rewards.webhooks.sending import webhook_deliveries_send_due
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
+from tests.mgmt.conftest import operator, staff_client
+from tests.mgmt.conftest import url as mgmt_url
 from tests.rewards.conftest import process_batch
 from tests.rewards.webhooks.support import Receiver, endpoint_for
 from triggers.models import TriggerEvent
@@ -111,10 +114,13 @@ def test_webhook_lines_name_the_event_they_are_about(trigger, json_lines):
     assert line["trigger_event_id"] == str(event.id)
 
 
-def test_no_key_token_or_secret_is_logged(partner_client, api_key, client, caplog, settings):
-    """Requests with a key, a user token and a wrong key, error paths, a webhook signed with a
-    secret: with every logger at DEBUG, SQL included, none of them is in any line."""
+def test_no_key_token_or_secret_is_logged(
+    partner_client, api_key, client, caplog, django_user_model
+):
+    """Requests with a key, a user token, a staff token and wrong ones, error paths, a webhook
+    signed with a secret: with every logger at DEBUG, SQL included, none of them is logged."""
     partnership = api_key.partnership
+    staff = staff_client(operator(django_user_model, "ops", roles.ADMIN, partnership), roles.ADMIN)
     TriggerFactory(partnership=partnership)
     TriggerFactory(
         partnership=partnership,
@@ -160,13 +166,21 @@ def test_no_key_token_or_secret_is_logged(partner_client, api_key, client, caplo
                 HTTP_AUTHORIZATION=f"Bearer {token}x",
             ).status_code,
         ]
+        statuses += [
+            staff.get(mgmt_url(partnership, "triggers")).status_code,
+            staff.post(mgmt_url(partnership, "triggers"), {"name": 5}, format="json").status_code,
+            client.get(
+                mgmt_url(partnership, "triggers"), HTTP_AUTHORIZATION=f"Bearer {staff.plaintext}x"
+            ).status_code,
+        ]
         process_batch()
         webhook_deliveries_send_due()
     finally:
         connection.force_debug_cursor = False
         hook.close()
 
-    assert statuses[:2] == [200, 200] and all(status >= 400 for status in statuses[2:])
+    assert statuses[:2] == [200, 200] and all(status >= 400 for status in statuses[2:7])
+    assert statuses[7] == 200 and all(status >= 400 for status in statuses[8:])
     assert TriggerEvent.objects.count() == 2
     assert any("INSERT" in record.getMessage() for record in caplog.records)  # SQL was logged
     assert about([{"message": r.getMessage()} for r in caplog.records], "Webhook delivery")
@@ -176,3 +190,4 @@ def test_no_key_token_or_secret_is_logged(partner_client, api_key, client, caplo
         assert leaked not in logged
     for leaked in (token, token.split(".")[-1]):  # the user token, and its signature
         assert leaked not in logged
+    assert staff.plaintext not in logged and staff.plaintext.split(".", 1)[-1] not in logged
