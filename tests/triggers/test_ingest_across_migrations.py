@@ -45,8 +45,8 @@ def schema(request):
 
 def _later_trigger_columns(change: str) -> None:
     """Today's code reads the triggers' columns added after the events' steps tested here
-    (client_sendable and revision, triggers 0009), which a deploy adds before the code runs: only the
-    events' constraints are of the older schemas."""
+    (client_sendable and revision, both triggers 0009), which a deploy adds before the code
+    runs: only the events' constraints are of the older schemas."""
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE triggers_trigger {change}")
 
