@@ -105,9 +105,15 @@ class ChangeResult:
 def _locked(campaign: Campaign, expected_revision: int | None = None) -> Campaign:
     """The campaign row, locked until the end of the transaction (the lifecycle's one lock),
     its revision bumped if still ``expected_revision`` (None: unchecked; else 412
-    ``version_conflict``): every action and edit changes the ETag the API serves."""
+    ``version_conflict``): every action and edit changes the ETag the API serves.
+
+    ``FOR NO KEY UPDATE OF`` the campaign alone: a plain ``FOR UPDATE`` of the join would lock
+    the partnership row too, and it and the campaign's ``FOR UPDATE`` would block the ``FOR KEY
+    SHARE`` that every event insert takes on its partnership and every reward insert on its
+    campaign, for as long as the caller's transaction lasts (a configuration apply's)."""
     revision_bump(instance=campaign, expected=expected_revision)
-    return Campaign.objects.select_for_update().select_related("partnership").get(pk=campaign.pk)
+    locked = Campaign.objects.select_for_update(no_key=True, of=("self",))
+    return locked.select_related("partnership").get(pk=campaign.pk)
 
 
 def _contributors(campaign: Campaign, pending: CampaignVersion) -> set[int]:

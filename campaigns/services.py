@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,9 +20,11 @@ from django.utils import timezone
 
 from config.localcache import config_cache
 from config.revisions import revision_bump
+from partnerships.models import Partnership
 from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
 
+from .client_sendable import campaign_client_sendable_errors, trigger_client_sendable_refusals
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
 from .engine import candidate_until
 from .models import Campaign, CampaignVersion
@@ -45,6 +47,8 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
     errors = _compile_errors(
         campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
     )
+    for field, message in campaign_client_sendable_errors(campaign=campaign).items():
+        errors.setdefault(field, message)
     if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
         days = _days_judging_after_end(end_grace_days(partnership=campaign.partnership))
         if candidate_until(campaign.ends_at, days) <= timezone.now():
@@ -79,7 +83,8 @@ def campaign_save(
     before = None
     if not campaign._state.adding:
         revision_bump(instance=campaign, expected=expected_revision)
-        saved = Campaign.objects.select_for_update().values_list("version", flat=True)
+        # NO KEY: reward inserts take FOR KEY SHARE on the campaign and must not wait.
+        saved = Campaign.objects.select_for_update(no_key=True).values_list("version", flat=True)
         previous = saved.get(pk=campaign.pk)
         campaign.version = previous + 1
         before = (
@@ -243,8 +248,21 @@ def trigger_change_errors(trigger: Trigger) -> dict[str, list[str]]:
         new_name=trigger.name,
         new_partnership_id=trigger.partnership_id,
     )
-    refusals = [trigger_change_refusal(broken) for broken in check.refused]
-    return {"context_schema": refusals} if refusals else {}
+    errors = {}
+    if refusals := [trigger_change_refusal(broken) for broken in check.refused]:
+        errors["context_schema"] = refusals
+    if trigger.client_sendable and (marking := trigger_client_sendable_messages(trigger)):
+        errors["client_sendable"] = marking
+    return errors
+
+
+def trigger_client_sendable_messages(trigger: Trigger) -> list[str]:
+    """Why the trigger cannot be client-sendable, at the field (Pilot's form and the API)."""
+    return [
+        f"{refusal} Users write this trigger's context themselves: bound the campaign first, "
+        "or end it."
+        for refusal in trigger_client_sendable_refusals(trigger=trigger)
+    ]
 
 
 def trigger_delete_refusal(trigger: Trigger, broken: CampaignBreak) -> str:
@@ -252,3 +270,25 @@ def trigger_delete_refusal(trigger: Trigger, broken: CampaignBreak) -> str:
         f"The trigger {trigger.name} was not deleted: the active campaign {broken} reads it. "
         "Change the campaign first, or pause it."
     )
+
+
+def user_schema_change_check(*, partnership: Partnership, new_schema: dict) -> TriggerChangeCheck:
+    """What a new user-attribute schema would do to the partnership's campaigns (all of them
+    may read ``user.<name>``), unless ended: as ``trigger_schema_change_check``, an active one
+    that compiles now and would not after is refused, a draft or paused one warned."""
+    schemas = trigger_schemas(partnership_id=partnership.pk)
+    campaigns = (
+        Campaign.objects.filter(partnership_id=partnership.pk)
+        .exclude(status=Campaign.Status.ENDED)
+        .select_related("partnership")
+        .order_by("-priority", "created_at")
+    )
+    refused, warned = [], []
+    for campaign in campaigns:
+        spec = campaign_spec(campaign=campaign)
+        errors = _compile_errors(replace(spec, user_schema=new_schema), schemas)
+        if not errors or _compile_errors(spec, schemas):
+            continue
+        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
+        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
+    return TriggerChangeCheck(tuple(refused), tuple(warned))

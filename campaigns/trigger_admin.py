@@ -17,6 +17,7 @@ from .selectors import trigger_event_decisions
 from .services import (
     trigger_change_errors,
     trigger_change_refusal,
+    trigger_client_sendable_messages,
     trigger_delete_check,
     trigger_delete_refusal,
     trigger_schema_change_check,
@@ -32,6 +33,9 @@ class TriggerForm(TriggerSchemaForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        if cleaned.get("client_sendable") and self.instance.pk is not None:
+            for message in trigger_client_sendable_messages(self.instance):
+                self.add_error("client_sendable", message)
         if self.instance.pk is None or not {"context_schema", "name", "partnership"} <= set(
             cleaned
         ):

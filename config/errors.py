@@ -50,6 +50,9 @@ class ErrorCode(StrEnum):
     ALREADY_REVERSED = "already_reversed"
     REWARD_CHANGED = "reward_changed"
     MODE_MISMATCH = "mode_mismatch"
+    # End users: attributes and erasure (issue 12)
+    USER_ERASED = "user_erased"
+    TEST_KEY_READ_ONLY = "test_key_read_only"
     # Reports
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
@@ -60,6 +63,18 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     RESOURCE_IN_USE = "resource_in_use"
     ACTION_REFUSED = "action_refused"
+    # Configuration as code (rewards.configuration)
+    MALFORMED_DOCUMENT = "malformed_document"
+    CONFIGURATION_CHANGED = "configuration_changed"
+    FINGERPRINT_REQUIRED = "fingerprint_required"
+    # Key rotation and user tokens (issue 12)
+    API_KEY_NOT_ROTATABLE = "api_key_not_rotatable"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105
+    TOKEN_WRONG_USER = "token_wrong_user"  # noqa: S105
+    TOKEN_SCOPE_NOT_GRANTED = "token_scope_not_granted"  # noqa: S105
+    TRIGGER_NOT_CLIENT_SENDABLE = "trigger_not_client_sendable"
+    TOKEN_DOES_NOT_EXIST = "token_does_not_exist"  # noqa: S105
 
 
 MESSAGES = {
@@ -79,6 +94,12 @@ MESSAGES = {
     ErrorCode.INTERNAL_ERROR: "Internal server error",
     ErrorCode.SERVICE_UNAVAILABLE: "The service is briefly unavailable; retry shortly",
     ErrorCode.MODE_MISMATCH: "A key reads only the data of its own mode (live or test)",
+    ErrorCode.CONFIGURATION_CHANGED: (
+        "The configuration changed since the plan you were shown: plan again, or force"
+    ),
+    ErrorCode.FINGERPRINT_REQUIRED: (
+        "Say which configuration the plan was made against (its fingerprint), or force"
+    ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
     ErrorCode.PARTNER_KEY_NOT_ACCEPTED: (
         "A partner API key cannot call the management API: send a staff token as "
@@ -90,6 +111,13 @@ MESSAGES = {
     ErrorCode.VERSION_CONFLICT: (
         "It changed since you read it: GET it again, reapply your change and send the new ETag"
     ),
+    ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
+    ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
+    ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
+    ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
+    ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
+    ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
+    ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
 }
 
 
