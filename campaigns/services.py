@@ -226,6 +226,28 @@ def _breaks(trigger: Trigger, old_name: str, before: list, after: list) -> Trigg
     return TriggerChangeCheck(tuple(refused), tuple(warned))
 
 
+def user_schema_change_check(*, partnership: Partnership, new_schema: dict) -> TriggerChangeCheck:
+    """What a new user-attribute schema would do to the partnership's campaigns (all of them
+    may read ``user.<name>``), unless ended: as ``trigger_schema_change_check``, an active one
+    that compiles now and would not after is refused, a draft or paused one warned."""
+    schemas = trigger_schemas(partnership_id=partnership.pk)
+    campaigns = (
+        Campaign.objects.filter(partnership_id=partnership.pk)
+        .exclude(status=Campaign.Status.ENDED)
+        .select_related("partnership")
+        .order_by("-priority", "created_at")
+    )
+    refused, warned = [], []
+    for campaign in campaigns:
+        spec = campaign_spec(campaign=campaign)
+        errors = _compile_errors(replace(spec, user_schema=new_schema), schemas)
+        if not errors or _compile_errors(spec, schemas):
+            continue
+        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
+        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
+    return TriggerChangeCheck(tuple(refused), tuple(warned))
+
+
 def trigger_change_refusal(broken: CampaignBreak) -> str:
     return (
         f"This change would stop the active campaign {broken}. Change the campaign first, "
@@ -270,25 +292,3 @@ def trigger_delete_refusal(trigger: Trigger, broken: CampaignBreak) -> str:
         f"The trigger {trigger.name} was not deleted: the active campaign {broken} reads it. "
         "Change the campaign first, or pause it."
     )
-
-
-def user_schema_change_check(*, partnership: Partnership, new_schema: dict) -> TriggerChangeCheck:
-    """What a new user-attribute schema would do to the partnership's campaigns (all of them
-    may read ``user.<name>``), unless ended: as ``trigger_schema_change_check``, an active one
-    that compiles now and would not after is refused, a draft or paused one warned."""
-    schemas = trigger_schemas(partnership_id=partnership.pk)
-    campaigns = (
-        Campaign.objects.filter(partnership_id=partnership.pk)
-        .exclude(status=Campaign.Status.ENDED)
-        .select_related("partnership")
-        .order_by("-priority", "created_at")
-    )
-    refused, warned = [], []
-    for campaign in campaigns:
-        spec = campaign_spec(campaign=campaign)
-        errors = _compile_errors(replace(spec, user_schema=new_schema), schemas)
-        if not errors or _compile_errors(spec, schemas):
-            continue
-        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
-        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
-    return TriggerChangeCheck(tuple(refused), tuple(warned))

@@ -57,12 +57,6 @@ class ErrorCode(StrEnum):
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
     CAMPAIGN_DOES_NOT_EXIST = "campaign_does_not_exist"
-    # Management API (staff tokens, revisions)
-    PARTNER_KEY_NOT_ACCEPTED = "partner_key_not_accepted"
-    PRECONDITION_REQUIRED = "precondition_required"
-    VERSION_CONFLICT = "version_conflict"
-    RESOURCE_IN_USE = "resource_in_use"
-    ACTION_REFUSED = "action_refused"
     # Configuration as code (rewards.configuration)
     MALFORMED_DOCUMENT = "malformed_document"
     CONFIGURATION_CHANGED = "configuration_changed"
@@ -75,6 +69,12 @@ class ErrorCode(StrEnum):
     TOKEN_SCOPE_NOT_GRANTED = "token_scope_not_granted"  # noqa: S105
     TRIGGER_NOT_CLIENT_SENDABLE = "trigger_not_client_sendable"
     TOKEN_DOES_NOT_EXIST = "token_does_not_exist"  # noqa: S105
+    # Management API (staff tokens, revisions)
+    PARTNER_KEY_NOT_ACCEPTED = "partner_key_not_accepted"
+    PRECONDITION_REQUIRED = "precondition_required"
+    VERSION_CONFLICT = "version_conflict"
+    RESOURCE_IN_USE = "resource_in_use"
+    ACTION_REFUSED = "action_refused"
 
 
 MESSAGES = {
@@ -101,6 +101,13 @@ MESSAGES = {
         "Say which configuration the plan was made against (its fingerprint), or force"
     ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
+    ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
+    ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
+    ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
+    ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
+    ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
+    ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
     ErrorCode.PARTNER_KEY_NOT_ACCEPTED: (
         "A partner API key cannot call the management API: send a staff token as "
         "Authorization: Bearer staff_..."
@@ -111,13 +118,6 @@ MESSAGES = {
     ErrorCode.VERSION_CONFLICT: (
         "It changed since you read it: GET it again, reapply your change and send the new ETag"
     ),
-    ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
-    ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
-    ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
-    ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
-    ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
-    ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
-    ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
 }
 
 

@@ -93,8 +93,6 @@ class Partnership(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Bumped by every write of its services (config.revisions): the management API's ETag.
-    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
     # Browser apps calling with a user token (issue 12): the origins CORS lets in.
     allowed_origins = ArrayField(
         models.CharField(max_length=200, validators=[validate_origin]),
@@ -112,6 +110,8 @@ class Partnership(models.Model):
         blank=True,
         help_text="JSON Schema (draft 2020-12) that end users' attributes must match.",
     )
+    # Bumped by every write of its services (config.revisions): the management API's ETag.
+    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         constraints = [
@@ -268,6 +268,32 @@ class AuditEntry(models.Model):
         return f"{self.actor_name} {self.action} {self.target_repr}"
 
 
+class UserToken(models.Model):
+    """A short-lived token one partner key issued for one of its users, for a client-side app
+    (``partnerships.user_tokens``). The signed JWT carries this row's id; the row is read on
+    every request, so a revocation holds from the next one."""
+
+    SCOPE_READ = "rewards:read"  # the user's rewards and balance
+    SCOPE_TRIGGER = "trigger:"  # + a client-sendable trigger's name
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="user_tokens")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="tokens")
+    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices)
+    scopes = ArrayField(models.CharField(max_length=80))
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "user token"
+        indexes = [models.Index(fields=["end_user", "-created_at"], name="user_token_user_idx")]
+
+    def __str__(self) -> str:
+        return f"token {self.id} of {self.end_user_id}"
+
+
 class StaffToken(models.Model):
     """A credential of the management API (``/management/v1/``), never a partner key: a role
     (one of Pilot's five), optionally one partnership, and the Pilot user it acts as
@@ -304,29 +330,3 @@ class StaffToken(models.Model):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-
-class UserToken(models.Model):
-    """A short-lived token one partner key issued for one of its users, for a client-side app
-    (``partnerships.user_tokens``). The signed JWT carries this row's id; the row is read on
-    every request, so a revocation holds from the next one."""
-
-    SCOPE_READ = "rewards:read"  # the user's rewards and balance
-    SCOPE_TRIGGER = "trigger:"  # + a client-sendable trigger's name
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="user_tokens")
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="tokens")
-    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices)
-    scopes = ArrayField(models.CharField(max_length=80))
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "user token"
-        indexes = [models.Index(fields=["end_user", "-created_at"], name="user_token_user_idx")]
-
-    def __str__(self) -> str:
-        return f"token {self.id} of {self.end_user_id}"

@@ -161,10 +161,10 @@ CONFIG = SchemathesisConfig.from_dict(
             "partnership_id": str(PARTNERSHIP_ID),
             "trigger_event_id": examples.EVENT_ID,
             "external_user_id": examples.USER,
+            "token_id": examples.TOKEN_ID,
             "trigger_id": MGMT_TRIGGER_ID,
             "campaign_id": MGMT_CAMPAIGN_ID,
             "endpoint_id": MGMT_ENDPOINT_ID,
-            "token_id": examples.TOKEN_ID,
         },
         "operations": [
             {
