@@ -13,7 +13,7 @@ from partnerships.services import audit_record, model_changes
 
 from ..models import Trigger
 
-FIELDS = ("name", "description", "context_schema", "status")
+FIELDS = ("name", "description", "context_schema", "status", "client_sendable")
 
 # Field -> messages refusing a change of a trigger (unsaved values on the instance).
 TriggerCheck = Callable[[Trigger], dict[str, list[str]]]
