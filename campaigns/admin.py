@@ -1,6 +1,7 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin
 
+from partnerships.pilot_revision import RevisionAdminMixin
 from partnerships.scoping import PartnershipScopedAdmin
 from triggers.models import Trigger, TriggerEvent
 
@@ -13,7 +14,11 @@ from .trigger_admin import TriggerWithCampaignsAdmin
 
 @admin.register(Campaign)
 class CampaignAdmin(
-    CampaignLifecycleAdmin, CampaignBuilderAdmin, PartnershipScopedAdmin, ModelAdmin
+    RevisionAdminMixin,
+    CampaignLifecycleAdmin,
+    CampaignBuilderAdmin,
+    PartnershipScopedAdmin,
+    ModelAdmin,
 ):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")

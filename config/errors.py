@@ -58,6 +58,12 @@ class ErrorCode(StrEnum):
     MALFORMED_DOCUMENT = "malformed_document"
     CONFIGURATION_CHANGED = "configuration_changed"
     FINGERPRINT_REQUIRED = "fingerprint_required"
+    # Management API (staff tokens, revisions)
+    PARTNER_KEY_NOT_ACCEPTED = "partner_key_not_accepted"
+    PRECONDITION_REQUIRED = "precondition_required"
+    VERSION_CONFLICT = "version_conflict"
+    RESOURCE_IN_USE = "resource_in_use"
+    ACTION_REFUSED = "action_refused"
 
 
 MESSAGES = {
@@ -84,6 +90,16 @@ MESSAGES = {
         "Say which configuration the plan was made against (its fingerprint), or force"
     ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.PARTNER_KEY_NOT_ACCEPTED: (
+        "A partner API key cannot call the management API: send a staff token as "
+        "Authorization: Bearer staff_..."
+    ),
+    ErrorCode.PRECONDITION_REQUIRED: (
+        "Send If-Match with the ETag of the version you read (GET it first)"
+    ),
+    ErrorCode.VERSION_CONFLICT: (
+        "It changed since you read it: GET it again, reapply your change and send the new ETag"
+    ),
 }
 
 

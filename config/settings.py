@@ -221,6 +221,13 @@ SPECTACULAR_SETTINGS = {
     # The schema and the docs are public: partners read them before they have a key.
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The management API's choice sets that share a field name with another's.
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookModesEnum": "rewards.webhooks.models.WebhookEndpoint.Modes",
+        "PartnershipStatusEnum": "partnerships.models.Partnership.Status",
+        "TriggerStatusEnum": "triggers.models.Trigger.Status",
+        "KeyModeEnum": "partnerships.models.ApiKey.Mode",
+    },
 }
 
 # Partner API keys and compiled schemas are cached in each process; this bounds how long a

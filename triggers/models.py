@@ -37,6 +37,8 @@ class Trigger(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by every write of its service (config.revisions): the management API's ETag.
+    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         constraints = [

@@ -12,6 +12,8 @@ from unfold.widgets import (
     UnfoldBooleanWidget,
 )
 
+from partnerships.pilot_revision import RevisionFormMixin
+
 from ..models import Trigger
 from ..schema_editor import (
     TYPES,
@@ -117,7 +119,7 @@ def rows_schema(rows: forms.BaseFormSet) -> dict:
 _ROW_FIELDS = list(FieldRowForm.base_fields)
 
 
-class TriggerSchemaForm(forms.ModelForm):
+class TriggerSchemaForm(RevisionFormMixin, forms.ModelForm):
     """A trigger, its context schema edited as rows (or as raw JSON, for what rows cannot say).
 
     ``mode``: what the page shows first; a schema the rows cannot express opens in raw JSON
