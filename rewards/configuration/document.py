@@ -247,6 +247,11 @@ def _json_only(value, path: str = "", depth: int = 0) -> None:
         raise _malformed(f"{where}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str) and "\x00" in value:
         raise _malformed(f"{where}: the NUL character (\\u0000) is not allowed")
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate, from a JSON escape
+            raise _malformed(f"{where}: not valid Unicode text") from exc
     if isinstance(value, dict):
         for key, item in value.items():
             _json_only(key, path, depth)
