@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test browser lint format bench bench-ab clean
+.PHONY: install run test browser lint format bench bench-ab bench-abba clean
 
 install: $(STAMP)
 
@@ -57,6 +57,11 @@ bench: $(STAMP)
 BASE ?= $(error set BASE=<commit> to compare against)
 bench-ab: $(STAMP)
 	$(PY) -m bench.ab --base $(BASE) $(ARGS)
+
+# One evaluation scenario against another commit, paired in time (blocks ABBA):
+# make bench-abba BASE=<commit> ARGS="--campaigns 1 --events 60000 --blocks 6"
+bench-abba: $(STAMP)
+	$(PY) -m bench.abba --base $(BASE) $(ARGS)
 
 clean:
 	if [ -x $(PY) ]; then $(PY) -m config.devstack stop; fi

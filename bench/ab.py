@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import stack
+
 ROOT = Path(__file__).resolve().parent.parent
 BASE_DIR = ROOT / "var" / "bench" / "ab-base"
 GOAL = 0.95  # head >= 0.95 x base on every figure
@@ -28,8 +30,9 @@ DATABASES = {"base": "campaign_rewards_bench", "head": "campaign_rewards_bench_h
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
+    exclusive()
     base_commit = _checkout(args.base)
-    head_commit = _git(ROOT, "rev-parse", "--short", "HEAD")
+    head_commit = head_label()
     _drop_databases()
     results: dict[str, list[dict[str, float]]] = {"base": [], "head": []}
     for number in range(args.rounds):
@@ -37,12 +40,16 @@ def main(argv: list[str]) -> int:
         for side in sides:
             print(f"bench.ab: round {number + 1}/{args.rounds}: {side}", file=sys.stderr)
             results[side].append(_measure(side, args))
-    report = _report(args, base_commit, head_commit, results)
-    print(report)
-    out = ROOT / "var" / "bench" / "ab.md"
-    out.write_text(report)
-    print(f"bench.ab: written to {out}", file=sys.stderr)
+    publish(_report(args, base_commit, head_commit, results), "ab")
     return 0
+
+
+def publish(report: str, name: str) -> None:
+    """Prints the report and writes it to var/bench/<name>.md."""
+    print(report)
+    out = ROOT / "var" / "bench" / f"{name}.md"
+    out.write_text(report)
+    print(f"bench.{name}: written to {out}", file=sys.stderr)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -52,6 +59,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per ingest run")
     parser.add_argument("--events", type=int, default=5000, help="events per evaluation run")
     return parser.parse_args(argv)
+
+
+def head_label() -> str:
+    """This checkout's commit, ``-dirty`` when it has uncommitted changes (they are measured)."""
+    return _git(ROOT, "describe", "--always", "--dirty", "--abbrev=7")
+
+
+def exclusive() -> None:
+    """One A/B at a time: the next steps check out the base and drop both databases."""
+    stack.hold_lock(ROOT / "var" / "bench" / ".ab.lock", "A/B")
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -13,6 +13,7 @@ each round measures both back to back; the ratio reported is the median of the r
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -101,6 +102,7 @@ def _backtest_rate(fixture, events: int) -> tuple[float, dict]:
 
     from campaigns.models import Campaign
     from campaigns.selectors import campaign_spec
+    from config.celery import freeze_loaded_objects
     from config.localcache import config_cache
     from rewards.simulation.backtest import spec_to_json
     from rewards.simulation.backtests import backtest_execute
@@ -117,9 +119,11 @@ def _backtest_rate(fixture, events: int) -> tuple[float, dict]:
         window_start=end - timedelta(days=4),
         window_end=end,
     )
+    freeze_loaded_objects()  # as a worker process does before its first task
     start = time.perf_counter()
     backtest_execute(backtest_id=run.pk)
     elapsed = time.perf_counter() - start
+    gc.unfreeze()  # the next round freezes afresh, not this round's leftovers too
     run.refresh_from_db()
     if run.status != Backtest.Status.DONE or run.events_done != events:
         raise SystemExit(f"bench: backtest {run.status}, {run.events_done} events: {run.error}")

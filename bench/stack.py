@@ -111,19 +111,23 @@ def prepare(users: int) -> Fixture:
     return Fixture(partnership_id=partnership.id, api_key=issued.plaintext)
 
 
-_lock_file = None
-
-
 def _exclusive() -> None:
     """One bench at a time: they share the database, its fixture key and its events table."""
-    global _lock_file
-    path = devstack.VAR / "bench" / ".lock"
+    hold_lock(devstack.VAR / "bench" / ".lock", "bench")
+
+
+_held: list = []
+
+
+def hold_lock(path: Path, what: str) -> None:
+    """Takes the lock file ``path`` until this process exits, or exits if another holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _lock_file = path.open("w")  # held until this process exits
+    held = path.open("w")
     try:
-        fcntl.flock(_lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise SystemExit(f"bench: another bench is running (lock {path}); retry later") from None
+        raise SystemExit(f"bench: another {what} is running (lock {path}); retry later") from None
+    _held.append(held)
 
 
 def user_id(n: int) -> str:

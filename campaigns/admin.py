@@ -1,6 +1,7 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin
 
+from partnerships.models import Partnership
 from partnerships.pilot_revision import RevisionAdminMixin
 from partnerships.scoping import PartnershipScopedAdmin
 from triggers.models import Trigger, TriggerEvent
@@ -10,6 +11,7 @@ from .lifecycle_admin import CampaignLifecycleAdmin
 from .models import Campaign
 from .pilot.admin import CampaignBuilderAdmin
 from .trigger_admin import TriggerWithCampaignsAdmin
+from .user_schema import PartnershipWithUserSchemaAdmin
 
 
 @admin.register(Campaign)
@@ -116,3 +118,7 @@ admin.site.unregister(Trigger)
 admin.site.register(Trigger, TriggerWithCampaignsAdmin)
 admin.site.unregister(TriggerEvent)
 admin.site.register(TriggerEvent, TriggerEventWithDecisionsAdmin)
+
+# Partnerships, with their user-attribute schema checked against their campaigns.
+admin.site.unregister(Partnership)
+admin.site.register(Partnership, PartnershipWithUserSchemaAdmin)

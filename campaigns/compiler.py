@@ -5,10 +5,11 @@ Pure: no database. ``campaigns.selectors`` loads the values (``campaign_spec``,
 all compile through here, so they agree on what compiles.
 """
 
+import json
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -54,6 +55,8 @@ class CampaignSpec:
     rounding: str
     limits: Limits
     grace_days: int = 0  # how long after ends_at it still judges late events
+    # The partnership's user-attribute schema: rules' ``user.<name>`` are typed from it.
+    user_schema: dict = field(default_factory=dict)
 
 
 class CampaignInvalid(RuleError):
@@ -149,10 +152,12 @@ def _environment(
     facts, problem = _fact_specs(spec, trigger, {s.name: s for s in by_id.values()})
     if problem:
         raise CampaignInvalid({"facts": problem})
-    env_key = (trigger.id, tuple(facts))
+    env_key = (trigger.id, tuple(facts), _canonical(spec.user_schema))
     if env_key not in envs:
         envs[env_key] = RuleEnvironment(
-            trigger.context_schema, {fact.name: fact.aggregate for fact in facts}
+            trigger.context_schema,
+            {fact.name: fact.aggregate for fact in facts},
+            spec.user_schema,
         )
     return trigger, facts, envs[env_key]
 
@@ -173,6 +178,10 @@ def compile_or_invalid(
             errors=exc.errors,
             candidate_until=candidate_until(spec.ends_at, spec.grace_days),
         )
+
+
+def _canonical(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True, default=str)
 
 
 def _types(trigger: TriggerSchema) -> dict[str, str | None]:

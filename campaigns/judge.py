@@ -84,6 +84,7 @@ def event_judge(
                     occurred_at=occurred_at,
                     tags=event.tags,
                     mode=event.mode,
+                    user_fields=campaign.env.user_fields,
                 )
             activation = activations[key] = campaign.env.activation(
                 data, {spec.name: facts[spec] for spec in campaign.facts}

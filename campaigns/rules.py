@@ -5,7 +5,10 @@ Variables an expression sees:
 - ``context.<field>``: the event's transaction context, one variable per property of the
   trigger's JSON Schema, typed from it (number -> double, integer -> int, string, bool, ...).
   Numbers are doubles: write ``context.amount >= 20.0``.
-- ``user``: the end user's attributes, a ``map(string, dyn)``.
+- ``user``: the end user's attributes, a ``map(string, dyn)``; with a partnership's
+  user-attribute schema, ``user.<name>`` is one variable per property, typed from it like the
+  context, and a ``user.<name>`` the schema does not declare is refused (``user["name"]`` and
+  ``has(user.name)`` still read the map, unchecked).
 - ``event.trigger``, ``event.occurred_at`` (timestamp), ``event.tags`` (map), ``event.mode``.
 - ``facts.<name>``: the campaign's declared per-user aggregates (count -> int, sum -> double).
 
@@ -154,11 +157,18 @@ def _cel_type(json_type: str | None):
 
 
 class RuleEnvironment:
-    """The CEL environment of one campaign: its trigger's context fields and its facts."""
+    """The CEL environment of one campaign: its trigger's context fields, its facts, and the
+    partnership's user attributes (``user_schema``; none declared: ``user`` is only a map)."""
 
-    def __init__(self, schema: dict, fact_types: dict[str, str]) -> None:
+    def __init__(
+        self, schema: dict, fact_types: dict[str, str], user_schema: dict | None = None
+    ) -> None:
         self.fields = context_fields(schema)
+        self.user_fields = context_fields(user_schema or {})
         variables = {f"context.{field.name}": _cel_type(field.json_type) for field in self.fields}
+        variables |= {
+            f"user.{field.name}": _cel_type(field.json_type) for field in self.user_fields
+        }
         variables |= {
             f"facts.{name}": T.INT if aggregate == "count" else T.DOUBLE
             for name, aggregate in fact_types.items()
@@ -198,6 +208,8 @@ class RuleEnvironment:
             expression = self._env.compile(source)
         except RuntimeError as exc:
             raise RuleError(*_describe(str(exc))) from exc
+        if self.user_fields:
+            _check_user_attributes(source, {field.name for field in self.user_fields})
         returned = expression.return_type().name().lower()
         if returned not in (*returns, "dyn"):
             raise RuleError(f"Must evaluate to {' or '.join(returns)}, not {returned}")
@@ -219,20 +231,52 @@ def event_data(
     occurred_at: datetime,
     tags: dict,
     mode: str,
+    user_fields: list[ContextField] = (),
 ) -> dict[str, Any]:
     """The variables of one event, common to all campaigns of its trigger; absent context
-    fields stay unbound (a condition reading one is not met)."""
+    fields and declared user attributes stay unbound (a condition reading one is not met)."""
     data = {
         f"context.{field.name}": field.coerce(context[field.name])
         for field in fields
         if context.get(field.name) is not None
     }
     data["user"] = user
+    for field in user_fields:
+        if user.get(field.name) is not None:
+            data[f"user.{field.name}"] = field.coerce(user[field.name])
     data["event.trigger"] = trigger
     data["event.occurred_at"] = occurred_at
     data["event.tags"] = tags
     data["event.mode"] = mode
     return data
+
+
+# ``user.<name>`` outside ``has(...)``, in source whose string literals and comments are blanked.
+_USER_SELECT = re.compile(r"(?<![\w.])user\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_HAS_OPEN = re.compile(r"\bhas\s*\(\s*$")
+_LITERAL = re.compile(
+    r"""[rRbB]{0,2}('''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(\\.|[^'\\\n])*'|"(\\.|[^"\\\n])*")|//[^\n]*"""
+)
+
+
+def _check_user_attributes(source: str, declared: set[str]) -> None:
+    """CEL reads an undeclared ``user.tyer`` as a key of the ``user`` map (no error, and the
+    rule is simply never met): with a schema, a dotted name it does not declare is refused."""
+    code = _LITERAL.sub(lambda match: re.sub(r"[^\n]", " ", match.group(0)), source)
+    for match in _USER_SELECT.finditer(code):
+        name = match.group(1)
+        if name in declared or _HAS_OPEN.search(code[: match.start()]):
+            continue
+        start = match.start(1)
+        line = code.count("\n", 0, start) + 1
+        column = start - (code.rfind("\n", 0, start) + 1) + 1
+        known = ", ".join(sorted(declared))
+        raise RuleError(
+            f"line {line}, column {column}: user.{name} is not an attribute of the "
+            f"partnership's user-attribute schema ({known}); read an undeclared one as "
+            f'user["{name}"]',
+            Position(line, column),
+        )
 
 
 def _describe(message: str) -> tuple[str, Position | None]:

@@ -45,6 +45,7 @@ def campaign_spec(*, campaign: Campaign, grace_days: int = 0) -> CampaignSpec:
         rounding=campaign.rounding,
         limits=Limits.of(campaign),
         grace_days=grace_days,
+        user_schema=campaign.partnership.user_attribute_schema or {},
     )
 
 

@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,8 +20,11 @@ from django.utils import timezone
 
 from config.localcache import config_cache
 from config.revisions import revision_bump
+from partnerships.models import Partnership
+from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
 
+from .client_sendable import campaign_client_sendable_errors
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
 from .engine import candidate_until
 from .models import Campaign, CampaignVersion
@@ -44,6 +47,8 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
     errors = _compile_errors(
         campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
     )
+    for field, message in campaign_client_sendable_errors(campaign=campaign).items():
+        errors.setdefault(field, message)
     if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
         days = _days_judging_after_end(end_grace_days(partnership=campaign.partnership))
         if candidate_until(campaign.ends_at, days) <= timezone.now():
@@ -87,15 +92,25 @@ def campaign_save(
             .values_list("snapshot", flat=True)
             .first()
         )
+    adding = campaign._state.adding
     campaign.save()
     snapshot = campaign_snapshot(campaign=campaign)
+    changes = snapshot_diff(before, snapshot)
+    if author is not None:  # an operator's (Pilot, the management API); not code's own
+        audit_record(
+            actor=author,
+            action="campaign.create" if adding else "campaign.change",
+            target=campaign,
+            partnership=campaign.partnership,
+            changes=changes,
+        )
     unapproved = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SUBMITTED)
     CampaignVersion.objects.create(
         campaign=campaign,
         version=campaign.version,
         state=CampaignVersion.State.DRAFT if unapproved else CampaignVersion.State.APPROVED,
         snapshot=snapshot,
-        changes=snapshot_diff(before, snapshot),
+        changes=changes,
         author=author,
         reason=reason,
     )
@@ -205,6 +220,28 @@ def _breaks(trigger: Trigger, old_name: str, before: list, after: list) -> Trigg
         spec = campaign_spec(campaign=campaign)
         errors = _compile_errors(spec, after)
         if not errors or _compile_errors(spec, before):
+            continue
+        broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
+        (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
+    return TriggerChangeCheck(tuple(refused), tuple(warned))
+
+
+def user_schema_change_check(*, partnership: Partnership, new_schema: dict) -> TriggerChangeCheck:
+    """What a new user-attribute schema would do to the partnership's campaigns (all of them
+    may read ``user.<name>``), unless ended: as ``trigger_schema_change_check``, an active one
+    that compiles now and would not after is refused, a draft or paused one warned."""
+    schemas = trigger_schemas(partnership_id=partnership.pk)
+    campaigns = (
+        Campaign.objects.filter(partnership_id=partnership.pk)
+        .exclude(status=Campaign.Status.ENDED)
+        .select_related("partnership")
+        .order_by("-priority", "created_at")
+    )
+    refused, warned = [], []
+    for campaign in campaigns:
+        spec = campaign_spec(campaign=campaign)
+        errors = _compile_errors(replace(spec, user_schema=new_schema), schemas)
+        if not errors or _compile_errors(spec, schemas):
             continue
         broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
         (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)

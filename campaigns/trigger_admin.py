@@ -12,6 +12,7 @@ from triggers.admin import TriggerAdmin
 from triggers.models import Trigger, TriggerEvent
 from triggers.pilot.forms import TriggerSchemaForm
 
+from .client_sendable import trigger_client_sendable_refusals
 from .decisions import outcome_label
 from .selectors import trigger_event_decisions
 from .services import (
@@ -32,6 +33,13 @@ class TriggerForm(TriggerSchemaForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        if cleaned.get("client_sendable") and self.instance.pk is not None:
+            for refusal in trigger_client_sendable_refusals(trigger=self.instance):
+                self.add_error(
+                    "client_sendable",
+                    f"{refusal} Users write this trigger's context themselves: bound the "
+                    "campaign first, or end it.",
+                )
         if self.instance.pk is None or not {"context_schema", "name", "partnership"} <= set(
             cleaned
         ):

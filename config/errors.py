@@ -50,6 +50,9 @@ class ErrorCode(StrEnum):
     ALREADY_REVERSED = "already_reversed"
     REWARD_CHANGED = "reward_changed"
     MODE_MISMATCH = "mode_mismatch"
+    # End users: attributes and erasure (issue 12)
+    USER_ERASED = "user_erased"
+    TEST_KEY_READ_ONLY = "test_key_read_only"
     # Reports
     INVALID_RANGE = "invalid_range"
     RANGE_TOO_LONG = "range_too_long"
@@ -58,6 +61,14 @@ class ErrorCode(StrEnum):
     MALFORMED_DOCUMENT = "malformed_document"
     CONFIGURATION_CHANGED = "configuration_changed"
     FINGERPRINT_REQUIRED = "fingerprint_required"
+    # Key rotation and user tokens (issue 12)
+    API_KEY_NOT_ROTATABLE = "api_key_not_rotatable"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105
+    TOKEN_WRONG_USER = "token_wrong_user"  # noqa: S105
+    TOKEN_SCOPE_NOT_GRANTED = "token_scope_not_granted"  # noqa: S105
+    TRIGGER_NOT_CLIENT_SENDABLE = "trigger_not_client_sendable"
+    TOKEN_DOES_NOT_EXIST = "token_does_not_exist"  # noqa: S105
     # Management API (staff tokens, revisions)
     PARTNER_KEY_NOT_ACCEPTED = "partner_key_not_accepted"
     PRECONDITION_REQUIRED = "precondition_required"
@@ -90,6 +101,13 @@ MESSAGES = {
         "Say which configuration the plan was made against (its fingerprint), or force"
     ),
     ErrorCode.EVENT_TOO_LATE: "The event occurred longer ago than this partnership accepts",
+    ErrorCode.TOKEN_EXPIRED: "The user token has expired: ask your backend for a new one",
+    ErrorCode.TOKEN_REVOKED: "The user token was revoked: ask your backend for a new one",
+    ErrorCode.TOKEN_WRONG_USER: "The user token is for another user",
+    ErrorCode.TOKEN_SCOPE_NOT_GRANTED: "The user token was not granted this scope",
+    ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
+    ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
+    ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
     ErrorCode.PARTNER_KEY_NOT_ACCEPTED: (
         "A partner API key cannot call the management API: send a staff token as "
         "Authorization: Bearer staff_..."

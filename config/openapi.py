@@ -34,6 +34,26 @@ class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "x-api-key"}
 
 
+class KeyOrUserTokenScheme(OpenApiAuthenticationExtension):
+    """The endpoints an app may call: the partner key (its scheme is PartnerApiKeyScheme's),
+    or a user token (issue 12)."""
+
+    target_class = "partnerships.user_tokens.KeyOrUserTokenAuthentication"
+    name = "UserToken"
+
+    def get_security_requirement(self, auto_schema):
+        return [{PartnerApiKeyScheme.name: []}, {self.name: []}]
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A user token from `POST /partnerships/{partnership_id}/users/"
+            "{external_user_id}/tokens`: that user's data and the triggers it names only.",
+        }
+
+
 def ok_envelope(name: str, data: type[serializers.Serializer]) -> serializers.Serializer:
     """``{"code": "ok", "data": <data>}``; ``name`` also names the data component."""
     return inline_serializer(
@@ -70,6 +90,25 @@ AUTH_ERRORS = {
     429: error("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
     # Not about the key, but every partner endpoint can answer it.
     503: error("Database unavailable; retry after Retry-After", ErrorCode.SERVICE_UNAVAILABLE),
+}
+
+# Operations an app may call with a user token (partnerships/user_tokens.py) also answer these.
+USER_TOKEN_ERRORS = {
+    401: error(
+        "The key belongs to another partnership, or the client IP is not allowed; or the user "
+        "token expired or was revoked (itself or its key)",
+        ErrorCode.UNAUTHORIZED_REQUEST,
+        ErrorCode.TOKEN_EXPIRED,
+        ErrorCode.TOKEN_REVOKED,
+    ),
+    403: error(
+        "The partnership is suspended; or the user token is another user's, lacks the scope, "
+        "or names a trigger that is not client-sendable",
+        ErrorCode.PARTNERSHIP_SUSPENDED,
+        ErrorCode.TOKEN_WRONG_USER,
+        ErrorCode.TOKEN_SCOPE_NOT_GRANTED,
+        ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE,
+    ),
 }
 
 # Operations that read a JSON body can also refuse the body itself.

@@ -222,6 +222,40 @@ PARTNERSHIP_RETRIEVE = [
     )
 ]
 
+# --- User tokens (issue 12) ------------------------------------------------------------------
+TOKEN_ID = "4d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a"  # noqa: S105 - an id, not a secret
+_USER_TOKEN = {
+    "token_id": TOKEN_ID,
+    "external_user_id": USER,
+    "mode": "live",
+    "scopes": ["rewards:read"],
+    "expires_at": AT,
+    "revoked_at": None,
+}
+
+USER_TOKEN_CREATE = [
+    _request(
+        "read_only",
+        "A token that reads the user's rewards and balance for an hour",
+        {"scopes": ["rewards:read"], "lifetime_minutes": 60},
+        'Add "trigger:<name>" scopes for triggers marked client-sendable in Pilot.',
+    ),
+    _ok(
+        "read_only",
+        "The token, shown once",
+        {
+            **_USER_TOKEN,
+            "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJqdGkiOiI0ZDNjIn0.c2lnbmF0dXJl",
+        },
+    ),
+]
+
+USER_TOKEN_REVOKE = [
+    _ok("revoked", "Revoked: refused from the next request", {**_USER_TOKEN, "revoked_at": AT})
+]
+
+USER_TOKEN_REVOKE_ALL = [_ok("revoked", "How many live tokens were revoked", {"revoked": 2})]
+
 # --- Reports ----------------------------------------------------------------------------------
 # Query examples: OpenAPI has them per parameter, so an example is the parameters carrying one
 # of its name (config.openapi.add_query_examples); it answers as the response example of the
@@ -361,5 +395,61 @@ REPORT_REVERSALS_EXPORT = [
         f"1,2025-06-02T09:30:00.000000Z,2025-06-02,{REVERSAL_ID},{REWARD_ID},{EVENT_ID},"
         f"{CAMPAIGN_ID},cashback-5,{TRIGGER},{USER_UUID},{USER},1.00,Points,live,"
         "Partial refund of order 8812,2.13,2025-06-01T12:00:01.250000Z\r\n",
+    )
+]
+
+
+# --- End users: attributes and erasure (issue 12) ---------------------------------------------
+
+_ATTRIBUTES = {"tier": "gold", "age": 34, "country": "FR"}
+_USER = {
+    "user_uuid": USER_UUID,
+    "external_user_id": USER,
+    "attributes": _ATTRIBUTES,
+    "created_at": AT,
+    "blocked": False,
+}
+_TOTALS = [
+    {"unit": "Points", "rewards_count": 3, "amount": "4.26", "reversed": "1.00", "balance": "3.26"}
+]
+
+USER_RETRIEVE = [
+    _ok(
+        "user",
+        "Attributes, and the totals of the key's mode",
+        {**_USER, "mode": "live", "totals": _TOTALS},
+    )
+]
+
+USER_REPLACE = [
+    _request("replace", "Replace every attribute", {"attributes": _ATTRIBUTES}),
+    OpenApiExample(
+        "created",
+        value={"code": "ok", "data": _USER},
+        summary="An unknown user is created (201)",
+        response_only=True,
+        status_codes=["201"],
+    ),
+    _ok("replace", "A known user's attributes replaced", _USER),
+]
+
+USER_UPDATE = [
+    _request(
+        "merge",
+        "Change one attribute, remove another (null)",
+        {"attributes": {"tier": "platinum", "country": None}},
+    ),
+    _ok(
+        "merge",
+        "The attributes after the merge",
+        {**_USER, "attributes": {"tier": "platinum", "age": 34}},
+    ),
+]
+
+USER_ERASE = [
+    _ok(
+        "erased",
+        "Erased: the external id no longer reaches the user",
+        {"user_uuid": USER_UUID, "erased_at": AT},
     )
 ]

@@ -26,6 +26,11 @@ HTTPS = env.bool("HTTPS", default=False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+# Both commit every subdomain (and, once submitted, the browsers' built-in list) to HTTPS for
+# the HSTS year: the operator's decision, so settings, not defaults (README's production set
+# turns them on, which `check --deploy` asks for).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
@@ -118,6 +123,11 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
     # psycopg's automatic preparation on for every statement run that many times.
     prepare_threshold=None if _PREPARE == "off" else int(_PREPARE),
 )
+# The ingest statement is prepared on each connection (planned once: see triggers/services/
+# ingest.py). Behind a pooler that moves a client between server connections per transaction
+# (PgBouncer in transaction mode before 1.21, or without max_prepared_statements) a prepared
+# statement is not where the next transaction runs: set false there.
+DATABASE_PREPARE_INGEST = env.bool("DATABASE_PREPARE_INGEST", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and Celery broker -----------------------------------------------------------
@@ -237,6 +247,12 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Per API key, counted in Redis across all web processes; a key's own limit overrides it.
 API_RATE_LIMIT_PER_SECOND = env.int("API_RATE_LIMIT_PER_SECOND", default=1000)
 BENCH_VIEWS = env.bool("BENCH_VIEWS", default=False)
+# Short-lived user tokens for client-side apps (partnerships/user_tokens.py): signed with
+# this secret (HS256; by default derived from SECRET_KEY), their lifetime bounded, and their
+# own rate limit per user, apart from the keys'.
+USER_TOKEN_SECRET = env("USER_TOKEN_SECRET", default="")
+USER_TOKEN_MAX_LIFETIME_MINUTES = 1440
+USER_TOKEN_RATE_LIMIT_PER_SECOND = env.int("USER_TOKEN_RATE_LIMIT_PER_SECOND", default=10)
 
 # --- Trigger events -------------------------------------------------------------------------
 
@@ -298,6 +314,8 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", de
 # Sent by their own workers, so a slow receiver never holds up evaluation.
 CELERY_TASK_ROUTES = {"rewards.tasks.send_due_webhooks": {"queue": "webhooks"}}
 
+# Beat can run on more than one machine: one leads, the others stand by (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:LeaderScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-events": {
         "task": "triggers.tasks.dispatch_due_events",
@@ -320,6 +338,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("REPORTS_CLOSE_INTERVAL", default=300.0),
     },
 }
+
+# --- End users: erasure -----------------------------------------------------------------------
+
+# Keys the hash an erased user's external id becomes (partnerships.pseudonyms). Kept apart from
+# SECRET_KEY, which may be rotated: changing this one makes erased external ids usable again.
+USER_ERASURE_SECRET = env("USER_ERASURE_SECRET", default=SECRET_KEY)
 
 # --- Logging ----------------------------------------------------------------------------------
 

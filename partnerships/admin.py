@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -11,6 +12,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 from unfold.widgets import UnfoldAdminTextareaWidget
+
+from config.errors import ApplicationError
 
 from . import roles
 from .models import (
@@ -29,9 +32,11 @@ from .pilot_revision import RevisionAdminMixin, RevisionForm
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
 from .services import (
+    ROTATION_MAX_OVERLAP_HOURS,
     EndUserBlockError,
     api_key_issue,
     api_key_revoke,
+    api_key_rotate,
     end_user_block,
     end_user_unblock,
     partnership_save,
@@ -57,7 +62,7 @@ class PartnerAdmin(PartnershipScopedAdmin, ModelAdmin):
 
 class ApiKeyInline(TabularInline):
     model = ApiKey
-    fields = ("prefix", "name", "mode", "expires_at", "revoked_at", "last_used_at")
+    fields = ("prefix", "name", "mode", "expires_at", "replaced_by", "revoked_at", "last_used_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -90,7 +95,7 @@ class PartnershipAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmin):
         (None, {"fields": ("id", "partner", "name", "status")}),
         ("Rewards", {"fields": ("reward_unit", "reward_decimal_places", "time_zone")}),
         ("Events", {"fields": ("max_event_lateness_days",)}),
-        ("Security", {"fields": ("allowed_cidrs",)}),
+        ("Security", {"fields": ("allowed_cidrs", "allowed_origins")}),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
     inlines = [ApiKeyInline, PartnershipMemberInline]
@@ -99,18 +104,39 @@ class PartnershipAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmin):
         partnership_save(partnership=obj, actor=request.user, expected_revision=form.loaded)
 
 
+ROTATE_PERMISSIONS = ("partnerships.add_apikey", "partnerships.change_apikey")
+
+
+class RotateForm(forms.Form):
+    overlap_hours = forms.TypedChoiceField(
+        label="The old key keeps working for",
+        coerce=int,
+        initial=24,
+        choices=[
+            (0, "No overlap: it stops now"),
+            (1, "1 hour"),
+            (24, "24 hours"),
+            (72, "3 days"),
+            (ROTATION_MAX_OVERLAP_HOURS, "7 days"),
+        ],
+        help_text="Then it stops (its expiry); until then both keys work.",
+    )
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
+class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     list_display = ("prefix", "partnership", "name", "mode", "status", "expires_at", "last_used_at")
     list_filter = ("mode", "partnership")
     search_fields = ("prefix", "name", "partnership__name")
-    readonly_fields = ("prefix", "created_at", "revoked_at", "last_used_at")
+    readonly_fields = ("prefix", "created_at", "revoked_at", "last_used_at", "rotation")
     actions = ["revoke"]
+    object_action_urls = (("rotate", "rotate_view"),)
 
     def get_fields(self, request, obj=None):
+        editable = ("name", "mode", "expires_at", "rate_limit_per_second")
         if obj is None:
-            return ("partnership", "name", "mode", "expires_at")
-        return ("prefix", "partnership", "name", "mode", "expires_at", *self.readonly_fields[1:])
+            return ("partnership", *editable)
+        return ("prefix", "partnership", *editable, *self.readonly_fields[1:])
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -122,6 +148,85 @@ class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
         if obj.revoked_at:
             return "revoked"
         return "active" if obj.is_active else "expired"
+
+    @admin.display(description="Rotation")
+    def rotation(self, obj: ApiKey) -> str:
+        lines = []
+        replaces = ApiKey.objects.filter(replaced_by=obj).first()
+        if replaces is not None:
+            lines.append(
+                format_html(
+                    'Replaces <a href="{}">{}</a>, which works until {}.',
+                    self.change_url(replaces),
+                    replaces.prefix,
+                    _when(replaces.expires_at),
+                )
+            )
+        if obj.replaced_by_id is not None:
+            lines.append(
+                format_html(
+                    'Replaced by <a href="{}">{}</a>; this key works until {}.',
+                    self.change_url(obj.replaced_by),
+                    obj.replaced_by.prefix,
+                    _when(obj.expires_at),
+                )
+            )
+        return format_html("<br>".join(["{}"] * len(lines)), *lines) if lines else "—"
+
+    def object_actions(self, request, obj: ApiKey) -> list[ObjectAction]:
+        if not all(request.user.has_perm(p) for p in ROTATE_PERMISSIONS):
+            return []
+        if obj.replaced_by_id is not None or not obj.is_active:
+            return []
+        return [ObjectAction("Rotate", self.action_url(obj, "rotate"), "autorenew")]
+
+    def rotate_view(self, request, object_id: str):
+        api_key = self.object_for_action(request, object_id, ROTATE_PERMISSIONS[1])
+        if not request.user.has_perm(ROTATE_PERMISSIONS[0]):
+            raise PermissionDenied(f"You need the permission {ROTATE_PERMISSIONS[0]} for this.")
+        form = RotateForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    rotated = api_key_rotate(
+                        api_key=api_key, overlap_hours=form.cleaned_data["overlap_hours"]
+                    )
+                    pilot_audit(
+                        request,
+                        "apikey.rotate",
+                        rotated.old,
+                        partnership=rotated.old.partnership,
+                        mode=rotated.old.mode,
+                        changes={
+                            "replaced_by": rotated.new.api_key.prefix,
+                            "expires_at": audit_text(rotated.old.expires_at),
+                        },
+                    )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.warning(
+                    request,
+                    format_html(
+                        "New API key — copy it now, it will not be shown again: <code>{}</code>. "
+                        "{} keeps working until {}.",
+                        rotated.new.plaintext,
+                        rotated.old.prefix,
+                        _when(rotated.old.expires_at),
+                    ),
+                )
+                return HttpResponseRedirect(self.change_url(rotated.new.api_key))
+        return self.action_page(
+            request,
+            api_key,
+            title=f"Rotate {api_key}",
+            form=form,
+            intro="A new key is issued with the same partnership, mode, name and rate limit, "
+            "and shown once. The old key keeps working for the overlap you choose, then stops.",
+            submit="Rotate",
+            details=[("Expires", _when(api_key.expires_at) if api_key.expires_at else "never")],
+            status=400 if form.errors else 200,
+        )
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
         if change:
@@ -166,6 +271,10 @@ class ApiKeyAdmin(PartnershipScopedAdmin, ModelAdmin):
                         mode=api_key.mode,
                     )
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M %Z")
 
 
 BLOCK_PERMISSION = "partnerships.block_enduser"

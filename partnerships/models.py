@@ -1,4 +1,5 @@
 import ipaddress
+import re
 import uuid
 import zoneinfo
 from decimal import Decimal
@@ -10,10 +11,21 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+ORIGIN_PATTERN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)")
+
+
+def validate_origin(value: str) -> None:
+    """A browser origin as the Origin header sends it: scheme, host and optional port."""
+    if not re.fullmatch(ORIGIN_PATTERN, value):
+        raise ValidationError(
+            f"{value!r} is not an origin: scheme, host and optional port, no path "
+            "(e.g. https://app.example.com)"
+        )
 
 
 def validate_cidr(value: str) -> None:
@@ -21,6 +33,10 @@ def validate_cidr(value: str) -> None:
         ipaddress.ip_network(value, strict=False)
     except ValueError as exc:
         raise ValidationError(f"{value!r} is not an IP address or CIDR block") from exc
+
+
+def default_user_attribute_schema() -> dict:
+    return {"type": "object"}
 
 
 class Partner(models.Model):
@@ -77,6 +93,23 @@ class Partnership(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Browser apps calling with a user token (issue 12): the origins CORS lets in.
+    allowed_origins = ArrayField(
+        models.CharField(max_length=200, validators=[validate_origin]),
+        default=list,
+        blank=True,
+        help_text="Origins of browser apps that call with user tokens (CORS), comma-separated, "
+        "e.g. https://app.example.com. Empty: no browser app.",
+    )
+    # JSON Schema (draft 2020-12) of end users' attributes: the user API validates them with it,
+    # and campaign rules type-check ``user.<name>`` against its properties. Edited in Pilot with
+    # the trigger schemas' field editor (campaigns/user_schema.py, which checks it there).
+    user_attribute_schema = models.JSONField(
+        default=default_user_attribute_schema,
+        db_default=models.Value({"type": "object"}, models.JSONField()),
+        blank=True,
+        help_text="JSON Schema (draft 2020-12) that end users' attributes must match.",
+    )
     # Bumped by every write of its services (config.revisions): the management API's ETag.
     revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
@@ -116,6 +149,16 @@ class ApiKey(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The key a rotation issued in its place (``partnerships.keys_rotation``); this one keeps
+    # working until its expires_at, the end of the overlap.
+    replaced_by = models.OneToOneField(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="replaces",
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -151,10 +194,17 @@ class EndUser(models.Model):
     blocked_reason = models.CharField(
         max_length=500, blank=True, default="", db_default="", editable=False
     )
+    # Erased (GDPR-style, rewards.services.erasure): the row stays, for the rewards and events
+    # that reference it, but its external id is replaced by a keyed hash of it
+    # (``partnerships.pseudonyms.erased_external_id``) and its attributes are gone.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "end user"
-        permissions = [("block_enduser", "Can block and unblock end users")]
+        permissions = [
+            ("block_enduser", "Can block and unblock end users"),
+            ("erase_enduser", "Can erase end users (GDPR)"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["partnership", "external_user_id"], name="uniq_end_user_external_id"
@@ -216,6 +266,32 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name} {self.action} {self.target_repr}"
+
+
+class UserToken(models.Model):
+    """A short-lived token one partner key issued for one of its users, for a client-side app
+    (``partnerships.user_tokens``). The signed JWT carries this row's id; the row is read on
+    every request, so a revocation holds from the next one."""
+
+    SCOPE_READ = "rewards:read"  # the user's rewards and balance
+    SCOPE_TRIGGER = "trigger:"  # + a client-sendable trigger's name
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partnership = models.ForeignKey(Partnership, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="user_tokens")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="tokens")
+    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices)
+    scopes = ArrayField(models.CharField(max_length=80))
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "user token"
+        indexes = [models.Index(fields=["end_user", "-created_at"], name="user_token_user_idx")]
+
+    def __str__(self) -> str:
+        return f"token {self.id} of {self.end_user_id}"
 
 
 class StaffToken(models.Model):

@@ -3,9 +3,12 @@ the management API, so a save made on a page opened before someone else's change
 with a clear error instead of overwriting it (``config.revisions``)."""
 
 from django import forms
+from django.contrib import messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 
+from config.errors import ApplicationError, ErrorCode
 from config.revisions import revision_stale
 
 LOADED = "loaded_revision"
@@ -42,6 +45,22 @@ class RevisionAdminMixin:
     """A ModelAdmin mixin: the change page renders the hidden revision (in its first
     fieldset), so its form sends it back. Its form must have the field (``RevisionForm``,
     or ``RevisionFormMixin`` in its own)."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A save that lost the race after its form was checked (the service refuses it under
+        the row lock: 412) comes back as the same error, on the page, not a server error."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            if exc.code != ErrorCode.VERSION_CONFLICT:
+                raise
+            name = self.model._meta.verbose_name
+            messages.error(
+                request,
+                f"Someone changed this {name} while you were saving it. Your changes were "
+                "not saved: reload the page to see theirs, then make yours again.",
+            )
+            return HttpResponseRedirect(request.get_full_path())
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))

@@ -22,6 +22,9 @@ from config.errors import ApplicationError, ErrorCode
 
 _BACKOFF_SECONDS = 5.0
 _MAX_LEASE_FRACTION = 20
+# Keys, and users of user tokens, this process holds leases for: past it, those idle for two
+# windows are forgotten (their counts no longer matter), so one entry per user cannot pile up.
+_MAX_LEASES = 10_000
 _clock = time.time  # tests freeze it
 _client: redis.Redis | None = None
 _skip_until = 0.0
@@ -52,7 +55,11 @@ def rate_limit_check(*, key_prefix: str, limit: int) -> None:
     now = _clock()
     window = int(now)
     with _lock:  # one lease request per process at a time, so threads don't over-lease
-        lease = _leases.setdefault(key_prefix, _Lease())
+        lease = _leases.get(key_prefix)
+        if lease is None:
+            if len(_leases) >= _MAX_LEASES:
+                _forget_idle(window)
+            lease = _leases[key_prefix] = _Lease()
         if lease.window != window:
             lease.previous = lease.used if lease.window == window - 1 else 0
             lease.window, lease.left, lease.used = window, 0, 0
@@ -68,6 +75,11 @@ def rate_limit_check(*, key_prefix: str, limit: int) -> None:
             lease.left = granted
         lease.left -= 1
         lease.used += 1
+
+
+def _forget_idle(window: int) -> None:
+    for key_prefix in [key for key, lease in _leases.items() if lease.window < window - 1]:
+        del _leases[key_prefix]
 
 
 def _lease(key_prefix: str, window: int, chunk: int, limit: int) -> int | None:

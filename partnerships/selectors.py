@@ -36,6 +36,8 @@ class PartnershipRecord:
     # occurred_at may be at most this many days old; None: no bound.
     max_event_lateness_days: int | None
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    # Browser origins allowed to call with user tokens (CORS).
+    origins: frozenset[str] = frozenset()
 
     @property
     def is_active(self) -> bool:
@@ -84,6 +86,7 @@ def partnership_record(*, partnership_id: uuid.UUID) -> PartnershipRecord | None
             networks=tuple(
                 ipaddress.ip_network(cidr, strict=False) for cidr in partnership.allowed_cidrs
             ),
+            origins=frozenset(partnership.allowed_origins),
         )
 
     return config_cache.get(("partnership", partnership_id), load)

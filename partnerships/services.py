@@ -4,10 +4,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from config.localcache import config_cache
 from config.revisions import revision_bump
 
@@ -47,6 +47,46 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.save(update_fields=["revoked_at"])
         config_cache.invalidate()
     return api_key
+
+
+# How long a rotated key may keep working beside its replacement.
+ROTATION_MAX_OVERLAP_HOURS = 168
+
+
+@dataclass(frozen=True)
+class RotatedKey:
+    old: ApiKey  # works until old.expires_at, the end of the overlap
+    new: IssuedKey
+
+
+@transaction.atomic
+def api_key_rotate(*, api_key: ApiKey, overlap_hours: int) -> RotatedKey:
+    """Issues a key in ``api_key``'s place (same partnership, mode, name and rate limit, no
+    expiry) and lets the old one work ``overlap_hours`` more (0: it stops now). Refused for a
+    revoked, expired or already rotated key: rotate its replacement instead."""
+    if not 0 <= overlap_hours <= ROTATION_MAX_OVERLAP_HOURS:
+        message = f"The overlap is 0 to {ROTATION_MAX_OVERLAP_HOURS} hours"
+        raise validation_error([field_error("overlap_hours", "out_of_range", message)], message)
+    old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if old.replaced_by_id is not None:
+        message = f"This key was already rotated (to {old.replaced_by.prefix}): rotate that one"
+        raise ApplicationError(409, ErrorCode.API_KEY_NOT_ROTATABLE, message)
+    if not old.is_active:
+        state = "revoked" if old.revoked_at else "expired"
+        raise ApplicationError(409, ErrorCode.API_KEY_NOT_ROTATABLE, f"This key is {state}")
+    new = api_key_issue(
+        api_key=ApiKey(
+            partnership_id=old.partnership_id,
+            name=old.name,
+            mode=old.mode,
+            rate_limit_per_second=old.rate_limit_per_second,
+        )
+    )
+    overlap_end = timezone.now() + timedelta(hours=overlap_hours)
+    old.expires_at = min(old.expires_at or overlap_end, overlap_end)
+    old.replaced_by = new.api_key
+    old.save(update_fields=["expires_at", "replaced_by"])  # post_save clears the key caches
+    return RotatedKey(old=old, new=new)
 
 
 @transaction.atomic
@@ -202,8 +242,6 @@ def api_key_create_audited(*, api_key: ApiKey, actor) -> IssuedKey:
     form validates it (``ValidationError`` per field), issued and audited as
     ``apikey.create``; the plaintext is returned once."""
     api_key.full_clean(exclude=["prefix", "hashed_key"])
-    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        raise ValidationError({"expires_at": "Must be in the future."})
     issued = api_key_issue(api_key=api_key)
     audit_record(
         actor=actor,

@@ -34,6 +34,7 @@ from .selectors import (
 )
 from .serializers import amount_for_display
 from .services.reversal import reward_reverse
+from .services.users import EndUserEraseError, attribute_errors_for_pilot, end_user_erase
 from .simulation.backtest_pilot import BacktestAdminMixin
 from .simulation.pilot import CampaignDryRunAdmin
 from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhooks' pages
@@ -412,9 +413,89 @@ class TriggerEventPilotAdmin(TriggerEventWithDecisionsAdmin):
         return _table("deliveries", headers, rows, "None sent.")
 
 
+ERASE_PERMISSION = "partnerships.erase_enduser"
+
+
+class EraseForm(forms.Form):
+    confirm = forms.CharField(
+        max_length=255,
+        help_text="Type the user's external id to confirm: erasure cannot be undone.",
+    )
+
+    def __init__(self, *args, external_user_id: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.external_user_id = external_user_id
+
+    def clean_confirm(self) -> str:
+        if self.cleaned_data["confirm"] != self.external_user_id:
+            raise forms.ValidationError("Not this user's external id.")
+        return self.cleaned_data["confirm"]
+
+
+class EndUserForm(forms.ModelForm):
+    """Attributes typed in Pilot are checked as the API checks them."""
+
+    def clean_attributes(self):
+        attributes = self.cleaned_data["attributes"]
+        partnership = self.cleaned_data.get("partnership") or getattr(
+            self.instance, "partnership", None
+        )
+        if partnership is None:
+            return attributes
+        errors = attribute_errors_for_pilot(
+            schema=partnership.user_attribute_schema, attributes=attributes
+        )
+        if errors:
+            raise forms.ValidationError([f"{e['field']}: {e['message']}" for e in errors])
+        return attributes
+
+
 class EndUserPilotAdmin(EndUserAdmin):
     """Benji's member page: who the user is, whether they are blocked, their balance, latest
-    events and rewards."""
+    events and rewards; erasure (GDPR) for those with ``partnerships.erase_enduser``."""
+
+    form = EndUserForm
+    object_action_urls = (*EndUserAdmin.object_action_urls, ("erase", "erase_view"))
+
+    def object_actions(self, request, obj: EndUser) -> list[ObjectAction]:
+        actions = [] if obj.erased_at else super().object_actions(request, obj)
+        if obj.erased_at is None and request.user.has_perm(ERASE_PERMISSION):
+            actions.append(ObjectAction("Erase (GDPR)", self.action_url(obj, "erase"), "delete"))
+        return actions
+
+    def erase_view(self, request, object_id: str):
+        user = self.object_for_action(request, object_id, ERASE_PERMISSION)
+        form = EraseForm(
+            request.POST if request.method == "POST" else None,
+            external_user_id=user.external_user_id,
+        )
+        if user.erased_at is not None:
+            form.is_bound = False
+            messages.error(request, "This user is already erased.")
+        elif form.is_valid():
+            try:
+                end_user_erase(end_user=user, actor=request.user, via="pilot")
+            except EndUserEraseError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request,
+                    "The user is erased: attributes and external id removed, their events' "
+                    "contexts cleared; rewards and budgets unchanged.",
+                )
+                return HttpResponseRedirect(self.change_url(user))
+        return self.action_page(
+            request,
+            user,
+            title=f"Erase {user}",
+            form=form,
+            intro="Erasure cannot be undone. The external id is replaced by a keyed hash and "
+            "accepts no more events or attributes (410 user_erased); attributes, block reason "
+            "and the contexts of the user's events are removed; events not yet evaluated are "
+            "cancelled. Rewards, reversals, reports and budgets stay as they are.",
+            submit="Erase",
+            status=400 if form.errors else 200,
+        )
 
     readonly_fields = (*EndUserAdmin.readonly_fields, "balance", "event_table", "reward_table")
     fieldsets = (
@@ -429,7 +510,9 @@ class EndUserPilotAdmin(EndUserAdmin):
         return self.fieldsets if obj is not None else EndUserAdmin.fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else super().get_readonly_fields(request)
+        if obj is None:
+            return super().get_readonly_fields(request)
+        return (*self.readonly_fields, "attributes") if obj.erased_at else self.readonly_fields
 
     @admin.display(description="Balance (issued minus reversed)")
     def balance(self, user: EndUser) -> str:

@@ -20,11 +20,19 @@ from config.openapi import (
     BODY_ERRORS,
     IDEMPOTENCY_KEY,
     IDEMPOTENT_REPLAYED,
+    USER_TOKEN_ERRORS,
     error,
     ok_envelope,
 )
 from config.timestamps import TimestampField
 from partnerships.auth import PartnerPrincipal
+from partnerships.cors import UserTokenCorsMixin
+from partnerships.user_tokens import (
+    SCOPE_READ,
+    IsKeyOrUserToken,
+    KeyOrUserTokenAuthentication,
+    UserPrincipal,
+)
 from triggers.apis import TriggerEventOutputSerializer, event_not_found
 from triggers.schemas import compile_schema, schema_errors
 
@@ -189,6 +197,9 @@ class TriggerEventReverseApi(APIView):
 
 
 def _user_or_404(request, external_user_id: str):
+    if isinstance(request.user, UserPrincipal):  # an app: its own user, if the token may read
+        request.user.require_user(external_user_id)
+        request.user.require_scope(SCOPE_READ)
     user = end_user_get(
         partnership_id=request.user.partnership.id, external_user_id=external_user_id
     )
@@ -214,7 +225,7 @@ class ModeFilterSerializer(serializers.Serializer):
     )
 
 
-def key_mode(principal: PartnerPrincipal, requested: str | None) -> str:
+def key_mode(principal: PartnerPrincipal | UserPrincipal, requested: str | None) -> str:
     """The mode a read shows: always the key's. Naming the other one is refused, not ignored,
     so a client that believes it reads live data with a test key finds out."""
     if requested is not None and requested != principal.mode:
@@ -228,7 +239,14 @@ def key_mode(principal: PartnerPrincipal, requested: str | None) -> str:
     return principal.mode
 
 
-class UserRewardListApi(APIView):
+class UserReadApi(UserTokenCorsMixin, APIView):
+    """A read of one user's data: with the partner key, or the user's own token (an app)."""
+
+    authentication_classes = [KeyOrUserTokenAuthentication]
+    permission_classes = [IsKeyOrUserToken]
+
+
+class UserRewardListApi(UserReadApi):
     class FilterSerializer(ModeFilterSerializer):
         cursor = serializers.CharField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
@@ -250,6 +268,7 @@ class UserRewardListApi(APIView):
         responses={
             200: ok_envelope("UserRewardList", OutputSerializer),
             **AUTH_ERRORS,
+            **USER_TOKEN_ERRORS,
             404: USER_NOT_FOUND,
             422: READ_REFUSED,
         },
@@ -266,7 +285,7 @@ class UserRewardListApi(APIView):
         return Response({"code": "ok", "data": self.OutputSerializer(data).data})
 
 
-class UserBalanceApi(APIView):
+class UserBalanceApi(UserReadApi):
     class OutputSerializer(serializers.Serializer):
         user_uuid = serializers.UUIDField()
         external_user_id = serializers.CharField()
@@ -290,6 +309,7 @@ class UserBalanceApi(APIView):
         responses={
             200: ok_envelope("UserBalance", OutputSerializer),
             **AUTH_ERRORS,
+            **USER_TOKEN_ERRORS,
             404: USER_NOT_FOUND,
             422: READ_REFUSED,
         },

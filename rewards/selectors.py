@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from campaigns.selectors import trigger_event_decisions
 from config.errors import field_error, validation_error
@@ -194,3 +194,24 @@ def end_user_recent_rewards(*, user: EndUser, limit: int = 20) -> list[Reward]:
         .select_related("campaign", "partnership")
         .order_by("-issued_at", "-id")[:limit]
     )
+
+
+def end_user_totals(*, user: EndUser, mode: str) -> list[dict]:
+    """Per unit, in one mode: rewards issued (count, amount), reversed, and the balance."""
+    rows = (
+        Reward.objects.filter(end_user=user, mode=mode)
+        .values("unit")
+        .annotate(count=Count("id"), earned=Sum("amount"), reversed=Sum("reversed_amount"))
+        .order_by("unit")
+    )
+    step = user.partnership.unit_step
+    return [
+        {
+            "unit": row["unit"],
+            "rewards_count": row["count"],
+            "amount": str(row["earned"].quantize(step)),
+            "reversed": str(row["reversed"].quantize(step)),
+            "balance": str((row["earned"] - row["reversed"]).quantize(step)),
+        }
+        for row in rows
+    ]

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from .apis import TriggerEventDetailApi, TriggerEventReverseApi, UserBalanceApi, UserRewardListApi
+from .user_apis import UserDetailApi
 
 PARTNERSHIP = "partnerships/<str:partnership_id>"
 
@@ -26,4 +27,13 @@ urlpatterns = [
         name="user-balance",
     ),
     path("", include("rewards.reports.urls")),
+]
+
+# --- End users: attributes, totals, erasure (issue 12) -----------------------------------------
+urlpatterns += [
+    path(
+        f"{PARTNERSHIP}/users/<str:external_user_id>",
+        UserDetailApi.as_view(),
+        name="user-detail",
+    ),
 ]

@@ -66,7 +66,7 @@ def private_redis(directory: Path) -> Iterator[str]:
     """A Redis server of our own; yields its URL (database 0)."""
     port = free_port()
     with redis_server(port, directory / "redis.log"):
-        wait_until(lambda: _answers(port), 10, "the private Redis answering")
+        wait_until(lambda: answers(port), 10, "the private Redis answering")
         yield f"redis://127.0.0.1:{port}/0"
 
 
@@ -80,7 +80,8 @@ def send_task(broker_url: str, name: str, *args, queue: str = "celery") -> None:
         _sender.send_task(name, args=args, queue=queue, connection=connection)
 
 
-def _answers(port: int) -> bool:
+def answers(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:``port``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True

@@ -27,7 +27,7 @@ class TriggerAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmin):
     "Send a test event" (``triggers/pilot/``)."""
 
     form = TriggerSchemaForm
-    list_display = ("name", "partnership", "status", "updated_at")
+    list_display = ("name", "partnership", "status", "client_sendable", "updated_at")
     list_filter = ("status", "partnership")
     search_fields = ("name", "description")
     readonly_fields = ("created_at", "updated_at")

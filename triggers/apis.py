@@ -12,14 +12,22 @@ from config.openapi import (
     BODY_ERRORS,
     IDEMPOTENCY_KEY,
     IDEMPOTENT_REPLAYED,
+    USER_TOKEN_ERRORS,
     error,
     ok_envelope,
 )
 from partnerships.auth import HEADER, PartnerPrincipal, authenticate_partner, client_ip
+from partnerships.cors import cors_headers_add, cors_preflight, is_preflight
+from partnerships.user_tokens import (
+    KeyOrUserTokenAuthentication,
+    authenticate_user_token,
+    bearer_token,
+)
 
 from .models import TriggerEvent
 from .selectors import trigger_event_get
-from .services.ingest import INGEST_BODY_SCHEMA, trigger_event_ingest
+from .services.client_ingest import trigger_event_ingest_for_user
+from .services.ingest import INGEST_BODY_SCHEMA, IngestResult, trigger_event_ingest
 from .services.processing import trigger_event_cancel
 
 
@@ -30,6 +38,9 @@ class TriggerEventCreateApi(APIView):
     goes straight to ``post`` with the plain Django request, skipping DRF's request wrapping,
     content negotiation and rendering, which would cost as much as the work itself.
     """
+
+    # For the schema (dispatch authenticates itself): the key, or an app's user token.
+    authentication_classes = [KeyOrUserTokenAuthentication]
 
     class OutputSerializer(serializers.Serializer):
         trigger_event_id = serializers.UUIDField()
@@ -43,13 +54,20 @@ class TriggerEventCreateApi(APIView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             if request.method != "POST":
+                if is_preflight(request):  # a browser app's (user tokens)
+                    return cors_preflight(request, kwargs.get("partnership_id"), methods="POST")
                 raise ApplicationError(405, ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
+            if request.META.get(HEADER) is None and "HTTP_AUTHORIZATION" in request.META:
+                return self.post_with_user_token(request, **kwargs)
             return self.post(request, **kwargs)
         except Exception as exc:
             error = to_application_error(exc)
             if error is None:
                 raise
-            return error_response(error)
+            response = error_response(error)
+            if request.META.get(HEADER) is None:
+                cors_headers_add(request, response, kwargs.get("partnership_id"))
+            return response
 
     @extend_schema(
         operation_id="trigger_event_create",
@@ -58,7 +76,12 @@ class TriggerEventCreateApi(APIView):
             "Validates `transaction_context` against the trigger's schema, stores the event "
             "durably and queues it for campaign evaluation. Send `Idempotency-Key` to make "
             "retries safe: the same key and body return the original `trigger_event_id` with "
-            "`Idempotent-Replayed: true`."
+            "`Idempotent-Replayed: true`.\n\n"
+            "An app may send it with a user token (`Authorization: Bearer`): only triggers "
+            "the token names and the partnership marked client-sendable, for the token's user "
+            "(`external_user_id` may be left out), at the time it arrives (`occurred_at`, "
+            "`delay`, `deliver_at` and `user_uuid` are refused), its idempotency keys (at most "
+            "200 characters) the user's own."
         ),
         request={"application/json": INGEST_BODY_SCHEMA},
         parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED],
@@ -67,6 +90,7 @@ class TriggerEventCreateApi(APIView):
             200: ok_envelope("TriggerEventCreate", OutputSerializer),
             **AUTH_ERRORS,
             **BODY_ERRORS,
+            **USER_TOKEN_ERRORS,
             404: error(
                 "Unknown partnership, trigger or user",
                 ErrorCode.PARTNERSHIP_DOES_NOT_EXIST,
@@ -75,6 +99,10 @@ class TriggerEventCreateApi(APIView):
             ),
             409: error(
                 "Idempotency key reused with another body", ErrorCode.IDEMPOTENCY_KEY_REUSED
+            ),
+            410: error(
+                "The user was erased (also for a retry of one of their events)",
+                ErrorCode.USER_ERASED,
             ),
             422: error(
                 "Invalid body or context (one entry per problem in `errors`), archived "
@@ -94,13 +122,31 @@ class TriggerEventCreateApi(APIView):
             body=json_body(request),
             idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
         )
-        data = {
-            "trigger_event_id": str(result.trigger_event_id),
-            "status": result.status,
-            "user_uuid": str(result.user_uuid),
-            "mode": principal.mode,
-        }
-        return json_ok(data, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
+        return _accepted(result, principal.mode)
+
+    def post_with_user_token(self, request: HttpRequest, partnership_id: str) -> HttpResponse:
+        """An app's event for its user (``Authorization: Bearer``): see client_ingest."""
+        principal = authenticate_user_token(
+            raw_token=bearer_token(request) or "", partnership_id=partnership_id
+        )
+        result = trigger_event_ingest_for_user(
+            principal=principal,
+            body=json_body(request),
+            idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
+        )
+        response = _accepted(result, principal.mode)
+        cors_headers_add(request, response, partnership_id)
+        return response
+
+
+def _accepted(result: IngestResult, mode: str) -> HttpResponse:
+    data = {
+        "trigger_event_id": str(result.trigger_event_id),
+        "status": result.status,
+        "user_uuid": str(result.user_uuid),
+        "mode": mode,
+    }
+    return json_ok(data, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
 
 
 class TriggerEventOutputSerializer(serializers.Serializer):

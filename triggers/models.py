@@ -37,6 +37,14 @@ class Trigger(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Apps may send it with a user token (issue 12). Users then write its context themselves,
+    # so campaigns reading it must bound each user's money (campaigns/client_sendable.py).
+    client_sendable = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Client-side apps may send this trigger with a user token. Every campaign "
+        "that reads it must have a per-user cap and a bounded amount.",
+    )
     # Bumped by every write of its service (config.revisions): the management API's ETag.
     revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 

@@ -17,6 +17,7 @@ class TriggerRecord:
     name: str
     status: str
     validator: Any  # compiled context schema
+    client_sendable: bool = False  # apps may send it with a user token
 
     @property
     def is_active(self) -> bool:
@@ -35,6 +36,7 @@ def trigger_record(*, partnership_id: uuid.UUID, name: str) -> TriggerRecord | N
             name=trigger.name,
             status=trigger.status,
             validator=compile_schema(trigger.context_schema),
+            client_sendable=trigger.client_sendable,
         )
 
     return config_cache.get(("trigger", partnership_id, name), load, cache_none=False)

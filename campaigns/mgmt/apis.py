@@ -20,16 +20,14 @@ from partnerships.mgmt.base import (
     CONFLICT,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
     django_errors,
     if_match,
+    list_schema,
     ok,
-    page,
-    page_of,
+    validated,
 )
 from triggers.models import Trigger
 
@@ -177,21 +175,10 @@ class CampaignApi(MgmtApi):
 
 
 class CampaignListApi(CampaignApi):
-    @extend_schema(
-        operation_id="mgmt_campaign_list",
-        summary="A partnership's campaigns",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtCampaignPage", page_of("MgmtCampaign", CampaignOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("campaign", CampaignOut, "A partnership's campaigns")
     def get(self, request, partnership_id):
-        self.staff.require("campaigns.view_campaign")
-        partnership = self.staff.partnership(partnership_id)
-        rows = Campaign.objects.filter(partnership=partnership).select_related("trigger")
-        return page(request, rows.order_by("created_at", "id"), lambda c: CampaignOut(c).data)
+        rows = Campaign.objects.select_related("trigger")
+        return self.listing("campaigns.view_campaign", partnership_id, rows, CampaignOut)
 
     @extend_schema(
         operation_id="mgmt_campaign_create",
@@ -199,15 +186,13 @@ class CampaignListApi(CampaignApi):
         request=CampaignIn,
         responses={201: ok_envelope("MgmtCampaignCreated", CampaignOut), **BODY_ERRORS},
         examples=[OpenApiExample("cashback", value=CAMPAIGN_EXAMPLE_IN, request_only=True)],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("campaigns.add_campaign")
         partnership = self.staff.partnership(partnership_id)
-        body = CampaignIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(CampaignIn, request.data)
         campaign = Campaign(partnership=partnership)
-        _apply(campaign, body.validated_data, partnership)
+        _apply(campaign, body, partnership)
         _written(lambda: campaign_save(campaign=campaign, author=self.staff.user))
         response = self.answer(campaign.pk)
         response.status_code = 201
@@ -219,7 +204,6 @@ class CampaignDetailApi(CampaignApi):
         operation_id="mgmt_campaign_retrieve",
         summary="One campaign, with the change awaiting approval (its ETag in the header)",
         responses={200: ok_envelope("MgmtCampaign", CampaignOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, campaign_id):
         self.staff.require("campaigns.view_campaign")
@@ -238,15 +222,13 @@ class CampaignDetailApi(CampaignApi):
             **WRITE_ERRORS,
         },
         examples=[OpenApiExample("raise budget", value={"budget": "20000"}, request_only=True)],
-        tags=["management"],
     )
     def patch(self, request, partnership_id, campaign_id):
         self.staff.require("campaigns.change_campaign")
         campaign = self.campaign(partnership_id, campaign_id)
         expected = if_match(request)
-        body = CampaignIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        _apply(campaign, body.validated_data, campaign.partnership)
+        body = validated(CampaignIn, request.data, partial=True)
+        _apply(campaign, body, campaign.partnership)
         result = _written(
             lambda: lifecycle.campaign_change(
                 campaign=campaign, author=self.staff.user, expected_revision=expected
@@ -266,7 +248,6 @@ class CampaignDetailApi(CampaignApi):
             409: CONFLICT,
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def delete(self, request, partnership_id, campaign_id):
         campaign = self.campaign(partnership_id, campaign_id)
@@ -305,14 +286,12 @@ class CampaignActionApi(CampaignApi):
             ),
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def post(self, request, partnership_id, campaign_id):
         self.staff.require(lifecycle.PERMISSION[self.action])
         campaign = self.campaign(partnership_id, campaign_id)
         expected = if_match(request)
-        body = ActionIn(data=request.data if request.data else {})
-        body.is_valid(raise_exception=True)
+        body = validated(ActionIn, request.data if request.data else {})
         pending = campaign_pending_change(campaign=campaign)
         # If-Match covers what approval shows: a new proposal bumps the revision under the
         # lock approval takes, so the pending change read here is the one at that revision.
@@ -321,7 +300,7 @@ class CampaignActionApi(CampaignApi):
                 campaign=campaign,
                 action=self.action,
                 user=self.staff.user,
-                reason=body.validated_data["reason"],
+                reason=body["reason"],
                 shown_id=pending.pk if pending else None,
                 expected_revision=expected,
             )

@@ -152,10 +152,17 @@ def vocabulary(*, trigger: Trigger, env: RuleEnvironment, facts: list[FactSpec])
         if fact:
             fact_terms.append(Term(name, kind, _fact_note(fact, triggers)))
     user = [Term("user", variables["user"], "the end user's attributes, as the partner sent")]
-    user += [
-        Term(f"user.{key}", "dyn", "seen on the partnership's users")
-        for key in _attribute_names(trigger)
-    ]
+    declared = {name: kind for name, kind in variables.items() if name.startswith("user.")}
+    if declared:  # the partnership's user-attribute schema: only these read as user.<name>
+        user += [
+            Term(name, kind, "declared in the partnership's user-attribute schema")
+            for name, kind in declared.items()
+        ]
+    else:
+        user += [
+            Term(f"user.{key}", "dyn", "seen on the partnership's users")
+            for key in _attribute_names(trigger)
+        ]
     return Vocabulary(
         context=context,
         user=user,
@@ -218,4 +225,5 @@ def _spec(trigger: Trigger, condition, reward_type, reward_expression, facts) ->
         reward_max=None,
         rounding=ROUND_HALF_UP,
         limits=Limits(),
+        user_schema=trigger.partnership.user_attribute_schema or {},
     )

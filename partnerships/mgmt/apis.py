@@ -16,16 +16,17 @@ from .base import (
     BODY_ERRORS,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
+    assign,
+    create_examples,
     django_errors,
     if_match,
+    list_schema,
     ok,
     page,
-    page_of,
+    validated,
 )
 
 PARTNERSHIP_EXAMPLE = {
@@ -77,11 +78,6 @@ class PartnershipCreateIn(PartnershipIn):
     partner = serializers.CharField(max_length=200, help_text="The company; created if new")
 
 
-def _apply(instance, data: dict) -> None:
-    for name, value in data.items():
-        setattr(instance, name, value)
-
-
 def _saved(save):
     try:
         return save()
@@ -90,16 +86,7 @@ def _saved(save):
 
 
 class PartnershipListApi(MgmtApi):
-    @extend_schema(
-        operation_id="mgmt_partnership_list",
-        summary="The token's partnerships",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtPartnershipPage", page_of("MgmtPartnership", PartnershipOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("partnership", PartnershipOut, "The token's partnerships")
     def get(self, request):
         self.staff.require("partnerships.view_partnership")
         rows = self.staff.partnerships().order_by("created_at", "id")
@@ -110,20 +97,10 @@ class PartnershipListApi(MgmtApi):
         summary="Create a partnership (unscoped Admin tokens only)",
         request=PartnershipCreateIn,
         responses={201: ok_envelope("MgmtPartnershipCreated", PartnershipOut), **BODY_ERRORS},
-        examples=[
-            OpenApiExample(
-                "create",
-                value={"partner": "Acme Bank", "name": "Acme Rewards", "time_zone": "Europe/Paris"},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": PARTNERSHIP_EXAMPLE},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
-        tags=["management"],
+        examples=create_examples(
+            {"partner": "Acme Bank", "name": "Acme Rewards", "time_zone": "Europe/Paris"},
+            PARTNERSHIP_EXAMPLE,
+        ),
     )
     def post(self, request):
         token = self.staff.token
@@ -135,13 +112,11 @@ class PartnershipListApi(MgmtApi):
                 "partnerships",
             )
         self.staff.require("partnerships.add_partnership", "partnerships.add_partner")
-        body = PartnershipCreateIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
+        data = validated(PartnershipCreateIn, request.data)
         with transaction.atomic():
             partner, _ = Partner.objects.get_or_create(name=data.pop("partner"))
             partnership = Partnership(partner=partner)
-            _apply(partnership, data)
+            assign(partnership, data)
             _saved(lambda: partnership_save(partnership=partnership, actor=self.staff.user))
         return ok(PartnershipOut(partnership).data, status=201, revision=partnership.revision)
 
@@ -156,7 +131,6 @@ class PartnershipDetailApi(MgmtApi):
                 "partnership", value={"code": "ok", "data": PARTNERSHIP_EXAMPLE}, response_only=True
             )
         ],
-        tags=["management"],
     )
     def get(self, request, partnership_id):
         self.staff.require("partnerships.view_partnership")
@@ -170,15 +144,13 @@ class PartnershipDetailApi(MgmtApi):
         request=PartnershipIn(partial=True),
         responses={200: ok_envelope("MgmtPartnershipUpdated", PartnershipOut), **WRITE_ERRORS},
         examples=[OpenApiExample("rename", value={"name": "Acme Cashback"}, request_only=True)],
-        tags=["management"],
     )
     def patch(self, request, partnership_id):
         self.staff.require("partnerships.change_partnership")
         partnership = self.staff.partnership(partnership_id)
         expected = if_match(request)
-        body = PartnershipIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        _apply(partnership, body.validated_data)
+        body = validated(PartnershipIn, request.data, partial=True)
+        assign(partnership, body)
         _saved(
             lambda: partnership_save(
                 partnership=partnership, actor=self.staff.user, expected_revision=expected
@@ -230,44 +202,22 @@ KEY_CREATED = {
 
 
 class ApiKeyListApi(MgmtApi):
-    @extend_schema(
-        operation_id="mgmt_api_key_list",
-        summary="A partnership's API keys (never their secrets)",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtApiKeyPage", page_of("MgmtApiKey", ApiKeyOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("api_key", ApiKeyOut, "A partnership's API keys (never their secrets)")
     def get(self, request, partnership_id):
-        self.staff.require("partnerships.view_apikey")
-        partnership = self.staff.partnership(partnership_id)
-        rows = ApiKey.objects.filter(partnership=partnership).order_by("created_at", "id")
-        return page(request, rows, lambda row: ApiKeyOut(row).data)
+        return self.listing("partnerships.view_apikey", partnership_id, ApiKey.objects, ApiKeyOut)
 
     @extend_schema(
         operation_id="mgmt_api_key_create",
         summary="Issue an API key (shown once in the answer)",
         request=ApiKeyIn,
         responses={201: ok_envelope("MgmtApiKeyCreated", ApiKeyCreatedOut), **BODY_ERRORS},
-        examples=[
-            OpenApiExample("create", value={"name": "backend", "mode": "live"}, request_only=True),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": KEY_CREATED},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
-        tags=["management"],
+        examples=create_examples({"name": "backend", "mode": "live"}, KEY_CREATED),
     )
     def post(self, request, partnership_id):
         self.staff.require("partnerships.add_apikey")
         partnership = self.staff.partnership(partnership_id)
-        body = ApiKeyIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        key = ApiKey(partnership=partnership, **body.validated_data)
+        body = validated(ApiKeyIn, request.data)
+        key = ApiKey(partnership=partnership, **body)
         issued = _saved(lambda: api_key_create_audited(api_key=key, actor=self.staff.user))
         return ok({**ApiKeyOut(issued.api_key).data, "api_key": issued.plaintext}, status=201)
 
@@ -282,7 +232,6 @@ class ApiKeyDetailApi(MgmtApi):
         operation_id="mgmt_api_key_retrieve",
         summary="One API key",
         responses={200: ok_envelope("MgmtApiKey", ApiKeyOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, prefix):
         self.staff.require("partnerships.view_apikey")
@@ -295,7 +244,6 @@ class ApiKeyRevokeApi(MgmtApi):
         summary="Revoke an API key at once (idempotent; no If-Match: it only stops a key)",
         request=None,
         responses={200: ok_envelope("MgmtApiKeyRevoked", ApiKeyOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def post(self, request, partnership_id, prefix):
         self.staff.require("partnerships.change_apikey")

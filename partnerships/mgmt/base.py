@@ -10,13 +10,18 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
-from config.openapi import ErrorSerializer, error
+from config.openapi import ErrorSerializer, error, ok_envelope
 from config.revisions import version_conflict
 
 from ..services import audit_via
@@ -48,6 +53,14 @@ class MgmtApi(APIView):
     def staff(self) -> StaffPrincipal:
         return self.request.user
 
+    def listing(self, permission: str, partnership_id, rows, out) -> Response:
+        """A page of ``rows`` (a model's manager or queryset) of one of the token's
+        partnerships, oldest first, each as ``out`` serializes it."""
+        self.staff.require(permission)
+        partnership = self.staff.partnership(partnership_id)
+        found = rows.filter(partnership=partnership).order_by("created_at", "id")
+        return page(self.request, found, lambda row: out(row).data)
+
 
 def etag(revision: int) -> str:
     return f'"{revision}"'
@@ -71,6 +84,18 @@ def if_match(request) -> int:
     if match is None:
         raise version_conflict()
     return int(match.group(1))
+
+
+def validated(serializer: type[serializers.Serializer], data, *, partial: bool = False) -> dict:
+    """``data`` as ``serializer`` validates it (422 per field otherwise)."""
+    body = serializer(data=data, partial=partial)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
+def assign(instance, values: dict) -> None:
+    for name, value in values.items():
+        setattr(instance, name, value)
 
 
 class PageQuery(serializers.Serializer):
@@ -193,5 +218,32 @@ def page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.S
         {
             "results": item(many=True),
             "next": serializers.URLField(allow_null=True, help_text="The next page, or null"),
+        },
+    )
+
+
+def create_examples(request: dict, created: dict) -> list[OpenApiExample]:
+    """A create operation's examples: what to send, and its 201."""
+    return [
+        OpenApiExample("create", value=request, request_only=True),
+        OpenApiExample(
+            "created",
+            value={"code": "ok", "data": created},
+            response_only=True,
+            status_codes=["201"],
+        ),
+    ]
+
+
+def list_schema(name: str, item: type[serializers.Serializer], summary: str):
+    """The OpenAPI of a list endpoint: ``mgmt_<name>_list``, paginated ``item``s."""
+    component = "Mgmt" + "".join(part.capitalize() for part in name.split("_"))
+    return extend_schema(
+        operation_id=f"mgmt_{name}_list",
+        summary=summary,
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: ok_envelope(f"{component}Page", page_of(component, item)),
+            **READ_ERRORS,
         },
     )

@@ -18,6 +18,7 @@ from partnerships.mgmt.base import (
     MgmtApi,
     StrictSerializer,
     ok,
+    validated,
 )
 from triggers.models import Trigger, TriggerEvent
 from triggers.schemas import compile_schema, schema_errors
@@ -86,14 +87,12 @@ class DryRunApi(MgmtApi):
                 request_only=True,
             ),
         ],
-        tags=["management"],
     )
     def post(self, request, partnership_id):
         self.staff.require("campaigns.view_campaign")
         partnership = self.staff.partnership(partnership_id)
-        body = DryRunIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        event = _event(partnership, body.validated_data)
+        body = validated(DryRunIn, request.data)
+        event = _event(partnership, body)
         return ok(DryRunOut(trigger_event_dry_run(event=event)).data)
 
 
@@ -165,17 +164,13 @@ class BacktestListApi(MgmtApi):
         request=BacktestIn,
         responses={202: ok_envelope("MgmtBacktestQueued", BacktestOut), **BODY_ERRORS},
         examples=[OpenApiExample("30 days", value={"days": 30, "mode": "live"}, request_only=True)],
-        tags=["management"],
     )
     def post(self, request, partnership_id, campaign_id):
         self.staff.require("campaigns.change_campaign")  # as Pilot's backtest button
         campaign = _campaign(self.staff, partnership_id, campaign_id)
-        body = BacktestIn(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(BacktestIn, request.data)
         try:
-            run = backtest_start(
-                campaign=copy.copy(campaign), created_by=self.staff.user, **body.validated_data
-            )
+            run = backtest_start(campaign=copy.copy(campaign), created_by=self.staff.user, **body)
         except CampaignInvalid as exc:
             raise validation_error(
                 [field_error(name, "invalid", message) for name, message in exc.errors.items()],
@@ -189,7 +184,6 @@ class BacktestDetailApi(MgmtApi):
         operation_id="mgmt_backtest_retrieve",
         summary="A backtest's status, progress and results",
         responses={200: ok_envelope("MgmtBacktest", BacktestOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, campaign_id, backtest_id):
         self.staff.require("campaigns.view_campaign")

@@ -9,16 +9,16 @@ from partnerships.mgmt.base import (
     BODY_ERRORS,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
+    assign,
+    create_examples,
     django_errors,
     if_match,
+    list_schema,
     ok,
-    page,
-    page_of,
+    validated,
 )
 
 from ..webhooks.models import WebhookEndpoint, WebhookEventType
@@ -74,23 +74,10 @@ class EndpointApi(MgmtApi):
 
 
 class EndpointListApi(EndpointApi):
-    @extend_schema(
-        operation_id="mgmt_webhook_endpoint_list",
-        summary="A partnership's webhook endpoints (never their secrets)",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope(
-                "MgmtWebhookEndpointPage", page_of("MgmtWebhookEndpoint", EndpointOut)
-            ),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("webhook_endpoint", EndpointOut, "A partnership's webhook endpoints (no secrets)")
     def get(self, request, partnership_id):
-        self.staff.require("rewards.view_webhookendpoint")
-        partnership = self.staff.partnership(partnership_id)
-        rows = WebhookEndpoint.objects.filter(partnership=partnership).order_by("created_at", "id")
-        return page(request, rows, lambda row: EndpointOut(row).data)
+        rows = WebhookEndpoint.objects
+        return self.listing("rewards.view_webhookendpoint", partnership_id, rows, EndpointOut)
 
     @extend_schema(
         operation_id="mgmt_webhook_endpoint_create",
@@ -100,27 +87,16 @@ class EndpointListApi(EndpointApi):
             201: ok_envelope("MgmtWebhookEndpointCreated", EndpointCreatedOut),
             **BODY_ERRORS,
         },
-        examples=[
-            OpenApiExample(
-                "create",
-                value={k: ENDPOINT_EXAMPLE[k] for k in ("url", "event_types", "modes")},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": {**ENDPOINT_EXAMPLE, "secret": "whsec_…"}},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
-        tags=["management"],
+        examples=create_examples(
+            {k: ENDPOINT_EXAMPLE[k] for k in ("url", "event_types", "modes")},
+            {**ENDPOINT_EXAMPLE, "secret": "whsec_…"},
+        ),
     )
     def post(self, request, partnership_id):
         self.staff.require("rewards.add_webhookendpoint")
         partnership = self.staff.partnership(partnership_id)
-        body = EndpointIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        endpoint = WebhookEndpoint(partnership=partnership, **body.validated_data)
+        body = validated(EndpointIn, request.data)
+        endpoint = WebhookEndpoint(partnership=partnership, **body)
         secret = self.save(endpoint)
         data = {**EndpointOut(endpoint).data, "secret": secret}
         return ok(data, status=201, revision=endpoint.revision)
@@ -131,7 +107,6 @@ class EndpointDetailApi(EndpointApi):
         operation_id="mgmt_webhook_endpoint_retrieve",
         summary="One webhook endpoint (its ETag in the header)",
         responses={200: ok_envelope("MgmtWebhookEndpoint", EndpointOut), **MGMT_AUTH_ERRORS},
-        tags=["management"],
     )
     def get(self, request, partnership_id, endpoint_id):
         self.staff.require("rewards.view_webhookendpoint")
@@ -145,16 +120,13 @@ class EndpointDetailApi(EndpointApi):
         request=EndpointIn(partial=True),
         responses={200: ok_envelope("MgmtWebhookEndpointUpdated", EndpointOut), **WRITE_ERRORS},
         examples=[OpenApiExample("pause", value={"active": False}, request_only=True)],
-        tags=["management"],
     )
     def patch(self, request, partnership_id, endpoint_id):
         self.staff.require("rewards.change_webhookendpoint")
         endpoint = self.endpoint(partnership_id, endpoint_id)
         expected = if_match(request)
-        body = EndpointIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        for name, value in body.validated_data.items():
-            setattr(endpoint, name, value)
+        body = validated(EndpointIn, request.data, partial=True)
+        assign(endpoint, body)
         self.save(endpoint, expected)
         return ok(EndpointOut(endpoint).data, revision=endpoint.revision)
 
@@ -170,7 +142,6 @@ class EndpointDetailApi(EndpointApi):
             204: OpenApiResponse(description="Deleted"),
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def delete(self, request, partnership_id, endpoint_id):
         self.staff.require("rewards.delete_webhookendpoint")

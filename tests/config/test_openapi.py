@@ -70,3 +70,26 @@ def test_pilot_styles_are_served(anonymous):
 
     assert response.status_code == 200
     assert b"body" in b"".join(response.streaming_content)
+
+
+def test_the_user_token_endpoints_document_the_bearer_scheme_and_its_refusals(anonymous):
+    schema = orjson.loads(anonymous.get("/api/schema/", HTTP_ACCEPT="application/json").content)
+
+    assert schema["components"]["securitySchemes"]["UserToken"]["scheme"] == "bearer"
+    paths = schema["paths"]
+    for path, method in [
+        ("/partnerships/{partnership_id}/triggers", "post"),
+        ("/partnerships/{partnership_id}/users/{external_user_id}/balance", "get"),
+        ("/partnerships/{partnership_id}/users/{external_user_id}/rewards", "get"),
+    ]:
+        operation = paths[path][method]
+        assert {"UserToken": []} in operation["security"], path
+        documented = {
+            example["value"]["code"]
+            for response in operation["responses"].values()
+            for example in response["content"]["application/json"].get("examples", {}).values()
+        }
+        assert {ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_WRONG_USER} <= documented, path
+    tokens = paths["/partnerships/{partnership_id}/users/{external_user_id}/tokens"]
+    assert tokens["post"]["security"] == [{"PartnerApiKey": []}]
+    assert set(tokens) == {"post", "delete"}

@@ -10,6 +10,7 @@ import jsonschema_rs
 import orjson
 import pytest
 
+from config import openapi_examples as examples
 from tests.support import process_queued
 from tests.wsgi import call
 
@@ -71,12 +72,17 @@ def request_examples(schema: dict):
 def send(world, method: str, path: str, value: dict):
     answer = call(
         method,
-        path.format(partnership_id=world.partnership.id),
+        _path(path, world),
         body=orjson.dumps(value),
         headers={"Content-Type": "application/json", "X-Api-Key": world.api_key},
     )
     process_queued()  # the workers, keeping up
     return answer
+
+
+def _path(path: str, world) -> str:
+    """The path of the examples' world: its partnership, and the examples' user."""
+    return path.format(partnership_id=world.partnership.id, external_user_id=examples.USER)
 
 
 def validator(schema: dict, part: dict) -> jsonschema_rs.Validator:
@@ -142,7 +148,7 @@ def test_each_query_example_answers_its_documented_status(schema, example_world)
     for method, path, operation, name, query in query_examples(schema):
         answer = call(
             method,
-            path.format(partnership_id=example_world.partnership.id),
+            _path(path, example_world),
             query=urlencode(query),
             headers={"X-Api-Key": example_world.api_key},
         )

@@ -45,6 +45,8 @@ EVENT_MISSING = Refusal(404, ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST)
 USER_MISSING = Refusal(404, ErrorCode.USER_DOES_NOT_EXIST)
 KEY_REUSED = Refusal(409, ErrorCode.IDEMPOTENCY_KEY_REUSED)
 OTHER_MODE = Refusal(422, ErrorCode.MODE_MISMATCH)  # `mode` names the other mode than the key's
+# The examples' user, once a generated DELETE has erased it (or the user_uuid it had).
+USER_ERASED = Refusal(410, ErrorCode.USER_ERASED)
 # Reports: the filters name a campaign or trigger the partnership may not have, and `from` and
 # `to` must be in order and at most MAX_REPORT_DAYS apart (two parameters together).
 REPORT_REFUSALS = (
@@ -60,6 +62,7 @@ DATA_DEPENDENT: dict[str, tuple[Refusal, ...]] = {
     "trigger_event_create": (
         TRIGGER_MISSING,
         USER_MISSING,  # an unknown user_uuid
+        USER_ERASED,
         KEY_REUSED,
         Refusal(422, ErrorCode.TRIGGER_INACTIVE),
         Refusal(422, ErrorCode.EVENT_TOO_LATE),  # the partnership's bound, from the clock
@@ -100,6 +103,14 @@ DATA_DEPENDENT: dict[str, tuple[Refusal, ...]] = {
     ),
     "user_balance": (USER_MISSING, OTHER_MODE),
     "partnership_retrieve": (),
+    # User tokens: scopes name triggers the partnership may not have (or not client-sendable).
+    "user_token_create": (Refusal(422, ErrorCode.VALIDATION_ERROR, ((r"scopes\.\d+", ".*"),)),),
+    "user_token_revoke": (Refusal(404, ErrorCode.TOKEN_DOES_NOT_EXIST),),
+    "user_token_revoke_all": (),
+    "user_retrieve": (USER_MISSING, USER_ERASED, OTHER_MODE),
+    "user_replace": (USER_ERASED,),
+    "user_update": (USER_ERASED,),
+    "user_erase": (USER_MISSING, USER_ERASED),
     "report_rewards": REPORT_REFUSALS,
     "report_rewards_export": REPORT_REFUSALS,
     "report_reversals_export": REPORT_REFUSALS,
@@ -150,6 +161,7 @@ CONFIG = SchemathesisConfig.from_dict(
             "partnership_id": str(PARTNERSHIP_ID),
             "trigger_event_id": examples.EVENT_ID,
             "external_user_id": examples.USER,
+            "token_id": examples.TOKEN_ID,
             "trigger_id": MGMT_TRIGGER_ID,
             "campaign_id": MGMT_CAMPAIGN_ID,
             "endpoint_id": MGMT_ENDPOINT_ID,

@@ -369,3 +369,26 @@ def test_lists_are_paginated(approver, trigger, partnership):
     assert second["next"] is None
     bad = api.get(url(partnership, "campaigns") + "?limit=0")
     assert bad.status_code == 422
+
+
+def test_creating_and_changing_a_campaign_is_audited_naming_the_token(
+    manager, trigger, partnership
+):
+    api = staff_client(manager, roles.CAMPAIGN_MANAGER, partnership)
+    created = api.post(
+        url(partnership, "campaigns"),
+        {"trigger_id": trigger.pk, "name": "New", "slug": "new", "reward_value": "5"},
+        format="json",
+    )
+    api.patch(
+        url(partnership, "campaigns", created.json()["data"]["id"]),
+        {"reward_value": "6"},
+        format="json",
+        HTTP_IF_MATCH=created["ETag"],
+    )
+    entries = AuditEntry.objects.filter(action__in=["campaign.create", "campaign.change"])
+    assert [(e.action, e.actor, e.changes["via"]) for e in entries.order_by("at", "id")] == [
+        ("campaign.create", manager, f"staff token {api.token.prefix} (Campaign Manager token)"),
+        ("campaign.change", manager, f"staff token {api.token.prefix} (Campaign Manager token)"),
+    ]
+    assert entries.order_by("at", "id").last().changes["reward_value"] == ["5", "6"]

@@ -49,12 +49,11 @@ def test_an_api_key_is_shown_once_works_and_is_revoked(developer_api, partnershi
     ) == ["apikey.create", "apikey.revoke"]
 
 
-def test_an_api_key_in_the_past_is_refused(developer_api, partnership):
-    response = developer_api.post(
-        url(partnership, "api-keys"), {"expires_at": "2001-01-01T00:00:00Z"}, format="json"
-    )
+def test_an_api_key_of_no_mode_is_refused(developer_api, partnership):
+    response = developer_api.post(url(partnership, "api-keys"), {"mode": "both"}, format="json")
     assert response.status_code == 422
-    assert [e["field"] for e in response.json()["errors"]] == ["expires_at"]
+    assert [e["field"] for e in response.json()["errors"]] == ["mode"]
+    assert not ApiKey.objects.filter(partnership=partnership, mode="both").exists()
 
 
 def test_a_webhook_endpoints_secret_is_shown_once(developer_api, partnership):

@@ -215,3 +215,40 @@ def test_the_commands_create_and_revoke_a_token(admin_user, partnership, capsys)
     assert client.get(url(partnership, "triggers")).status_code == 200
     call_command("revoke_staff_token", plaintext.partition(".")[0])
     assert client.get(url(partnership, "triggers")).status_code == 401
+
+
+def test_pilot_creates_a_token_shown_once(admin_user, partnership):
+    from tests.campaigns.test_approval_pilot import pilot_as
+
+    pilot = pilot_as(admin_user)
+    response = pilot.post(
+        "/pilot/partnerships/stafftoken/add/",
+        {"name": "ci", "role": roles.DEVELOPER, "partnership": partnership.pk},
+        follow=True,
+    )
+    assert response.status_code == 200
+    [shown] = [str(m) for m in response.context["messages"] if "<code>" in str(m)]
+    plaintext = shown.split("<code>")[1].split("</code>")[0]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert client.get(url(partnership, "triggers")).status_code == 200
+    token = StaffToken.objects.get(prefix=plaintext.partition(".")[0])
+    assert (token.created_by, token.role) == (admin_user, roles.DEVELOPER)
+    page = pilot.get(f"/pilot/partnerships/stafftoken/{token.pk}/change/").content.decode()
+    assert plaintext not in page
+
+
+def test_pilot_refuses_a_token_role_beyond_its_creator(django_user_model, partnership):
+    from django.contrib.auth.models import Permission
+
+    from tests.campaigns.test_approval_pilot import pilot_as
+
+    developer = operator(django_user_model, "dev", roles.DEVELOPER, partnership)
+    developer.user_permissions.add(Permission.objects.get(codename="add_stafftoken"))
+    response = pilot_as(developer).post(
+        "/pilot/partnerships/stafftoken/add/",
+        {"name": "x", "role": roles.ADMIN, "partnership": partnership.pk},
+    )
+    assert response.status_code == 200
+    assert "role" in response.context["adminform"].form.errors
+    assert not StaffToken.objects.exists()

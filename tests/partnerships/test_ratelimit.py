@@ -71,3 +71,15 @@ def test_a_busy_process_leases_in_chunks_and_stays_exact(monkeypatch):
 
 def test_many_quiet_processes_are_not_refused_below_the_limit(frozen):
     assert admitted(f"pk_test_{uuid.uuid4().hex[:8]}", limit=100, attempts=90, processes=30) == 90
+
+
+def test_leases_of_idle_callers_are_forgotten_past_a_bound(monkeypatch):
+    """One lease per user of user tokens: a process must not keep them all."""
+    monkeypatch.setattr(ratelimit, "_MAX_LEASES", 3)
+    ratelimit._leases.clear()
+    for second, users in ((2_000_000_020.5, ("a", "b", "c")), (2_000_000_023.5, ("d", "e"))):
+        monkeypatch.setattr(ratelimit, "_clock", lambda second=second: second)
+        for user in users:
+            ratelimit.rate_limit_check(key_prefix=f"user:{uuid.uuid4()}:{user}", limit=5)
+
+    assert len(ratelimit._leases) == 2  # a, b and c were idle: forgotten when d came

@@ -5,8 +5,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from rewards.models import Reversal
-from tests.factories import TriggerEventFactory, TriggerFactory
-from triggers.models import TriggerEvent
+from tests.factories import PartnershipFactory, TriggerEventFactory
+from triggers.models import Trigger, TriggerEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,8 +42,12 @@ def constraints(table: str) -> set[str]:
 def test_reversals_get_their_events_mode_and_keys_become_unique_per_mode(from_before):
     assert "uniq_event_idempotency_key" in constraints("triggers_triggerevent")
     assert "uniq_event_mode_idempotency_key" not in constraints("triggers_triggerevent")
-    trigger = TriggerFactory()
-    # Written with the historical model: today's has columns that later migrations add.
+    # Written with the historical models: today's have columns that later migrations add.
+    partnership = PartnershipFactory()
+    old_trigger = from_before.get_model("triggers", "Trigger").objects.create(
+        partnership_id=partnership.id, name="transaction_completed", context_schema={}
+    )
+    trigger = Trigger(pk=old_trigger.pk, partnership=partnership, name=old_trigger.name)
     OldEvent = from_before.get_model("triggers", "TriggerEvent")
     events = {
         mode: OldEvent.objects.create(

@@ -10,16 +10,16 @@ from partnerships.mgmt.base import (
     CONFLICT,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
-    PAGE_PARAMETERS,
-    READ_ERRORS,
     WRITE_ERRORS,
     MgmtApi,
     StrictSerializer,
+    assign,
+    create_examples,
     django_errors,
     if_match,
+    list_schema,
     ok,
-    page,
-    page_of,
+    validated,
 )
 
 from ..models import Trigger
@@ -86,51 +86,28 @@ class TriggerApi(MgmtApi):
 
 
 class TriggerListApi(TriggerApi):
-    @extend_schema(
-        operation_id="mgmt_trigger_list",
-        summary="A partnership's triggers",
-        parameters=PAGE_PARAMETERS,
-        responses={
-            200: ok_envelope("MgmtTriggerPage", page_of("MgmtTrigger", TriggerOut)),
-            **READ_ERRORS,
-        },
-        tags=["management"],
-    )
+    @list_schema("trigger", TriggerOut, "A partnership's triggers")
     def get(self, request, partnership_id):
-        self.staff.require("triggers.view_trigger")
-        partnership = self.staff.partnership(partnership_id)
-        rows = Trigger.objects.filter(partnership=partnership).order_by("created_at", "id")
-        return page(request, rows, lambda row: TriggerOut(row).data)
+        return self.listing("triggers.view_trigger", partnership_id, Trigger.objects, TriggerOut)
 
     @extend_schema(
         operation_id="mgmt_trigger_create",
         summary="Create a trigger",
         request=TriggerIn,
         responses={201: ok_envelope("MgmtTriggerCreated", TriggerOut), **BODY_ERRORS},
-        examples=[
-            OpenApiExample(
-                "create",
-                value={
-                    "name": "transaction_completed",
-                    "context_schema": TRIGGER_EXAMPLE["context_schema"],
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "created",
-                value={"code": "ok", "data": TRIGGER_EXAMPLE},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
-        tags=["management"],
+        examples=create_examples(
+            {
+                "name": "transaction_completed",
+                "context_schema": TRIGGER_EXAMPLE["context_schema"],
+            },
+            TRIGGER_EXAMPLE,
+        ),
     )
     def post(self, request, partnership_id):
         self.staff.require("triggers.add_trigger")
         partnership = self.staff.partnership(partnership_id)
-        body = TriggerIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        trigger = self.save(Trigger(partnership=partnership, **body.validated_data))
+        body = validated(TriggerIn, request.data)
+        trigger = self.save(Trigger(partnership=partnership, **body))
         return ok(TriggerOut(trigger).data, status=201, revision=trigger.revision)
 
 
@@ -144,7 +121,6 @@ class TriggerDetailApi(TriggerApi):
                 "trigger", value={"code": "ok", "data": TRIGGER_EXAMPLE}, response_only=True
             )
         ],
-        tags=["management"],
     )
     def get(self, request, partnership_id, trigger_id):
         self.staff.require("triggers.view_trigger")
@@ -160,16 +136,13 @@ class TriggerDetailApi(TriggerApi):
         examples=[
             OpenApiExample("describe", value={"description": "A purchase"}, request_only=True)
         ],
-        tags=["management"],
     )
     def patch(self, request, partnership_id, trigger_id):
         self.staff.require("triggers.change_trigger")
         trigger = self.trigger(partnership_id, trigger_id)
         expected = if_match(request)
-        body = TriggerIn(data=request.data, partial=True)
-        body.is_valid(raise_exception=True)
-        for name, value in body.validated_data.items():
-            setattr(trigger, name, value)
+        body = validated(TriggerIn, request.data, partial=True)
+        assign(trigger, body)
         self.save(trigger, expected)
         return ok(TriggerOut(trigger).data, revision=trigger.revision)
 
@@ -186,7 +159,6 @@ class TriggerDetailApi(TriggerApi):
             409: CONFLICT,
             **WRITE_ERRORS,
         },
-        tags=["management"],
     )
     def delete(self, request, partnership_id, trigger_id):
         self.staff.require("triggers.delete_trigger")

@@ -61,7 +61,7 @@ class SchemaEditorWidget(UnfoldAdminTextareaWidget):
 
     template_name = "triggers/pilot/schema_editor.html"
 
-    def __init__(self, editor: "TriggerSchemaForm") -> None:
+    def __init__(self, editor: "SchemaEditorForm") -> None:
         super().__init__(attrs={"rows": 14, "spellcheck": "false", "data-raw-schema": ""})
         self.editor = editor
 
@@ -119,37 +119,38 @@ def rows_schema(rows: forms.BaseFormSet) -> dict:
 _ROW_FIELDS = list(FieldRowForm.base_fields)
 
 
-class TriggerSchemaForm(RevisionFormMixin, forms.ModelForm):
-    """A trigger, its context schema edited as rows (or as raw JSON, for what rows cannot say).
+class SchemaEditorForm(forms.ModelForm):
+    """A model form whose JSON Schema field (``schema_field``) is edited as rows (or as raw
+    JSON, for what rows cannot say): a trigger's context schema, a partnership's user-attribute
+    schema (campaigns/user_schema.py).
 
     ``mode``: what the page shows first; a schema the rows cannot express opens in raw JSON
     with ``raw_note`` saying why, so nothing is dropped by a save from the rows."""
 
-    class Meta:
-        model = Trigger
-        fields = ("partnership", "name", "description", "context_schema", "status")
+    schema_field = "context_schema"
+    schema_help_text = (
+        "The fields partners send in transaction_context; rules read a field named "
+        "amount as context.amount. A field named address.city belongs to the object field "
+        "address (one level of nesting; deeper needs raw JSON)."
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if "context_schema" not in self.fields:
+        if self.schema_field not in self.fields:
             return
         self.raw_note = ""
         self.rows, self.mode = self._rows()
         if self.is_bound and self.mode == "fields":
-            self.fields["context_schema"] = RowsSchemaField(
-                self.rows, label=self.fields["context_schema"].label
+            self.fields[self.schema_field] = RowsSchemaField(
+                self.rows, label=self.fields[self.schema_field].label
             )
-        field = self.fields["context_schema"]
+        field = self.fields[self.schema_field]
         field.widget = SchemaEditorWidget(self)
-        field.help_text = (
-            "The fields partners send in transaction_context; rules read a field named "
-            "amount as context.amount. A field named address.city belongs to the object field "
-            "address (one level of nesting; deeper needs raw JSON)."
-        )
+        field.help_text = self.schema_help_text
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        self.schema = cleaned.get("context_schema")  # what the check shows, even if refused
+        self.schema = cleaned.get(self.schema_field)  # what the check shows, even if refused
         return cleaned
 
     def _rows(self) -> tuple[forms.BaseFormSet, str]:
@@ -157,13 +158,29 @@ class TriggerSchemaForm(RevisionFormMixin, forms.ModelForm):
         if self.is_bound and self.data.get(SCHEMA_MODE) == "fields":
             return FieldRowFormSet(self.data, prefix=ROWS_PREFIX), "fields"
         try:
-            rows = schema_to_rows(self.initial.get("context_schema", self.instance.context_schema))
+            saved = getattr(self.instance, self.schema_field)
+            rows = schema_to_rows(self.initial.get(self.schema_field, saved))
         except NotExpressible as exc:
             self.raw_note = str(exc)
             return FieldRowFormSet(prefix=ROWS_PREFIX), "raw"
         initial = [row.as_dict() for row in rows]
         return FieldRowFormSet(prefix=ROWS_PREFIX, initial=initial), (
             "raw" if self.is_bound else "fields"
+        )
+
+
+class TriggerSchemaForm(RevisionFormMixin, SchemaEditorForm):
+    """A trigger, its context schema edited as rows (or as raw JSON)."""
+
+    class Meta:
+        model = Trigger
+        fields = (
+            "partnership",
+            "name",
+            "description",
+            "context_schema",
+            "status",
+            "client_sendable",
         )
 
 

@@ -133,7 +133,7 @@ def schema_check(model_admin, request: HttpRequest, object_id: str | None = None
         {
             "schema": json.dumps(schema, indent=2) if schema is not None else None,
             **_as_rows(schema),
-            "errors": [str(error) for error in form.errors.get("context_schema", [])],
+            "errors": [str(error) for error in form.errors.get(form.schema_field, [])],
             "row_errors": row_errors,
             **model_admin.schema_check_extra(form, trigger),
         }

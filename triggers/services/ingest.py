@@ -22,6 +22,7 @@ from config.errors import (
     validation_error,
 )
 from partnerships.auth import PartnerPrincipal
+from partnerships.pseudonyms import erased_external_id
 
 from ..dispatch import wake_workers
 from ..models import TriggerEvent
@@ -203,20 +204,29 @@ def _request_hash(body: dict) -> str:
 # or a new id; that new user is inserted only when the event is. If another request created
 # the user meanwhile, the (deferred) foreign key fails the whole statement and we retry: a
 # refused or replayed request never leaves a user or an event behind.
+#
+# Erasure: an erased user's row holds the keyed hash of its old external id
+# (partnerships.pseudonyms), found here by the same unique index; if it is there, nothing is
+# stored (the caller answers 410 user_erased). FOR KEY SHARE (the lock the foreign key check
+# takes anyway) orders this statement with an erasure: one waits for the other, so an event
+# never lands on a user erased meanwhile with its context kept.
 _INSERT_FOR_EXTERNAL_ID = """
 WITH existing AS (
-    SELECT id FROM partnerships_enduser
-     WHERE partnership_id = %(partnership_id)s AND external_user_id = %(external_user_id)s
+    SELECT id, erased_at FROM partnerships_enduser
+     WHERE partnership_id = %(partnership_id)s
+       AND external_user_id IN (%(external_user_id)s, %(erased_external_id)s)
+       FOR KEY SHARE
 ), event AS (
     INSERT INTO triggers_triggerevent (
         id, partnership_id, trigger_id, end_user_id, context, idempotency_key, request_hash,
         mode, tags, occurred_at, received_at, deliver_at, status, attempts, error, decisions
-    ) VALUES (
-        %(event_id)s, %(partnership_id)s, %(trigger_id)s,
-        COALESCE((SELECT id FROM existing), %(new_user_id)s), %(context)s::jsonb,
-        %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
-        %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
     )
+    SELECT
+        %(event_id)s, %(partnership_id)s, %(trigger_id)s,
+        COALESCE((SELECT id FROM existing WHERE erased_at IS NULL LIMIT 1), %(new_user_id)s),
+        %(context)s::jsonb, %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb,
+        %(occurred_at)s, %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
+     WHERE NOT EXISTS (SELECT 1 FROM existing WHERE erased_at IS NOT NULL)
     ON CONFLICT DO NOTHING
     RETURNING id, end_user_id
 ), new_user AS (
@@ -228,15 +238,20 @@ WITH existing AS (
 SELECT id, end_user_id FROM event
 """
 
+# A user known by id (user_uuid, or this process's memory of an external id): stored only if
+# the user is there and not erased (locked as above).
 _INSERT_FOR_USER = """
 INSERT INTO triggers_triggerevent (
     id, partnership_id, trigger_id, end_user_id, context, idempotency_key, request_hash,
     mode, tags, occurred_at, received_at, deliver_at, status, attempts, error, decisions
-) VALUES (
-    %(event_id)s, %(partnership_id)s, %(trigger_id)s, %(user_id)s, %(context)s::jsonb,
+)
+SELECT
+    %(event_id)s, %(partnership_id)s, %(trigger_id)s, u.id, %(context)s::jsonb,
     %(idempotency_key)s, %(request_hash)s, %(mode)s, %(tags)s::jsonb, %(occurred_at)s,
     %(received_at)s, %(deliver_at)s, %(status)s, 0, '', '[]'
-)
+  FROM partnerships_enduser u
+ WHERE u.id = %(user_id)s AND u.erased_at IS NULL
+   FOR KEY SHARE
 ON CONFLICT DO NOTHING
 RETURNING id, end_user_id
 """
@@ -244,14 +259,24 @@ RETURNING id, end_user_id
 # What an insert that stored nothing conflicted with: this request's own event (a lost insert
 # that did commit, met by the recovery retry) or the event holding its key in its mode.
 _SELECT_CONFLICT = """
-SELECT id, request_hash, status, end_user_id FROM triggers_triggerevent
+SELECT id, request_hash, status, end_user_id,
+       EXISTS (SELECT 1 FROM partnerships_enduser u
+                WHERE u.id = end_user_id AND u.erased_at IS NOT NULL)
+  FROM triggers_triggerevent
  WHERE id = %(event_id)s
     OR (partnership_id = %(partnership_id)s AND mode = %(mode)s
         AND idempotency_key = %(idempotency_key)s)
 """
 
 _SELECT_USER = """
-SELECT external_user_id FROM partnerships_enduser WHERE partnership_id = %s AND id = %s
+SELECT external_user_id, erased_at IS NOT NULL FROM partnerships_enduser
+ WHERE partnership_id = %s AND id = %s
+"""
+
+_SELECT_ERASED = """
+SELECT 1 FROM partnerships_enduser
+ WHERE (partnership_id = %(partnership_id)s AND external_user_id = %(erased_external_id)s)
+    OR (id = %(user_id)s AND erased_at IS NOT NULL)
 """
 
 
@@ -260,8 +285,12 @@ def _prepared() -> Iterator[None]:
     """Statements run inside are prepared on this connection: planned once, not per request.
 
     Unprepared, planning the ingest statement cost PostgreSQL more than running it. Django
-    keeps psycopg's preparation off for everything else (see DATABASES in settings).
+    keeps psycopg's preparation off for everything else (see DATABASES in settings). Off with
+    ``DATABASE_PREPARE_INGEST=false`` (a transaction-mode pooler).
     """
+    if not settings.DATABASE_PREPARE_INGEST:
+        yield
+        return
     raw = connection.connection
     threshold = raw.prepare_threshold
     raw.prepare_threshold = 0
@@ -309,6 +338,7 @@ def _store_once(row: dict, body: dict) -> IngestResult:
             result = _conflict(cursor, row)
             if result is not None:
                 return result
+            _refuse_if_erased(cursor, row, body, user_id)
     # Twice in the way and not in this mode: a key of the other mode, which only the
     # per-partnership constraint (until triggers 0006) holds against this one.
     raise ApplicationError(
@@ -320,8 +350,9 @@ def _store_once(row: dict, body: dict) -> IngestResult:
 
 # The user ids behind external user ids this process has stored events for. A known user
 # needs only the plain insert, which costs PostgreSQL about half the statement that also
-# looks the user up or creates it. An entry goes stale only if its user is deleted (erasure):
-# the foreign key then refuses the insert, and the full statement creates the user anew.
+# looks the user up or creates it. An entry goes stale if its user is erased: the plain insert
+# then stores nothing and the entry is dropped; the caller finds the erased row by its hashed
+# id and refuses the event.
 _user_ids: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 _USER_IDS_MAX = 20_000  # ~6 MB per process
 
@@ -333,10 +364,13 @@ def _insert_for_external_id(cursor, row: dict, external_user_id: str) -> tuple |
     if user_id is not None:
         try:
             cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
-            return cursor.fetchone()
+            inserted = cursor.fetchone()
         except IntegrityError:
+            inserted = None
+        if inserted is None:  # a replay, or the user erased: the caller finds out which
             _user_ids.pop(key, None)
-    params = {**row, "external_user_id": external_user_id}
+        return inserted
+    params = {**row, "external_user_id": external_user_id, **_erased_id(row, external_user_id)}
     for attempt in range(3):
         try:
             # Inside an outer transaction (tests) a failed try must not poison it.
@@ -360,6 +394,8 @@ def _known_user(cursor, row: dict, body: dict) -> uuid.UUID:
     found = cursor.fetchone()
     if found is None:
         raise ApplicationError(404, ErrorCode.USER_DOES_NOT_EXIST, "No user with this user_uuid")
+    if found[1]:
+        raise user_erased()
     if "external_user_id" in body and body["external_user_id"] != found[0]:
         raise validation_error(
             [field_error("user_uuid", "mismatch", "user_uuid and external_user_id differ")]
@@ -373,7 +409,9 @@ def _conflict(cursor, row: dict) -> IngestResult | None:
     found = cursor.fetchone()
     if found is None:
         return None
-    event_id, request_hash, status, user_id = found
+    event_id, request_hash, status, user_id, erased = found
+    if erased:  # a retry of an erased user's event: their data is not served again
+        raise user_erased()
     if event_id == row["event_id"]:  # the lost insert did commit: not a replay
         return IngestResult(event_id, row["status"], user_id, replayed=False)
     if request_hash != row["request_hash"]:
@@ -383,3 +421,34 @@ def _conflict(cursor, row: dict) -> IngestResult | None:
             "This Idempotency-Key was already used with a different request",
         )
     return IngestResult(event_id, status, user_id, replayed=True)
+
+
+def _erased_id(row: dict, external_user_id: str) -> dict:
+    erased = erased_external_id(
+        partnership_id=row["partnership_id"], external_user_id=external_user_id
+    )
+    return {"erased_external_id": erased}
+
+
+def _refuse_if_erased(cursor, row: dict, body: dict, user_id: uuid.UUID | None) -> None:
+    """After an insert that stored nothing and met no event in the way: was it the user?"""
+    erased = _erased_id(row, body["external_user_id"]) if user_id is None else {}
+    cursor.execute(
+        _SELECT_ERASED,
+        {
+            "partnership_id": row["partnership_id"],
+            "user_id": user_id,
+            "erased_external_id": "",
+            **erased,
+        },
+    )
+    if cursor.fetchone() is not None:
+        raise user_erased()
+
+
+def user_erased() -> ApplicationError:
+    return ApplicationError(
+        410,
+        ErrorCode.USER_ERASED,
+        "This user was erased: their external id accepts no events or attributes any more",
+    )

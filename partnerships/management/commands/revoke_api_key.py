@@ -1,8 +1,8 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from partnerships.models import ApiKey
+from partnerships.management.key_lookup import api_key_by_prefix
 from partnerships.services import api_key_revoke
 
 
@@ -14,11 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON for scripts")
 
     def handle(self, *args, **options) -> None:
-        prefix = options["prefix"].partition(".")[0]
-        api_key = ApiKey.objects.filter(prefix=prefix).first()
-        if api_key is None:
-            raise CommandError(f"No API key with prefix {prefix!r}")
-        api_key = api_key_revoke(api_key=api_key)
+        api_key = api_key_revoke(api_key=api_key_by_prefix(options["prefix"]))
         result = {"prefix": api_key.prefix, "revoked_at": api_key.revoked_at.isoformat()}
         if options["json"]:
             self.stdout.write(json.dumps(result))

@@ -1,0 +1,51 @@
+"""`manage.py check --deploy` is silent with the production settings README names."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# README's "Running in production": the variables it says to set, with production values.
+PRODUCTION = {
+    "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-0123456789",
+    "ALLOWED_HOSTS": "rewards.example.com",
+    "HTTPS": "true",
+    "HSTS_INCLUDE_SUBDOMAINS": "true",
+    "HSTS_PRELOAD": "true",
+    "DEBUG": "false",
+}
+
+
+def _check(**overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **PRODUCTION, **overrides}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_readme_production_settings_pass_check_deploy_without_a_warning():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Running in production", 1)[1].split("\n## ", 1)[0]
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "HTTPS=true", "HSTS_INCLUDE_SUBDOMAINS=true"):
+        assert name in section
+    assert "HSTS_PRELOAD=true" in section
+
+    result = _check()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_the_hsts_choices_check_deploy_names_them():
+    result = _check(HSTS_INCLUDE_SUBDOMAINS="false", HSTS_PRELOAD="false")
+
+    assert result.returncode != 0
+    found = set(re.findall(r"security\.W\d+", result.stdout + result.stderr))
+    assert found == {"security.W005", "security.W021"}
