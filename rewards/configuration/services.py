@@ -14,13 +14,16 @@ from dataclasses import dataclass, replace
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from campaigns.client_sendable import trigger_client_sendable_refusals
 from campaigns.lifecycle import ChangeOutcome, LifecycleRefused, campaign_change, campaign_remove
 from campaigns.models import Campaign
 from campaigns.services import (
     campaign_save,
     trigger_change_errors,
+    trigger_change_refusal,
     trigger_delete_check,
     trigger_delete_refusal,
+    user_schema_change_check,
 )
 from config.errors import ApplicationError, ErrorCode, field_error
 from partnerships.models import Partnership
@@ -29,6 +32,7 @@ from partnerships.services import audit_record, partnership_save
 from rewards.webhooks.models import WebhookEndpoint
 from rewards.webhooks.services import webhook_endpoint_remove, webhook_endpoint_save
 from triggers.models import Trigger
+from triggers.schemas import validate_context_schema
 from triggers.services.configuration import trigger_remove, trigger_save
 
 from .document import CAMPAIGN_FIELDS, Document, invalid
@@ -214,6 +218,7 @@ def _run(plan: Plan, partnership: Partnership, actor) -> Plan:
                 )
             except _Skipped:
                 continue  # what it needs failed, and says so
+    errors += _client_sendable_errors(plan, run)
     if errors:
         raise invalid(errors)
     return Plan(
@@ -241,8 +246,48 @@ def _settings(change: Change, run: _Run) -> Change:
     partnership = change.target
     for name, (_, after) in change.fields.items():
         setattr(partnership, name, after)
+    if "user_attribute_schema" in change.fields:
+        _user_schema_check(partnership)
     partnership_save(partnership=partnership, actor=run.actor)
     return change
+
+
+def _user_schema_check(partnership: Partnership) -> None:
+    """As Pilot's partnership form checks it (``campaigns.user_schema``): a valid schema that
+    stops no active campaign."""
+    schema = partnership.user_attribute_schema
+    try:
+        validate_context_schema(schema)
+    except ValidationError as exc:
+        raise ValidationError({"user_attribute_schema": exc.messages}) from exc
+    refused = user_schema_change_check(partnership=partnership, new_schema=schema).refused
+    if refused:
+        raise ValidationError(
+            {"user_attribute_schema": [trigger_change_refusal(broken) for broken in refused]}
+        )
+
+
+def _client_sendable_errors(plan: Plan, run: _Run) -> list[dict]:
+    """A trigger the document marks client-sendable, checked once every campaign is written (as
+    Pilot's trigger form refuses it): each live campaign reading it must bound a user's money."""
+    errors = []
+    for change in plan.changes:
+        marks = change.kind == Kind.TRIGGER and change.action != Action.DELETE
+        if not marks or not change.desired["client_sendable"]:
+            continue
+        if change.action == Action.CHANGE and "client_sendable" not in change.fields:
+            continue
+        trigger = run.triggers.get(change.key)
+        for refusal in trigger_client_sendable_refusals(trigger=trigger) if trigger else ():
+            errors.append(
+                field_error(
+                    f"triggers[{change.key}].client_sendable",
+                    "invalid",
+                    f"{refusal} Users write this trigger's context themselves: bound the "
+                    "campaign first, or end it.",
+                )
+            )
+    return errors
 
 
 def _trigger(change: Change, run: _Run) -> Change:
