@@ -29,6 +29,7 @@ urlpatterns = [
     path("management/v1/", include("partnerships.mgmt.urls")),
     path("management/v1/", include("campaigns.mgmt.urls")),
     path("management/v1/", include("rewards.mgmt.urls")),
+    path("management/v1/", include("rewards.configuration.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("partnerships.urls")),
