@@ -301,9 +301,18 @@ def _trigger(change: Change, run: _Run) -> Change:
     for name, value in change.desired.items():
         setattr(trigger, name, value)
     # Refused as the trigger's Pilot form refuses it: a change that would stop an active campaign.
-    trigger_save(trigger=trigger, actor=run.actor, check=trigger_change_errors)
+    trigger_save(trigger=trigger, actor=run.actor, check=_schema_change_errors)
     run.triggers[trigger.name] = trigger
     return change
+
+
+def _schema_change_errors(trigger: Trigger) -> dict[str, list[str]]:
+    """``trigger_change_errors`` but for marking the trigger client-sendable, which a document
+    may do together with bounding its campaigns: checked once every campaign is written
+    (``_client_sendable_errors``), not before."""
+    errors = trigger_change_errors(trigger)
+    errors.pop("client_sendable", None)
+    return errors
 
 
 def _trigger_removable(trigger: Trigger, *, deleting: bool) -> None:
