@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from campaigns.lifecycle import ChangeOutcome, LifecycleRefused, campaign_change, campaign_end
 from campaigns.models import Campaign
@@ -22,6 +23,7 @@ from campaigns.services import (
     trigger_schema_change_check,
 )
 from config.errors import ApplicationError, ErrorCode, field_error
+from config.revisions import revision_bump
 from partnerships.models import Partnership
 from partnerships.selectors import partnerships_for_operator
 from partnerships.services import audit_record
@@ -239,6 +241,7 @@ def _settings(change: Change, run: _Run) -> Change:
     for name, (_, after) in change.fields.items():
         setattr(partnership, name, after)
     partnership.full_clean()
+    revision_bump(instance=partnership, expected=None)  # the management API's ETag moves
     partnership.save(update_fields=[*change.fields, "updated_at"])
     _audit(run.actor, "partnership.change", partnership, partnership, change.fields)
     return change
@@ -253,6 +256,7 @@ def _trigger(change: Change, run: _Run) -> Change:
             _audit(run.actor, "trigger.delete", trigger, trigger.partnership)
         else:
             trigger.status = Trigger.Status.ARCHIVED
+            revision_bump(instance=trigger, expected=None)
             trigger.save(update_fields=["status", "updated_at"])
             _audit(run.actor, "trigger.archive", trigger, trigger.partnership, change.fields)
         return change
@@ -277,6 +281,8 @@ def _trigger(change: Change, run: _Run) -> Change:
     for name, value in desired.items():
         setattr(trigger, name, value)
     trigger.full_clean()
+    if trigger.pk is not None:
+        revision_bump(instance=trigger, expected=None)
     trigger.save()
     run.triggers[trigger.name] = trigger
     verb = "create" if change.action == Action.CREATE else "change"
@@ -356,7 +362,9 @@ def _campaign_delete(change: Change, run: _Run) -> Change:
         campaign.delete()
         _audit(run.actor, "campaign.delete", campaign, campaign.partnership)
     elif run.actor is None:  # a plan: end it as campaign_end would, for the checks after it
-        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.ENDED)
+        Campaign.objects.filter(pk=campaign.pk).update(
+            status=Campaign.Status.ENDED, revision=F("revision") + 1
+        )
     else:
         campaign_end(campaign=campaign, actor=run.actor)
     return change
@@ -370,6 +378,7 @@ def _webhook(change: Change, run: _Run) -> Change:
             _audit(run.actor, "webhook.delete", endpoint, endpoint.partnership)
         else:
             endpoint.active = False
+            revision_bump(instance=endpoint, expected=None)
             endpoint.save(update_fields=["active"])
             _audit(run.actor, "webhook.deactivate", endpoint, endpoint.partnership, change.fields)
         return change
@@ -385,6 +394,7 @@ def _webhook(change: Change, run: _Run) -> Change:
     if creating:
         webhook_endpoint_create(endpoint=endpoint)
     else:
+        revision_bump(instance=endpoint, expected=None)
         endpoint.save(update_fields=["url", "modes", "event_types", "active"])
     verb = "create" if creating else "change"
     _audit(run.actor, f"webhook.{verb}", endpoint, endpoint.partnership, change.fields)

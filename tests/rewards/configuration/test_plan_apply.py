@@ -327,3 +327,23 @@ def test_a_live_endpoint_is_never_turned_into_a_test_one(configured, operator):
             "modes", flat=True
         )
     ) == {"test"}
+
+
+def test_an_apply_moves_the_revisions_the_management_api_serves(configured, operator):
+    """An API client holding an ETag from before an apply gets 412, not a silent overwrite."""
+    trigger = Trigger.objects.get(partnership=configured, name="transaction_completed")
+    endpoint = WebhookEndpoint.objects.filter(partnership=configured).first()
+    before = (configured.revision, trigger.revision, endpoint.revision)
+    document = exported(configured)
+    document["settings"] = {"time_zone": "Europe/Paris"}
+    for entry in document["triggers"]:
+        entry["description"] = f"{entry['name']}, described"
+    for webhook in document["webhooks"]:
+        webhook["active"] = False
+    apply(configured, document, operator)
+
+    configured.refresh_from_db()
+    trigger.refresh_from_db()
+    endpoint.refresh_from_db()
+    after = (configured.revision, trigger.revision, endpoint.revision)
+    assert all(later > earlier for earlier, later in zip(before, after, strict=True))
