@@ -387,3 +387,23 @@ def test_origins_schema_and_client_sendable_round_trip(configured, operator):
 
     assert exported(empty) == document
     assert Trigger.objects.get(partnership=empty, name="signup").client_sendable
+
+
+def test_an_apply_moves_the_revisions_the_management_api_serves(configured, operator):
+    """An API client holding an ETag from before an apply gets 412, not a silent overwrite."""
+    trigger = Trigger.objects.get(partnership=configured, name="transaction_completed")
+    endpoint = WebhookEndpoint.objects.filter(partnership=configured).first()
+    before = (configured.revision, trigger.revision, endpoint.revision)
+    document = exported(configured)
+    document["settings"] = {"time_zone": "Europe/Paris"}
+    for entry in document["triggers"]:
+        entry["description"] = f"{entry['name']}, described"
+    for webhook in document["webhooks"]:
+        webhook["active"] = False
+    apply(configured, document, operator)
+
+    configured.refresh_from_db()
+    trigger.refresh_from_db()
+    endpoint.refresh_from_db()
+    after = (configured.revision, trigger.revision, endpoint.revision)
+    assert all(later > earlier for earlier, later in zip(before, after, strict=True))
