@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from config import openapi_examples as examples
 from config.errors import ErrorCode, field_error, validation_error
 from config.openapi import AUTH_ERRORS, BODY_ERRORS, error, ok_envelope
+from partnerships.pseudonyms import reserved_external_id_errors
 from partnerships.user_tokens import (
     SCOPE_READ,
     SCOPE_TRIGGER,
@@ -87,7 +88,8 @@ class UserTokenCollectionApi(APIView):
         description=(
             "The app calls with `Authorization: Bearer <token>` and reaches only this user's "
             "rewards and balance and the triggers named in its scopes. Creates the user if "
-            "the partnership has not seen them. The token is shown once."
+            "the partnership has not seen them; an erased user's external id is refused "
+            "(410 `user_erased`). The token is shown once."
         ),
         parameters=[EXTERNAL_USER_ID],
         request=InputSerializer,
@@ -95,6 +97,7 @@ class UserTokenCollectionApi(APIView):
         responses={
             200: ok_envelope("UserTokenCreate", OutputSerializer),
             **TOKEN_AUTH_ERRORS,
+            410: error("The user was erased", ErrorCode.USER_ERASED),
             422: error(
                 "Invalid scopes (unknown or not client-sendable trigger) or lifetime",
                 ErrorCode.VALIDATION_ERROR,
@@ -160,5 +163,5 @@ class UserTokenRevokeApi(APIView):
 
 def _user_id_errors(external_user_id: str) -> list[dict]:
     if 1 <= len(external_user_id) <= 255 and "\x00" not in external_user_id:
-        return []
+        return reserved_external_id_errors(external_user_id)
     return [field_error("external_user_id", "invalid", "1 to 255 characters, no NUL")]
