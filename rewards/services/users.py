@@ -31,6 +31,9 @@ ATTRIBUTES_SCHEMA = {
     "propertyNames": {"minLength": 1, "maxLength": 64},
 }
 _attributes_validator = compile_schema(ATTRIBUTES_SCHEMA)
+# How deep attributes may nest (the attributes object is level 1): deeper values would break
+# the JSON encoder that stores them (a RecursionError), and no rule reads that deep.
+MAX_ATTRIBUTES_DEPTH = 32
 
 
 def end_user_find(*, partnership_id: uuid.UUID, external_user_id: str) -> EndUser | None:
@@ -81,7 +84,9 @@ def end_user_attributes_set(
     attributes, creating the user if unknown. Returns (user, created). The result must match
     the partnership's user-attribute schema (422 per field); nothing is written otherwise."""
     _writable(principal)
-    errors = schema_errors(_attributes_validator, attributes, "attributes")
+    errors = _depth_errors(attributes) or schema_errors(
+        _attributes_validator, attributes, "attributes"
+    )
     if errors:
         raise validation_error(errors)
     return _attributes_write(principal.partnership.id, external_user_id, attributes, merge)
@@ -102,6 +107,21 @@ def _attributes_write(
         user.attributes = new
         user.save(update_fields=["attributes"])
     return user, created
+
+
+def _depth_errors(attributes: Any) -> list[dict]:
+    """Counted without recursion: the value may be nested past Python's own limit."""
+    stack = [(attributes, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_ATTRIBUTES_DEPTH:
+            message = f"Attributes nest at most {MAX_ATTRIBUTES_DEPTH} levels deep"
+            return [field_error("attributes", "max_depth", message)]
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+    return []
 
 
 class EndUserEraseError(Exception):
@@ -223,4 +243,6 @@ def attribute_errors_for_pilot(*, schema: dict, attributes: Any) -> list[dict]:
     """The problems of attributes typed in Pilot, as the API reports them."""
     if not isinstance(attributes, dict):
         return [field_error("attributes", "type", "A JSON object")]
-    return schema_errors(compile_schema(schema), attributes, "attributes")
+    return _depth_errors(attributes) or schema_errors(
+        compile_schema(schema), attributes, "attributes"
+    )

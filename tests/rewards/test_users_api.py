@@ -98,6 +98,29 @@ def test_a_patch_is_checked_as_merged(partner_client, with_schema):
     assert kept.json()["data"]["attributes"] == {"tier": "gold", "age": 30}
 
 
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_attributes_nested_too_deep_are_422_at_the_field(partner_client, partnership, method):
+    deep = "[" * 1000 + "]" * 1000
+    raw = '{"attributes": {"x": ' + deep + "}}"
+
+    response = getattr(partner_client, method)(
+        url(partnership), data=raw, content_type="application/json"
+    )
+
+    assert response.status_code == 422, response.content
+    errors = response.json()["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("attributes", "max_depth")]
+    assert not EndUser.objects.exists()
+
+
+def test_attributes_nested_32_levels_are_stored(partner_client, partnership):
+    raw = '{"attributes": {"x": ' + "[" * 31 + "]" * 31 + "}}"  # the object is level 1
+
+    response = partner_client.put(url(partnership), data=raw, content_type="application/json")
+
+    assert response.status_code == 201, response.content
+
+
 def test_a_body_without_attributes_is_refused(partner_client, partnership):
     response = partner_client.put(url(partnership), {"tier": "gold"}, format="json")
 
