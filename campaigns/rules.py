@@ -234,21 +234,31 @@ def event_data(
     user_fields: list[ContextField] = (),
 ) -> dict[str, Any]:
     """The variables of one event, common to all campaigns of its trigger; absent context
-    fields and declared user attributes stay unbound (a condition reading one is not met)."""
-    data = {
-        f"context.{field.name}": field.coerce(context[field.name])
-        for field in fields
-        if context.get(field.name) is not None
-    }
+    fields and declared user attributes stay unbound (a condition reading one is not met), as
+    do values that do not coerce to their declared type."""
+    data = {}
+    for prefix, values, declared in (("context", context, fields), ("user", user, user_fields)):
+        for field in declared:
+            value = _coerced(field, values.get(field.name))
+            if value is not None:
+                data[f"{prefix}.{field.name}"] = value
     data["user"] = user
-    for field in user_fields:
-        if user.get(field.name) is not None:
-            data[f"user.{field.name}"] = field.coerce(user[field.name])
     data["event.trigger"] = trigger
     data["event.occurred_at"] = occurred_at
     data["event.tags"] = tags
     data["event.mode"] = mode
     return data
+
+
+def _coerced(field: ContextField, value: Any) -> Any:
+    """The value as its declared type, or None (unbound) if it does not coerce: an integer
+    past a float's range in a number field (an attribute stored before its schema said so)."""
+    if value is None:
+        return None
+    try:
+        return field.coerce(value)
+    except OverflowError:
+        return None
 
 
 # ``user.<name>`` outside ``has(...)``, in source whose string literals and comments are blanked.

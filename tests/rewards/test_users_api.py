@@ -161,6 +161,24 @@ def test_rules_read_declared_attributes_at_evaluation(
     assert rewarded == {"ann"}
 
 
+def test_a_number_attribute_too_large_for_a_float_is_unbound_not_a_failed_event(
+    partnership, trigger, partner_client, process
+):
+    partnership.user_attribute_schema = {"type": "object", "properties": {"n": {"type": "number"}}}
+    partnership.save()
+    EndUserFactory(partnership=partnership, external_user_id="ann", attributes={"n": 10**400})
+    reads = CampaignFactory(trigger=trigger, condition="user.n > 1.0", priority=2)
+    every = CampaignFactory(trigger=trigger, condition="true", priority=1)
+
+    assert send(partner_client, partnership, "ann").status_code == 200
+    process()
+
+    event = TriggerEvent.objects.get()
+    assert event.status == TriggerEvent.Status.PROCESSED, event.error
+    assert not reads.rewards.exists()
+    assert every.rewards.count() == 1
+
+
 # --- GET ---------------------------------------------------------------------------------
 
 
