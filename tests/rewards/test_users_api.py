@@ -161,6 +161,22 @@ def test_rules_read_declared_attributes_at_evaluation(
     assert rewarded == {"ann"}
 
 
+def test_has_of_a_declared_attribute_tests_the_users_map_at_evaluation(
+    with_schema, trigger, partner_client, process
+):
+    campaign = CampaignFactory(trigger=trigger, condition="has(user.age) && user.age > 20")
+    url = f"/partnerships/{with_schema.id}/users"
+    partner_client.put(f"{url}/ann", {"attributes": {"tier": "gold", "age": 30}}, format="json")
+    partner_client.put(f"{url}/bob", {"attributes": {"tier": "silver"}}, format="json")
+    for user in ("ann", "bob"):
+        assert send(partner_client, with_schema, user).status_code == 200
+    process()
+
+    rewarded = set(campaign.rewards.values_list("end_user__external_user_id", flat=True))
+    assert rewarded == {"ann"}
+    assert not TriggerEvent.objects.filter(status=TriggerEvent.Status.FAILED).exists()
+
+
 def test_a_number_attribute_too_large_for_a_float_is_unbound_not_a_failed_event(
     partnership, trigger, partner_client, process
 ):
