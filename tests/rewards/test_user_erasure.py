@@ -238,3 +238,35 @@ def test_an_erased_user_cannot_be_blocked(admin_client, partnership):
     assert response.status_code == 400
     user.refresh_from_db()
     assert (user.blocked_at, user.blocked_reason) == (None, "")
+
+
+def test_another_user_reusing_an_erased_users_key_is_409_and_a_retry_410(
+    partner_client, partnership, trigger
+):
+    assert send(partner_client, partnership, key="order-1").status_code == 200
+    # erased with its events' keys kept (as before erasure forgot them)
+    pseudonym = erased_external_id(partnership_id=partnership.id, external_user_id="alice")
+    EndUser.objects.filter(external_user_id="alice").update(
+        external_user_id=pseudonym, erased_at="2026-01-01T00:00Z"
+    )
+
+    bob = send(partner_client, partnership, "bob", key="order-1")
+    retry = send(partner_client, partnership, key="order-1")
+
+    assert bob.status_code == 409, bob.content
+    assert bob.json()["code"] == ErrorCode.IDEMPOTENCY_KEY_REUSED
+    assert retry.status_code == 410
+    assert TriggerEvent.objects.count() == 1
+
+
+def test_after_erasure_the_users_idempotency_keys_are_forgotten(
+    partner_client, partnership, trigger
+):
+    assert send(partner_client, partnership, key="order-1").status_code == 200
+    assert partner_client.delete(url(partnership)).status_code == 200
+
+    bob = send(partner_client, partnership, "bob", key="order-1")
+
+    assert bob.status_code == 200, bob.content
+    assert "Idempotent-Replayed" not in bob.headers
+    assert TriggerEvent.objects.count() == 2

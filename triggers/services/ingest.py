@@ -411,16 +411,16 @@ def _conflict(cursor, row: dict) -> IngestResult | None:
     if found is None:
         return None
     event_id, request_hash, status, user_id, erased = found
-    if erased:  # a retry of an erased user's event: their data is not served again
-        raise user_erased()
     if event_id == row["event_id"]:  # the lost insert did commit: not a replay
         return IngestResult(event_id, row["status"], user_id, replayed=False)
-    if request_hash != row["request_hash"]:
+    if request_hash != row["request_hash"]:  # another request (another user's, too)
         raise ApplicationError(
             409,
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "This Idempotency-Key was already used with a different request",
         )
+    if erased:  # a retry of an erased user's event: their data is not served again
+        raise user_erased()
     return IngestResult(event_id, status, user_id, replayed=True)
 
 
