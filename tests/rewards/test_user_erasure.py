@@ -270,3 +270,26 @@ def test_after_erasure_the_users_idempotency_keys_are_forgotten(
     assert bob.status_code == 200, bob.content
     assert "Idempotent-Replayed" not in bob.headers
     assert TriggerEvent.objects.count() == 2
+
+
+def test_an_external_id_with_a_slash_is_addressed_by_every_user_route(
+    partner_client, partnership, trigger
+):
+    assert send(partner_client, partnership, "shop/42").status_code == 200
+    path = url(partnership, "shop/42")
+
+    put = partner_client.put(path, {"attributes": {"tier": "gold"}}, format="json")
+    got = partner_client.get(path)
+    balance = partner_client.get(path + "/balance")
+    rewards = partner_client.get(path + "/rewards")
+    token = issue(partner_client, partnership, "shop/42")
+    revoked = partner_client.delete(path + "/tokens")
+    erased = partner_client.delete(path)
+
+    assert put.status_code == 200, put.content
+    assert got.json()["data"]["external_user_id"] == "shop/42"
+    assert balance.status_code == 200 and rewards.status_code == 200
+    assert token.json()["data"]["external_user_id"] == "shop/42"
+    assert revoked.json()["data"] == {"revoked": 1}
+    assert erased.status_code == 200
+    assert EndUser.objects.get().erased_at is not None
