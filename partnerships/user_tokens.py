@@ -108,8 +108,11 @@ def user_token_issue(
     if key.expires_at is not None:
         expires_at = min(expires_at, key.expires_at)
     with transaction.atomic():
+        # Locked: an erasure under way is waited for, and its user then found erased (410).
         user, _ = end_user_get_or_create(
-            partnership_id=principal.partnership.id, external_user_id=external_user_id
+            partnership_id=principal.partnership.id,
+            external_user_id=external_user_id,
+            for_update=True,
         )
         token = UserToken.objects.create(
             partnership_id=principal.partnership.id,
