@@ -15,7 +15,7 @@ import uuid
 
 from django.conf import settings
 
-from config.errors import ApplicationError, ErrorCode, field_error
+from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 
 ERASED_PREFIX = "erased:"
 
@@ -28,6 +28,20 @@ def erased_external_id(*, partnership_id: uuid.UUID, external_user_id: str) -> s
 def _secret() -> bytes:
     # Unset, SECRET_KEY: only where the system check allows it (DEBUG, or the development key).
     return (settings.USER_ERASURE_SECRET or settings.SECRET_KEY).encode()
+
+
+def external_user_id_errors(external_user_id: str) -> list[dict]:
+    """The problems of an external id named in a path: its bounds, a NUL (which PostgreSQL
+    text cannot hold), or a pseudonym's prefix."""
+    if not 1 <= len(external_user_id) <= 255 or "\x00" in external_user_id:
+        return [field_error("external_user_id", "invalid", "1 to 255 characters, no NUL")]
+    return reserved_external_id_errors(external_user_id)
+
+
+def external_user_id_check(external_user_id: str) -> None:
+    errors = external_user_id_errors(external_user_id)
+    if errors:
+        raise validation_error(errors)
 
 
 def reserved_external_id_errors(external_user_id, field: str = "external_user_id") -> list[dict]:

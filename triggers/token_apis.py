@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from config import openapi_examples as examples
 from config.errors import ErrorCode, field_error, validation_error
 from config.openapi import AUTH_ERRORS, BODY_ERRORS, error, ok_envelope
-from partnerships.pseudonyms import reserved_external_id_errors
+from partnerships.pseudonyms import external_user_id_check, external_user_id_errors
 from partnerships.user_tokens import (
     SCOPE_READ,
     SCOPE_TRIGGER,
@@ -107,7 +107,7 @@ class UserTokenCollectionApi(APIView):
     def post(self, request, partnership_id: str, external_user_id: str) -> Response:
         wanted = self.InputSerializer(data=request.data)
         wanted.is_valid(raise_exception=True)
-        errors = _user_id_errors(external_user_id)
+        errors = external_user_id_errors(external_user_id)
         errors += _scope_errors(request.user.partnership.id, wanted.validated_data["scopes"])
         if errors:
             raise validation_error(errors)
@@ -135,6 +135,7 @@ class UserTokenCollectionApi(APIView):
         },
     )
     def delete(self, request, partnership_id: str, external_user_id: str) -> Response:
+        external_user_id_check(external_user_id)
         revoked = user_token_revoke_all(principal=request.user, external_user_id=external_user_id)
         return Response({"code": "ok", "data": {"revoked": revoked}})
 
@@ -155,13 +156,8 @@ class UserTokenRevokeApi(APIView):
         },
     )
     def delete(self, request, partnership_id: str, external_user_id: str, token_id: str):
+        external_user_id_check(external_user_id)
         token = user_token_revoke(
             principal=request.user, external_user_id=external_user_id, token_id=token_id
         )
         return Response({"code": "ok", "data": UserTokenOutputSerializer(token).data})
-
-
-def _user_id_errors(external_user_id: str) -> list[dict]:
-    if 1 <= len(external_user_id) <= 255 and "\x00" not in external_user_id:
-        return reserved_external_id_errors(external_user_id)
-    return [field_error("external_user_id", "invalid", "1 to 255 characters, no NUL")]

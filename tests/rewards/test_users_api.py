@@ -121,6 +121,19 @@ def test_attributes_nested_32_levels_are_stored(partner_client, partnership):
     assert response.status_code == 201, response.content
 
 
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("get", ""), ("delete", ""), ("get", "/balance"), ("get", "/rewards"), ("delete", "/tokens")],
+)
+def test_a_nul_in_the_external_id_of_a_path_is_422_not_500(
+    partner_client, partnership, method, suffix
+):
+    response = getattr(partner_client, method)(url(partnership, "%00") + suffix)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["field"] == "external_user_id"
+
+
 def test_a_body_without_attributes_is_refused(partner_client, partnership):
     response = partner_client.put(url(partnership), {"tier": "gold"}, format="json")
 
