@@ -2,6 +2,7 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin
 
 from partnerships.models import Partnership
+from partnerships.pilot_revision import RevisionAdminMixin
 from partnerships.scoping import PartnershipScopedAdmin
 from triggers.models import Trigger, TriggerEvent
 
@@ -15,7 +16,11 @@ from .user_schema import PartnershipWithUserSchemaAdmin
 
 @admin.register(Campaign)
 class CampaignAdmin(
-    CampaignLifecycleAdmin, CampaignBuilderAdmin, PartnershipScopedAdmin, ModelAdmin
+    RevisionAdminMixin,
+    CampaignLifecycleAdmin,
+    CampaignBuilderAdmin,
+    PartnershipScopedAdmin,
+    ModelAdmin,
 ):
     list_display = ("name", "slug", "trigger", "shown_status", "priority", "exclusive", "version")
     list_filter = ("status", "partnership", "trigger")

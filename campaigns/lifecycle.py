@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from config.revisions import revision_bump
 from partnerships.services import audit_record
 
 from .models import Campaign, CampaignVersion
@@ -101,13 +102,16 @@ class ChangeResult:
     replaced: CampaignVersion | None = None  # another author's pending change this one replaced
 
 
-def _locked(campaign: Campaign) -> Campaign:
-    """The campaign row, locked until the end of the transaction (the lifecycle's one lock).
+def _locked(campaign: Campaign, expected_revision: int | None = None) -> Campaign:
+    """The campaign row, locked until the end of the transaction (the lifecycle's one lock),
+    its revision bumped if still ``expected_revision`` (None: unchecked; else 412
+    ``version_conflict``): every action and edit changes the ETag the API serves.
 
     ``FOR NO KEY UPDATE OF`` the campaign alone: a plain ``FOR UPDATE`` of the join would lock
     the partnership row too, and it and the campaign's ``FOR UPDATE`` would block the ``FOR KEY
     SHARE`` that every event insert takes on its partnership and every reward insert on its
     campaign, for as long as the caller's transaction lasts (a configuration apply's)."""
+    revision_bump(instance=campaign, expected=expected_revision)
     locked = Campaign.objects.select_for_update(no_key=True, of=("self",))
     return locked.select_related("partnership").get(pk=campaign.pk)
 
@@ -182,14 +186,17 @@ def _runnable(campaign: Campaign) -> None:
 
 
 @transaction.atomic
-def campaign_change(*, campaign: Campaign, author) -> ChangeResult:
+def campaign_change(
+    *, campaign: Campaign, author, expected_revision: int | None = None
+) -> ChangeResult:
     """Saves an operator's edit of ``campaign`` (the unsaved instance holds the new values).
 
     A draft is changed in place; a submitted one goes back to draft (what is approved is what
     was submitted). For an approved campaign, a change that needs approval
     (``versions.needs_approval``) is kept as the one proposed version, replacing any earlier
-    one, and the row (what the workers read) stays as it is; any other change is applied."""
-    live = _locked(campaign)
+    one, and the row (what the workers read) stays as it is; any other change is applied.
+    ``expected_revision``: the revision the edit was made on (Pilot's form, If-Match)."""
+    live = _locked(campaign, expected_revision)
     if not author.has_perm(CHANGE):
         raise LifecycleRefused(f"You may not change campaigns: it needs “{CHANGE}”.")
     if live.status in (Status.DRAFT, Status.SUBMITTED):
@@ -231,9 +238,9 @@ def campaign_change(*, campaign: Campaign, author) -> ChangeResult:
 
 
 @transaction.atomic
-def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
+def campaign_submit(*, campaign: Campaign, actor, expected_revision: int | None = None) -> Campaign:
     """A draft goes to approval as it is now (its current version)."""
-    live = _locked(campaign)
+    live = _locked(campaign, expected_revision)
     _check(Action.SUBMIT, live, actor)
     _runnable(live)
     live.status = Status.SUBMITTED
@@ -250,7 +257,13 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
 
 
 @transaction.atomic
-def campaign_approve(*, campaign: Campaign, approver, shown_id: int | None) -> CampaignVersion:
+def campaign_approve(
+    *,
+    campaign: Campaign,
+    approver,
+    shown_id: int | None,
+    expected_revision: int | None = None,
+) -> CampaignVersion:
     """Approves what awaits approval: a submitted draft goes live (active, or scheduled until
     its start); a proposed change is applied to the row under a new version number, which the
     rewards issued from then on name. Four eyes (``CAMPAIGN_APPROVAL_FOUR_EYES``): not by
@@ -259,7 +272,7 @@ def campaign_approve(*, campaign: Campaign, approver, shown_id: int | None) -> C
     ``shown_id`` is the pending version the approver saw: if the author changed it since (a
     new proposal, or a draft edited and submitted again: both are new versions), approving
     is refused, so nothing goes live that its approver did not see."""
-    live = _locked(campaign)
+    live = _locked(campaign, expected_revision)
     pending = _check(Action.APPROVE, live, approver)
     if pending.pk != shown_id:
         raise LifecycleRefused(CHANGED_SINCE_SHOWN)
@@ -290,10 +303,12 @@ def campaign_approve(*, campaign: Campaign, approver, shown_id: int | None) -> C
 
 
 @transaction.atomic
-def campaign_reject(*, campaign: Campaign, actor, reason: str) -> CampaignVersion:
+def campaign_reject(
+    *, campaign: Campaign, actor, reason: str, expected_revision: int | None = None
+) -> CampaignVersion:
     """Sends what awaits approval back with a reason: a submitted draft returns to draft; a
     proposed change is dropped (the live campaign was never touched)."""
-    live = _locked(campaign)
+    live = _locked(campaign, expected_revision)
     pending = _check(Action.REJECT, live, actor)
     if not reason.strip():
         raise LifecycleRefused("Say why it is rejected: the author reads the reason.")
@@ -309,8 +324,10 @@ def campaign_reject(*, campaign: Campaign, actor, reason: str) -> CampaignVersio
     return pending
 
 
-def _move(action: Action, campaign: Campaign, actor, to: str) -> Campaign:
-    live = _locked(campaign)
+def _move(
+    action: Action, campaign: Campaign, actor, to: str, expected_revision: int | None
+) -> Campaign:
+    live = _locked(campaign, expected_revision)
     _check(action, live, actor)
     before = live.status
     live.status = to
@@ -322,21 +339,21 @@ def _move(action: Action, campaign: Campaign, actor, to: str) -> Campaign:
 
 
 @transaction.atomic
-def campaign_pause(*, campaign: Campaign, actor) -> Campaign:
+def campaign_pause(*, campaign: Campaign, actor, expected_revision: int | None = None) -> Campaign:
     """Stops rewarding at once (no approval: it only stops payments)."""
-    return _move(Action.PAUSE, campaign, actor, Status.PAUSED)
+    return _move(Action.PAUSE, campaign, actor, Status.PAUSED, expected_revision)
 
 
 @transaction.atomic
-def campaign_resume(*, campaign: Campaign, actor) -> Campaign:
+def campaign_resume(*, campaign: Campaign, actor, expected_revision: int | None = None) -> Campaign:
     """Rewards again with the approved configuration; needs the approve permission."""
-    return _move(Action.RESUME, campaign, actor, Status.ACTIVE)
+    return _move(Action.RESUME, campaign, actor, Status.ACTIVE, expected_revision)
 
 
 @transaction.atomic
-def campaign_end(*, campaign: Campaign, actor) -> Campaign:
+def campaign_end(*, campaign: Campaign, actor, expected_revision: int | None = None) -> Campaign:
     """Ends it for good, at once; a change still awaiting approval is dropped with it."""
-    live = _move(Action.END, campaign, actor, Status.ENDED)
+    live = _move(Action.END, campaign, actor, Status.ENDED, expected_revision)
     live.versions.filter(state=State.PROPOSED).update(
         state=State.SUPERSEDED, reason="The campaign ended."
     )
@@ -344,20 +361,52 @@ def campaign_end(*, campaign: Campaign, actor) -> Campaign:
 
 
 def campaign_act(
-    *, campaign: Campaign, action: Action, user, reason: str = "", shown_id: int | None = None
+    *,
+    campaign: Campaign,
+    action: Action,
+    user,
+    reason: str = "",
+    shown_id: int | None = None,
+    expected_revision: int | None = None,
 ):
-    """Pilot's buttons: one action by name (``shown_id``: the pending version the confirm
-    page showed, which approval checks)."""
+    """Pilot's buttons and the management API: one action by name (``shown_id``: the pending
+    version the confirm page showed, which approval checks; ``expected_revision``: If-Match)."""
+    revision = {"expected_revision": expected_revision}
     match action:
         case Action.SUBMIT:
-            return campaign_submit(campaign=campaign, actor=user)
+            return campaign_submit(campaign=campaign, actor=user, **revision)
         case Action.APPROVE:
-            return campaign_approve(campaign=campaign, approver=user, shown_id=shown_id)
+            return campaign_approve(campaign=campaign, approver=user, shown_id=shown_id, **revision)
         case Action.REJECT:
-            return campaign_reject(campaign=campaign, actor=user, reason=reason)
+            return campaign_reject(campaign=campaign, actor=user, reason=reason, **revision)
         case Action.PAUSE:
-            return campaign_pause(campaign=campaign, actor=user)
+            return campaign_pause(campaign=campaign, actor=user, **revision)
         case Action.RESUME:
-            return campaign_resume(campaign=campaign, actor=user)
+            return campaign_resume(campaign=campaign, actor=user, **revision)
         case Action.END:
-            return campaign_end(campaign=campaign, actor=user)
+            return campaign_end(campaign=campaign, actor=user, **revision)
+
+
+class Removal(StrEnum):
+    DELETED = "deleted"
+    ENDED = "ended"
+
+
+@transaction.atomic
+def campaign_remove(*, campaign: Campaign, actor, expected_revision: int | None) -> Removal:
+    """ "Deletes" a campaign: a draft or a submitted one (nothing issued) is deleted; an approved
+    one is ended (its rewards and versions stay whole, as the End button does); an ended one
+    is refused (``LifecycleRefused``)."""
+    live = _locked(campaign, expected_revision)
+    if live.status in (Status.ACTIVE, Status.PAUSED):
+        campaign_end(campaign=live, actor=actor)
+        return Removal.ENDED
+    if live.status == Status.ENDED:
+        raise LifecycleRefused("It has ended already: its rewards and history keep it.")
+    if not actor.has_perm("campaigns.delete_campaign"):
+        raise LifecycleRefused(
+            "You may not delete campaigns: it needs “campaigns.delete_campaign”."
+        )
+    _audit("delete", live, actor, status=[live.status, None])
+    live.delete()
+    return Removal.DELETED

@@ -150,7 +150,9 @@ class CampaignLifecycleAdmin:
         if not change:
             campaign_save(campaign=obj, author=request.user)
             return
-        result = lifecycle.campaign_change(campaign=obj, author=request.user)
+        result = lifecycle.campaign_change(
+            campaign=obj, author=request.user, expected_revision=form.loaded
+        )
         request.campaign_change = result
         if result.outcome == ChangeOutcome.PROPOSED:
             self.message_user(

@@ -104,6 +104,9 @@ class Campaign(models.Model):
     )
 
     version = models.PositiveIntegerField(default=1, editable=False)
+    # Unlike ``version`` (the approved configuration), bumped by every write: edits, proposals,
+    # lifecycle actions (config.revisions). The management API's ETag; Pilot's forms carry it.
+    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,7 +19,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.localcache import config_cache
+from config.revisions import revision_bump
 from partnerships.models import Partnership
+from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
 
 from .client_sendable import campaign_client_sendable_errors
@@ -60,7 +62,13 @@ def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
 
 
 @transaction.atomic
-def campaign_save(*, campaign: Campaign, author=None, reason: str = "") -> Campaign:
+def campaign_save(
+    *,
+    campaign: Campaign,
+    author=None,
+    reason: str = "",
+    expected_revision: int | None = None,
+) -> Campaign:
     """Validates and writes the row; a change to a saved campaign bumps its version, kept with
     its author and its difference from the one before.
 
@@ -69,10 +77,12 @@ def campaign_save(*, campaign: Campaign, author=None, reason: str = "") -> Campa
     an approved campaign goes through ``campaigns.lifecycle.campaign_change``.
 
     The saved row is locked to read its version, so concurrent saves of one campaign queue
-    there and get consecutive versions."""
+    there and get consecutive versions. Its revision is bumped, if still ``expected_revision``
+    (None: unchecked; 412 ``version_conflict`` otherwise)."""
     campaign.full_clean()
     before = None
     if not campaign._state.adding:
+        revision_bump(instance=campaign, expected=expected_revision)
         # NO KEY: reward inserts take FOR KEY SHARE on the campaign and must not wait.
         saved = Campaign.objects.select_for_update(no_key=True).values_list("version", flat=True)
         previous = saved.get(pk=campaign.pk)
@@ -82,15 +92,25 @@ def campaign_save(*, campaign: Campaign, author=None, reason: str = "") -> Campa
             .values_list("snapshot", flat=True)
             .first()
         )
+    adding = campaign._state.adding
     campaign.save()
     snapshot = campaign_snapshot(campaign=campaign)
+    changes = snapshot_diff(before, snapshot)
+    if author is not None:  # an operator's (Pilot, the management API); not code's own
+        audit_record(
+            actor=author,
+            action="campaign.create" if adding else "campaign.change",
+            target=campaign,
+            partnership=campaign.partnership,
+            changes=changes,
+        )
     unapproved = campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SUBMITTED)
     CampaignVersion.objects.create(
         campaign=campaign,
         version=campaign.version,
         state=CampaignVersion.State.DRAFT if unapproved else CampaignVersion.State.APPROVED,
         snapshot=snapshot,
-        changes=snapshot_diff(before, snapshot),
+        changes=changes,
         author=author,
         reason=reason,
     )
@@ -128,7 +148,7 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
         .alias(judging_until=until)
         .filter(judging_until__lte=now)
         .filter(~Exists(waiting))
-        .update(status=Campaign.Status.ENDED, updated_at=now)
+        .update(status=Campaign.Status.ENDED, updated_at=now, revision=F("revision") + 1)
     )
     if ended:
         config_cache.invalidate()  # an UPDATE sends no post_save
@@ -226,3 +246,36 @@ def user_schema_change_check(*, partnership: Partnership, new_schema: dict) -> T
         broken = CampaignBreak(campaign.id, campaign.name, campaign.slug, campaign.status, errors)
         (refused if campaign.status == Campaign.Status.ACTIVE else warned).append(broken)
     return TriggerChangeCheck(tuple(refused), tuple(warned))
+
+
+def trigger_change_refusal(broken: CampaignBreak) -> str:
+    return (
+        f"This change would stop the active campaign {broken}. Change the campaign first, "
+        "or pause it."
+    )
+
+
+def trigger_change_errors(trigger: Trigger) -> dict[str, list[str]]:
+    """The refusals of a change of a saved trigger (its new values unsaved on ``trigger``):
+    the active campaigns it would stop, at ``context_schema``. Pilot's trigger form and the
+    management API both ask here (``triggers.services.configuration.trigger_save``'s check)."""
+    if trigger.pk is None:
+        return {}
+    saved = Trigger.objects.filter(pk=trigger.pk).first()
+    if saved is None:
+        return {}
+    check = trigger_schema_change_check(
+        trigger=saved,
+        new_schema=trigger.context_schema,
+        new_name=trigger.name,
+        new_partnership_id=trigger.partnership_id,
+    )
+    refusals = [trigger_change_refusal(broken) for broken in check.refused]
+    return {"context_schema": refusals} if refusals else {}
+
+
+def trigger_delete_refusal(trigger: Trigger, broken: CampaignBreak) -> str:
+    return (
+        f"The trigger {trigger.name} was not deleted: the active campaign {broken} reads it. "
+        "Change the campaign first, or pause it."
+    )

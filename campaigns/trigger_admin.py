@@ -15,7 +15,13 @@ from triggers.pilot.forms import TriggerSchemaForm
 from .client_sendable import trigger_client_sendable_refusals
 from .decisions import outcome_label
 from .selectors import trigger_event_decisions
-from .services import trigger_delete_check, trigger_schema_change_check
+from .services import (
+    trigger_change_errors,
+    trigger_change_refusal,
+    trigger_delete_check,
+    trigger_delete_refusal,
+    trigger_schema_change_check,
+)
 
 
 class TriggerForm(TriggerSchemaForm):
@@ -45,17 +51,16 @@ class TriggerForm(TriggerSchemaForm):
             new_partnership_id=cleaned["partnership"].pk,
         )
         for broken in check.refused:
-            self.add_error(
-                "context_schema",
-                f"This change would stop the active campaign {broken}. Change the campaign "
-                "first, or pause it.",
-            )
+            self.add_error("context_schema", trigger_change_refusal(broken))
         self.campaign_refusals, self.campaign_warnings = check.refused, check.warned
         return cleaned
 
 
 class TriggerWithCampaignsAdmin(TriggerAdmin):
     form = TriggerForm
+
+    def change_check(self, trigger: Trigger) -> dict[str, list[str]]:
+        return trigger_change_errors(trigger)
 
     def test_event_decisions(self, event: TriggerEvent) -> list[dict]:
         return [
@@ -82,7 +87,7 @@ class TriggerWithCampaignsAdmin(TriggerAdmin):
         refused = trigger_delete_check(trigger=trigger).refused
         if refused:
             for broken in refused:
-                self.message_user(request, _delete_refusal(trigger, broken), messages.ERROR)
+                self.message_user(request, trigger_delete_refusal(trigger, broken), messages.ERROR)
             return redirect(reverse("admin:triggers_trigger_change", args=[trigger.pk]))
         return super().delete_view(request, object_id, extra_context)
 
@@ -92,7 +97,7 @@ class TriggerWithCampaignsAdmin(TriggerAdmin):
         for trigger in queryset:
             for broken in trigger_delete_check(trigger=trigger).refused:
                 kept.add(trigger.pk)
-                self.message_user(request, _delete_refusal(trigger, broken), messages.ERROR)
+                self.message_user(request, trigger_delete_refusal(trigger, broken), messages.ERROR)
         super().delete_queryset(request, queryset.exclude(pk__in=kept))
 
     def save_model(self, request, obj: Trigger, form: TriggerForm, change: bool) -> None:
@@ -104,13 +109,6 @@ class TriggerWithCampaignsAdmin(TriggerAdmin):
                 "activated as it is.",
                 messages.WARNING,
             )
-
-
-def _delete_refusal(trigger: Trigger, broken) -> str:
-    return (
-        f"The trigger {trigger.name} was not deleted: the active campaign {broken} reads it. "
-        "Change the campaign first, or pause it."
-    )
 
 
 def _described(broken) -> str:

@@ -12,6 +12,7 @@ from django.urls import path
 from partnerships.admin import PartnershipAdmin
 from partnerships.models import Partnership
 from partnerships.pilot_audit import pilot_audit
+from partnerships.pilot_revision import RevisionFormMixin
 from triggers.pilot import views
 from triggers.pilot.forms import SCHEMA_MODE, SchemaEditorForm
 from triggers.schemas import validate_context_schema
@@ -20,7 +21,7 @@ from .services import user_schema_change_check
 from .trigger_admin import _described
 
 
-class PartnershipForm(SchemaEditorForm):
+class PartnershipForm(RevisionFormMixin, SchemaEditorForm):
     """Refuses a user-attribute schema that is not one, or that would stop an active campaign
     of the partnership (naming it and its errors); draft and paused ones it breaks are warned."""
 

@@ -69,6 +69,12 @@ class ErrorCode(StrEnum):
     TOKEN_SCOPE_NOT_GRANTED = "token_scope_not_granted"  # noqa: S105
     TRIGGER_NOT_CLIENT_SENDABLE = "trigger_not_client_sendable"
     TOKEN_DOES_NOT_EXIST = "token_does_not_exist"  # noqa: S105
+    # Management API (staff tokens, revisions)
+    PARTNER_KEY_NOT_ACCEPTED = "partner_key_not_accepted"
+    PRECONDITION_REQUIRED = "precondition_required"
+    VERSION_CONFLICT = "version_conflict"
+    RESOURCE_IN_USE = "resource_in_use"
+    ACTION_REFUSED = "action_refused"
 
 
 MESSAGES = {
@@ -102,6 +108,16 @@ MESSAGES = {
     ErrorCode.TRIGGER_NOT_CLIENT_SENDABLE: "This trigger cannot be sent with a user token",
     ErrorCode.USER_ERASED: "This user was erased: their external id accepts nothing any more",
     ErrorCode.TEST_KEY_READ_ONLY: "A test key cannot change users (they are shared with live)",
+    ErrorCode.PARTNER_KEY_NOT_ACCEPTED: (
+        "A partner API key cannot call the management API: send a staff token as "
+        "Authorization: Bearer staff_..."
+    ),
+    ErrorCode.PRECONDITION_REQUIRED: (
+        "Send If-Match with the ETag of the version you read (GET it first)"
+    ),
+    ErrorCode.VERSION_CONFLICT: (
+        "It changed since you read it: GET it again, reapply your change and send the new ETag"
+    ),
 }
 
 

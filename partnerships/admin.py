@@ -16,10 +16,19 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from config.errors import ApplicationError
 
 from . import roles
-from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
+from .models import (
+    ApiKey,
+    AuditEntry,
+    EndUser,
+    Partner,
+    Partnership,
+    PartnershipMember,
+    StaffToken,
+)
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
 from .pilot_audit import audit_text, form_changes, pilot_audit
 from .pilot_filters import exact_search
+from .pilot_revision import RevisionAdminMixin, RevisionForm
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
 from .services import (
@@ -30,7 +39,9 @@ from .services import (
     api_key_rotate,
     end_user_block,
     end_user_unblock,
+    partnership_save,
 )
+from .staff_tokens import staff_token_create, staff_token_errors, staff_token_revoke
 
 
 class PartnershipInline(PartnershipScopedAdmin, TabularInline):
@@ -72,7 +83,8 @@ class PartnershipMemberInline(TabularInline):
 
 
 @admin.register(Partnership)
-class PartnershipAdmin(PartnershipScopedAdmin, ModelAdmin):
+class PartnershipAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmin):
+    form = RevisionForm
     partnership_path = "pk"
     ordering = ("partner__name", "name")
     list_display = ("name", "partner", "id", "status", "reward_unit", "created_at")
@@ -87,6 +99,9 @@ class PartnershipAdmin(PartnershipScopedAdmin, ModelAdmin):
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
     )
     inlines = [ApiKeyInline, PartnershipMemberInline]
+
+    def save_model(self, request, obj: Partnership, form, change: bool) -> None:
+        partnership_save(partnership=obj, actor=request.user, expected_revision=form.loaded)
 
 
 ROTATE_PERMISSIONS = ("partnerships.add_apikey", "partnerships.change_apikey")
@@ -583,6 +598,100 @@ class AuditEntryAdmin(PartnershipScopedAdmin, ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- Staff tokens: the management API's credentials ------------------------------------------
+
+
+class StaffTokenForm(forms.ModelForm):
+    """A new token: the service's rules, checked as the form is (shown at their fields)."""
+
+    role = forms.ChoiceField(choices=[(role, role) for role in roles.ROLES])
+
+    class Meta:
+        model = StaffToken
+        fields = ("name", "role", "partnership", "expires_at")
+
+    creator = None  # set per request (StaffTokenAdmin.get_form)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        errors = staff_token_errors(
+            creator=self.creator,
+            role=cleaned.get("role", ""),
+            partnership=cleaned.get("partnership"),
+            expires_at=cleaned.get("expires_at"),
+        )
+        for field, message in errors.items():
+            if field in self.fields and field not in self.errors:
+                self.add_error(field, message)
+        return cleaned
+
+
+@admin.register(StaffToken)
+class StaffTokenAdmin(PartnershipScopedAdmin, ModelAdmin):
+    """Management API tokens. Each acts as whoever created it (the audit log names both); an
+    operator sees the tokens they created, a superuser all. Shown once; revoked, never edited."""
+
+    form = StaffTokenForm
+    list_display = ("prefix", "name", "role", "partnership", "created_by", "status", "last_used_at")
+    list_filter = ("role",)
+    search_fields = ("prefix", "name")
+    actions = ["revoke"]
+
+    def get_queryset(self, request):
+        tokens = ModelAdmin.get_queryset(self, request).select_related("partnership", "created_by")
+        return tokens if request.user.is_superuser else tokens.filter(created_by=request.user)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "role", "partnership", "expires_at")
+        return (
+            *("prefix", "name", "role", "partnership", "created_by", "created_at"),
+            *("expires_at", "revoked_at", "last_used_at"),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.get_fields(request, obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"creator": request.user})
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.display(description="Status")
+    def status(self, token: StaffToken) -> str:
+        if token.revoked_at:
+            return "revoked"
+        return "active" if token.is_active else "expired"
+
+    def save_model(self, request, obj: StaffToken, form, change: bool) -> None:
+        issued = staff_token_create(
+            creator=request.user,
+            name=obj.name,
+            role=obj.role,
+            partnership=obj.partnership,
+            expires_at=obj.expires_at,
+        )
+        obj.pk, obj.prefix = issued.token.pk, issued.token.prefix
+        messages.warning(
+            request,
+            format_html(
+                "New staff token — copy it now, it will not be shown again: <code>{}</code>",
+                issued.plaintext,
+            ),
+        )
+
+    @admin.action(description="Revoke selected staff tokens", permissions=["change"])
+    def revoke(self, request, queryset) -> None:
+        for token in queryset:
+            staff_token_revoke(token=token, actor=request.user)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

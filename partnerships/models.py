@@ -110,6 +110,8 @@ class Partnership(models.Model):
         blank=True,
         help_text="JSON Schema (draft 2020-12) that end users' attributes must match.",
     )
+    # Bumped by every write of its services (config.revisions): the management API's ETag.
+    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         constraints = [
@@ -290,3 +292,41 @@ class UserToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.id} of {self.end_user_id}"
+
+
+class StaffToken(models.Model):
+    """A credential of the management API (``/management/v1/``), never a partner key: a role
+    (one of Pilot's five), optionally one partnership, and the Pilot user it acts as
+    (``created_by``: four eyes and the audit log see that user). Only a SHA-256 of the token is
+    kept; the plaintext (``staff_<8 chars>.<secret>``) is shown once."""
+
+    name = models.CharField(max_length=100)
+    role = models.CharField(max_length=32)  # partnerships.roles.ROLES
+    partnership = models.ForeignKey(
+        Partnership,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="staff_tokens",
+        help_text="Empty: every partnership its creator sees.",
+    )
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    hashed_token = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_tokens"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "staff token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix} ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -1,4 +1,7 @@
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -7,9 +10,10 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from config.localcache import config_cache
+from config.revisions import revision_bump
 
 from . import keys
-from .models import ApiKey, EndUser, Partner, Partnership
+from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
 from .pseudonyms import erased_external_id, reserved_external_id_errors, user_erased
 
 
@@ -96,6 +100,20 @@ def partnership_create(
     return partnership, api_key_create(partnership=partnership)
 
 
+_audit_via: ContextVar[str] = ContextVar("audit_via", default="")
+
+
+@contextmanager
+def audit_via(label: str) -> Iterator[None]:
+    """Every audit entry recorded inside says how the actor acted (``changes["via"]``), e.g.
+    through a staff token of theirs: the management API wraps each request in it."""
+    reset = _audit_via.set(label)
+    try:
+        yield
+    finally:
+        _audit_via.reset(reset)
+
+
 def audit_record(
     *,
     actor,
@@ -110,6 +128,8 @@ def audit_record(
     (``{"field": [before, after]}``) or the action's details. In the caller's transaction."""
     from .models import AuditEntry
 
+    if via := _audit_via.get():
+        changes = {**(changes or {}), "via": via}
     return AuditEntry.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
         actor_name=getattr(actor, "get_username", lambda: "system")() if actor else "system",
@@ -208,3 +228,89 @@ def end_user_unblock(*, end_user: EndUser, operator) -> EndUser:
         changes={"blocked": [True, False], "reason": reason},
     )
     return locked
+
+
+def model_changes(before: dict, instance, fields) -> dict:
+    """{field: [before, after]} (as text) of ``fields`` that differ on ``instance``."""
+    from .pilot_audit import audit_text
+
+    return {
+        name: [audit_text(before.get(name)), audit_text(getattr(instance, name))]
+        for name in fields
+        if before.get(name) != getattr(instance, name)
+    }
+
+
+PARTNERSHIP_FIELDS = (
+    "name",
+    "status",
+    "reward_unit",
+    "reward_decimal_places",
+    "time_zone",
+    "max_event_lateness_days",
+    "allowed_cidrs",
+)
+
+
+@transaction.atomic
+def partnership_save(
+    *, partnership: Partnership, actor, expected_revision: int | None = None
+) -> Partnership:
+    """Validates and writes a partnership (Pilot's form and the management API): a saved one
+    only if it is still at ``expected_revision`` (None: unchecked), which is bumped (412
+    ``version_conflict`` otherwise). Raises ``ValidationError`` per field. Audited."""
+    partnership.full_clean()
+    adding = partnership._state.adding
+    before = {}
+    if not adding:
+        before = Partnership.objects.filter(pk=partnership.pk).values(*PARTNERSHIP_FIELDS).first()
+        revision_bump(instance=partnership, expected=expected_revision)
+    partnership.save()
+    if adding and actor is not None and not actor.is_superuser:
+        # Whoever creates a partnership sees it (Pilot and tokens show members their own).
+        PartnershipMember.objects.get_or_create(user=actor, partnership=partnership)
+    audit_record(
+        actor=actor,
+        action="partnership.create" if adding else "partnership.change",
+        target=partnership,
+        partnership=partnership,
+        changes=model_changes(before or {}, partnership, PARTNERSHIP_FIELDS),
+    )
+    return partnership
+
+
+@transaction.atomic
+def api_key_create_audited(*, api_key: ApiKey, actor) -> IssuedKey:
+    """A new key (unsaved ``api_key``: partnership, name, mode, expiry), validated as Pilot's
+    form validates it (``ValidationError`` per field), issued and audited as
+    ``apikey.create``; the plaintext is returned once."""
+    api_key.full_clean(exclude=["prefix", "hashed_key"])
+    issued = api_key_issue(api_key=api_key)
+    audit_record(
+        actor=actor,
+        action="apikey.create",
+        target=api_key,
+        partnership=api_key.partnership,
+        mode=api_key.mode,
+        changes={
+            "name": api_key.name,
+            "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
+        },
+    )
+    return issued
+
+
+@transaction.atomic
+def api_key_revoke_audited(*, api_key: ApiKey, actor) -> ApiKey:
+    """Revokes a key (idempotent); audited as ``apikey.revoke`` when it was active."""
+    was_revoked = api_key.revoked_at is not None
+    api_key_revoke(api_key=api_key)
+    if not was_revoked:
+        audit_record(
+            actor=actor,
+            action="apikey.revoke",
+            target=api_key,
+            partnership=api_key.partnership,
+            mode=api_key.mode,
+        )
+    return api_key

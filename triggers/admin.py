@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin
 from config.errors import ApplicationError
 from partnerships.pilot_actions import ObjectAction, ObjectActionsAdmin
 from partnerships.pilot_filters import DateTimeRangeFilter, ExternalUserFilter
+from partnerships.pilot_revision import RevisionAdminMixin
 from partnerships.scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from partnerships.selectors import partnerships_for_operator
 
@@ -14,13 +15,14 @@ from .models import Trigger, TriggerEvent
 from .pilot import views
 from .pilot.forms import TriggerSchemaForm
 from .selectors import trigger_event_search
+from .services.configuration import trigger_save
 from .services.processing import trigger_event_retry
 
 RETRY_PERMISSION = "triggers.change_triggerevent"
 
 
 @admin.register(Trigger)
-class TriggerAdmin(PartnershipScopedAdmin, ModelAdmin):
+class TriggerAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmin):
     """The trigger page: the schema's field editor, the example payload and its curl, and
     "Send a test event" (``triggers/pilot/``)."""
 
@@ -61,6 +63,18 @@ class TriggerAdmin(PartnershipScopedAdmin, ModelAdmin):
     def schema_check_extra(self, form, trigger: Trigger | None) -> dict:
         """More for the schema check to say (campaigns adds the campaigns it would break)."""
         return {}
+
+    def change_check(self, trigger: Trigger) -> dict[str, list[str]]:
+        """What refuses a change beyond the model's rules (campaigns adds its own)."""
+        return {}
+
+    def save_model(self, request, obj: Trigger, form, change: bool) -> None:
+        trigger_save(
+            trigger=obj,
+            actor=request.user,
+            expected_revision=form.loaded,
+            check=self.change_check,
+        )
 
 
 class RetryForm(forms.Form):

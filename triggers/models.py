@@ -45,6 +45,8 @@ class Trigger(models.Model):
         help_text="Client-side apps may send this trigger with a user token. Every campaign "
         "that reads it must have a per-user cap and a bounded amount.",
     )
+    # Bumped by every write of its service (config.revisions): the management API's ETag.
+    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         constraints = [

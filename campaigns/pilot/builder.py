@@ -19,6 +19,8 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
+from partnerships.pilot_revision import RevisionFormMixin
+
 from ..models import FACT_NAME, Campaign
 from .checks import Problem, rule_problems
 
@@ -175,7 +177,7 @@ class ExpressionWidget(UnfoldAdminTextareaWidget):
         return context
 
 
-class CampaignBuilderForm(forms.ModelForm):
+class CampaignBuilderForm(RevisionFormMixin, forms.ModelForm):
     facts = FactRowsField(
         required=False,
         help_text="Per-user aggregates the condition and reward can read as facts.<name>.",

@@ -3,19 +3,21 @@ from django.db import models, transaction
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
-from partnerships.pilot_audit import form_changes, pilot_audit
+from partnerships.pilot_audit import pilot_audit
+from partnerships.pilot_revision import RevisionAdminMixin, RevisionForm
 from partnerships.scoping import PartnershipScopedAdmin
 
 from .models import WebhookDelivery, WebhookEndpoint
 from .services import (
     webhook_delivery_redeliver,
-    webhook_endpoint_create,
     webhook_endpoint_rotate_secret,
+    webhook_endpoint_save,
 )
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(PartnershipScopedAdmin, ModelAdmin):
+class WebhookEndpointAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmin):
+    form = RevisionForm
     list_display = ("url", "partnership", "event_types", "modes", "active", "created_at")
     list_filter = ("active", "modes", "partnership")
     fields = ("partnership", "url", "event_types", "modes", "active")
@@ -23,18 +25,11 @@ class WebhookEndpointAdmin(PartnershipScopedAdmin, ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def save_model(self, request, obj: WebhookEndpoint, form, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-            pilot_audit(
-                request,
-                "webhook.change",
-                obj,
-                partnership=obj.partnership,
-                changes=form_changes(form),
-            )
-            return
-        _show_secret(request, webhook_endpoint_create(endpoint=obj).secret)
-        pilot_audit(request, "webhook.create", obj, partnership=obj.partnership)
+        secret = webhook_endpoint_save(
+            endpoint=obj, actor=request.user, expected_revision=form.loaded
+        )
+        if secret:
+            _show_secret(request, secret)
 
     @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
     def rotate_secret(self, request, queryset) -> None:

@@ -42,6 +42,8 @@ class WebhookEndpoint(models.Model):
     modes = models.CharField(max_length=8, choices=Modes.choices, default=Modes.LIVE)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by every write of its services (config.revisions): the management API's ETag.
+    revision = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     def __str__(self) -> str:
         return self.url

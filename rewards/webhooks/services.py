@@ -5,6 +5,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from config.revisions import revision_bump
+from partnerships.services import audit_record, model_changes
+
 from .emit import webhook_sender_wake
 from .models import WebhookDelivery, WebhookEndpoint
 from .signing import webhook_secret_generate
@@ -19,11 +22,67 @@ def webhook_endpoint_create(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     return endpoint
 
 
+FIELDS = ("url", "event_types", "modes", "active")
+
+
+@transaction.atomic
+def webhook_endpoint_save(
+    *, endpoint: WebhookEndpoint, actor, expected_revision: int | None = None
+) -> str | None:
+    """Validates and writes an endpoint (Pilot's form and the management API; ``ValidationError``
+    per field): a new one gets its signing secret, returned once (else None); a saved one only
+    if still at ``expected_revision`` (412 otherwise), which is bumped. Audited."""
+    endpoint.full_clean(exclude=["secret"])
+    if endpoint._state.adding:
+        secret = webhook_endpoint_create(endpoint=endpoint).secret
+        audit_record(
+            actor=actor, action="webhook.create", target=endpoint, partnership=endpoint.partnership
+        )
+        return secret
+    before = WebhookEndpoint.objects.filter(pk=endpoint.pk).values(*FIELDS).first() or {}
+    revision_bump(instance=endpoint, expected=expected_revision)
+    endpoint.save()
+    audit_record(
+        actor=actor,
+        action="webhook.change",
+        target=endpoint,
+        partnership=endpoint.partnership,
+        changes=model_changes(before, endpoint, FIELDS),
+    )
+    return None
+
+
+@transaction.atomic
+def webhook_endpoint_remove(
+    *, endpoint: WebhookEndpoint, actor, expected_revision: int | None
+) -> bool:
+    """ "Deletes" an endpoint: really if it never had a delivery; else it is deactivated, so its
+    deliveries' history stays. True if deleted. Audited."""
+    revision_bump(instance=endpoint, expected=expected_revision)
+    if not endpoint.deliveries.exists():
+        audit_record(
+            actor=actor, action="webhook.delete", target=endpoint, partnership=endpoint.partnership
+        )
+        endpoint.delete()
+        return True
+    endpoint.active = False
+    endpoint.save(update_fields=["active", "revision"])
+    audit_record(
+        actor=actor,
+        action="webhook.change",
+        target=endpoint,
+        partnership=endpoint.partnership,
+        changes={"active": ["True", "False"]},
+    )
+    return False
+
+
 def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     """A new secret; the old one keeps signing too (a second signature) for 24 hours."""
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
     endpoint.secret = webhook_secret_generate()
+    revision_bump(instance=endpoint, expected=None)
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
     return endpoint.secret
 

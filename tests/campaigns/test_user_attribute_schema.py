@@ -160,3 +160,17 @@ def test_pilot_refuses_a_schema_that_is_not_one(admin_client, partnership):
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["user_attribute_schema"]
+
+
+def test_pilots_schema_check_names_the_campaigns_a_schema_would_break(admin_client, typed, trigger):
+    CampaignFactory(trigger=trigger, name="Gold", slug="gold", condition='user.tier == "gold"')
+    url = f"/pilot/partnerships/partnership/{typed.pk}/schema-check/"
+
+    renamed = {"type": "object", "properties": {"level": {"type": "string"}}}
+
+    answer = admin_client.post(
+        url, {"schema_mode": "raw", "user_attribute_schema": json.dumps(renamed)}
+    ).json()
+
+    assert any("would stop the active campaign Gold (gold)" in e for e in answer["errors"])
+    assert answer["refused"] and answer["refused"][0].startswith("Gold (gold, active)")

@@ -26,8 +26,15 @@ def schema(transactional_db) -> dict:
     return answer.json()
 
 
-def operations(schema: dict):
+MANAGEMENT = "/management/"
+
+
+def operations(schema: dict, *, management: bool = False):
+    """The partner API's operations (sent here with the world's key), or the management
+    API's (tests/mgmt/ sends those with staff tokens)."""
     for path, item in schema["paths"].items():
+        if path.startswith(MANAGEMENT) != management:
+            continue
         for method, operation in item.items():
             yield method.upper(), path, operation
 
@@ -104,8 +111,17 @@ def test_every_operation_has_explicit_examples(schema):
             assert json_content(operation["requestBody"]).get("examples"), f"{method} {path}"
 
 
+def test_every_management_body_has_an_example(schema):
+    bodies = 0
+    for method, path, operation in operations(schema, management=True):
+        if "requestBody" in operation:
+            assert json_content(operation["requestBody"]).get("examples"), f"{method} {path}"
+            bodies += 1
+    assert bodies >= 10
+
+
 def test_every_example_matches_its_schema(schema):
-    for method, path, operation in operations(schema):
+    for method, path, operation in [*operations(schema), *operations(schema, management=True)]:
         parts = [operation.get("requestBody"), *operation["responses"].values()]
         for part in filter(None, parts):
             if not json_content(part).get("examples"):

@@ -297,7 +297,7 @@ def test_the_old_external_id_is_unreachable_after_erasure(partner_client, partne
         partner_client.get(url(partnership)),
         partner_client.put(url(partnership), {"attributes": {}}, format="json"),
         partner_client.delete(url(partnership)),
-        send(partner_client, partnership),  # a new event, through the ingest's cached user
+        send(partner_client, partnership),  # a new event (the cached path: test_user_erasure_races)
         send(partner_client, partnership, key="k1"),  # the idempotent retry of the first event
     ):
         assert response.status_code == 410, response.content

@@ -12,6 +12,8 @@ from unfold.widgets import (
     UnfoldBooleanWidget,
 )
 
+from partnerships.pilot_revision import RevisionFormMixin
+
 from ..models import Trigger
 from ..schema_editor import (
     TYPES,
@@ -167,7 +169,7 @@ class SchemaEditorForm(forms.ModelForm):
         )
 
 
-class TriggerSchemaForm(SchemaEditorForm):
+class TriggerSchemaForm(RevisionFormMixin, SchemaEditorForm):
     """A trigger, its context schema edited as rows (or as raw JSON)."""
 
     class Meta:

@@ -1,0 +1,1 @@
+"""Webhook endpoints, dry runs and backtests on the management API."""

@@ -1,0 +1,155 @@
+"""API keys, webhook endpoints, dry runs and backtests on the management API."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from partnerships import roles
+from partnerships.models import ApiKey, AuditEntry
+from rewards.simulation.models import Backtest
+from rewards.webhooks.models import WebhookEndpoint
+from tests.factories import CampaignFactory, TriggerEventFactory
+
+from .conftest import operator, staff_client, url
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def developer_api(django_user_model, partnership):
+    user = operator(django_user_model, "dev", roles.DEVELOPER, partnership)
+    return staff_client(user, roles.DEVELOPER, partnership)
+
+
+def test_an_api_key_is_shown_once_works_and_is_revoked(developer_api, partnership):
+    created = developer_api.post(
+        url(partnership, "api-keys"), {"name": "backend", "mode": "test"}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    plaintext = created.json()["data"]["api_key"]
+    prefix = created.json()["data"]["prefix"]
+    assert plaintext.startswith("pk_test_")
+    listed = developer_api.get(url(partnership, "api-keys")).json()["data"]["results"]
+    assert prefix in [key["prefix"] for key in listed]
+    assert all("api_key" not in key for key in listed)
+
+    partner = APIClient()
+    partner.credentials(HTTP_X_API_KEY=plaintext)
+    assert partner.get(f"/partnerships/{partnership.pk}").status_code == 200
+
+    revoked = developer_api.post(url(partnership, "api-keys", prefix, "revoke"))
+    assert revoked.status_code == 200
+    assert revoked.json()["data"]["status"] == "revoked"
+    assert partner.get(f"/partnerships/{partnership.pk}").status_code == 400
+    assert list(
+        AuditEntry.objects.filter(
+            target_type="partnerships.apikey", target_id=str(ApiKey.objects.get(prefix=prefix).pk)
+        )
+        .order_by("at")
+        .values_list("action", flat=True)
+    ) == ["apikey.create", "apikey.revoke"]
+
+
+def test_an_api_key_of_no_mode_is_refused(developer_api, partnership):
+    response = developer_api.post(url(partnership, "api-keys"), {"mode": "both"}, format="json")
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["mode"]
+    assert not ApiKey.objects.filter(partnership=partnership, mode="both").exists()
+
+
+def test_a_webhook_endpoints_secret_is_shown_once(developer_api, partnership):
+    created = developer_api.post(
+        url(partnership, "webhook-endpoints"),
+        {"url": "https://partner.example/hooks", "event_types": ["reward.issued"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    endpoint = WebhookEndpoint.objects.get(pk=created.json()["data"]["id"])
+    assert created.json()["data"]["secret"] == endpoint.secret
+    shown = developer_api.get(url(partnership, "webhook-endpoints", endpoint.pk))
+    assert "secret" not in shown.json()["data"]
+
+    changed = developer_api.patch(
+        url(partnership, "webhook-endpoints", endpoint.pk),
+        {"active": False},
+        format="json",
+        HTTP_IF_MATCH=shown["ETag"],
+    )
+    assert changed.status_code == 200
+    stale = developer_api.patch(
+        url(partnership, "webhook-endpoints", endpoint.pk),
+        {"active": True},
+        format="json",
+        HTTP_IF_MATCH=shown["ETag"],
+    )
+    assert stale.status_code == 412
+
+
+def test_a_webhook_endpoint_is_validated_as_in_pilot(developer_api, partnership):
+    response = developer_api.post(
+        url(partnership, "webhook-endpoints"),
+        {"url": "not a url", "event_types": ["reward.exploded"]},
+        format="json",
+    )
+    assert response.status_code == 422
+    assert [e["field"][:11] for e in response.json()["errors"]] == ["event_types"]
+    response = developer_api.post(
+        url(partnership, "webhook-endpoints"),
+        {"url": "not a url", "event_types": ["reward.issued"]},
+        format="json",
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["url"]
+
+
+def test_a_dry_run_judges_a_sample_and_writes_nothing(admin_api, trigger, partnership):
+    campaign = CampaignFactory(trigger=trigger, condition="context.amount >= 20.0")
+    response = admin_api.post(
+        url(partnership, "dry-runs"),
+        {
+            "trigger_id": trigger.pk,
+            "external_user_id": "u-1",
+            "context": {"amount": 25, "currency": "USD"},
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    [decision] = response.json()["data"]["decisions"]
+    assert decision["campaign_id"] == str(campaign.pk)
+    assert decision["outcome"] == "rewarded"
+
+
+def test_a_dry_run_refuses_a_context_the_api_would(admin_api, trigger, partnership):
+    response = admin_api.post(
+        url(partnership, "dry-runs"),
+        {"trigger_id": trigger.pk, "external_user_id": "u-1", "context": {"amount": "x"}},
+        format="json",
+    )
+    assert response.status_code == 422
+    assert all(e["field"].startswith("context") for e in response.json()["errors"])
+
+
+def test_a_dry_run_of_a_stored_event(admin_api, trigger, partnership):
+    CampaignFactory(trigger=trigger)
+    event = TriggerEventFactory(trigger=trigger)
+    response = admin_api.post(
+        url(partnership, "dry-runs"), {"trigger_event_id": str(event.pk)}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["data"]["sample"] is False
+
+
+def test_a_backtest_is_queued_and_read_back(admin_api, trigger, partnership, settings):
+    campaign = CampaignFactory(trigger=trigger)
+    created = admin_api.post(
+        url(partnership, "campaigns", campaign.pk, "backtests"), {"days": 7}, format="json"
+    )
+    assert created.status_code == 202, created.json()
+    run = Backtest.objects.get(pk=created.json()["data"]["id"])
+    assert (run.campaign_id, run.days) == (campaign.pk, 7)
+    shown = admin_api.get(url(partnership, "campaigns", campaign.pk, "backtests", run.pk))
+    assert shown.status_code == 200
+    assert shown.json()["data"]["status"] in ("queued", "running", "done")
+    too_long = admin_api.post(
+        url(partnership, "campaigns", campaign.pk, "backtests"), {"days": 10_000}, format="json"
+    )
+    assert too_long.status_code == 422
