@@ -39,8 +39,9 @@ def _bound_errors(campaign: Campaign) -> dict[str, str]:
 
 def _client_sendable_read(campaign: Campaign) -> list[str]:
     """The client-sendable triggers the campaign reads: its own, and its facts' ones."""
-    names = {fact.get("trigger") for fact in campaign.facts or [] if isinstance(fact, dict)}
-    names.discard(None)
+    facts = campaign.facts if isinstance(campaign.facts, list) else []
+    triggers = [fact.get("trigger") for fact in facts if isinstance(fact, dict)]
+    names = {name for name in triggers if isinstance(name, str)}  # others: the compiler's error
     readers = Q(pk=campaign.trigger_id) | Q(name__in=names)
     sendable = Trigger.objects.filter(readers, partnership_id=campaign.partnership_id)
     return sorted(sendable.filter(client_sendable=True).values_list("name", flat=True))

@@ -210,6 +210,8 @@ def _fact_specs(
         window = fact.get("window_days")
         if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 366:
             return [], f'{where}: "window_days" is a whole number of days from 1 to 366'
+        if not isinstance(fact.get("trigger"), str | None):
+            return [], f'{where}: "trigger" is the name of a trigger'
         trigger = own
         if fact.get("trigger") not in (None, own.name):
             trigger = by_name.get(fact["trigger"])

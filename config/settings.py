@@ -16,7 +16,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # --- Core -------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me")
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 (check --deploy flags it)
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Reverse proxies in front of us; their X-Forwarded-For entries are trusted (IP allow-lists).
@@ -343,7 +344,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # Keys the hash an erased user's external id becomes (partnerships.pseudonyms). Kept apart from
 # SECRET_KEY, which may be rotated: changing this one makes erased external ids usable again.
-USER_ERASURE_SECRET = env("USER_ERASURE_SECRET", default=SECRET_KEY)
+# Required unless DEBUG or with the development SECRET_KEY (a system check, partnerships.E001);
+# unset there, SECRET_KEY keys the hash.
+USER_ERASURE_SECRET = env("USER_ERASURE_SECRET", default="")
 
 # --- Metrics (config/metrics.py, docs/operations.md) -----------------------------------------
 

@@ -109,6 +109,8 @@ def test_period_cap_needs_a_period(trigger):
         ([{"name": "n", "aggregate": "sum", "field": "currency", "window_days": 3}], '"field"'),
         ([{"name": "n", "aggregate": "count", "window_days": 3, "trigger": "nope"}], "no trigger"),
         ([{"name": "n", "aggregate": "count", "window_days": 3, "extra": 1}], "unknown keys"),
+        ([{"name": "n", "aggregate": "count", "window_days": 3, "trigger": ["x"]}], '"trigger"'),
+        ([{"name": "n", "aggregate": "count", "window_days": 3, "trigger": {"a": 1}}], '"trigger"'),
     ],
 )
 def test_invalid_facts_are_refused(trigger, facts, fragment):
