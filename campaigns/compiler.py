@@ -218,6 +218,8 @@ def _fact_specs(
             if trigger is None:
                 return [], f"{where}: no trigger {fact['trigger']!r} in this partnership"
         field = fact.get("field", "")
+        if not isinstance(field, str):
+            return [], f'{where}: "field" is the name of a numeric context property'
         if aggregate == "sum" and _types(trigger).get(field) not in NUMERIC:
             return [], f'{where}: "field" must be a numeric property of {trigger.name}'
         names.add(name)

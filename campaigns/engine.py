@@ -96,7 +96,12 @@ def limits_check(limits: Limits, usage: Usage, amount: Decimal) -> Outcome | Non
 def candidate_until(ends_at: datetime | None, grace_days: int) -> datetime | None:
     """A campaign judges the events that reach us before its end plus the lateness allowed
     (``grace_days``): a late event for its last day still counts, a backdated one later not."""
-    return None if ends_at is None else ends_at + timedelta(days=grace_days)
+    if ends_at is None:
+        return None
+    try:
+        return ends_at + timedelta(days=grace_days)
+    except OverflowError:  # an end near year 9999 (saved before dates were bounded): never
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def period_key(period: str, at: datetime, zone: tzinfo = UTC) -> str:

@@ -1,7 +1,7 @@
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.localcache import config_cache
-from config.revisions import revision_bump
+from config.revisions import revision_bump, row_save
 from partnerships.models import Partnership
 from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
@@ -40,13 +40,35 @@ def _compile_errors(spec: CampaignSpec, schemas: list[TriggerSchema]) -> dict[st
     return {}
 
 
+# A campaign's dates: far enough either way for any real schedule, and far from the ends of
+# Python's calendar, which the end plus the lateness allowed after it must not pass.
+DATES_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+DATES_UNTIL = datetime(2201, 1, 1, tzinfo=UTC)
+
+
+def _date_errors(campaign: Campaign) -> dict[str, str]:
+    errors = {}
+    for name in ("starts_at", "ends_at"):
+        value = getattr(campaign, name)
+        if not isinstance(value, datetime):
+            continue  # empty, or the field's own error
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if not DATES_FROM <= value < DATES_UNTIL:
+            errors[name] = f"A date from {DATES_FROM.year} to {DATES_UNTIL.year - 1}"
+    return errors
+
+
 def campaign_validate(*, campaign: Campaign) -> dict[str, str]:
     """Field -> message for everything that would keep the campaign from running."""
     if campaign.trigger_id is None or campaign.partnership_id is None:
-        return {}  # the form reports the missing fields itself
-    errors = _compile_errors(
+        return _date_errors(campaign)  # the form reports the missing fields itself
+    errors = _date_errors(campaign)
+    compiled = _compile_errors(
         campaign_spec(campaign=campaign), trigger_schemas(partnership_id=campaign.partnership_id)
     )
+    for field, message in compiled.items():
+        errors.setdefault(field, message)
     for field, message in campaign_client_sendable_errors(campaign=campaign).items():
         errors.setdefault(field, message)
     if campaign.status == Campaign.Status.ACTIVE and campaign.ends_at:
@@ -93,7 +115,7 @@ def campaign_save(
             .first()
         )
     adding = campaign._state.adding
-    campaign.save()
+    row_save(instance=campaign)
     snapshot = campaign_snapshot(campaign=campaign)
     changes = snapshot_diff(before, snapshot)
     if author is not None:  # an operator's (Pilot, the management API); not code's own
@@ -275,6 +297,9 @@ def trigger_change_errors(trigger: Trigger) -> dict[str, list[str]]:
         errors["context_schema"] = refusals
     if trigger.client_sendable and (marking := trigger_client_sendable_messages(trigger)):
         errors["client_sendable"] = marking
+    archiving = saved.status == Trigger.Status.ACTIVE and trigger.status != saved.status
+    if archiving and (on_it := trigger_archive_refusals(saved)):
+        errors["status"] = on_it
     return errors
 
 
@@ -284,6 +309,17 @@ def trigger_client_sendable_messages(trigger: Trigger) -> list[str]:
         f"{refusal} Users write this trigger's context themselves: bound the campaign first, "
         "or end it."
         for refusal in trigger_client_sendable_refusals(trigger=trigger)
+    ]
+
+
+def trigger_archive_refusals(trigger: Trigger) -> list[str]:
+    """Why the trigger may not be archived (or deleted): the active campaigns on it, which
+    would stop receiving its events. Campaigns whose facts read it keep counting its events."""
+    on_it = Campaign.objects.filter(trigger_id=trigger.pk, status=Campaign.Status.ACTIVE)
+    return [
+        f"The active campaign {campaign.name} ({campaign.slug}) is on the trigger "
+        f"{trigger.name}: end or pause it first."
+        for campaign in on_it.order_by("-priority", "created_at")
     ]
 
 

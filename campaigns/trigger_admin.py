@@ -15,6 +15,7 @@ from triggers.pilot.forms import TriggerSchemaForm
 from .decisions import outcome_label
 from .selectors import trigger_event_decisions
 from .services import (
+    trigger_archive_refusals,
     trigger_change_errors,
     trigger_change_refusal,
     trigger_client_sendable_messages,
@@ -36,6 +37,10 @@ class TriggerForm(TriggerSchemaForm):
         if cleaned.get("client_sendable") and self.instance.pk is not None:
             for message in trigger_client_sendable_messages(self.instance):
                 self.add_error("client_sendable", message)
+        archiving = cleaned.get("status") not in (None, Trigger.Status.ACTIVE)
+        if self.instance.pk is not None and self.instance.status == Trigger.Status.ACTIVE:
+            for refusal in trigger_archive_refusals(self.instance) if archiving else ():
+                self.add_error("status", refusal)
         if self.instance.pk is None or not {"context_schema", "name", "partnership"} <= set(
             cleaned
         ):

@@ -11,7 +11,6 @@ from django.urls import path
 
 from partnerships.admin import PartnershipAdmin
 from partnerships.models import Partnership
-from partnerships.pilot_audit import pilot_audit
 from partnerships.pilot_revision import RevisionFormMixin
 from triggers.pilot import views
 from triggers.pilot.forms import SCHEMA_MODE, SchemaEditorForm
@@ -92,16 +91,7 @@ class PartnershipWithUserSchemaAdmin(PartnershipAdmin):
         }
 
     def save_model(self, request, obj: Partnership, form: PartnershipForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "user_attribute_schema" in form.changed_data:
-            before = form.initial.get("user_attribute_schema")
-            pilot_audit(
-                request,
-                "partnership.user_schema",
-                obj,
-                partnership=obj,
-                changes={"user_attribute_schema": [before, obj.user_attribute_schema]},
-            )
+        super().save_model(request, obj, form, change)  # audited: partnership.change
         for broken in form.campaign_warnings:
             self.message_user(
                 request,

@@ -75,6 +75,7 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     RESOURCE_IN_USE = "resource_in_use"
     ACTION_REFUSED = "action_refused"
+    WRITE_CONFLICT = "write_conflict"
 
 
 MESSAGES = {

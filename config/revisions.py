@@ -11,6 +11,7 @@ partnership, trigger or campaign it references. A concurrent writer with the sam
 waits for the first to commit, re-reads the row, finds the revision moved, and is refused.
 """
 
+from django.db import IntegrityError, transaction
 from django.db.models import F, Model
 
 from .errors import ApplicationError, ErrorCode
@@ -58,3 +59,23 @@ def revision_stale(*, instance: Model, expected: int | None) -> str | None:
         f"Pilot or the management API; revision {expected} then, {current} now). Your changes "
         "were not saved: reload the page to see theirs, then make yours again."
     )
+
+
+def row_save(*, instance: Model, **save_kwargs) -> None:
+    """``instance.save()``, where a concurrent writer may have just made it a duplicate (two
+    creates of one slug or name: both passed the model's checks, then the second's insert
+    waited on the first's unique index entry and failed once it committed). That one is
+    refused as a sequential duplicate is: the model's unique checks, run again, now find the
+    other row (``ValidationError`` at the field). 409 ``write_conflict`` if they do not."""
+    try:
+        with transaction.atomic():
+            instance.save(**save_kwargs)
+    except IntegrityError as exc:
+        instance.validate_unique()
+        instance.validate_constraints()
+        raise ApplicationError(
+            409,
+            ErrorCode.WRITE_CONFLICT,
+            f"A concurrent write conflicts with this {instance._meta.verbose_name}: read it "
+            "again and retry",
+        ) from exc

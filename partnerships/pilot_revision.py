@@ -12,6 +12,10 @@ from config.errors import ApplicationError, ErrorCode
 from config.revisions import revision_stale
 
 LOADED = "loaded_revision"
+MISSING = (
+    "This page did not send the revision it was opened at, so your changes could overwrite "
+    "someone else's and were not saved: reload the page, then make them again."
+)
 
 
 class RevisionFormMixin(forms.Form):
@@ -28,6 +32,14 @@ class RevisionFormMixin(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        if (
+            not self.instance._state.adding
+            and cleaned.get(LOADED) is None
+            and LOADED not in self.errors
+        ):
+            # Without it, a save would overwrite whatever changed since the page was opened.
+            self.add_error(None, MISSING)
+            return cleaned
         if stale := revision_stale(instance=self.instance, expected=cleaned.get(LOADED)):
             raise ValidationError(stale, code="version_conflict")
         return cleaned

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from config.localcache import config_cache
-from config.revisions import revision_bump
+from config.revisions import revision_bump, row_save
 
 from . import keys
 from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
@@ -234,8 +234,11 @@ def model_changes(before: dict, instance, fields) -> dict:
     """{field: [before, after]} (as text) of ``fields`` that differ on ``instance``."""
     from .pilot_audit import audit_text
 
+    def shown(value):
+        return value if isinstance(value, dict) else audit_text(value)  # a schema: as JSON
+
     return {
-        name: [audit_text(before.get(name)), audit_text(getattr(instance, name))]
+        name: [shown(before.get(name)), shown(getattr(instance, name))]
         for name in fields
         if before.get(name) != getattr(instance, name)
     }
@@ -249,6 +252,8 @@ PARTNERSHIP_FIELDS = (
     "time_zone",
     "max_event_lateness_days",
     "allowed_cidrs",
+    "allowed_origins",
+    "user_attribute_schema",
 )
 
 
@@ -265,7 +270,7 @@ def partnership_save(
     if not adding:
         before = Partnership.objects.filter(pk=partnership.pk).values(*PARTNERSHIP_FIELDS).first()
         revision_bump(instance=partnership, expected=expected_revision)
-    partnership.save()
+    row_save(instance=partnership)
     if adding and actor is not None and not actor.is_superuser:
         # Whoever creates a partnership sees it (Pilot and tokens show members their own).
         PartnershipMember.objects.get_or_create(user=actor, partnership=partnership)

@@ -59,6 +59,9 @@ def webhook_endpoint_remove(
     """ "Deletes" an endpoint: really if it never had a delivery; else it is deactivated, so its
     deliveries' history stays. True if deleted. Audited."""
     revision_bump(instance=endpoint, expected=expected_revision)
+    # FOR UPDATE (not the bump's NO KEY UPDATE): a delivery being written for it commits
+    # first and is seen below, or waits for us and finds the endpoint gone (see trigger_remove).
+    WebhookEndpoint.objects.select_for_update().values_list("pk", flat=True).get(pk=endpoint.pk)
     if not endpoint.deliveries.exists():
         audit_record(
             actor=actor, action="webhook.delete", target=endpoint, partnership=endpoint.partnership

@@ -11,6 +11,7 @@ from campaigns.lifecycle import CHANGED_SINCE_SHOWN, FOUR_EYES, campaign_change,
 from campaigns.models import Campaign
 from campaigns.services import campaign_save
 from partnerships.models import PartnershipMember
+from partnerships.pilot_revision import LOADED
 from tests.factories import CampaignFactory, PartnershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +58,10 @@ def form_of(campaign: Campaign, **changes) -> dict:
         data[name] = "" if value is None else str(value)
     data["facts"] = "[]"
     data.update({"counters-TOTAL_FORMS": 0, "counters-INITIAL_FORMS": 0})
+    # The page opened now: the revision it would carry (a new campaign's page: none).
+    saved = Campaign.objects.filter(pk=campaign.pk).values_list("revision", flat=True)
+    if revision := saved.first():
+        data[LOADED] = revision
     data.update({key: str(value) for key, value in changes.items()})
     return data
 

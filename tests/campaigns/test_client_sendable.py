@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from campaigns.client_sendable import trigger_client_sendable_refusals
 from campaigns.models import Campaign
 from campaigns.services import campaign_save
+from partnerships.pilot_revision import LOADED
 from tests.factories import CampaignFactory, TriggerFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +111,7 @@ def mark_in_pilot(admin_client, app_trigger):
             "context_schema": json.dumps(SCHEMA),
             "status": "active",
             "client_sendable": "on",
+            LOADED: app_trigger.revision,
         },
     )
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from partnerships.pilot_revision import LOADED
 from tests.factories import (
     TRANSACTION_SCHEMA,
     CampaignFactory,
@@ -29,6 +30,7 @@ def change_trigger(client, trigger, *, follow=False, **fields):
         "description": trigger.description,
         "status": trigger.status,
         "context_schema": json.dumps(trigger.context_schema),
+        LOADED: trigger.revision,
         **fields,
     }
     return client.post(f"/pilot/triggers/trigger/{trigger.pk}/change/", data, follow=follow)

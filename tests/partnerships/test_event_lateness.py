@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from config.errors import ErrorCode
+from partnerships.pilot_revision import LOADED
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +22,7 @@ def change_form(partnership, **fields) -> dict:
         "time_zone": partnership.time_zone,
         "allowed_cidrs": "",
         "max_event_lateness_days": partnership.max_event_lateness_days or "",
+        LOADED: partnership.revision,
         "api_keys-TOTAL_FORMS": "1",
         "api_keys-INITIAL_FORMS": "1",
         "api_keys-0-id": partnership.api_keys.get().pk,

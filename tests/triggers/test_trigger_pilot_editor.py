@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from partnerships.models import AuditEntry, PartnershipMember
+from partnerships.pilot_revision import LOADED
 from tests.factories import TRANSACTION_SCHEMA, ApiKeyFactory, PartnershipFactory, TriggerFactory
 from triggers.models import Trigger, TriggerEvent
 from triggers.services.test_events import NO_TEST_MODE
@@ -124,7 +125,7 @@ def test_saving_the_rows_unchanged_keeps_the_schema(admin_client, trigger):
         {"name": "currency", "type": "string", "required": True, "pattern": "^[A-Z]{3}$"},
         {"name": "merchant_category", "type": "string"},
     ]
-    data = trigger_data(trigger.partnership, rows, name=trigger.name)
+    data = trigger_data(trigger.partnership, rows, name=trigger.name, **{LOADED: trigger.revision})
 
     response = admin_client.post(f"/pilot/triggers/trigger/{trigger.pk}/change/", data)
 
@@ -155,6 +156,7 @@ def test_a_schema_the_rows_cannot_express_opens_in_raw_json_and_is_kept(admin_cl
         "status": "active",
         "schema_mode": "raw",
         "context_schema": json.dumps(schema),
+        LOADED: trigger.revision,
     }
     response = admin_client.post(f"/pilot/triggers/trigger/{trigger.pk}/change/", data)
     assert response.status_code == 302

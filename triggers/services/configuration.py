@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
 
-from config.revisions import revision_bump
+from config.revisions import revision_bump, row_save
 from partnerships.services import audit_record, model_changes
 
 from ..models import Trigger
@@ -38,7 +38,7 @@ def trigger_save(
     if not adding:
         before = Trigger.objects.filter(pk=trigger.pk).values(*FIELDS).first() or {}
         revision_bump(instance=trigger, expected=expected_revision)
-    trigger.save()
+    row_save(instance=trigger)
     audit_record(
         actor=actor,
         action="trigger.create" if adding else "trigger.change",
@@ -55,9 +55,14 @@ def trigger_remove(*, trigger: Trigger, actor, expected_revision: int | None) ->
     archived: partners can no longer send it, and its history stays whole. True if deleted.
     The caller checks first what it would stop (campaigns')."""
     revision_bump(instance=trigger, expected=expected_revision)
+    # FOR UPDATE, unlike the bump's lock, waits for a transaction that has just made an event
+    # reference the trigger (its deferred foreign-key check holds FOR KEY SHARE on it) and keeps
+    # new ones out until we commit: the references checked below are then all there are, and
+    # a delete never fails at commit (the row is archived instead).
+    locked = Trigger.objects.select_for_update().get(pk=trigger.pk)
     try:
         with transaction.atomic():
-            Trigger.objects.filter(pk=trigger.pk).first().delete()
+            locked.delete()
     except (ProtectedError, RestrictedError):
         trigger.status = Trigger.Status.ARCHIVED
         trigger.save(update_fields=["status", "revision", "updated_at"])
