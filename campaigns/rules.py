@@ -181,7 +181,9 @@ class RuleEnvironment:
             "event.mode": T.STRING,
         }
         self._variables = variables
-        self._env = cel.NewEnv(variables=variables)
+        self._declared = {field.name for field in self.user_fields}
+        hidden = {USER_MAP_ALIAS: T.Map(T.STRING, T.DYN)} if self._declared else {}
+        self._env = cel.NewEnv(variables={**variables, **hidden})
 
     def variables(self) -> dict[str, str]:
         """Every variable a rule may read, with its CEL type in words (``context.amount``:
@@ -195,7 +197,7 @@ class RuleEnvironment:
         accepted = []
         for function in FUNCTIONS:
             try:
-                self._env.compile(function.example)
+                self._env.compile(self._has_rewritten(function.example))
             except RuntimeError:
                 continue
             accepted.append(function)
@@ -205,20 +207,35 @@ class RuleEnvironment:
         if len(source) > MAX_EXPRESSION_LENGTH:
             raise RuleError(f"Longer than {MAX_EXPRESSION_LENGTH} characters")
         try:
-            expression = self._env.compile(source)
+            expression = self._env.compile(self._has_rewritten(source))
         except RuntimeError as exc:
             raise RuleError(*_describe(str(exc))) from exc
-        if self.user_fields:
-            _check_user_attributes(source, {field.name for field in self.user_fields})
+        if self._declared:
+            _check_user_attributes(source, self._declared)
         returned = expression.return_type().name().lower()
         if returned not in (*returns, "dyn"):
             raise RuleError(f"Must evaluate to {' or '.join(returns)}, not {returned}")
         return expression
 
+    def _has_rewritten(self, source: str) -> str:
+        """``has(user.<declared>)`` tests the map, as without a schema: CEL would resolve the
+        declared variable there, which ``has()`` refuses. The map is named by an alias of the
+        same length as ``user``, so every error position stays where the partner wrote it."""
+        if not self._declared:
+            return source
+        code = _blank_literals(source)
+        for match in _HAS_USER.finditer(code):
+            if match.group(2) in self._declared:
+                start, end = match.span(1)
+                source = source[:start] + USER_MAP_ALIAS + source[end:]
+        return source
+
     def activation(self, event_data: dict, facts: dict[str, Any]) -> Any:
         """One event's variables, bound once and shared by every expression of this env."""
         if facts:
             event_data = {**event_data, **{f"facts.{name}": v for name, v in facts.items()}}
+        if self._declared:
+            event_data = {**event_data, USER_MAP_ALIAS: event_data["user"]}
         return self._env.Activation(event_data)
 
 
@@ -234,16 +251,15 @@ def event_data(
     user_fields: list[ContextField] = (),
 ) -> dict[str, Any]:
     """The variables of one event, common to all campaigns of its trigger; absent context
-    fields and declared user attributes stay unbound (a condition reading one is not met)."""
-    data = {
-        f"context.{field.name}": field.coerce(context[field.name])
-        for field in fields
-        if context.get(field.name) is not None
-    }
+    fields and declared user attributes stay unbound (a condition reading one is not met), as
+    do values that do not coerce to their declared type."""
+    data = {}
+    for prefix, values, declared in (("context", context, fields), ("user", user, user_fields)):
+        for field in declared:
+            value = _coerced(field, values.get(field.name))
+            if value is not None:
+                data[f"{prefix}.{field.name}"] = value
     data["user"] = user
-    for field in user_fields:
-        if user.get(field.name) is not None:
-            data[f"user.{field.name}"] = field.coerce(user[field.name])
     data["event.trigger"] = trigger
     data["event.occurred_at"] = occurred_at
     data["event.tags"] = tags
@@ -251,21 +267,44 @@ def event_data(
     return data
 
 
-# ``user.<name>`` outside ``has(...)``, in source whose string literals and comments are blanked.
+def _coerced(field: ContextField, value: Any) -> Any:
+    """The value as its declared type, or None (unbound) if it does not coerce: an integer
+    past a float's range in a number field (an attribute stored before its schema said so)."""
+    if value is None:
+        return None
+    try:
+        return field.coerce(value)
+    except OverflowError:
+        return None
+
+
+# ``user.<name>`` outside ``has(...)`` and not a call, in source whose string literals and
+# comments are blanked.
 _USER_SELECT = re.compile(r"(?<![\w.])user\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _HAS_OPEN = re.compile(r"\bhas\s*\(\s*$")
+_CALL_OPEN = re.compile(r"\s*\(")
+_HAS_USER = re.compile(r"(?<![\w.])has\s*\(\s*(user)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+# The user map's second name, for has(user.<declared>): as long as "user" (see _has_rewritten).
+USER_MAP_ALIAS = "_usr"
 _LITERAL = re.compile(
     r"""[rRbB]{0,2}('''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(\\.|[^'\\\n])*'|"(\\.|[^"\\\n])*")|//[^\n]*"""
 )
 
 
+def _blank_literals(source: str) -> str:
+    """The source with its string literals and comments blanked (positions kept)."""
+    return _LITERAL.sub(lambda match: re.sub(r"[^\n]", " ", match.group(0)), source)
+
+
 def _check_user_attributes(source: str, declared: set[str]) -> None:
     """CEL reads an undeclared ``user.tyer`` as a key of the ``user`` map (no error, and the
     rule is simply never met): with a schema, a dotted name it does not declare is refused."""
-    code = _LITERAL.sub(lambda match: re.sub(r"[^\n]", " ", match.group(0)), source)
+    code = _blank_literals(source)
     for match in _USER_SELECT.finditer(code):
         name = match.group(1)
         if name in declared or _HAS_OPEN.search(code[: match.start()]):
+            continue
+        if _CALL_OPEN.match(code, match.end()):  # a method of the map: user.exists(k, ...)
             continue
         start = match.start(1)
         line = code.count("\n", 0, start) + 1

@@ -24,7 +24,7 @@ from partnerships.models import Partnership
 from partnerships.services import audit_record
 from triggers.models import Trigger, TriggerEvent
 
-from .client_sendable import campaign_client_sendable_errors
+from .client_sendable import campaign_client_sendable_errors, trigger_client_sendable_refusals
 from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_campaign
 from .engine import candidate_until
 from .models import Campaign, CampaignVersion
@@ -292,12 +292,24 @@ def trigger_change_errors(trigger: Trigger) -> dict[str, list[str]]:
         new_name=trigger.name,
         new_partnership_id=trigger.partnership_id,
     )
-    refusals = [trigger_change_refusal(broken) for broken in check.refused]
-    errors = {"context_schema": refusals} if refusals else {}
+    errors = {}
+    if refusals := [trigger_change_refusal(broken) for broken in check.refused]:
+        errors["context_schema"] = refusals
+    if trigger.client_sendable and (marking := trigger_client_sendable_messages(trigger)):
+        errors["client_sendable"] = marking
     archiving = saved.status == Trigger.Status.ACTIVE and trigger.status != saved.status
     if archiving and (on_it := trigger_archive_refusals(saved)):
         errors["status"] = on_it
     return errors
+
+
+def trigger_client_sendable_messages(trigger: Trigger) -> list[str]:
+    """Why the trigger cannot be client-sendable, at the field (Pilot's form and the API)."""
+    return [
+        f"{refusal} Users write this trigger's context themselves: bound the campaign first, "
+        "or end it."
+        for refusal in trigger_client_sendable_refusals(trigger=trigger)
+    ]
 
 
 def trigger_archive_refusals(trigger: Trigger) -> list[str]:

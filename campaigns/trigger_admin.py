@@ -12,13 +12,13 @@ from triggers.admin import TriggerAdmin
 from triggers.models import Trigger, TriggerEvent
 from triggers.pilot.forms import TriggerSchemaForm
 
-from .client_sendable import trigger_client_sendable_refusals
 from .decisions import outcome_label
 from .selectors import trigger_event_decisions
 from .services import (
     trigger_archive_refusals,
     trigger_change_errors,
     trigger_change_refusal,
+    trigger_client_sendable_messages,
     trigger_delete_check,
     trigger_delete_refusal,
     trigger_schema_change_check,
@@ -35,12 +35,8 @@ class TriggerForm(TriggerSchemaForm):
     def clean(self) -> dict:
         cleaned = super().clean()
         if cleaned.get("client_sendable") and self.instance.pk is not None:
-            for refusal in trigger_client_sendable_refusals(trigger=self.instance):
-                self.add_error(
-                    "client_sendable",
-                    f"{refusal} Users write this trigger's context themselves: bound the "
-                    "campaign first, or end it.",
-                )
+            for message in trigger_client_sendable_messages(self.instance):
+                self.add_error("client_sendable", message)
         archiving = cleaned.get("status") not in (None, Trigger.Status.ACTIVE)
         if self.instance.pk is not None and self.instance.status == Trigger.Status.ACTIVE:
             for refusal in trigger_archive_refusals(self.instance) if archiving else ():

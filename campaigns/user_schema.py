@@ -80,7 +80,9 @@ class PartnershipWithUserSchemaAdmin(PartnershipAdmin):
 
     def get_fieldsets(self, request, obj=None):
         # A new partnership has no campaigns to check its schema against: set it once saved.
-        return self.fieldsets if obj is not None else PartnershipAdmin.fieldsets
+        if obj is None:
+            return PartnershipAdmin.fieldsets
+        return super().get_fieldsets(request, obj)  # with the revision the page loaded
 
     def schema_check_extra(self, form: PartnershipForm, partnership) -> dict:
         return {

@@ -2,7 +2,7 @@ import gc
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_init
+from celery.signals import setup_logging, task_prerun, worker_process_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -36,3 +36,23 @@ def drop_broken_connections(**kwargs) -> None:
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None and connection.errors_occurred:
             connection.close_if_unusable_or_obsolete()
+
+
+@worker_process_shutdown.connect
+def metrics_process_dead(**kwargs) -> None:
+    """A prefork child that exits no longer counts as live in the metrics' directory
+    (config/metrics.py), as gunicorn's ``child_exit`` does for web workers."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
+
+
+# From the environment, not settings: this module is imported before Django's settings are (a
+# process manager sets it for gunicorn's and Celery's processes alike, docs/operations.md).
+if os.environ.get("LOG_FORMAT") == "json":
+
+    @setup_logging.connect
+    def keep_django_logging(**kwargs) -> None:
+        """Celery leaves logging alone (Django's ``LOGGING``, JSON lines) when a receiver takes
+        this signal; the level is then ``LOG_LEVEL``'s, not ``-l``'s."""

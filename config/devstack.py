@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 PG_DATADIR = VAR / "pg"  # the embedded PostgreSQL of this checkout
 RECORD = VAR / "devstack.env"  # the servers a running `make run` uses (see recorded_servers)
+METRICS_DIR = VAR / "metrics"  # PROMETHEUS_MULTIPROC_DIR of `make run`'s processes
 HOST = "127.0.0.1"
 LOCAL_PG_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/15"  # db 15: tests must not clobber a developer's db 0
@@ -423,6 +424,14 @@ def child_env(resolved: dict[str, str]) -> dict[str, str]:
     }
 
 
+def metrics_dir_reset(directory: Path = METRICS_DIR) -> None:
+    """The processes about to start write their metrics there (config/metrics.py): what the
+    last run's processes left would be counted again, so it starts empty."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.db"):
+        leftover.unlink()
+
+
 class Stop(Exception):
     """Raised by the signal handler to unwind into an orderly shutdown."""
 
@@ -538,7 +547,9 @@ def cmd_run() -> int:
         log(f"using {summary(resolved)}")
         record_write(resolved)
         port = int(os.environ.get("PORT") or 8000)
+        metrics_dir_reset()
         env = {**child_env(resolved), "PORT": str(port)}
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)  # one directory for all of them
         _manage(env, "migrate", "--noinput")
         output = _manage(env, "demo_setup", "--json")
         try:
@@ -550,7 +561,8 @@ def cmd_run() -> int:
             env["DEVSTACK_DEMO_LOGIN"] = demo["pilot_login"]["username"]
         (VAR / "demo-setup.json").write_text(json.dumps(demo, indent=2) + "\n")
 
-        gunicorn = [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn"]
+        gunicorn.append("config.wsgi:application")
         web = ["-b", f"{HOST}:{port}", "--no-control-socket", "-k", "gthread", "-w", "2"]
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         commands = {

@@ -16,7 +16,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # --- Core -------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me")
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 (check --deploy flags it)
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Reverse proxies in front of us; their X-Forwarded-For entries are trusted (IP allow-lists).
@@ -32,7 +33,7 @@ SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES else None
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 INSTALLED_APPS = [
     # Pilot's look (before the admin: its templates win); it makes admin.site its own site.
@@ -343,18 +344,47 @@ CELERY_BEAT_SCHEDULE = {
 
 # Keys the hash an erased user's external id becomes (partnerships.pseudonyms). Kept apart from
 # SECRET_KEY, which may be rotated: changing this one makes erased external ids usable again.
-USER_ERASURE_SECRET = env("USER_ERASURE_SECRET", default=SECRET_KEY)
+# Required unless DEBUG or with the development SECRET_KEY (a system check, partnerships.E001);
+# unset there, SECRET_KEY keys the hash.
+USER_ERASURE_SECRET = env("USER_ERASURE_SECRET", default="")
+
+# --- Metrics (config/metrics.py, docs/operations.md) -----------------------------------------
+
+# /metrics answers scrapes from these networks (the client address as the API's allow-lists see
+# it, NUM_PROXIES), or bearing `Authorization: Bearer <METRICS_TOKEN>` when that is set; anyone
+# else gets 404.
+METRICS_ALLOWED_CIDRS = env.list("METRICS_ALLOWED_CIDRS", default=["127.0.0.0/8", "::1/128"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Several processes (gunicorn workers, Celery's prefork children): a directory where each writes
+# its values, summed by /metrics. prometheus_client reads it from the environment when first
+# imported; set it in the processes' environment (a process manager's), emptied when the
+# processes sharing it all start. Unset: each process keeps its own (tests, development).
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+if not PROMETHEUS_MULTIPROC_DIR:  # set but empty would mean files in the working directory
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # --- Logging ----------------------------------------------------------------------------------
 
+# "json": one JSON object per line, with the trigger events a line is about (config/logs.py);
+# "plain" (the default) for development.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise environ.ImproperlyConfigured("LOG_FORMAT is plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request at INFO, with the full URL: a partner's webhook URL may carry a
+        # credential in its query.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         # One line per task received and succeeded, every second for the scheduler's task.
         "celery.app.trace": {"level": env("CELERY_TASK_LOG_LEVEL", default="WARNING")},
         "celery.worker.strategy": {"level": env("CELERY_TASK_LOG_LEVEL", default="WARNING")},

@@ -3,7 +3,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from partnerships.auth import client_ip
+from triggers.metrics import QueueCollector
+
 from . import health
+from .metrics import metrics_view
 
 admin.site.site_header = "Pilot"
 admin.site.site_title = "Pilot"
@@ -14,12 +18,18 @@ urlpatterns = [
     path("", include("triggers.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path(
+        "metrics",
+        metrics_view(collectors=[QueueCollector()], client_ip=client_ip),
+        name="metrics",
+    ),
     path("pilot/reports/", include("rewards.reports.pilot_urls")),
     path("pilot/second-factor/", include("partnerships.second_factor_urls")),
     path("pilot/", admin.site.urls),
     path("management/v1/", include("partnerships.mgmt.urls")),
     path("management/v1/", include("campaigns.mgmt.urls")),
     path("management/v1/", include("rewards.mgmt.urls")),
+    path("management/v1/", include("rewards.configuration.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("partnerships.urls")),

@@ -7,7 +7,7 @@ class PartnershipsConfig(AppConfig):
     verbose_name = "Partnerships"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import checks, signals  # noqa: F401
 
         post_migrate.connect(_roles_ensure, sender=self, dispatch_uid="partnerships.roles")
 

@@ -1,10 +1,11 @@
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
@@ -13,6 +14,7 @@ from config.revisions import revision_bump, row_save
 
 from . import keys
 from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
+from .pseudonyms import erased_external_id, reserved_external_id_errors, user_erased
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,45 @@ def audit_record(
     )
 
 
+def end_user_refuse_new(*, partnership_id: uuid.UUID, external_user_id: str) -> None:
+    """Refuses an external id no new user may take: a pseudonym (422), or one erased (410:
+    a fresh user under it would start its per-user caps again)."""
+    errors = reserved_external_id_errors(external_user_id)
+    if errors:
+        raise validation_error(errors)
+    erased = erased_external_id(partnership_id=partnership_id, external_user_id=external_user_id)
+    if EndUser.objects.filter(partnership_id=partnership_id, external_user_id=erased).exists():
+        raise user_erased()
+
+
+def end_user_get_or_create(
+    *, partnership_id: uuid.UUID, external_user_id: str, for_update: bool = False
+) -> tuple[EndUser, bool]:
+    """The user with this external id, created if unknown (token issue, the user API, Pilot):
+    never an erased one (410 ``user_erased``), nor one named by a pseudonym (422). Returns
+    (user, created); ``for_update`` locks it (call it inside a transaction)."""
+    errors = reserved_external_id_errors(external_user_id)
+    if errors:
+        raise validation_error(errors)
+    users = EndUser.objects.filter(partnership_id=partnership_id, external_user_id=external_user_id)
+    if for_update:
+        users = users.select_for_update()
+    user = users.first()
+    created = user is None
+    if created:
+        end_user_refuse_new(partnership_id=partnership_id, external_user_id=external_user_id)
+        try:
+            with transaction.atomic():
+                user = EndUser.objects.create(
+                    partnership_id=partnership_id, external_user_id=external_user_id
+                )
+        except IntegrityError:  # created meanwhile (an event, another request): it exists now
+            user, created = users.get(), False
+    if user.erased_at is not None:
+        raise user_erased()
+    return user, created
+
+
 class EndUserBlockError(Exception):
     """Blocking a blocked user, or unblocking one who is not: the operator is told why."""
 
@@ -153,6 +194,8 @@ def end_user_block(*, end_user: EndUser, operator, reason: str) -> EndUser:
     if not reason:
         raise EndUserBlockError("Give a reason for blocking this user.")
     locked = EndUser.objects.select_for_update().get(pk=end_user.pk)
+    if locked.erased_at is not None:
+        raise EndUserBlockError(f"{locked} is erased: there is no one left to block.")
     if locked.blocked_at is not None:
         raise EndUserBlockError(f"{locked} is already blocked.")
     locked.blocked_at, locked.blocked_by, locked.blocked_reason = timezone.now(), operator, reason

@@ -8,9 +8,10 @@ token carries its key's mode and ends no later than its key (a rotation's overla
 Refusals, in the order they are checked: malformed, badly signed or unknown token -> 400
 ``invalid_token`` (as a bad key); partnership unknown -> 404; token of another partnership ->
 401 ``unauthorized_request``; expired (itself or its key) -> 401 ``token_expired``; revoked
-(itself or its key) -> 401 ``token_revoked``; suspended partnership -> 403; then the view's own:
-403 ``token_wrong_user``, ``token_scope_not_granted``, ``trigger_not_client_sendable``. The
-partnership's IP allow-list is for its backends and does not apply: apps run anywhere.
+(itself or its key), or its user erased -> 401 ``token_revoked``; suspended partnership ->
+403; then the view's own: 403 ``token_wrong_user``, ``token_scope_not_granted``,
+``trigger_not_client_sendable``. The partnership's IP allow-list is for its backends and does
+not apply: apps run anywhere.
 """
 
 import hashlib
@@ -30,9 +31,10 @@ from rest_framework.permissions import BasePermission
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 
 from .auth import HEADER, PartnerKeyAuthentication, PartnerPrincipal, _existing_partnership
-from .models import ApiKey, EndUser, UserToken
+from .models import ApiKey, UserToken
 from .ratelimit import rate_limit_check
 from .selectors import PartnershipRecord
+from .services import end_user_get_or_create
 
 ALGORITHM = "HS256"
 AUDIENCE = "user"
@@ -92,7 +94,8 @@ class IssuedUserToken:
 def user_token_issue(
     *, principal: PartnerPrincipal, external_user_id: str, scopes: list[str], lifetime_minutes: int
 ) -> IssuedUserToken:
-    """A token for one user (created if the partnership has not seen them yet), with scopes
+    """A token for one user (created if the partnership has not seen them yet; never an erased
+    one: 410 ``user_erased``), with scopes
     the caller has checked (``trigger:<name>`` for client-sendable triggers only), ending
     after ``lifetime_minutes`` or with its key, whichever is first."""
     maximum = settings.USER_TOKEN_MAX_LIFETIME_MINUTES
@@ -105,8 +108,11 @@ def user_token_issue(
     if key.expires_at is not None:
         expires_at = min(expires_at, key.expires_at)
     with transaction.atomic():
-        user, _ = EndUser.objects.get_or_create(
-            partnership_id=principal.partnership.id, external_user_id=external_user_id
+        # Locked: an erasure under way is waited for, and its user then found erased (410).
+        user, _ = end_user_get_or_create(
+            partnership_id=principal.partnership.id,
+            external_user_id=external_user_id,
+            for_update=True,
         )
         token = UserToken.objects.create(
             partnership_id=principal.partnership.id,
@@ -188,7 +194,9 @@ def authenticate_user_token(*, raw_token: str, partnership_id: str | uuid.UUID) 
     key: ApiKey = token.api_key
     if token.expires_at <= now or _passed(key.expires_at, now):
         raise ApplicationError(401, ErrorCode.TOKEN_EXPIRED)
-    if token.revoked_at is not None or key.revoked_at is not None:
+    # An erased user's tokens are revoked by the erasure; one issued as it ran is refused here.
+    revoked = token.revoked_at is not None or token.end_user.erased_at is not None
+    if revoked or key.revoked_at is not None:
         raise ApplicationError(401, ErrorCode.TOKEN_REVOKED)
     if not partnership.is_active:
         raise ApplicationError(403, ErrorCode.PARTNERSHIP_SUSPENDED)

@@ -23,6 +23,7 @@ from partnerships.models import EndUser
 from partnerships.pilot_actions import ObjectAction, ObjectActionsAdmin
 from partnerships.pilot_filters import DateTimeRangeFilter, ExternalUserFilter, exact_search
 from partnerships.scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
+from partnerships.services import end_user_refuse_new
 from triggers.models import TriggerEvent
 
 from .models import CampaignCounter, Reward, RewardAdjustment
@@ -433,7 +434,21 @@ class EraseForm(forms.Form):
 
 
 class EndUserForm(forms.ModelForm):
-    """Attributes typed in Pilot are checked as the API checks them."""
+    """Attributes typed in Pilot are checked as the API checks them; a new user's external id
+    as the API's (not a pseudonym, not an erased user's: their caps would start again)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        partnership, external_user_id = cleaned.get("partnership"), cleaned.get("external_user_id")
+        if self.instance._state.adding and partnership and external_user_id:
+            try:
+                end_user_refuse_new(
+                    partnership_id=partnership.pk, external_user_id=external_user_id
+                )
+            except ApplicationError as exc:
+                for item in exc.errors or [{"message": exc.message}]:
+                    self.add_error("external_user_id", item["message"])
+        return cleaned
 
     def clean_attributes(self):
         attributes = self.cleaned_data["attributes"]

@@ -27,6 +27,7 @@ from config.openapi import (
 from config.timestamps import TimestampField
 from partnerships.auth import PartnerPrincipal
 from partnerships.cors import UserTokenCorsMixin
+from partnerships.pseudonyms import external_user_id_check
 from partnerships.user_tokens import (
     SCOPE_READ,
     IsKeyOrUserToken,
@@ -200,6 +201,7 @@ def _user_or_404(request, external_user_id: str):
     if isinstance(request.user, UserPrincipal):  # an app: its own user, if the token may read
         request.user.require_user(external_user_id)
         request.user.require_scope(SCOPE_READ)
+    external_user_id_check(external_user_id)
     user = end_user_get(
         partnership_id=request.user.partnership.id, external_user_id=external_user_id
     )

@@ -1,11 +1,13 @@
 """What a retried failed event (Pilot's "Retry", ``triggers.signals.trigger_event_retrying``)
 means to rewards, in the retry's transaction with the event locked: a reversed event is never
-queued again (it would pay what its partner refunded), and the reports take its failure back.
+queued again (it would pay what its partner refunded), nor is an erased user's (it would be
+evaluated without its context), and the reports take its failure back.
 """
 
 from django.dispatch import receiver
 
 from config.errors import ApplicationError, ErrorCode
+from partnerships.models import EndUser
 from triggers.signals import trigger_event_retrying
 
 from .models import Reversal
@@ -21,6 +23,17 @@ def refuse_reversed(*, event, **kwargs) -> None:
             409,
             ErrorCode.TRIGGER_EVENT_NOT_RETRYABLE,
             "The event was reversed; it cannot be retried",
+        )
+
+
+@receiver(trigger_event_retrying, dispatch_uid="rewards.refuse_erased")
+def refuse_erased(*, event, **kwargs) -> None:
+    # Erasure locks its user's events first: under this one's lock, it is done or not begun.
+    if EndUser.objects.filter(pk=event.end_user_id, erased_at__isnull=False).exists():
+        raise ApplicationError(
+            409,
+            ErrorCode.TRIGGER_EVENT_NOT_RETRYABLE,
+            "The event's user was erased; it cannot be retried (its context is gone)",
         )
 
 

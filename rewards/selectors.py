@@ -35,8 +35,9 @@ def trigger_event_get_with_rewards(
 
 
 def end_user_get(*, partnership_id: uuid.UUID, external_user_id: str) -> EndUser | None:
+    """The user with this external id; never an erased one (its pseudonym names nothing)."""
     return EndUser.objects.filter(
-        partnership_id=partnership_id, external_user_id=external_user_id
+        partnership_id=partnership_id, external_user_id=external_user_id, erased_at__isnull=True
     ).first()
 
 

@@ -17,12 +17,12 @@ urlpatterns = [
         name="trigger-event-reverse",
     ),
     path(
-        f"{PARTNERSHIP}/users/<str:external_user_id>/rewards",
+        f"{PARTNERSHIP}/users/<path:external_user_id>/rewards",
         UserRewardListApi.as_view(),
         name="user-rewards",
     ),
     path(
-        f"{PARTNERSHIP}/users/<str:external_user_id>/balance",
+        f"{PARTNERSHIP}/users/<path:external_user_id>/balance",
         UserBalanceApi.as_view(),
         name="user-balance",
     ),
@@ -30,9 +30,12 @@ urlpatterns = [
 ]
 
 # --- End users: attributes, totals, erasure (issue 12) -----------------------------------------
+# External ids may hold "/" (the ingest takes them): ``path:`` segments. This route matches
+# any path below users/, so it comes after every users/.../<sub-resource> route (those of
+# triggers/urls.py are included before this module).
 urlpatterns += [
     path(
-        f"{PARTNERSHIP}/users/<str:external_user_id>",
+        f"{PARTNERSHIP}/users/<path:external_user_id>",
         UserDetailApi.as_view(),
         name="user-detail",
     ),

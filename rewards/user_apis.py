@@ -10,6 +10,7 @@ from config import openapi_examples as examples
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
 from config.openapi import AUTH_ERRORS, BODY_ERRORS, error, ok_envelope
 from config.timestamps import TimestampField
+from partnerships.pseudonyms import external_user_id_check
 
 from .apis import READ_REFUSED, ModeFilterSerializer, key_mode
 from .selectors import end_user_totals
@@ -153,7 +154,7 @@ class UserDetailApi(APIView):
         return self._write(request, external_user_id, merge=True)
 
     def _write(self, request, external_user_id: str, *, merge: bool) -> Response:
-        _external_id_valid(external_user_id)
+        external_user_id_check(external_user_id)
         user, created = end_user_attributes_set(
             principal=request.user,
             external_user_id=external_user_id,
@@ -180,6 +181,7 @@ class UserDetailApi(APIView):
         },
     )
     def delete(self, request, partnership_id: str, external_user_id: str) -> Response:
+        external_user_id_check(external_user_id)
         user = end_user_erase_by_key(principal=request.user, external_user_id=external_user_id)
         data = {
             "user_uuid": str(user.id),
@@ -188,14 +190,8 @@ class UserDetailApi(APIView):
         return Response({"code": "ok", "data": data})
 
 
-def _external_id_valid(external_user_id: str) -> None:
-    if not 1 <= len(external_user_id) <= 255 or "\x00" in external_user_id:
-        raise validation_error(
-            [field_error("external_user_id", "invalid", "1 to 255 characters, no NUL")]
-        )
-
-
 def _user_or_404(request, external_user_id: str):
+    external_user_id_check(external_user_id)
     user = end_user_find(
         partnership_id=request.user.partnership.id, external_user_id=external_user_id
     )

@@ -112,14 +112,21 @@ def redis_server(port: int, log: Path) -> contextlib.AbstractContextManager[subp
     return spawned(args, os.environ.copy(), log)
 
 
-def web_server(port: int, env: dict[str, str], log: Path):
+def web_server(
+    port: int, env: dict[str, str], log: Path, *, workers: int = 1, app: str = "config.wsgi"
+):
+    """gunicorn as README runs it (its settings module, gthread); its access log in ``log``."""
     args = [
         _bin("gunicorn"),
-        "config.wsgi:application",
+        "-c",
+        "python:config.gunicorn",
+        f"{app}:application",
+        "--access-logfile",
+        "-",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        "1",
+        str(workers),
         "--threads",
         "4",
         "-k",

@@ -257,3 +257,15 @@ def test_demo_login_is_refused_with_debug_off(demo_login, settings, django_user_
         demo_login()
 
     assert not django_user_model.objects.filter(username="demo").exists()
+
+
+def test_the_metrics_directory_starts_empty(tmp_path):
+    """`make run`'s processes share one PROMETHEUS_MULTIPROC_DIR: what the last run's processes
+    left there would be summed again."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_123.db").write_bytes(b"old")
+
+    devstack.metrics_dir_reset(directory)
+
+    assert directory.is_dir() and not list(directory.iterdir())

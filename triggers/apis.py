@@ -24,6 +24,7 @@ from partnerships.user_tokens import (
     bearer_token,
 )
 
+from .metrics import ingest_accepted, ingest_refused
 from .models import TriggerEvent
 from .selectors import trigger_event_get
 from .services.client_ingest import trigger_event_ingest_for_user
@@ -62,6 +63,7 @@ class TriggerEventCreateApi(APIView):
             return self.post(request, **kwargs)
         except Exception as exc:
             error = to_application_error(exc)
+            ingest_refused(error.code if error else ErrorCode.INTERNAL_ERROR)
             if error is None:
                 raise
             response = error_response(error)
@@ -140,6 +142,7 @@ class TriggerEventCreateApi(APIView):
 
 
 def _accepted(result: IngestResult, mode: str) -> HttpResponse:
+    ingest_accepted(result, mode)
     data = {
         "trigger_event_id": str(result.trigger_event_id),
         "status": result.status,

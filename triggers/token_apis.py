@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from config import openapi_examples as examples
 from config.errors import ErrorCode, field_error, validation_error
 from config.openapi import AUTH_ERRORS, BODY_ERRORS, error, ok_envelope
+from partnerships.pseudonyms import external_user_id_check, external_user_id_errors
 from partnerships.user_tokens import (
     SCOPE_READ,
     SCOPE_TRIGGER,
@@ -87,7 +88,8 @@ class UserTokenCollectionApi(APIView):
         description=(
             "The app calls with `Authorization: Bearer <token>` and reaches only this user's "
             "rewards and balance and the triggers named in its scopes. Creates the user if "
-            "the partnership has not seen them. The token is shown once."
+            "the partnership has not seen them; an erased user's external id is refused "
+            "(410 `user_erased`). The token is shown once."
         ),
         parameters=[EXTERNAL_USER_ID],
         request=InputSerializer,
@@ -95,6 +97,7 @@ class UserTokenCollectionApi(APIView):
         responses={
             200: ok_envelope("UserTokenCreate", OutputSerializer),
             **TOKEN_AUTH_ERRORS,
+            410: error("The user was erased", ErrorCode.USER_ERASED),
             422: error(
                 "Invalid scopes (unknown or not client-sendable trigger) or lifetime",
                 ErrorCode.VALIDATION_ERROR,
@@ -104,7 +107,7 @@ class UserTokenCollectionApi(APIView):
     def post(self, request, partnership_id: str, external_user_id: str) -> Response:
         wanted = self.InputSerializer(data=request.data)
         wanted.is_valid(raise_exception=True)
-        errors = _user_id_errors(external_user_id)
+        errors = external_user_id_errors(external_user_id)
         errors += _scope_errors(request.user.partnership.id, wanted.validated_data["scopes"])
         if errors:
             raise validation_error(errors)
@@ -132,6 +135,7 @@ class UserTokenCollectionApi(APIView):
         },
     )
     def delete(self, request, partnership_id: str, external_user_id: str) -> Response:
+        external_user_id_check(external_user_id)
         revoked = user_token_revoke_all(principal=request.user, external_user_id=external_user_id)
         return Response({"code": "ok", "data": {"revoked": revoked}})
 
@@ -152,13 +156,8 @@ class UserTokenRevokeApi(APIView):
         },
     )
     def delete(self, request, partnership_id: str, external_user_id: str, token_id: str):
+        external_user_id_check(external_user_id)
         token = user_token_revoke(
             principal=request.user, external_user_id=external_user_id, token_id=token_id
         )
         return Response({"code": "ok", "data": UserTokenOutputSerializer(token).data})
-
-
-def _user_id_errors(external_user_id: str) -> list[dict]:
-    if 1 <= len(external_user_id) <= 255 and "\x00" not in external_user_id:
-        return []
-    return [field_error("external_user_id", "invalid", "1 to 255 characters, no NUL")]

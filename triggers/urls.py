@@ -25,12 +25,12 @@ urlpatterns = [
 # --- User tokens for client-side apps (issue 12) ---------------------------------------------
 urlpatterns += [
     path(
-        "partnerships/<str:partnership_id>/users/<str:external_user_id>/tokens",
+        "partnerships/<str:partnership_id>/users/<path:external_user_id>/tokens",
         UserTokenCollectionApi.as_view(),
         name="user-tokens",
     ),
     path(
-        "partnerships/<str:partnership_id>/users/<str:external_user_id>/tokens/<str:token_id>",
+        "partnerships/<str:partnership_id>/users/<path:external_user_id>/tokens/<str:token_id>",
         UserTokenRevokeApi.as_view(),
         name="user-token",
     ),

@@ -11,9 +11,17 @@ from config.openapi import ok_envelope
 
 from .. import roles
 from ..models import ApiKey, Partner, Partnership
-from ..services import api_key_create_audited, api_key_revoke_audited, partnership_save
+from ..services import (
+    ROTATION_MAX_OVERLAP_HOURS,
+    api_key_create_audited,
+    api_key_revoke_audited,
+    api_key_rotate,
+    audit_record,
+    partnership_save,
+)
 from .base import (
     BODY_ERRORS,
+    CONFLICT,
     IF_MATCH,
     MGMT_AUTH_ERRORS,
     WRITE_ERRORS,
@@ -250,3 +258,54 @@ class ApiKeyRevokeApi(MgmtApi):
         key = _key(self.staff, partnership_id, prefix)
         api_key_revoke_audited(api_key=key, actor=self.staff.user)
         return ok(ApiKeyOut(key).data)
+
+
+class RotateIn(StrictSerializer):
+    overlap_hours = serializers.IntegerField(
+        min_value=0,
+        max_value=ROTATION_MAX_OVERLAP_HOURS,
+        default=24,
+        help_text="How long the old key keeps working (0: it stops now)",
+    )
+
+
+class ApiKeyRotatedOut(serializers.Serializer):
+    old = ApiKeyOut(help_text="Works until its expires_at, the end of the overlap")
+    new = ApiKeyCreatedOut()
+
+
+class ApiKeyRotateApi(MgmtApi):
+    @extend_schema(
+        operation_id="mgmt_api_key_rotate",
+        summary="Rotate an API key: a new one (shown once), the old one for the overlap",
+        request=RotateIn,
+        responses={
+            201: ok_envelope("MgmtApiKeyRotated", ApiKeyRotatedOut),
+            409: CONFLICT,
+            **BODY_ERRORS,
+        },
+        examples=[OpenApiExample("a day", value={"overlap_hours": 24}, request_only=True)],
+    )
+    def post(self, request, partnership_id, prefix):
+        self.staff.require("partnerships.add_apikey", "partnerships.change_apikey")
+        key = _key(self.staff, partnership_id, prefix)
+        overlap = validated(RotateIn, request.data)["overlap_hours"]
+        with transaction.atomic():
+            rotated = api_key_rotate(api_key=key, overlap_hours=overlap)
+            old, new = rotated.old, rotated.new
+            audit_record(
+                actor=self.staff.user,
+                action="apikey.rotate",
+                target=old,
+                partnership=old.partnership,
+                mode=old.mode,
+                changes={
+                    "replaced_by": new.api_key.prefix,
+                    "expires_at": old.expires_at.isoformat(),
+                },
+            )
+        data = {
+            "old": ApiKeyOut(old).data,
+            "new": {**ApiKeyOut(new.api_key).data, "api_key": new.plaintext},
+        }
+        return ok(data, status=201)

@@ -24,4 +24,9 @@ urlpatterns = [
         apis.ApiKeyRevokeApi.as_view(),
         name="mgmt-api-key-revoke",
     ),
+    path(
+        "partnerships/<uuid:partnership_id>/api-keys/<str:prefix>/rotate",
+        apis.ApiKeyRotateApi.as_view(),
+        name="mgmt-api-key-rotate",
+    ),
 ]

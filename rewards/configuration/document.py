@@ -34,8 +34,10 @@ SETTINGS = (
     "time_zone",
     "max_event_lateness_days",
     "allowed_cidrs",
+    "allowed_origins",
+    "user_attribute_schema",
 )
-TRIGGER_FIELDS = ("name", "description", "status", "context_schema")
+TRIGGER_FIELDS = ("name", "description", "status", "client_sendable", "context_schema")
 # A campaign's fields are those its versions keep, its trigger named (not numbered).
 CAMPAIGN_FIELDS = ("slug", *(f for f in CONFIGURATION if f != "slug"))
 CAMPAIGN_FIELDS = tuple("trigger" if f == "trigger_id" else f for f in CAMPAIGN_FIELDS)
@@ -92,6 +94,8 @@ SCHEMA = _object(
                 "time_zone": _TEXT,
                 "max_event_lateness_days": {"type": ["integer", "null"]},
                 "allowed_cidrs": {"type": "array", "items": _TEXT},
+                "allowed_origins": {"type": "array", "items": _TEXT},
+                "user_attribute_schema": {"type": "object"},
             }
         ),
         "triggers": {
@@ -101,6 +105,7 @@ SCHEMA = _object(
                     "name": {"type": "string", "minLength": 1},
                     "description": _TEXT,
                     "status": {"enum": list(Trigger.Status.values)},
+                    "client_sendable": {"type": "boolean"},
                     "context_schema": {"type": "object"},
                 },
                 required=("name",),
@@ -133,7 +138,12 @@ SCHEMA = _object(
 )
 _VALIDATOR = jsonschema_rs.Draft202012Validator(SCHEMA)
 
-TRIGGER_DEFAULTS = {"description": "", "status": Trigger.Status.ACTIVE, "context_schema": None}
+TRIGGER_DEFAULTS = {
+    "description": "",
+    "status": Trigger.Status.ACTIVE,
+    "client_sendable": False,
+    "context_schema": None,
+}
 CAMPAIGN_DEFAULTS = {
     "description": "",
     "starts_at": None,
@@ -247,6 +257,11 @@ def _json_only(value, path: str = "", depth: int = 0) -> None:
         raise _malformed(f"{where}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str) and "\x00" in value:
         raise _malformed(f"{where}: the NUL character (\\u0000) is not allowed")
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate, from a JSON escape
+            raise _malformed(f"{where}: not valid Unicode text") from exc
     if isinstance(value, dict):
         for key, item in value.items():
             _json_only(key, path, depth)

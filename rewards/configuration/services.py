@@ -14,20 +14,26 @@ from dataclasses import dataclass, replace
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from campaigns.lifecycle import ChangeOutcome, LifecycleRefused, campaign_change, campaign_end
+from campaigns.client_sendable import trigger_client_sendable_refusals
+from campaigns.lifecycle import ChangeOutcome, LifecycleRefused, campaign_change, campaign_remove
 from campaigns.models import Campaign
 from campaigns.services import (
     campaign_save,
+    trigger_change_errors,
+    trigger_change_refusal,
     trigger_delete_check,
-    trigger_schema_change_check,
+    trigger_delete_refusal,
+    user_schema_change_check,
 )
 from config.errors import ApplicationError, ErrorCode, field_error
 from partnerships.models import Partnership
 from partnerships.selectors import partnerships_for_operator
-from partnerships.services import audit_record
+from partnerships.services import audit_record, partnership_save
 from rewards.webhooks.models import WebhookEndpoint
-from rewards.webhooks.services import webhook_endpoint_create
+from rewards.webhooks.services import webhook_endpoint_remove, webhook_endpoint_save
 from triggers.models import Trigger
+from triggers.schemas import validate_context_schema
+from triggers.services.configuration import trigger_remove, trigger_save
 
 from .document import CAMPAIGN_FIELDS, Document, invalid
 from .plan import Action, Change, Kind, Outcome, Plan, configuration_diff
@@ -58,7 +64,13 @@ class Applied:
         }
 
 
-def configuration_plan(*, partnership: Partnership, document: Document, actor=None) -> Plan:
+def configuration_plan(
+    *,
+    partnership: Partnership,
+    document: Document,
+    actor=None,
+    may: Callable[[str], bool] | None = None,
+) -> Plan:
     """What applying ``document`` would do; raises what applying it would raise (422 with
     every problem). Writes nothing: the run is rolled back."""
     with transaction.atomic():
@@ -66,7 +78,7 @@ def configuration_plan(*, partnership: Partnership, document: Document, actor=No
         state = configuration_state(partnership=partnership)
         plan = configuration_diff(state=state, document=document)
         if actor is not None:
-            _authorize(actor, partnership, plan)
+            _authorize(actor, partnership, plan, may)
         _run(plan, state.partnership, actor)
         transaction.set_rollback(True)
     return plan
@@ -79,11 +91,13 @@ def configuration_apply(
     actor,
     expect: str | None = None,
     force: bool = False,
+    may: Callable[[str], bool] | None = None,
 ) -> Applied:
     """Applies ``document`` if the configuration is still the one fingerprinted ``expect``
     (412 ``configuration_changed`` otherwise; ``force`` skips the check). Atomic: a failing
     object applies nothing (422, every problem). Recorded with ``actor`` in the campaigns'
-    versions and the audit log."""
+    versions and the audit log. ``may``: whether the actor holds a permission (default: the
+    user's own; the management API passes its staff token's)."""
     if expect is None and not force:
         raise ApplicationError(428, ErrorCode.FINGERPRINT_REQUIRED)
     try:
@@ -99,7 +113,7 @@ def configuration_apply(
                     "again.",
                 )
             plan = configuration_diff(state=state, document=document)
-            _authorize(actor, partnership, plan)
+            _authorize(actor, partnership, plan, may)
             done = _run(plan, state.partnership, actor)
             after = configuration_state(partnership=partnership).fingerprint
             audit_record(
@@ -123,7 +137,7 @@ def configuration_apply(
     return Applied(done, after)
 
 
-def _authorize(actor, partnership: Partnership, plan: Plan) -> None:
+def _authorize(actor, partnership: Partnership, plan: Plan, may=None) -> None:
     """The actor must be an operator of the partnership with the permissions Pilot would ask
     for each change (a lifecycle service checks its own again)."""
     if actor is None or not getattr(actor, "is_active", False):
@@ -137,7 +151,7 @@ def _authorize(actor, partnership: Partnership, plan: Plan) -> None:
         deletes = change.action == Action.DELETE and change.outcome == Outcome.DELETED
         verb = "delete" if deletes else VERB.get(change.action, "change")
         needed.add(PERMISSIONS[change.kind].format(verb))
-    missing = sorted(p for p in needed if not actor.has_perm(p))
+    missing = sorted(p for p in needed if not (may or actor.has_perm)(p))
     if missing:
         raise ApplicationError(
             403,
@@ -204,6 +218,7 @@ def _run(plan: Plan, partnership: Partnership, actor) -> Plan:
                 )
             except _Skipped:
                 continue  # what it needs failed, and says so
+    errors += _client_sendable_errors(plan, run)
     if errors:
         raise invalid(errors)
     return Plan(
@@ -227,79 +242,88 @@ def _validation_errors(where: str, exc: ValidationError) -> list[dict]:
     return errors
 
 
-def _audit(actor, action: str, target, partnership, changes: dict | None = None) -> None:
-    if actor is not None:
-        audit_record(
-            actor=actor, action=action, target=target, partnership=partnership, changes=changes
-        )
-
-
 def _settings(change: Change, run: _Run) -> Change:
     partnership = change.target
     for name, (_, after) in change.fields.items():
         setattr(partnership, name, after)
-    partnership.full_clean()
-    partnership.save(update_fields=[*change.fields, "updated_at"])
-    _audit(run.actor, "partnership.change", partnership, partnership, change.fields)
+    if "user_attribute_schema" in change.fields:
+        _user_schema_check(partnership)
+    partnership_save(partnership=partnership, actor=run.actor)
     return change
+
+
+def _user_schema_check(partnership: Partnership) -> None:
+    """As Pilot's partnership form checks it (``campaigns.user_schema``): a valid schema that
+    stops no active campaign."""
+    schema = partnership.user_attribute_schema
+    try:
+        validate_context_schema(schema)
+    except ValidationError as exc:
+        raise ValidationError({"user_attribute_schema": exc.messages}) from exc
+    refused = user_schema_change_check(partnership=partnership, new_schema=schema).refused
+    if refused:
+        raise ValidationError(
+            {"user_attribute_schema": [trigger_change_refusal(broken) for broken in refused]}
+        )
+
+
+def _client_sendable_errors(plan: Plan, run: _Run) -> list[dict]:
+    """A trigger the document marks client-sendable, checked once every campaign is written (as
+    Pilot's trigger form refuses it): each live campaign reading it must bound a user's money."""
+    errors = []
+    for change in plan.changes:
+        marks = change.kind == Kind.TRIGGER and change.action != Action.DELETE
+        if not marks or not change.desired["client_sendable"]:
+            continue
+        if change.action == Action.CHANGE and "client_sendable" not in change.fields:
+            continue
+        trigger = run.triggers.get(change.key)
+        for refusal in trigger_client_sendable_refusals(trigger=trigger) if trigger else ():
+            errors.append(
+                field_error(
+                    f"triggers[{change.key}].client_sendable",
+                    "invalid",
+                    f"{refusal} Users write this trigger's context themselves: bound the "
+                    "campaign first, or end it.",
+                )
+            )
+    return errors
 
 
 def _trigger(change: Change, run: _Run) -> Change:
     trigger: Trigger = change.target
     if change.action == Action.DELETE:
         _trigger_removable(trigger, deleting=change.outcome == Outcome.DELETED)
-        if change.outcome == Outcome.DELETED:
-            trigger.delete()
-            _audit(run.actor, "trigger.delete", trigger, trigger.partnership)
-        else:
-            trigger.status = Trigger.Status.ARCHIVED
-            trigger.save(update_fields=["status", "updated_at"])
-            _audit(run.actor, "trigger.archive", trigger, trigger.partnership, change.fields)
-        return change
-    desired = change.desired
+        deleted = trigger_remove(trigger=trigger, actor=run.actor, expected_revision=None)
+        return replace(change, outcome=Outcome.DELETED if deleted else Outcome.ARCHIVED)
     if trigger is None:
         trigger = Trigger(partnership=run.partnership)
-    else:
-        # As the trigger's Pilot form refuses it (campaigns.trigger_admin.TriggerForm).
-        check = trigger_schema_change_check(
-            trigger=trigger, new_schema=desired["context_schema"], new_name=desired["name"]
-        )
-        if check.refused:
-            raise ValidationError(
-                {
-                    "context_schema": [
-                        f"This change would stop the active campaign {broken}. Change the "
-                        "campaign first, or pause it."
-                        for broken in check.refused
-                    ]
-                }
-            )
-    for name, value in desired.items():
+    for name, value in change.desired.items():
         setattr(trigger, name, value)
-    trigger.full_clean()
-    trigger.save()
+    # Refused as the trigger's Pilot form refuses it: a change that would stop an active campaign.
+    trigger_save(trigger=trigger, actor=run.actor, check=_schema_change_errors)
     run.triggers[trigger.name] = trigger
-    verb = "create" if change.action == Action.CREATE else "change"
-    _audit(run.actor, f"trigger.{verb}", trigger, trigger.partnership, change.fields)
     return change
+
+
+def _schema_change_errors(trigger: Trigger) -> dict[str, list[str]]:
+    """``trigger_change_errors`` but for marking the trigger client-sendable, which a document
+    may do together with bounding its campaigns: checked once every campaign is written
+    (``_client_sendable_errors``), not before."""
+    errors = trigger_change_errors(trigger)
+    errors.pop("client_sendable", None)
+    return errors
 
 
 def _trigger_removable(trigger: Trigger, *, deleting: bool) -> None:
     """Refuses to archive a trigger an active campaign is still on (its move to another trigger
     awaiting approval), or to delete one whose facts an active campaign reads (as Pilot's
     delete refuses it; an archived trigger's events still count in facts)."""
-    on_it = Campaign.objects.filter(trigger=trigger, status=Campaign.Status.ACTIVE)
-    messages = [
-        f"The active campaign {campaign.name} ({campaign.slug}) is on this trigger (a change "
-        "awaiting approval does not move it until approved). End or pause it first."
-        for campaign in on_it
-    ]
-    messages += [
-        f"The active campaign {broken} reads it. Change the campaign first, or pause it."
-        for broken in (trigger_delete_check(trigger=trigger).refused if deleting else ())
-    ]
-    if messages:
-        raise ValidationError(messages)
+    refused = list(trigger.campaigns.filter(status=Campaign.Status.ACTIVE))
+    if deleting:
+        refused += trigger_delete_check(trigger=trigger).refused
+    if refused:
+        raise ValidationError([trigger_delete_refusal(trigger, broken) for broken in refused])
 
 
 def _campaign(change: Change, run: _Run) -> Change:
@@ -348,46 +372,32 @@ def _campaign_fields(campaign: Campaign, desired: dict, trigger: Trigger) -> Non
 
 def _campaign_delete(change: Change, run: _Run) -> Change:
     campaign: Campaign = change.target
+    if run.actor is not None:
+        removed = campaign_remove(campaign=campaign, actor=run.actor, expected_revision=None)
+        return replace(change, outcome=Outcome(removed))
+    # A plan: what campaign_remove would leave, for the checks after it.
     if change.outcome == Outcome.DELETED:
-        if campaign.rewards.exists():  # a draft never rewarded; kept for safety
-            raise ApplicationError(
-                409, ErrorCode.VALIDATION_ERROR, "It issued rewards: it can only be ended"
-            )
         campaign.delete()
-        _audit(run.actor, "campaign.delete", campaign, campaign.partnership)
-    elif run.actor is None:  # a plan: end it as campaign_end would, for the checks after it
-        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.ENDED)
     else:
-        campaign_end(campaign=campaign, actor=run.actor)
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.ENDED)
     return change
 
 
 def _webhook(change: Change, run: _Run) -> Change:
     endpoint: WebhookEndpoint = change.target
     if change.action == Action.DELETE:
-        if change.outcome == Outcome.DELETED:
-            endpoint.delete()
-            _audit(run.actor, "webhook.delete", endpoint, endpoint.partnership)
-        else:
-            endpoint.active = False
-            endpoint.save(update_fields=["active"])
-            _audit(run.actor, "webhook.deactivate", endpoint, endpoint.partnership, change.fields)
-        return change
-    desired = change.desired
-    creating = endpoint is None
-    if creating:
+        deleted = webhook_endpoint_remove(
+            endpoint=endpoint, actor=run.actor, expected_revision=None
+        )
+        return replace(change, outcome=Outcome.DELETED if deleted else Outcome.DEACTIVATED)
+    if endpoint is None:
         endpoint = WebhookEndpoint(partnership=run.partnership)
-    endpoint.url = desired["url"]
-    endpoint.modes = desired["modes"]
-    endpoint.event_types = desired["events"]
-    endpoint.active = desired["active"]
-    endpoint.full_clean(exclude=["secret"] if creating else None)
-    if creating:
-        webhook_endpoint_create(endpoint=endpoint)
-    else:
-        endpoint.save(update_fields=["url", "modes", "event_types", "active"])
-    verb = "create" if creating else "change"
-    _audit(run.actor, f"webhook.{verb}", endpoint, endpoint.partnership, change.fields)
+    endpoint.url = change.desired["url"]
+    endpoint.modes = change.desired["modes"]
+    endpoint.event_types = change.desired["events"]
+    endpoint.active = change.desired["active"]
+    # A new endpoint's signing secret is not shown here: rotate it in Pilot to see one.
+    webhook_endpoint_save(endpoint=endpoint, actor=run.actor)
     return change
 
 

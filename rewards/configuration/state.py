@@ -101,7 +101,10 @@ def configuration_state(*, partnership: Partnership) -> State:
         key=lambda pair: webhook_order(pair[0]),
     )
     document = Document(
-        settings={field: getattr(partnership, field) for field in SETTINGS},
+        settings={
+            **{field: getattr(partnership, field) for field in SETTINGS},
+            "user_attribute_schema": sorted_json(partnership.user_attribute_schema),
+        },
         triggers={name: trigger_exported(trigger) for name, trigger in triggers.items()},
         campaigns={slug: campaign_exported(c, names) for slug, c in campaigns.items()},
         webhooks=[exported for exported, _ in webhooks],

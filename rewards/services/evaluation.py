@@ -39,6 +39,8 @@ from campaigns.engine import CompiledCampaign, InvalidCampaign
 from campaigns.facts import facts_for_events
 from campaigns.judge import EventValue, Verdict, event_judge, event_settle
 from campaigns.selectors import campaign_list_active
+from config.logs import event_extra
+from config.metrics import rewards_issued
 from partnerships.models import EndUser, Partnership
 from triggers.models import Trigger, TriggerEvent
 from triggers.services.processing import EventOutcome
@@ -107,7 +109,9 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
         except (SoftTimeLimitExceeded, MemoryError):
             raise  # the worker's trouble, not this event's: the whole attempt is charged
         except Exception as exc:  # a bug, not a rule error: fail this event, keep the batch
-            logger.exception("Evaluating trigger event %s failed", event.id)
+            logger.exception(
+                "Evaluating trigger event %s failed", event.id, extra=event_extra(event.id)
+            )
             results[index] = EventOutcome(
                 event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
             )
@@ -212,6 +216,7 @@ def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
         decided.append(_packed(verdicts, decisions, facts))
     ledger.save()
     _insert(rewards)
+    rewards_issued(modes=(reward.mode for reward in rewards))
     reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, inputs))
     webhook_event_emit(event_type=WebhookEventType.REWARD_ISSUED, subjects=rewards)
     return decided

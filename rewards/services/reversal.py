@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
+from config.metrics import rewards_reversed
 from partnerships.auth import PartnerPrincipal
 from partnerships.models import Partnership
 from partnerships.services import audit_record
@@ -178,6 +179,7 @@ def _reverse(principal: PartnerPrincipal, request: ReversalRequest) -> Reversal:
         if share > 0
     )
     reports_record_reversed(adjustments=adjustments, trigger_id=event.trigger_id)
+    rewards_reversed(modes=(adjustment.reward.mode for adjustment in adjustments))
     webhook_event_emit(
         event_type=WebhookEventType.REWARD_REVERSED,
         subjects=[r for r, share in zip(rewards, shares, strict=True) if share > 0],

@@ -20,6 +20,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.logs import events_logged
+from config.metrics import webhook_failed
+
 from .addresses import Destination, Resolver, destination_resolve, host_resolve
 from .models import WebhookDelivery, WebhookEndpoint
 from .signing import signature
@@ -199,6 +202,10 @@ def webhook_delivery_send(
         outcome.update(status=WebhookDelivery.Status.FAILED)
     else:
         outcome.update(next_attempt_at=now + RETRY_SCHEDULE[delivery.attempts - 1])
+    if not ok:  # the answer's status, or the error's type (its text may quote the URL)
+        webhook_failed(final=outcome.get("status") == WebhookDelivery.Status.FAILED)
+        why = status_code or error.partition(":")[0]
+        logger.info("Webhook delivery %s failed: %s", delivery.id, why)
     if not _claimed(delivery).update(**outcome):
         logger.warning(
             "Webhook delivery %s: the lease ran out during the send; its outcome (%s) is not "
@@ -251,11 +258,18 @@ def _post_to(client, destination: Destination, address, body, headers, deadline:
         return response.status_code, read[:_MAX_RESPONSE_BYTES].decode(errors="replace")
 
 
+def _events_of(delivery: WebhookDelivery) -> list[str]:
+    """The trigger event a delivery is about (every payload's data names one), for the logs."""
+    event_id = (delivery.payload.get("data") or {}).get("trigger_event_id")
+    return [event_id] if event_id else []
+
+
 def webhook_deliveries_send_due(*, limit: int = 100, resolve: Resolver = host_resolve) -> int:
     """Sends what is due; returns how many were attempted. ``resolve``: host name lookups."""
     due = webhook_deliveries_claim(limit=limit)
     if due:
         with contextlib.closing(Clients()) as clients:
             for delivery in due:
-                webhook_delivery_send(delivery=delivery, clients=clients, resolve=resolve)
+                with events_logged(_events_of(delivery)):
+                    webhook_delivery_send(delivery=delivery, clients=clients, resolve=resolve)
     return len(due)

@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from campaigns.models import Campaign
+from campaigns.rules import RuleEnvironment
 from campaigns.services import user_schema_change_check
 from tests.factories import CampaignFactory
 
@@ -52,6 +53,35 @@ def test_a_type_error_on_an_attribute_is_refused_with_its_position(typed, trigge
 
 def test_map_access_has_and_strings_still_compile(typed, trigger):
     condition = 'user["nickname"] == "x" || has(user.vip) || "user.tyer" == context.currency'
+
+    campaign = CampaignFactory(trigger=trigger, condition=condition)
+
+    assert campaign.pk is not None
+
+
+def test_has_of_a_declared_attribute_keeps_compiling_and_tests_the_map(typed, trigger):
+    condition = '!has(user.tier) || has( user . age ) && user.tier == "gold"'
+
+    campaign = CampaignFactory(trigger=trigger, condition=condition)
+
+    assert campaign.pk is not None
+    env = RuleEnvironment(trigger.context_schema, {}, SCHEMA)
+    assert "has(user.name)" in [function.signature for function in env.functions()]
+
+
+def test_an_error_after_a_has_of_a_declared_attribute_keeps_its_position(typed, trigger):
+    [message] = save_errors(trigger, 'has(user.tier) && user.age == "x"')
+    [same_place] = save_errors(trigger, 'true           && user.age == "x"')
+
+    assert message == same_place
+    assert message.startswith("line 1, column 28: found no matching overload"), message
+
+
+def test_the_maps_macros_and_size_compile_with_a_schema(typed, trigger):
+    condition = (
+        'user.exists(k, k == "vip") || user.all(k, k != "x") || user.size() > 2'
+        ' || user.exists_one(k, k == "a") || user . exists (k, true)'
+    )
 
     campaign = CampaignFactory(trigger=trigger, condition=condition)
 

@@ -15,6 +15,8 @@ PRODUCTION = {
     "HSTS_INCLUDE_SUBDOMAINS": "true",
     "HSTS_PRELOAD": "true",
     "DEBUG": "false",
+    "USER_ERASURE_SECRET": "y" * 20 + "another-long-random-secret-never-rotated",
+    "USER_TOKEN_SECRET": "z" * 20 + "a-third-long-random-secret-0123456789",
 }
 
 
@@ -33,7 +35,14 @@ def _check(**overrides: str) -> subprocess.CompletedProcess:
 def test_the_readme_production_settings_pass_check_deploy_without_a_warning():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Running in production", 1)[1].split("\n## ", 1)[0]
-    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "HTTPS=true", "HSTS_INCLUDE_SUBDOMAINS=true"):
+    for name in (
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "HTTPS=true",
+        "HSTS_INCLUDE_SUBDOMAINS=true",
+        "USER_ERASURE_SECRET",
+        "USER_TOKEN_SECRET",
+    ):
         assert name in section
     assert "HSTS_PRELOAD=true" in section
 
@@ -49,3 +58,11 @@ def test_without_the_hsts_choices_check_deploy_names_them():
     assert result.returncode != 0
     found = set(re.findall(r"security\.W\d+", result.stdout + result.stderr))
     assert found == {"security.W005", "security.W021"}
+
+
+def test_without_the_erasure_secret_the_checks_fail_naming_it():
+    result = _check(USER_ERASURE_SECRET="")
+
+    assert result.returncode != 0
+    assert "partnerships.E001" in result.stderr + result.stdout
+    assert "USER_ERASURE_SECRET" in result.stderr + result.stdout

@@ -392,3 +392,20 @@ def test_creating_and_changing_a_campaign_is_audited_naming_the_token(
         ("campaign.change", manager, f"staff token {api.token.prefix} (Campaign Manager token)"),
     ]
     assert entries.order_by("at", "id").last().changes["reward_value"] == ["5", "6"]
+
+
+def test_marking_a_trigger_client_sendable_is_refused_as_in_pilot(approver, trigger, partnership):
+    CampaignFactory(trigger=trigger)  # no per-user cap
+    api = staff_client(approver, roles.ADMIN, partnership)
+    response = api.patch(
+        url(partnership, "triggers", trigger.pk),
+        {"client_sendable": True},
+        format="json",
+        HTTP_IF_MATCH=f'"{trigger.revision}"',
+    )
+    assert response.status_code == 422, response.json()
+    [error] = response.json()["errors"]
+    assert error["field"] == "client_sendable"
+    assert "Users write this trigger's context themselves" in error["message"]
+    trigger.refresh_from_db()
+    assert trigger.client_sendable is False

@@ -153,3 +153,22 @@ def test_a_backtest_is_queued_and_read_back(admin_api, trigger, partnership, set
         url(partnership, "campaigns", campaign.pk, "backtests"), {"days": 10_000}, format="json"
     )
     assert too_long.status_code == 422
+
+
+def test_a_key_is_rotated_with_an_overlap(developer_api, api_key, partnership):
+    response = developer_api.post(
+        url(partnership, "api-keys", api_key.prefix, "rotate"), {"overlap_hours": 0}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    new = response.json()["data"]["new"]["api_key"]
+    old_client, new_client = APIClient(), APIClient()
+    old_client.credentials(HTTP_X_API_KEY=api_key.plaintext)
+    new_client.credentials(HTTP_X_API_KEY=new)
+    assert new_client.get(f"/partnerships/{partnership.pk}").status_code == 200
+    assert old_client.get(f"/partnerships/{partnership.pk}").status_code == 400
+    entry = AuditEntry.objects.get(action="apikey.rotate")
+    assert entry.changes["replaced_by"] == new.partition(".")[0]
+    again = developer_api.post(
+        url(partnership, "api-keys", api_key.prefix, "rotate"), {}, format="json"
+    )
+    assert again.status_code == 409

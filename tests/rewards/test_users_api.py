@@ -98,6 +98,42 @@ def test_a_patch_is_checked_as_merged(partner_client, with_schema):
     assert kept.json()["data"]["attributes"] == {"tier": "gold", "age": 30}
 
 
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_attributes_nested_too_deep_are_422_at_the_field(partner_client, partnership, method):
+    deep = "[" * 1000 + "]" * 1000
+    raw = '{"attributes": {"x": ' + deep + "}}"
+
+    response = getattr(partner_client, method)(
+        url(partnership), data=raw, content_type="application/json"
+    )
+
+    assert response.status_code == 422, response.content
+    errors = response.json()["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("attributes", "max_depth")]
+    assert not EndUser.objects.exists()
+
+
+def test_attributes_nested_32_levels_are_stored(partner_client, partnership):
+    raw = '{"attributes": {"x": ' + "[" * 31 + "]" * 31 + "}}"  # the object is level 1
+
+    response = partner_client.put(url(partnership), data=raw, content_type="application/json")
+
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("get", ""), ("delete", ""), ("get", "/balance"), ("get", "/rewards"), ("delete", "/tokens")],
+)
+def test_a_nul_in_the_external_id_of_a_path_is_422_not_500(
+    partner_client, partnership, method, suffix
+):
+    response = getattr(partner_client, method)(url(partnership, "%00") + suffix)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["field"] == "external_user_id"
+
+
 def test_a_body_without_attributes_is_refused(partner_client, partnership):
     response = partner_client.put(url(partnership), {"tier": "gold"}, format="json")
 
@@ -118,24 +154,45 @@ def test_a_test_key_cannot_write_attributes_or_erase(test_client, partnership):
     assert user.attributes == {"a": 1} and user.erased_at is None
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'user.tier == "gold" && user.age > 20',
+        "has(user.age) && user.age > 20",  # has() of a declared attribute tests the map
+    ],
+)
 def test_rules_read_declared_attributes_at_evaluation(
-    with_schema, trigger, partner_client, process
+    with_schema, trigger, partner_client, process, condition
 ):
-    campaign = CampaignFactory(trigger=trigger, condition='user.tier == "gold" && user.age > 20')
+    campaign = CampaignFactory(trigger=trigger, condition=condition)
     url = f"/partnerships/{with_schema.id}/users"
     partner_client.put(f"{url}/ann", {"attributes": {"tier": "gold", "age": 30}}, format="json")
     partner_client.put(f"{url}/bob", {"attributes": {"tier": "silver"}}, format="json")
     for user in ("ann", "bob"):
-        body = {
-            "trigger_name": trigger.name,
-            "external_user_id": user,
-            "transaction_context": {"amount": 10, "currency": "USD"},
-        }
-        assert partner_client.post(f"/partnerships/{with_schema.id}/triggers", body, format="json")
+        assert send(partner_client, with_schema, user).status_code == 200
     process()
 
     rewarded = set(campaign.rewards.values_list("end_user__external_user_id", flat=True))
     assert rewarded == {"ann"}
+    assert not TriggerEvent.objects.filter(status=TriggerEvent.Status.FAILED).exists()
+
+
+def test_a_number_attribute_too_large_for_a_float_is_unbound_not_a_failed_event(
+    partnership, trigger, partner_client, process
+):
+    partnership.user_attribute_schema = {"type": "object", "properties": {"n": {"type": "number"}}}
+    partnership.save()
+    EndUserFactory(partnership=partnership, external_user_id="ann", attributes={"n": 10**400})
+    reads = CampaignFactory(trigger=trigger, condition="user.n > 1.0", priority=2)
+    every = CampaignFactory(trigger=trigger, condition="true", priority=1)
+
+    assert send(partner_client, partnership, "ann").status_code == 200
+    process()
+
+    event = TriggerEvent.objects.get()
+    assert event.status == TriggerEvent.Status.PROCESSED, event.error
+    assert not reads.rewards.exists()
+    assert every.rewards.count() == 1
 
 
 # --- GET ---------------------------------------------------------------------------------

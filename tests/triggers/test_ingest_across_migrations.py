@@ -30,18 +30,23 @@ def schema(request):
     try:
         migrate(targets[request.param])
         if request.param != "after_0006":
-            _later_trigger_columns("ADD COLUMN client_sendable boolean NOT NULL DEFAULT false")
+            _later_trigger_columns(
+                "ADD COLUMN client_sendable boolean NOT NULL DEFAULT false, "
+                "ADD COLUMN revision integer NOT NULL DEFAULT 1"
+            )
         yield request.param
     finally:
         if request.param != "after_0006":
-            _later_trigger_columns("DROP COLUMN IF EXISTS client_sendable")
+            _later_trigger_columns(
+                "DROP COLUMN IF EXISTS client_sendable, DROP COLUMN IF EXISTS revision"
+            )
         migrate(latest)
 
 
 def _later_trigger_columns(change: str) -> None:
     """Today's code reads the triggers' columns added after the events' steps tested here
-    (client_sendable, triggers 0009), which a deploy adds before the code runs: only the
-    events' constraints are of the older schemas."""
+    (client_sendable and revision, both triggers 0009), which a deploy adds before the code
+    runs: only the events' constraints are of the older schemas."""
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE triggers_trigger {change}")
 

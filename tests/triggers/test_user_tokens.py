@@ -359,6 +359,22 @@ def test_idempotency_keys_are_each_users_own(partner_client, partnership, app_tr
     assert TriggerEvent.objects.count() == 2
 
 
+@pytest.mark.parametrize("key", [5, True, 1.5, {"a": 1}, ["open-1"], "", None])
+def test_a_body_idempotency_key_that_is_not_a_non_empty_string_is_422_at_its_field(
+    partner_client, partnership, app_trigger, key
+):
+    alice = issue(partner_client, partnership, scopes=["trigger:app_opened"])
+    body = {"trigger_name": "app_opened", "idempotency_key": key}
+
+    by_token = send(app(alice["token"]), partnership, body)
+    by_key = send(partner_client, partnership, {**body, "external_user_id": "alice"})
+
+    for response in (by_token, by_key):
+        refused(response, 422, ErrorCode.VALIDATION_ERROR)
+        assert [e["field"] for e in response.json()["errors"]] == ["idempotency_key"]
+    assert not TriggerEvent.objects.exists()
+
+
 def test_the_key_path_is_unchanged_beside_a_bearer_header(partner_client, partnership):
     TriggerFactory(partnership=partnership, name="transaction_completed")
     body = {

@@ -35,6 +35,7 @@ TRIGGER_EXAMPLE = {
         "required": ["amount"],
     },
     "status": "active",
+    "client_sendable": False,
     "revision": 4,
     "created_at": "2026-01-05T09:30:00Z",
     "updated_at": "2026-02-01T12:00:00Z",
@@ -47,6 +48,7 @@ class TriggerOut(serializers.Serializer):
     description = serializers.CharField()
     context_schema = serializers.DictField()
     status = serializers.CharField()
+    client_sendable = serializers.BooleanField()
     revision = serializers.IntegerField(help_text="Also the ETag; send it back in If-Match")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -59,6 +61,9 @@ class TriggerIn(StrictSerializer):
         required=False, help_text="JSON Schema (draft 2020-12) of transaction_context"
     )
     status = serializers.ChoiceField(Trigger.Status.choices, required=False)
+    client_sendable = serializers.BooleanField(
+        required=False, help_text="Apps may send it with a user token (campaigns must cap users)"
+    )
 
 
 class TriggerApi(MgmtApi):

@@ -170,7 +170,8 @@ class SchemaEditorForm(forms.ModelForm):
 
 
 class TriggerSchemaForm(RevisionFormMixin, SchemaEditorForm):
-    """A trigger, its context schema edited as rows (or as raw JSON)."""
+    """A trigger, its context schema edited as rows (or as raw JSON); with the revision it
+    loaded (``partnerships.pilot_revision``)."""
 
     class Meta:
         model = Trigger

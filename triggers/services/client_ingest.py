@@ -42,7 +42,7 @@ def trigger_event_ingest_for_user(
     if not isinstance(body.get("external_user_id", ""), str):
         errors.append(field_error("external_user_id", "type", "Must be a string"))
     key = body.get("idempotency_key")
-    errors += idempotency_key_errors(idempotency_key, key if isinstance(key, str) else None)
+    errors += _body_key_errors(body) or idempotency_key_errors(idempotency_key, key)
     key = idempotency_key if idempotency_key is not None else key
     if isinstance(key, str) and len(key) > MAX_KEY_LENGTH:
         errors.append(
@@ -60,6 +60,18 @@ def trigger_event_ingest_for_user(
     if isinstance(key, str) and key:
         key = f"user:{principal.end_user_id}:{key}"
     return trigger_event_ingest(principal=principal, body=scoped, idempotency_key=key)
+
+
+def _body_key_errors(body: dict) -> list[dict]:
+    """A body ``idempotency_key`` is a non-empty string, as with a partner key (null too)."""
+    if "idempotency_key" not in body:
+        return []
+    key = body["idempotency_key"]
+    if not isinstance(key, str):
+        return [field_error("idempotency_key", "type", "Must be a string")]
+    if not key:
+        return [field_error("idempotency_key", "min_length", "1 to 255 characters")]
+    return []
 
 
 def _sendable(principal: UserPrincipal, name: str) -> None:

@@ -22,7 +22,7 @@ from config.errors import (
     validation_error,
 )
 from partnerships.auth import PartnerPrincipal
-from partnerships.pseudonyms import erased_external_id
+from partnerships.pseudonyms import erased_external_id, reserved_external_id_errors, user_erased
 
 from ..dispatch import wake_workers
 from ..models import TriggerEvent
@@ -118,6 +118,7 @@ def _idempotency_key(body: Any, header: str | None) -> str | None:
         raise validation_error([field_error("", "type", "The body must be a JSON object")])
     key = body.get("idempotency_key")
     errors = _body_errors(body) + idempotency_key_errors(header, key)
+    errors += reserved_external_id_errors(body.get("external_user_id"))
     if errors:
         raise validation_error(errors)
     return header if header is not None else key
@@ -410,16 +411,16 @@ def _conflict(cursor, row: dict) -> IngestResult | None:
     if found is None:
         return None
     event_id, request_hash, status, user_id, erased = found
-    if erased:  # a retry of an erased user's event: their data is not served again
-        raise user_erased()
     if event_id == row["event_id"]:  # the lost insert did commit: not a replay
         return IngestResult(event_id, row["status"], user_id, replayed=False)
-    if request_hash != row["request_hash"]:
+    if request_hash != row["request_hash"]:  # another request (another user's, too)
         raise ApplicationError(
             409,
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "This Idempotency-Key was already used with a different request",
         )
+    if erased:  # a retry of an erased user's event: their data is not served again
+        raise user_erased()
     return IngestResult(event_id, status, user_id, replayed=True)
 
 
@@ -444,11 +445,3 @@ def _refuse_if_erased(cursor, row: dict, body: dict, user_id: uuid.UUID | None) 
     )
     if cursor.fetchone() is not None:
         raise user_erased()
-
-
-def user_erased() -> ApplicationError:
-    return ApplicationError(
-        410,
-        ErrorCode.USER_ERASED,
-        "This user was erased: their external id accepts no events or attributes any more",
-    )

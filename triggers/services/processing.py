@@ -48,9 +48,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode
+from config.logs import events_logged
 from partnerships.services import audit_record
 
 from ..dispatch import wake_workers
+from ..metrics import batch_observed
 from ..models import TriggerEvent, TriggerEventClaim
 from ..signals import trigger_event_retrying
 
@@ -171,11 +173,13 @@ def trigger_events_process_batch(
             ids = [event.id for event in events]
             if events:
                 claim = _claims.record(ids, commit=not in_transaction)
-                _evaluate(events, processor, listeners, claim)
+                with events_logged(ids):
+                    _evaluate(events, processor, listeners, claim)
     except Exception as exc:
         if not ids or _systemic(exc):
             raise  # the task is retried; a claim record left behind is recovered
-        _narrow_down(ids, exc, processor, listeners)
+        with events_logged(ids):
+            _narrow_down(ids, exc, processor, listeners)
         if claim is not None:
             TriggerEventClaim.objects.filter(pk=claim).delete()
     return len(ids)
@@ -234,6 +238,7 @@ def _record(
         cursor.execute(_RECORD_OUTCOMES, params)
     listeners.recorded(events, outcomes, now)
     errors = {o.event_id: o.error for o in outcomes if o.status == Status.FAILED}
+    batch_observed(events, errors, now)
     if errors:
         failed = [event for event in events if event.id in errors]
         for event in failed:
@@ -245,7 +250,8 @@ def _narrow_down(ids: list, exc: Exception, processor, listeners: _Listeners) ->
     """The batch of ``ids`` raised ``exc``: evaluates its halves, each in its own transaction,
     until the event at fault is alone, and charges it the attempt."""
     if len(ids) == 1:
-        _charge(ids, f"{type(exc).__name__}: {exc}"[:2000], listeners, exc)
+        with events_logged(ids):
+            _charge(ids, f"{type(exc).__name__}: {exc}"[:2000], listeners, exc)
         return
     logger.warning("A batch of %d events failed; splitting it", len(ids), exc_info=exc)
     middle = len(ids) // 2
@@ -254,7 +260,8 @@ def _narrow_down(ids: list, exc: Exception, processor, listeners: _Listeners) ->
             with transaction.atomic():
                 events = _lock_queued(half)
                 if events:
-                    _evaluate(events, processor, listeners)
+                    with events_logged(half):
+                        _evaluate(events, processor, listeners)
         except Exception as error:
             if _systemic(error):
                 raise
@@ -404,8 +411,9 @@ def trigger_events_recover_stalled(
         if not claims:
             return 0
         ids = {event_id for _, event_ids in claims for event_id in event_ids}
-        logger.warning("Recovering %d claims of %d trigger events", len(claims), len(ids))
-        charged = _charge(ids, _STALLED, _Listeners(on_failed, on_recorded))
+        with events_logged(ids):
+            logger.warning("Recovering %d claims of %d trigger events", len(claims), len(ids))
+            charged = _charge(ids, _STALLED, _Listeners(on_failed, on_recorded))
         TriggerEventClaim.objects.filter(pk__in=[pk for pk, _ in claims]).delete()
     return charged
 

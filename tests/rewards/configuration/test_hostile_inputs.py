@@ -123,14 +123,15 @@ def test_a_hostile_value_is_an_error_at_its_field_and_nothing_is_written(
         '{"format_version": 1, "settings": {"reward_unit": "a\\u0000b"}}',
         '{"format_version": 1, "settings": {"a\\u0000": 1}}',
         'format_version: 1\nsettings: {reward_unit: "a\\0b"}\n',
+        '{"format_version": 1, "settings": {"reward_unit": "\\ud800"}}',
     ],
 )
-def test_the_nul_character_is_refused(text):
+def test_text_postgresql_cannot_store_is_refused(text):
     with pytest.raises(ApplicationError) as raised:
         document_parse(text)
 
     assert raised.value.status == 400
-    assert "NUL" in raised.value.message
+    assert "NUL" in raised.value.message or "not valid Unicode" in raised.value.message
 
 
 @pytest.mark.parametrize(

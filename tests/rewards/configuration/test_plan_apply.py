@@ -8,7 +8,7 @@ from config.errors import ApplicationError, ErrorCode
 from partnerships.models import AuditEntry
 from rewards.configuration.plan import Action, Kind, Outcome
 from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.factories import RewardFactory, TriggerEventFactory
+from tests.factories import CampaignFactory, RewardFactory, TriggerEventFactory
 from triggers.models import Trigger
 
 from .support import apply, campaign, changes, exported, plan, text_of
@@ -327,3 +327,83 @@ def test_a_live_endpoint_is_never_turned_into_a_test_one(configured, operator):
             "modes", flat=True
         )
     ) == {"test"}
+
+
+def test_marking_a_trigger_client_sendable_needs_its_campaigns_bounded(configured, operator):
+    document = exported(configured)
+    purchase = next(t for t in document["triggers"] if t["name"] == "transaction_completed")
+    purchase["client_sendable"] = True
+
+    with pytest.raises(ApplicationError) as raised:
+        apply(configured, document, operator)
+
+    [error] = raised.value.errors
+    assert error["field"] == "triggers[transaction_completed].client_sendable"
+    assert "The campaign 5% cashback (cashback) reads it" in error["message"]
+    assert not Trigger.objects.get(name="transaction_completed").client_sendable
+
+
+def test_a_user_attribute_schema_that_would_stop_a_live_campaign_is_refused(configured, operator):
+    configured.user_attribute_schema = {
+        "type": "object",
+        "properties": {"tier": {"type": "string"}},
+    }
+    configured.save()
+    CampaignFactory(
+        trigger=Trigger.objects.get(name="signup"), slug="gold", condition='user.tier == "gold"'
+    )
+    document = exported(configured)
+    document["settings"]["user_attribute_schema"] = {
+        "type": "object",
+        "properties": {"tier": {"type": "integer"}},
+    }
+
+    with pytest.raises(ApplicationError) as raised:
+        apply(configured, document, operator)
+
+    [error] = raised.value.errors
+    assert error["field"] == "settings.user_attribute_schema"
+    assert "would stop the active campaign" in error["message"]
+    document["settings"]["user_attribute_schema"] = {"type": "nonsense"}
+    with pytest.raises(ApplicationError) as raised:
+        apply(configured, document, operator)
+    assert raised.value.errors[0]["field"] == "settings.user_attribute_schema"
+
+
+def test_origins_schema_and_client_sendable_round_trip(configured, operator):
+    from tests.factories import PartnershipFactory
+
+    document = exported(configured)
+    document["settings"]["allowed_origins"] = ["https://app.example.com"]
+    document["settings"]["user_attribute_schema"] = {
+        "type": "object",
+        "properties": {"tier": {"type": "string"}},
+    }
+    campaign(document, "welcome")["max_amount_per_user"] = "100"
+    next(t for t in document["triggers"] if t["name"] == "signup")["client_sendable"] = True
+    empty = PartnershipFactory()
+
+    apply(empty, document, operator)
+
+    assert exported(empty) == document
+    assert Trigger.objects.get(partnership=empty, name="signup").client_sendable
+
+
+def test_an_apply_moves_the_revisions_the_management_api_serves(configured, operator):
+    """An API client holding an ETag from before an apply gets 412, not a silent overwrite."""
+    trigger = Trigger.objects.get(partnership=configured, name="transaction_completed")
+    endpoint = WebhookEndpoint.objects.filter(partnership=configured).first()
+    before = (configured.revision, trigger.revision, endpoint.revision)
+    document = exported(configured)
+    document["settings"] = {"time_zone": "Europe/Paris"}
+    for entry in document["triggers"]:
+        entry["description"] = f"{entry['name']}, described"
+    for webhook in document["webhooks"]:
+        webhook["active"] = False
+    apply(configured, document, operator)
+
+    configured.refresh_from_db()
+    trigger.refresh_from_db()
+    endpoint.refresh_from_db()
+    after = (configured.revision, trigger.revision, endpoint.revision)
+    assert all(later > earlier for earlier, later in zip(before, after, strict=True))
