@@ -166,6 +166,12 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return self.prefix
 
+    def clean(self) -> None:
+        # A new key that has already expired could never be used: a mistake, said at once.
+        adding = self._state.adding
+        if adding and self.expires_at is not None and self.expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "In the future (or empty: it never expires)"})
+
     @property
     def is_active(self) -> bool:
         now = timezone.now()

@@ -4,6 +4,7 @@ imports them), so their tables stay ``rewards_webhookendpoint`` and ``rewards_we
 import uuid
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from partnerships.models import Partnership
@@ -47,6 +48,10 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def clean(self) -> None:
+        if len(set(self.event_types or [])) != len(self.event_types or []):
+            raise ValidationError({"event_types": "Each event type once"})
 
     @classmethod
     def receives(cls, modes: str, mode: str) -> bool:

@@ -1,11 +1,13 @@
 """The management API's review (issue 12): what it found answered 500, skipped a check or left
 out of the audit log, each fixed where it lives (so Pilot and configuration get it too)."""
 
+import io
 import json
 from datetime import UTC, datetime
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
 from campaigns.engine import candidate_until
 from campaigns.models import Campaign
@@ -256,3 +258,35 @@ def test_pilot_audits_a_user_schema_change_once(root, partnership):
     )
     assert entry.action == "partnership.change"
     assert entry.changes["user_attribute_schema"][1] == schema
+
+
+# --- 7. small ones --------------------------------------------------------------------------
+
+
+def test_an_api_key_created_already_expired_is_422(api, partnership):
+    body = {"name": "late", "expires_at": "2000-01-01T00:00:00Z"}
+    created = api.post(url(partnership, "api-keys"), body, format="json")
+    assert created.status_code == 422, created.content
+    assert "future" in _errors(created)["expires_at"]
+    assert not partnership.api_keys.filter(name="late").exists()
+    body["expires_at"] = "2099-01-01T00:00:00Z"
+    assert api.post(url(partnership, "api-keys"), body, format="json").status_code == 201
+
+
+def test_an_endpoint_with_an_event_type_twice_is_422(api, partnership):
+    body = {"url": "https://x.example/", "event_types": ["reward.issued", "reward.issued"]}
+    created = api.post(url(partnership, "webhook-endpoints"), body, format="json")
+    assert created.status_code == 422, created.content
+    assert _errors(created)["event_types"] == "Each event type once"
+
+
+@pytest.mark.parametrize("command", ["create_staff_token", "create_api_key"])
+@pytest.mark.parametrize("days", ["99999999999", "0", "36501"])
+def test_an_expiry_beyond_the_calendar_is_a_usage_error(root, partnership, command, days):
+    args = (
+        ["--user", "root", "--role", roles.ADMIN, "--name", "ci"]
+        if command == "create_staff_token"
+        else [str(partnership.pk)]
+    )
+    with pytest.raises(CommandError, match="from 1 to 36500 days"):
+        call_command(command, *args, "--expires-in", days, stdout=io.StringIO())

@@ -3,6 +3,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
+from partnerships.management.days import expiry_days
 from partnerships.models import ApiKey, Partnership
 from partnerships.services import api_key_create
 
@@ -13,7 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("partnership_id")
         parser.add_argument("--test", action="store_true", help="A test-mode key")
-        parser.add_argument("--expires-in", type=int, metavar="DAYS")
+        parser.add_argument("--expires-in", type=expiry_days, metavar="DAYS")
         parser.add_argument("--name", default="")
         parser.add_argument("--json", action="store_true", help="Print JSON for scripts")
 
@@ -22,8 +23,6 @@ class Command(BaseCommand):
             partnership = Partnership.objects.get(pk=uuid.UUID(options["partnership_id"]))
         except (ValueError, Partnership.DoesNotExist) as exc:
             raise CommandError(f"No partnership {options['partnership_id']!r}") from exc
-        if options["expires_in"] is not None and options["expires_in"] < 1:
-            raise CommandError("--expires-in must be at least 1 day")
         issued = api_key_create(
             partnership=partnership,
             mode=ApiKey.Mode.TEST if options["test"] else ApiKey.Mode.LIVE,

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from partnerships import roles
+from partnerships.management.days import expiry_days
 from partnerships.models import Partnership
 from partnerships.staff_tokens import staff_token_create
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--role", required=True, choices=roles.ROLES)
         parser.add_argument("--name", required=True, help="What uses the token")
         parser.add_argument("--partnership", help="Limit it to this partnership (an id)")
-        parser.add_argument("--expires-in", type=int, metavar="DAYS")
+        parser.add_argument("--expires-in", type=expiry_days, metavar="DAYS")
         parser.add_argument("--json", action="store_true", help="Print JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -31,8 +32,6 @@ class Command(BaseCommand):
                 partnership = Partnership.objects.get(pk=uuid.UUID(options["partnership"]))
             except (ValueError, Partnership.DoesNotExist) as exc:
                 raise CommandError(f"No partnership {options['partnership']!r}") from exc
-        if options["expires_in"] is not None and options["expires_in"] < 1:
-            raise CommandError("--expires-in must be at least 1 day")
         try:
             issued = staff_token_create(
                 creator=user,
