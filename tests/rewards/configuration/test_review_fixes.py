@@ -1,0 +1,84 @@
+"""Fixes from the second review of configuration as code: numbers read exactly, YAML 1.1's
+number forms refused, inputs that raised instead of a clear error."""
+
+from decimal import Decimal
+
+import pytest
+
+from campaigns.models import Campaign
+from config.errors import ApplicationError
+from rewards.configuration.document import document_dump, document_parse
+
+from .support import apply, campaign, exported, text_of
+
+BUDGET = "123456789012.345678"
+
+
+def _put(text: str, value: str) -> str:
+    """``text`` with the placeholder string VALUE written as ``value``, bare."""
+    return text.replace("'VALUE'", value).replace('"VALUE"', value).replace("VALUE", value)
+
+
+def _with_budget_number(configured, fmt: str) -> str:
+    """The exported document in ``fmt`` with cashback's budget written as a bare number."""
+    document = exported(configured)
+    campaign(document, "welcome")["budget"] = "VALUE"
+    return _put(document_dump(document, fmt), BUDGET)
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_an_amount_written_as_a_number_keeps_every_digit(configured, operator, fmt):
+    text = _with_budget_number(configured, fmt)
+    assert f"budget: {BUDGET}" in text or f'"budget": {BUDGET}' in text
+    parsed = document_parse(text)
+    assert parsed.campaigns["welcome"]["budget"] == BUDGET
+    apply(configured, parsed.as_dict(), operator)
+    assert Campaign.objects.get(slug="welcome").budget == Decimal(BUDGET)
+
+
+@pytest.mark.parametrize("value", ["010", "1:30", "0x10", "0o10", "1_000", "+5"])
+def test_yaml_1_1_integer_forms_are_refused(configured, value):
+    document = exported(configured)
+    campaign(document, "welcome")["max_rewards"] = "VALUE"
+    text = _put(document_dump(document), value)
+    assert f"max_rewards: {value}\n" in text
+    with pytest.raises(ApplicationError) as caught:
+        document_parse(text)
+    assert caught.value.status == 422
+    assert caught.value.errors[0]["field"] == "campaigns[welcome].max_rewards"
+
+
+def test_yaml_numbers_as_json_writes_them_are_read(configured):
+    document = exported(configured)
+    campaign(document, "welcome")["max_rewards"] = "VALUE"
+    campaign(document, "welcome")["priority"] = "PRIORITY"
+    text = _put(document_dump(document), "10").replace("PRIORITY", "-3")
+    parsed = document_parse(text)
+    assert parsed.campaigns["welcome"]["max_rewards"] == 10
+    assert parsed.campaigns["welcome"]["priority"] == -3
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+@pytest.mark.parametrize(
+    "value",
+    ["9" * 5000, "1.0e999999999", '"\\ud800"'],
+    ids=["integer over 4300 digits", "huge exponent", "lone surrogate"],
+)
+def test_what_cannot_be_read_is_a_malformed_document(configured, fmt, value):
+    document = exported(configured)
+    campaign(document, "welcome")["budget"] = "VALUE"
+    text = _put(document_dump(document, fmt), value)
+    before = text_of(configured)
+    with pytest.raises(ApplicationError) as caught:
+        document_parse(text)
+    assert (caught.value.status, caught.value.code) == (400, "malformed_document")
+    assert text_of(configured) == before
+
+
+def test_a_time_beyond_the_calendar_in_utc_is_refused_at_its_field(configured):
+    document = exported(configured)
+    campaign(document, "cashback")["ends_at"] = "9999-12-31T23:59:59-01:00"
+    with pytest.raises(ApplicationError) as caught:
+        document_parse(document_dump(document, "json"))
+    assert caught.value.status == 422
+    assert caught.value.errors[0]["field"] == "campaigns[cashback].ends_at"
