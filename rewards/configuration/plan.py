@@ -15,7 +15,7 @@ from config.errors import field_error
 from rewards.webhooks.models import WebhookDelivery
 from triggers.models import Trigger, TriggerEvent
 
-from .document import Document, invalid, webhook_key
+from .document import Document, invalid, webhook_key, webhook_order
 from .state import State
 
 Status = Campaign.Status
@@ -232,7 +232,9 @@ def _campaigns(state: State, document: Document) -> tuple[list[Change], list[dic
 
 
 def _webhooks(state: State, document: Document) -> list[Change]:
-    """Endpoints are matched by URL and modes, in order (two alike are matched one to one)."""
+    """Endpoints are matched by URL and modes. Of several with one URL and modes, one the
+    document lists exactly as it is stays itself (reordering the document changes nothing);
+    the rest are matched one to one in ``webhook_order`` (then by id), not as listed."""
     current, desired = defaultdict(list), defaultdict(list)
     for exported, endpoint in state.webhooks:
         current[webhook_key(exported)].append((exported, endpoint))
@@ -240,7 +242,9 @@ def _webhooks(state: State, document: Document) -> list[Change]:
         desired[webhook_key(item)].append(item)
     changes = []
     for key in sorted(current.keys() | desired.keys()):
-        have, want = current[key], desired[key]
+        have, want = _unchanged_removed(current[key], desired[key])
+        have.sort(key=lambda pair: (webhook_order(pair[0]), pair[1].pk))
+        want.sort(key=webhook_order)
         for (exported, endpoint), item in zip(have, want, strict=False):
             changes += _kept(Kind.WEBHOOK, key, endpoint, exported, item)
         for item in want[len(have) :]:
@@ -250,6 +254,16 @@ def _webhooks(state: State, document: Document) -> list[Change]:
             if change is not None:
                 changes.append(change)
     return changes
+
+
+def _unchanged_removed(have: list[tuple], want: list[dict]) -> tuple[list[tuple], list[dict]]:
+    """``have`` and ``want`` without the pairs that are equal (nothing to change there)."""
+    have, want = list(have), list(want)
+    for pair in list(have):
+        if pair[0] in want:
+            want.remove(pair[0])
+            have.remove(pair)
+    return have, want
 
 
 def _webhook_delete(key: str, exported: dict, endpoint) -> Change | None:

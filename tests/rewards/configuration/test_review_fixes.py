@@ -8,8 +8,10 @@ import pytest
 from campaigns.models import Campaign
 from config.errors import ApplicationError
 from rewards.configuration.document import document_dump, document_parse
+from rewards.webhooks.models import WebhookEndpoint
+from rewards.webhooks.services import webhook_endpoint_create
 
-from .support import apply, campaign, exported, text_of
+from .support import apply, campaign, exported, plan, text_of
 
 BUDGET = "123456789012.345678"
 
@@ -82,3 +84,59 @@ def test_a_time_beyond_the_calendar_in_utc_is_refused_at_its_field(configured):
         document_parse(document_dump(document, "json"))
     assert caught.value.status == 422
     assert caught.value.errors[0]["field"] == "campaigns[cashback].ends_at"
+
+
+def _two_endpoints_at_one_url(partnership) -> None:
+    for events in (["reward.issued"], ["reward.reversed"]):
+        webhook_endpoint_create(
+            endpoint=WebhookEndpoint(
+                partnership=partnership,
+                url="https://z.example.com/",
+                event_types=events,
+                modes=WebhookEndpoint.Modes.LIVE,
+            )
+        )
+
+
+def _endpoints_at_z() -> dict:
+    return dict(
+        WebhookEndpoint.objects.filter(url="https://z.example.com/").values_list(
+            "secret", "event_types"
+        )
+    )
+
+
+def test_reordering_endpoints_with_one_url_and_modes_plans_nothing(configured, operator):
+    _two_endpoints_at_one_url(configured)
+    document = exported(configured)
+    at_z = [w for w in document["webhooks"] if w["url"] == "https://z.example.com/"]
+    rest = [w for w in document["webhooks"] if w["url"] != "https://z.example.com/"]
+    document["webhooks"] = at_z[::-1] + rest
+    before = _endpoints_at_z()
+    assert plan(configured, document).changes == ()
+    apply(configured, document, operator)
+    assert _endpoints_at_z() == before
+
+
+def test_endpoints_with_one_url_and_modes_change_only_what_the_document_changes(
+    configured, operator
+):
+    _two_endpoints_at_one_url(configured)
+    document = exported(configured)
+    at_z = [w for w in document["webhooks"] if w["url"] == "https://z.example.com/"]
+    reversed_one = next(w for w in at_z if w["events"] == ["reward.reversed"])
+    reversed_one["active"] = False
+    document["webhooks"] = document["webhooks"][::-1]
+    issued = WebhookEndpoint.objects.get(
+        url="https://z.example.com/", event_types=["reward.issued"]
+    )
+    result = plan(configured, document)
+    assert [(c.key, c.fields) for c in result.changes] == [
+        ("https://z.example.com/ (live)", {"active": [True, False]})
+    ]
+    apply(configured, document, operator)
+    issued.refresh_from_db()
+    assert issued.active is True
+    assert not WebhookEndpoint.objects.get(
+        event_types=["reward.reversed"], url__contains="z."
+    ).active
