@@ -3,6 +3,8 @@ after) or delete, and what that means for each (a change of an approved campaign
 approval waits for it; a deleted campaign that ran is ended; a deleted trigger that events or
 campaigns reference is archived)."""
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,7 +76,9 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    fingerprint: str  # of the configuration the plan was made against
+    fingerprint: (
+        str  # of the configuration it was made against and the document (``plan_fingerprint``)
+    )
     changes: tuple[Change, ...]
 
     @property
@@ -282,6 +286,18 @@ def _webhook_delete(key: str, exported: dict, endpoint) -> Change | None:
     return Change(Kind.WEBHOOK, key, Action.DELETE, Outcome.DELETED, target=endpoint)
 
 
+def plan_fingerprint(state: State, document: Document) -> str:
+    """SHA-256 of the configuration's fingerprint and the canonical document: what an apply
+    checks, so that a plan's fingerprint applies that plan and no other document."""
+    text = json.dumps(
+        {"state": state.fingerprint, "document": document.as_dict()},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def configuration_diff(*, state: State, document: Document) -> Plan:
     """The plan of ``document`` against ``state``; raises 422 for what no apply could do."""
     campaigns, errors = _campaigns(state, document)
@@ -296,4 +312,4 @@ def configuration_diff(*, state: State, document: Document) -> Plan:
         *campaigns,
         *_webhooks(state, document),
     ]
-    return Plan(state.fingerprint, tuple(changes))
+    return Plan(plan_fingerprint(state, document), tuple(changes))

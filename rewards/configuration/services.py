@@ -1,8 +1,9 @@
 """Plan and apply a configuration document, in one transaction under the partnership's
 configuration lock (``state.configuration_lock``), through the services Pilot calls.
 
-Apply checks the fingerprint the plan was made against inside that transaction, after the
-lock, so two operators cannot overwrite each other's work. Each object is written in its own
+Apply checks the plan's fingerprint (of the configuration and of the document) inside that
+transaction, after the lock, so two operators cannot overwrite each other's work, and a
+document edited after its plan is not applied unreviewed. Each object is written in its own
 savepoint so that every problem is reported; if any object fails, the transaction is rolled
 back and nothing is applied. A plan is the same run, always rolled back: it reports exactly
 the errors an apply would meet (with an actor, its permissions too).
@@ -36,7 +37,7 @@ from triggers.schemas import validate_context_schema
 from triggers.services.configuration import trigger_remove, trigger_save
 
 from .document import CAMPAIGN_FIELDS, Document, invalid
-from .plan import Action, Change, Kind, Outcome, Plan, configuration_diff
+from .plan import Action, Change, Kind, Outcome, Plan, configuration_diff, plan_fingerprint
 from .state import configuration_lock, configuration_state
 
 PERMISSIONS = {
@@ -93,8 +94,9 @@ def configuration_apply(
     force: bool = False,
     may: Callable[[str], bool] | None = None,
 ) -> Applied:
-    """Applies ``document`` if the configuration is still the one fingerprinted ``expect``
-    (412 ``configuration_changed`` otherwise; ``force`` skips the check). Atomic: a failing
+    """Applies ``document`` if ``expect`` is the fingerprint of its plan: the configuration is
+    still the one planned against and the document the one planned (412
+    ``configuration_changed`` otherwise; ``force`` skips the check). Atomic: a failing
     object applies nothing (422, every problem). Recorded with ``actor`` in the campaigns'
     versions and the audit log. ``may``: whether the actor holds a permission (default: the
     user's own; the management API passes its staff token's)."""
@@ -104,13 +106,14 @@ def configuration_apply(
         with transaction.atomic():
             configuration_lock(partnership=partnership)
             state = configuration_state(partnership=partnership)
-            if not force and expect != state.fingerprint:
+            planned = plan_fingerprint(state, document)
+            if not force and expect != planned:
                 raise ApplicationError(
                     412,
                     ErrorCode.CONFIGURATION_CHANGED,
-                    f"The configuration changed since the plan you were shown (its fingerprint "
-                    f"was {expect}, it is now {state.fingerprint}): nothing was applied. Plan "
-                    "again.",
+                    f"The configuration or the document changed since the plan you were shown "
+                    f"(its fingerprint was {expect}; this document's against the configuration "
+                    f"now is {planned}): nothing was applied. Plan again.",
                 )
             plan = configuration_diff(state=state, document=document)
             _authorize(actor, partnership, plan, may)

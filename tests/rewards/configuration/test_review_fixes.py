@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from campaigns.models import Campaign
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
 from rewards.configuration.document import document_dump, document_parse
 from rewards.webhooks.models import WebhookEndpoint
 from rewards.webhooks.services import webhook_endpoint_create
@@ -140,3 +140,20 @@ def test_endpoints_with_one_url_and_modes_change_only_what_the_document_changes(
     assert not WebhookEndpoint.objects.get(
         event_types=["reward.reversed"], url__contains="z."
     ).active
+
+
+def test_a_plans_fingerprint_does_not_apply_another_document(configured, operator):
+    reviewed = exported(configured)
+    campaign(reviewed, "welcome")["name"] = "Reviewed"
+    fingerprint = plan(configured, reviewed).fingerprint
+    edited = exported(configured)
+    campaign(edited, "welcome")["name"] = "Edited after the review"
+    before = text_of(configured)
+
+    with pytest.raises(ApplicationError) as raised:
+        apply(configured, edited, operator, expect=fingerprint)
+
+    assert (raised.value.status, raised.value.code) == (412, ErrorCode.CONFIGURATION_CHANGED)
+    assert text_of(configured) == before
+    apply(configured, reviewed, operator, expect=fingerprint)
+    assert Campaign.objects.get(slug="welcome").name == "Reviewed"
