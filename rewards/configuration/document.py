@@ -28,6 +28,9 @@ from triggers.schemas import schema_errors
 
 FORMAT_VERSION = 1
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+# At most so many objects of each kind: a plan or apply locks every one of the partnership's
+# rows until it ends, and writes each (a Pilot pause waits behind it).
+MAX_OBJECTS = {"triggers": 500, "campaigns": 1000, "webhooks": 100}
 
 SETTINGS = (
     "reward_unit",
@@ -101,6 +104,7 @@ SCHEMA = _object(
         ),
         "triggers": {
             "type": "array",
+            "maxItems": MAX_OBJECTS["triggers"],
             "items": _object(
                 {
                     "name": {"type": "string", "minLength": 1},
@@ -114,10 +118,12 @@ SCHEMA = _object(
         },
         "campaigns": {
             "type": "array",
+            "maxItems": MAX_OBJECTS["campaigns"],
             "items": _object(_CAMPAIGN, required=("slug", "name", "trigger")),
         },
         "webhooks": {
             "type": "array",
+            "maxItems": MAX_OBJECTS["webhooks"],
             "items": _object(
                 {
                     "url": {"type": "string", "minLength": 1},

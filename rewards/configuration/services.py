@@ -10,10 +10,11 @@ the errors an apply would meet (with an actor, its permissions too).
 """
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from campaigns.client_sendable import trigger_client_sendable_refusals
 from campaigns.lifecycle import ChangeOutcome, LifecycleRefused, campaign_change, campaign_remove
@@ -38,7 +39,7 @@ from triggers.services.configuration import trigger_remove, trigger_save
 
 from .document import CAMPAIGN_FIELDS, Document, invalid
 from .plan import Action, Change, Kind, Outcome, Plan, configuration_diff, plan_fingerprint
-from .state import configuration_lock, configuration_state
+from .state import LOCK_TIMEOUT, configuration_lock, configuration_state
 
 PERMISSIONS = {
     Kind.SETTINGS: "partnerships.{}_partnership",
@@ -74,7 +75,7 @@ def configuration_plan(
 ) -> Plan:
     """What applying ``document`` would do; raises what applying it would raise (422 with
     every problem). Writes nothing: the run is rolled back."""
-    with transaction.atomic():
+    with _lock_waits_refused(), transaction.atomic():
         configuration_lock(partnership=partnership)
         state = configuration_state(partnership=partnership)
         plan = configuration_diff(state=state, document=document)
@@ -83,6 +84,23 @@ def configuration_plan(
         _run(plan, state.partnership, actor)
         transaction.set_rollback(True)
     return plan
+
+
+@contextmanager
+def _lock_waits_refused():
+    """A lock not had within ``state.LOCK_TIMEOUT``: 503, nothing applied, try again."""
+    try:
+        yield
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "55P03":
+            raise
+        raise ApplicationError(
+            503,
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"The partnership's configuration stayed locked for over {LOCK_TIMEOUT} (another "
+            "plan or apply, an edit in Pilot): nothing was applied. Try again.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def configuration_apply(
@@ -103,7 +121,7 @@ def configuration_apply(
     if expect is None and not force:
         raise ApplicationError(428, ErrorCode.FINGERPRINT_REQUIRED)
     try:
-        with transaction.atomic():
+        with _lock_waits_refused(), transaction.atomic():
             configuration_lock(partnership=partnership)
             state = configuration_state(partnership=partnership)
             planned = plan_fingerprint(state, document)

@@ -13,7 +13,7 @@ from rewards.configuration.state import configuration_lock
 from tests.factories import EndUserFactory, RewardFactory
 from triggers.models import Trigger, TriggerEvent
 
-from .support import apply, campaign, exported, plan
+from .support import apply, campaign, exported, held, plan
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,25 +75,9 @@ def _insert_unwaiting(insert):
 def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
     trigger = Trigger.objects.get(partnership=configured, name="signup")
     user = EndUserFactory(partnership=configured)
-    locked, release, inserted = threading.Event(), threading.Event(), []
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                configuration_lock(partnership=configured)
-                locked.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    inserted = []
+    with held(lambda: configuration_lock(partnership=configured)):
         inserted.append(_insert_unwaiting(lambda: _event(trigger, user)))
-    finally:
-        release.set()
-        holder.join()
 
     assert len(inserted) == 1
 

@@ -1,17 +1,20 @@
 """Fixes from the second review of configuration as code: numbers read exactly, YAML 1.1's
 number forms refused, inputs that raised instead of a clear error."""
 
+import time
 from decimal import Decimal
 
 import pytest
 
 from campaigns.models import Campaign
 from config.errors import ApplicationError, ErrorCode
-from rewards.configuration.document import document_dump, document_parse
+from rewards.configuration import state
+from rewards.configuration.cli import document_read
+from rewards.configuration.document import MAX_OBJECTS, document_dump, document_parse
 from rewards.webhooks.models import WebhookEndpoint
 from rewards.webhooks.services import webhook_endpoint_create
 
-from .support import apply, campaign, exported, plan, text_of
+from .support import apply, campaign, exported, held, plan, text_of
 
 BUDGET = "123456789012.345678"
 
@@ -157,3 +160,33 @@ def test_a_plans_fingerprint_does_not_apply_another_document(configured, operato
     assert text_of(configured) == before
     apply(configured, reviewed, operator, expect=fingerprint)
     assert Campaign.objects.get(slug="welcome").name == "Reviewed"
+
+
+def test_a_document_with_too_many_objects_is_refused(configured):
+    document = exported(configured)
+    document["triggers"] += [{"name": f"t{i}"} for i in range(MAX_OBJECTS["triggers"])]
+    with pytest.raises(ApplicationError) as raised:
+        document_parse(document_dump(document, "json"))
+    assert raised.value.status == 422
+    assert [e["field"] for e in raised.value.errors] == ["triggers"]
+
+
+def test_the_commands_read_no_more_than_a_document_can_hold():
+    with pytest.raises(ApplicationError) as raised:
+        document_read("/dev/zero")  # endless: read whole, it would never end
+    assert (raised.value.status, raised.value.code) == (400, "malformed_document")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plan_that_cannot_get_its_locks_gives_up_with_a_clear_error(
+    configured, operator, monkeypatch
+):
+    monkeypatch.setattr(state, "LOCK_TIMEOUT", "200ms")
+    editing = lambda: Campaign.objects.select_for_update().get(slug="welcome")  # noqa: E731
+    with held(editing):  # a Pilot edit of a campaign, in flight
+        started = time.monotonic()
+        with pytest.raises(ApplicationError) as raised:
+            apply(configured, exported(configured), operator, force=True)
+        assert time.monotonic() - started < 5
+    assert (raised.value.status, raised.value.code) == (503, ErrorCode.SERVICE_UNAVAILABLE)
+    assert "Try again" in raised.value.message
