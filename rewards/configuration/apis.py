@@ -34,7 +34,9 @@ class DocumentField(serializers.JSONField):
 
 
 class ConfigurationOut(serializers.Serializer):
-    fingerprint = serializers.CharField(help_text="Also the ETag: what a plan is made against")
+    fingerprint = serializers.CharField(
+        help_text="The configuration's (also the ETag); a plan's also covers its document"
+    )
     document = DocumentField()
 
 
@@ -50,7 +52,9 @@ class ChangeOut(serializers.Serializer):
 
 
 class PlanOut(serializers.Serializer):
-    fingerprint = serializers.CharField(help_text="Send it back as If-Match to apply this plan")
+    fingerprint = serializers.CharField(
+        help_text="Of the configuration and the document: send it as If-Match to apply them"
+    )
     summary = serializers.DictField(child=serializers.IntegerField())
     needs_approval = serializers.ListField(
         child=serializers.CharField(), help_text="Campaigns whose change would await approval"
@@ -139,7 +143,8 @@ IF_MATCH_FINGERPRINT = OpenApiParameter(
     OpenApiParameter.HEADER,
     required=True,
     description='The plan\'s fingerprint (its ETag), e.g. `"4f1c…0d"`: refused with 412 '
-    "`configuration_changed` if the configuration changed since; `*` applies whatever it is "
+    "`configuration_changed` if the configuration changed since or the document is another; "
+    "`*` applies whatever it is "
     "now (force). 428 `precondition_required` without it.",
 )
 

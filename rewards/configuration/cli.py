@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from config.errors import ApplicationError
 from partnerships.models import Partnership
 
-from .document import Document, document_parse
+from .document import MAX_DOCUMENT_BYTES, Document, document_parse
 from .plan import Action, Plan
 
 SIGNS = {Action.CREATE: "+", Action.CHANGE: "~", Action.DELETE: "-"}
@@ -36,10 +36,10 @@ def document_read(path: str) -> Document:
     """The document in the file ``path`` ("-": standard input), validated."""
     try:
         if path == "-":
-            text = sys.stdin.buffer.read()
+            text = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)  # more is refused: too large
         else:
             with open(path, "rb") as file:
-                text = file.read()
+                text = file.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
         raise CommandError(f"Cannot read {path}: {exc.strerror}") from exc
     return document_parse(text)

@@ -10,6 +10,7 @@ exported document applied unchanged plans nothing.
 import copy
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
@@ -27,6 +28,9 @@ from triggers.schemas import schema_errors
 
 FORMAT_VERSION = 1
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+# At most so many objects of each kind: a plan or apply locks every one of the partnership's
+# rows until it ends, and writes each (a Pilot pause waits behind it).
+MAX_OBJECTS = {"triggers": 500, "campaigns": 1000, "webhooks": 100}
 
 SETTINGS = (
     "reward_unit",
@@ -100,6 +104,7 @@ SCHEMA = _object(
         ),
         "triggers": {
             "type": "array",
+            "maxItems": MAX_OBJECTS["triggers"],
             "items": _object(
                 {
                     "name": {"type": "string", "minLength": 1},
@@ -113,10 +118,12 @@ SCHEMA = _object(
         },
         "campaigns": {
             "type": "array",
+            "maxItems": MAX_OBJECTS["campaigns"],
             "items": _object(_CAMPAIGN, required=("slug", "name", "trigger")),
         },
         "webhooks": {
             "type": "array",
+            "maxItems": MAX_OBJECTS["webhooks"],
             "items": _object(
                 {
                     "url": {"type": "string", "minLength": 1},
@@ -206,10 +213,50 @@ def _malformed(message: str) -> ApplicationError:
     return ApplicationError(400, ErrorCode.MALFORMED_DOCUMENT, message)
 
 
+# Numbers as JSON writes them, in YAML too (YAML 1.2's JSON schema): YAML 1.1 would read
+# ``010`` as 8, ``1:30`` as 90 and ``0x10`` as 16; those stay strings (the schema refuses them
+# where a number belongs). Fractions are read as Decimals, never through binary floats, so
+# ``budget: 123456789012.345678`` keeps its last digit.
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+([eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)")
+_NOT_FINITE = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+# Python refuses to read longer integers (``sys.int_info.default_max_str_digits``).
+MAX_INTEGER_DIGITS = 4300
+# Decimals beyond this exponent are no amount (and no float); refused before anything writes
+# them out in full.
+MAX_EXPONENT = 300
+
+
+def _integer(text: str) -> int:
+    """A JSON or YAML integer; longer ones than Python reads refused as malformed."""
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _malformed(f"A number has more than {MAX_INTEGER_DIGITS} digits")
+    return int(text)
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as data only: no anchors or aliases (a few lines can expand to gigabytes), no
-    duplicate keys (YAML keeps the last one silently), only string keys, and times left as the
-    strings they are (the schema checks them, as in JSON)."""
+    duplicate keys (YAML keeps the last one silently), only string keys, numbers as JSON writes
+    them (``_INT``, ``_FLOAT``) and times left as the strings they are (the schema checks them,
+    as in JSON)."""
+
+    def construct_yaml_int(self, node):
+        value = self.construct_scalar(node)
+        if not _INT.fullmatch(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value!r} is not an integer as JSON writes it", node.start_mark
+            )
+        return _integer(value)
+
+    def construct_yaml_float(self, node):
+        value = self.construct_scalar(node)
+        if _NOT_FINITE.fullmatch(value):
+            return float(value.lower().lstrip("+").replace(".", ""))  # refused in _json_only
+        if not _FLOAT.fullmatch(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value!r} is not a number as JSON writes it", node.start_mark
+            )
+        return Decimal(value)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -232,10 +279,21 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_REPLACED = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(f"^{_INT.pattern}$"), "-0123456789"
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(f"^({_FLOAT.pattern}|{_NOT_FINITE.pattern})$"),
+    "-+.0123456789",
+)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 
 
 def _no_duplicates(pairs: list) -> dict:
@@ -271,7 +329,11 @@ def _json_only(value, path: str = "", depth: int = 0) -> None:
             _json_only(item, f"{path}[{index}]", depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
         raise _malformed(f"{where}: not a finite number")
-    elif not isinstance(value, str | int | float | bool | type(None)):
+    elif isinstance(value, Decimal) and not (
+        value.is_finite() and -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT
+    ):
+        raise _malformed(f"{where}: not a number this document can hold")
+    elif not isinstance(value, str | int | float | Decimal | bool | type(None)):
         raise _malformed(f"{where}: {type(value).__name__} is not a JSON value")
 
 
@@ -296,7 +358,9 @@ def document_load(text: str | bytes) -> object:
 def _parsed(text: str) -> object:
     if text.lstrip().startswith("{"):
         try:
-            return json.loads(text, object_pairs_hook=_no_duplicates)
+            return json.loads(
+                text, object_pairs_hook=_no_duplicates, parse_float=Decimal, parse_int=_integer
+            )
         except json.JSONDecodeError as exc:
             raise _malformed(
                 f"Not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
@@ -364,19 +428,50 @@ def canonical_decimal(value) -> str | None:
     return format(number.normalize(), "f")
 
 
+class TimeOutOfRange(ValueError):
+    """A time whose UTC form is beyond Python's calendar (``9999-12-31T23:59:59-01:00``)."""
+
+
 def canonical_time(value: str | None) -> str | None:
     parsed = timestamps.parse(value) if value is not None else None
     if parsed is None:
         return value  # null, or a day its month does not have: the model's validation names it
-    return parsed.astimezone(UTC).isoformat()
+    try:
+        return parsed.astimezone(UTC).isoformat()
+    except OverflowError as exc:
+        raise TimeOutOfRange(value) from exc
 
 
-def _canonical_campaign(item: dict) -> dict:
-    campaign = {**copy.deepcopy(CAMPAIGN_DEFAULTS), **item}
+def _floats(value):
+    """``value`` with its Decimals as floats: what the schema validates, and what numbers are
+    outside a campaign's amounts (a fact's window, a JSON Schema's ``minimum``)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats(item) for item in value]
+    return value
+
+
+def _canonical_campaign(item: dict, errors: list[dict]) -> dict:
+    """The campaign with every field, canonical; its amounts from their Decimals (never a
+    float's digits). A time out of range is added to ``errors``."""
+    given = {field: value if field in DECIMALS else _floats(value) for field, value in item.items()}
+    campaign = {**copy.deepcopy(CAMPAIGN_DEFAULTS), **given}
     for field in DECIMALS:
         campaign[field] = canonical_decimal(campaign[field])
     for field in TIMES:
-        campaign[field] = canonical_time(campaign[field])
+        try:
+            campaign[field] = canonical_time(campaign[field])
+        except TimeOutOfRange:
+            errors.append(
+                field_error(
+                    f"campaigns[{campaign['slug']}].{field}",
+                    "invalid",
+                    "Out of range: a date from 2000 to 2200",
+                )
+            )
     return {field: campaign[field] for field in CAMPAIGN_FIELDS}
 
 
@@ -424,6 +519,7 @@ def _references(triggers: dict, campaigns: dict) -> list[dict]:
 def document_validate(data: object) -> Document:
     """The document ``data`` describes, canonical; raises 422 ``validation_error`` with one
     entry per problem (``field``: ``campaigns[cashback].budget``)."""
+    raw, data = data, _floats(data)
     errors = [
         {**error, "field": error["field"] or "document"}
         for error in schema_errors(_VALIDATOR, data, "")
@@ -434,11 +530,14 @@ def document_validate(data: object) -> Document:
     for trigger in triggers:
         if trigger["context_schema"] is None:
             trigger["context_schema"] = {"type": "object"}
-    campaigns = [_canonical_campaign(item) for item in data["campaigns"]]
+    errors = []
+    campaigns = [_canonical_campaign(item, errors) for item in raw["campaigns"]]
     webhooks = [{**WEBHOOK_DEFAULTS, **item} for item in data["webhooks"]]
     for webhook in webhooks:
         webhook["events"] = sorted(webhook["events"])
-    errors = _duplicates(triggers, "triggers", "name") + _duplicates(campaigns, "campaigns", "slug")
+    errors += _duplicates(triggers, "triggers", "name") + _duplicates(
+        campaigns, "campaigns", "slug"
+    )
     by_name = {t["name"]: {f: t[f] for f in TRIGGER_FIELDS} for t in triggers}
     by_slug = {c["slug"]: c for c in campaigns}
     errors += _references(by_name, by_slug)

@@ -3,6 +3,8 @@ after) or delete, and what that means for each (a change of an approved campaign
 approval waits for it; a deleted campaign that ran is ended; a deleted trigger that events or
 campaigns reference is archived)."""
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from config.errors import field_error
 from rewards.webhooks.models import WebhookDelivery
 from triggers.models import Trigger, TriggerEvent
 
-from .document import Document, invalid, webhook_key
+from .document import Document, invalid, webhook_key, webhook_order
 from .state import State
 
 Status = Campaign.Status
@@ -74,7 +76,9 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    fingerprint: str  # of the configuration the plan was made against
+    fingerprint: (
+        str  # of the configuration it was made against and the document (``plan_fingerprint``)
+    )
     changes: tuple[Change, ...]
 
     @property
@@ -232,7 +236,9 @@ def _campaigns(state: State, document: Document) -> tuple[list[Change], list[dic
 
 
 def _webhooks(state: State, document: Document) -> list[Change]:
-    """Endpoints are matched by URL and modes, in order (two alike are matched one to one)."""
+    """Endpoints are matched by URL and modes. Of several with one URL and modes, one the
+    document lists exactly as it is stays itself (reordering the document changes nothing);
+    the rest are matched one to one in ``webhook_order`` (then by id), not as listed."""
     current, desired = defaultdict(list), defaultdict(list)
     for exported, endpoint in state.webhooks:
         current[webhook_key(exported)].append((exported, endpoint))
@@ -240,7 +246,9 @@ def _webhooks(state: State, document: Document) -> list[Change]:
         desired[webhook_key(item)].append(item)
     changes = []
     for key in sorted(current.keys() | desired.keys()):
-        have, want = current[key], desired[key]
+        have, want = _unchanged_removed(current[key], desired[key])
+        have.sort(key=lambda pair: (webhook_order(pair[0]), pair[1].pk))
+        want.sort(key=webhook_order)
         for (exported, endpoint), item in zip(have, want, strict=False):
             changes += _kept(Kind.WEBHOOK, key, endpoint, exported, item)
         for item in want[len(have) :]:
@@ -250,6 +258,16 @@ def _webhooks(state: State, document: Document) -> list[Change]:
             if change is not None:
                 changes.append(change)
     return changes
+
+
+def _unchanged_removed(have: list[tuple], want: list[dict]) -> tuple[list[tuple], list[dict]]:
+    """``have`` and ``want`` without the pairs that are equal (nothing to change there)."""
+    have, want = list(have), list(want)
+    for pair in list(have):
+        if pair[0] in want:
+            want.remove(pair[0])
+            have.remove(pair)
+    return have, want
 
 
 def _webhook_delete(key: str, exported: dict, endpoint) -> Change | None:
@@ -268,6 +286,18 @@ def _webhook_delete(key: str, exported: dict, endpoint) -> Change | None:
     return Change(Kind.WEBHOOK, key, Action.DELETE, Outcome.DELETED, target=endpoint)
 
 
+def plan_fingerprint(state: State, document: Document) -> str:
+    """SHA-256 of the configuration's fingerprint and the canonical document: what an apply
+    checks, so that a plan's fingerprint applies that plan and no other document."""
+    text = json.dumps(
+        {"state": state.fingerprint, "document": document.as_dict()},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def configuration_diff(*, state: State, document: Document) -> Plan:
     """The plan of ``document`` against ``state``; raises 422 for what no apply could do."""
     campaigns, errors = _campaigns(state, document)
@@ -282,4 +312,4 @@ def configuration_diff(*, state: State, document: Document) -> Plan:
         *campaigns,
         *_webhooks(state, document),
     ]
-    return Plan(state.fingerprint, tuple(changes))
+    return Plan(plan_fingerprint(state, document), tuple(changes))

@@ -1,18 +1,20 @@
 """Plan and apply a configuration document, in one transaction under the partnership's
 configuration lock (``state.configuration_lock``), through the services Pilot calls.
 
-Apply checks the fingerprint the plan was made against inside that transaction, after the
-lock, so two operators cannot overwrite each other's work. Each object is written in its own
+Apply checks the plan's fingerprint (of the configuration and of the document) inside that
+transaction, after the lock, so two operators cannot overwrite each other's work, and a
+document edited after its plan is not applied unreviewed. Each object is written in its own
 savepoint so that every problem is reported; if any object fails, the transaction is rolled
 back and nothing is applied. A plan is the same run, always rolled back: it reports exactly
 the errors an apply would meet (with an actor, its permissions too).
 """
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from campaigns.client_sendable import trigger_client_sendable_refusals
 from campaigns.lifecycle import ChangeOutcome, LifecycleRefused, campaign_change, campaign_remove
@@ -36,8 +38,8 @@ from triggers.schemas import validate_context_schema
 from triggers.services.configuration import trigger_remove, trigger_save
 
 from .document import CAMPAIGN_FIELDS, Document, invalid
-from .plan import Action, Change, Kind, Outcome, Plan, configuration_diff
-from .state import configuration_lock, configuration_state
+from .plan import Action, Change, Kind, Outcome, Plan, configuration_diff, plan_fingerprint
+from .state import LOCK_TIMEOUT, configuration_lock, configuration_state
 
 PERMISSIONS = {
     Kind.SETTINGS: "partnerships.{}_partnership",
@@ -73,7 +75,7 @@ def configuration_plan(
 ) -> Plan:
     """What applying ``document`` would do; raises what applying it would raise (422 with
     every problem). Writes nothing: the run is rolled back."""
-    with transaction.atomic():
+    with _lock_waits_refused(), transaction.atomic():
         configuration_lock(partnership=partnership)
         state = configuration_state(partnership=partnership)
         plan = configuration_diff(state=state, document=document)
@@ -82,6 +84,23 @@ def configuration_plan(
         _run(plan, state.partnership, actor)
         transaction.set_rollback(True)
     return plan
+
+
+@contextmanager
+def _lock_waits_refused():
+    """A lock not had within ``state.LOCK_TIMEOUT``: 503, nothing applied, try again."""
+    try:
+        yield
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "55P03":
+            raise
+        raise ApplicationError(
+            503,
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"The partnership's configuration stayed locked for over {LOCK_TIMEOUT} (another "
+            "plan or apply, an edit in Pilot): nothing was applied. Try again.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def configuration_apply(
@@ -93,24 +112,26 @@ def configuration_apply(
     force: bool = False,
     may: Callable[[str], bool] | None = None,
 ) -> Applied:
-    """Applies ``document`` if the configuration is still the one fingerprinted ``expect``
-    (412 ``configuration_changed`` otherwise; ``force`` skips the check). Atomic: a failing
+    """Applies ``document`` if ``expect`` is the fingerprint of its plan: the configuration is
+    still the one planned against and the document the one planned (412
+    ``configuration_changed`` otherwise; ``force`` skips the check). Atomic: a failing
     object applies nothing (422, every problem). Recorded with ``actor`` in the campaigns'
     versions and the audit log. ``may``: whether the actor holds a permission (default: the
     user's own; the management API passes its staff token's)."""
     if expect is None and not force:
         raise ApplicationError(428, ErrorCode.FINGERPRINT_REQUIRED)
     try:
-        with transaction.atomic():
+        with _lock_waits_refused(), transaction.atomic():
             configuration_lock(partnership=partnership)
             state = configuration_state(partnership=partnership)
-            if not force and expect != state.fingerprint:
+            planned = plan_fingerprint(state, document)
+            if not force and expect != planned:
                 raise ApplicationError(
                     412,
                     ErrorCode.CONFIGURATION_CHANGED,
-                    f"The configuration changed since the plan you were shown (its fingerprint "
-                    f"was {expect}, it is now {state.fingerprint}): nothing was applied. Plan "
-                    "again.",
+                    f"The configuration or the document changed since the plan you were shown "
+                    f"(its fingerprint was {expect}; this document's against the configuration "
+                    f"now is {planned}): nothing was applied. Plan again.",
                 )
             plan = configuration_diff(state=state, document=document)
             _authorize(actor, partnership, plan, may)

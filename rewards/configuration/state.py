@@ -67,6 +67,10 @@ def webhook_exported(endpoint: WebhookEndpoint) -> dict:
 
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# How long a plan or apply waits for a lock (another plan or apply of the partnership, a Pilot
+# edit in flight) before it gives up (``LockNotAvailable``, 55P03): until its transaction ends,
+# so its writes too. A Pilot pause never waits behind a stuck plan for long.
+LOCK_TIMEOUT = "5s"
 
 
 def configuration_lock(*, partnership: Partnership) -> None:
@@ -75,6 +79,7 @@ def configuration_lock(*, partnership: Partnership) -> None:
     take ``FOR KEY SHARE`` on it and must not wait), then its configuration rows in id order,
     so that a Pilot edit in flight commits before the state is read, or waits until after."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
         cursor.execute(_LOCK, [f"configuration:{partnership.pk}"])
     for model, field in (
         (Partnership, "pk"),

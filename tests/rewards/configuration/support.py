@@ -1,4 +1,8 @@
 import copy
+import threading
+from contextlib import contextmanager
+
+from django.db import connection, transaction
 
 from rewards.configuration.document import document_dump, document_parse
 from rewards.configuration.services import configuration_apply, configuration_plan
@@ -34,3 +38,28 @@ def changes(result) -> list[tuple]:
 
 def campaign(document: dict, slug: str) -> dict:
     return next(c for c in document["campaigns"] if c["slug"] == slug)
+
+
+@contextmanager
+def held(take):
+    """Runs the block while another connection holds, in a transaction, the locks ``take``
+    takes (a Pilot edit or an apply in flight)."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                take()
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()

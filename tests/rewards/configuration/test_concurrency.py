@@ -5,15 +5,19 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from campaigns.models import Campaign
 from config.errors import ApplicationError, ErrorCode
+from partnerships.models import AuditEntry
+from rewards.configuration.plan import Kind, Outcome
 from rewards.configuration.state import configuration_lock
+from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.factories import EndUserFactory, RewardFactory
 from triggers.models import Trigger, TriggerEvent
 
-from .support import apply, campaign, exported, plan
+from .support import apply, campaign, exported, held, plan
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,25 +79,9 @@ def _insert_unwaiting(insert):
 def test_an_apply_in_progress_does_not_hold_up_ingest(configured):
     trigger = Trigger.objects.get(partnership=configured, name="signup")
     user = EndUserFactory(partnership=configured)
-    locked, release, inserted = threading.Event(), threading.Event(), []
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                configuration_lock(partnership=configured)
-                locked.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    inserted = []
+    with held(lambda: configuration_lock(partnership=configured)):
         inserted.append(_insert_unwaiting(lambda: _event(trigger, user)))
-    finally:
-        release.set()
-        holder.join()
 
     assert len(inserted) == 1
 
@@ -143,3 +131,51 @@ def test_an_apply_that_changes_a_live_campaign_holds_up_neither_ingest_nor_rewar
         runner.join()
 
     assert len(inserted) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_delivery_committed_during_an_apply_keeps_its_endpoint(configured, operator):
+    """The plan said "deleted" (no deliveries); a delivery committed meanwhile is seen when the
+    endpoint is removed (``webhook_endpoint_remove`` locks it FOR UPDATE): it is deactivated,
+    and the delivery is not lost to the CASCADE."""
+    document = exported(configured)
+    document["webhooks"] = [w for w in document["webhooks"] if w["modes"] == "live"]
+    document["triggers"].append({"name": "referral"})  # an earlier step to pause the apply at
+    endpoint = WebhookEndpoint.objects.get(partnership=configured, modes="test")
+    paused, resume, result = threading.Event(), threading.Event(), {}
+
+    def pause(sender, instance, **kwargs) -> None:
+        if instance.action == "trigger.create":
+            paused.set()
+            resume.wait(10)
+
+    def run() -> None:
+        post_save.connect(pause, sender=AuditEntry, dispatch_uid="pause-apply")
+        try:
+            result["applied"] = apply(configured, document, operator, force=True)
+        finally:
+            post_save.disconnect(sender=AuditEntry, dispatch_uid="pause-apply")
+            connection.close()
+
+    applier = threading.Thread(target=run)
+    applier.start()
+    try:
+        assert paused.wait(10)
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_type="reward.issued",
+            mode="test",
+            payload={},
+            next_attempt_at=timezone.now(),
+            created_at=timezone.now(),
+        )
+    finally:
+        resume.set()
+        applier.join()
+
+    assert WebhookDelivery.objects.filter(pk=delivery.pk).exists()
+    endpoint.refresh_from_db()
+    assert endpoint.active is False
+    removed = [c for c in result["applied"].plan.changes if c.kind == Kind.WEBHOOK]
+    assert [c.outcome for c in removed] == [Outcome.DEACTIVATED]

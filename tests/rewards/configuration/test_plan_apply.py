@@ -7,6 +7,7 @@ from campaigns.services import campaign_save
 from config.errors import ApplicationError, ErrorCode
 from partnerships.models import AuditEntry
 from rewards.configuration.plan import Action, Kind, Outcome
+from rewards.configuration.state import configuration_state
 from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.factories import CampaignFactory, RewardFactory, TriggerEventFactory
 from triggers.models import Trigger
@@ -79,7 +80,7 @@ def test_apply_performs_the_plan_and_records_the_actor(configured, operator):
     assert {"configuration.apply", "partnership.change", "trigger.create"} <= actions
     assert {"webhook.delete", "campaign.submit"} <= actions
     assert AuditEntry.objects.get(action="configuration.apply").actor == operator
-    assert result.fingerprint == plan(configured, exported(configured)).fingerprint
+    assert result.fingerprint == configuration_state(partnership=configured).fingerprint
 
 
 def test_rule_reward_and_limit_changes_of_a_live_campaign_await_approval(
