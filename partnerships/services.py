@@ -5,7 +5,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
@@ -282,6 +282,44 @@ def partnership_save(
         changes=model_changes(before or {}, partnership, PARTNERSHIP_FIELDS),
     )
     return partnership
+
+
+# What a partnership owns outright: removed with it when nothing else refers to it.
+_OWN_ROWS = ("api_keys", "members", "staff_tokens")
+
+
+@transaction.atomic
+def partnership_remove(*, partnership: Partnership, actor, expected_revision: int | None) -> bool:
+    """ "Deletes" a partnership: really, if nothing refers to it but its own keys, members and
+    staff tokens (a partnership set up and never used); else it is suspended (its keys and
+    tokens stop at once) and every trigger, campaign, user, event, reward and report stays
+    whole. Any other app's rows count, without this app knowing them: whatever model has a
+    foreign key to it. True if deleted. Audited as ``partnership.delete`` / ``.suspend``."""
+    revision_bump(instance=partnership, expected=expected_revision)
+    locked = Partnership.objects.select_for_update().get(pk=partnership.pk)
+    own = {Partnership._meta.get_field(name).related_model for name in _OWN_ROWS}
+    referenced = any(
+        relation.related_model._base_manager.filter(**{relation.field.name: locked}).exists()
+        for relation in Partnership._meta.related_objects
+        if relation.related_model not in own and relation.on_delete is not models.SET_NULL
+    )
+    if not referenced:
+        audit_record(actor=actor, action="partnership.delete", target=locked)
+        locked.delete()
+        config_cache.invalidate()
+        return True
+    before = locked.status
+    locked.status = partnership.status = Partnership.Status.SUSPENDED
+    locked.save(update_fields=["status", "revision", "updated_at"])
+    config_cache.invalidate()
+    audit_record(
+        actor=actor,
+        action="partnership.suspend",
+        target=locked,
+        partnership=locked,
+        changes={"status": [before, locked.status]},
+    )
+    return False
 
 
 @transaction.atomic

@@ -3,8 +3,9 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.response import Response
 
 from config.errors import ApplicationError, ErrorCode
 from config.openapi import ok_envelope
@@ -17,6 +18,7 @@ from ..services import (
     api_key_revoke_audited,
     api_key_rotate,
     audit_record,
+    partnership_remove,
     partnership_save,
 )
 from .base import (
@@ -111,14 +113,7 @@ class PartnershipListApi(MgmtApi):
         ),
     )
     def post(self, request):
-        token = self.staff.token
-        if token.partnership_id is not None or token.role != roles.ADMIN:
-            raise ApplicationError(
-                403,
-                ErrorCode.PERMISSION_DENIED,
-                "Only an Admin token for every partnership (no partnership scope) creates "
-                "partnerships",
-            )
+        _unscoped_admin(self.staff.token, "creates partnerships")
         self.staff.require("partnerships.add_partnership", "partnerships.add_partner")
         data = validated(PartnershipCreateIn, request.data)
         with transaction.atomic():
@@ -165,6 +160,45 @@ class PartnershipDetailApi(MgmtApi):
             )
         )
         return ok(PartnershipOut(partnership).data, revision=partnership.revision)
+
+    @extend_schema(
+        operation_id="mgmt_partnership_destroy",
+        summary="Delete a partnership never used, or suspend it (If-Match: its ETag)",
+        description=(
+            "Deleted (204) when nothing refers to it but its own API keys, members and staff "
+            "tokens; otherwise suspended (200): its keys and user tokens stop at once, and its "
+            "triggers, campaigns, users, events, rewards and reports stay. Only an Admin token "
+            "for every partnership (no scope)."
+        ),
+        parameters=[IF_MATCH],
+        responses={
+            200: OpenApiResponse(
+                ok_envelope("MgmtPartnershipSuspended", PartnershipOut),
+                description="Suspended (it has history)",
+            ),
+            204: OpenApiResponse(description="Deleted (it was never used)"),
+            **WRITE_ERRORS,
+        },
+    )
+    def delete(self, request, partnership_id):
+        _unscoped_admin(self.staff.token, "deletes partnerships")
+        self.staff.require("partnerships.delete_partnership")
+        partnership = self.staff.partnership(partnership_id)
+        expected = if_match(request)
+        if partnership_remove(
+            partnership=partnership, actor=self.staff.user, expected_revision=expected
+        ):
+            return Response(status=204)
+        return ok(PartnershipOut(partnership).data, revision=partnership.revision)
+
+
+def _unscoped_admin(token, what: str) -> None:
+    if token.partnership_id is not None or token.role != roles.ADMIN:
+        raise ApplicationError(
+            403,
+            ErrorCode.PERMISSION_DENIED,
+            f"Only an Admin token for every partnership (no partnership scope) {what}",
+        )
 
 
 # --- API keys --------------------------------------------------------------------------------
