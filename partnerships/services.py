@@ -5,7 +5,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode, field_error, validation_error
@@ -13,7 +14,7 @@ from config.localcache import config_cache
 from config.revisions import revision_bump, row_save
 
 from . import keys
-from .models import ApiKey, EndUser, Partner, Partnership, PartnershipMember
+from .models import ApiKey, AuditEntry, EndUser, Partner, Partnership, PartnershipMember
 from .pseudonyms import erased_external_id, reserved_external_id_errors, user_erased
 
 
@@ -284,32 +285,63 @@ def partnership_save(
     return partnership
 
 
-# What a partnership owns outright: removed with it when nothing else refers to it.
-_OWN_ROWS = ("api_keys", "members", "staff_tokens")
+# What a partnership owns outright, by model label: removed with it when nothing else refers
+# to it (the report's closed-day bookkeeping is written for every partnership, used or not).
+# Every other row pointing at a partnership, hidden relations included, keeps it: fail closed.
+_OWN_ROWS = frozenset(
+    {
+        "partnerships.apikey",
+        "partnerships.partnershipmember",
+        "partnerships.stafftoken",
+        "rewards.closedday",
+    }
+)
 
 
 @transaction.atomic
 def partnership_remove(*, partnership: Partnership, actor, expected_revision: int | None) -> bool:
-    """ "Deletes" a partnership: really, if nothing refers to it but its own keys, members and
-    staff tokens (a partnership set up and never used); else it is suspended (its keys and
-    tokens stop at once) and every trigger, campaign, user, event, reward and report stays
-    whole. Any other app's rows count, without this app knowing them: whatever model has a
-    foreign key to it. True if deleted. Audited as ``partnership.delete`` / ``.suspend``."""
-    revision_bump(instance=partnership, expected=expected_revision)
+    """ "Deletes" a partnership: really, if nothing refers to it but its own keys, members, staff
+    tokens and closed-day bookkeeping (a partnership set up and never used); else it is
+    suspended (its keys and user tokens stop; other processes within
+    ``CONFIG_CACHE_CHECK_SECONDS``) and every trigger, campaign, user, endpoint, event, reward
+    and report stays whole. Any app's rows count without this app knowing them: every model
+    with a foreign key to it (hidden reverse relations too) except ``_OWN_ROWS`` and the audit
+    log. True if deleted. Audited as ``partnership.delete`` (naming the keys and staff tokens it
+    removed) or ``partnership.suspend``; an already suspended one is 409 ``action_refused``."""
     locked = Partnership.objects.select_for_update().get(pk=partnership.pk)
-    own = {Partnership._meta.get_field(name).related_model for name in _OWN_ROWS}
     referenced = any(
-        relation.related_model._base_manager.filter(**{relation.field.name: locked}).exists()
-        for relation in Partnership._meta.related_objects
-        if relation.related_model not in own and relation.on_delete is not models.SET_NULL
+        field.related_model._base_manager.filter(**{field.field.name: locked}).exists()
+        for field in Partnership._meta.get_fields(include_hidden=True)
+        if field.auto_created
+        and not field.concrete
+        and field.related_model._meta.label_lower not in _OWN_ROWS
+        and field.related_model is not AuditEntry
     )
+    if referenced and locked.status == Partnership.Status.SUSPENDED:
+        raise ApplicationError(409, ErrorCode.ACTION_REFUSED, "It is suspended already")
+    revision_bump(instance=partnership, expected=expected_revision)
     if not referenced:
-        audit_record(actor=actor, action="partnership.delete", target=locked)
-        locked.delete()
-        config_cache.invalidate()
-        return True
+        removed = {
+            "api_keys": sorted(locked.api_keys.values_list("prefix", flat=True)),
+            "staff_tokens": sorted(locked.staff_tokens.values_list("prefix", flat=True)),
+        }
+        audit_record(
+            actor=actor,
+            action="partnership.delete",
+            target=locked,
+            changes={"partnership_id": str(locked.pk), **removed},
+        )
+        try:
+            with transaction.atomic():
+                locked.delete()
+        except (ProtectedError, RestrictedError):  # a row this check did not foresee
+            pass
+        else:
+            config_cache.invalidate()
+            return True
     before = locked.status
     locked.status = partnership.status = Partnership.Status.SUSPENDED
+    locked.revision = partnership.revision
     locked.save(update_fields=["status", "revision", "updated_at"])
     config_cache.invalidate()
     audit_record(

@@ -153,6 +153,9 @@ class PartnershipDetailApi(MgmtApi):
         partnership = self.staff.partnership(partnership_id)
         expected = if_match(request)
         body = validated(PartnershipIn, request.data, partial=True)
+        if body.get("status", partnership.status) != partnership.status:
+            # Suspending stops every key; lifting a suspension takes what imposing it takes.
+            _unscoped_admin(self.staff.token, "changes a partnership's status")
         assign(partnership, body)
         _saved(
             lambda: partnership_save(

@@ -8,6 +8,8 @@ from config.errors import ErrorCode
 from partnerships import roles
 from partnerships.models import ApiKey, AuditEntry, EndUser, Partnership
 from partnerships.services import api_key_issue
+from rewards.models import WebhookEndpoint
+from rewards.webhooks.services import webhook_endpoint_create
 from tests.factories import EndUserFactory, PartnershipFactory, TriggerFactory
 
 from .conftest import BASE, operator, staff_client
@@ -75,3 +77,47 @@ def test_only_an_unscoped_admin_token_deletes_and_it_needs_the_etag(django_user_
     assert stale.status_code == 412 and stale.json()["code"] == ErrorCode.VERSION_CONFLICT
     assert missing.status_code == 428
     assert Partnership.objects.filter(pk=partnership.pk, status="active").exists()
+
+
+def test_a_partnership_with_only_a_webhook_endpoint_is_suspended_not_deleted(root):
+    partnership = PartnershipFactory()
+    endpoint = webhook_endpoint_create(
+        endpoint=WebhookEndpoint(partnership=partnership, url="https://hooks.example.com/x")
+    )
+
+    response = _delete(staff_client(root, roles.ADMIN), partnership)
+
+    assert response.status_code == 200
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+    partnership.refresh_from_db()
+    again = _delete(staff_client(root, roles.ADMIN), partnership)
+    assert again.status_code == 409 and again.json()["code"] == ErrorCode.ACTION_REFUSED
+
+
+def test_every_row_pointing_at_a_partnership_keeps_it_but_its_own(root):
+    """Fail closed: a model added later with a foreign key to Partnership (even with a hidden
+    reverse relation) makes DELETE suspend, unless it is listed as the partnership's own."""
+    from partnerships.services import _OWN_ROWS
+
+    pointing = {
+        field.related_model._meta.label_lower
+        for field in Partnership._meta.get_fields(include_hidden=True)
+        if field.auto_created and not field.concrete
+    }
+    assert pointing > _OWN_ROWS
+    assert "rewards.webhookendpoint" in pointing - _OWN_ROWS
+    assert "triggers.triggerevent" in pointing - _OWN_ROWS
+
+
+def test_lifting_a_suspension_takes_an_unscoped_admin_token(root):
+    partnership = PartnershipFactory(status=Partnership.Status.SUSPENDED)
+    scoped = staff_client(root, roles.ADMIN, partnership)
+    patch = {"status": "active"}
+    etag = f'"{partnership.revision}"'
+    url = f"{BASE}/partnerships/{partnership.pk}"
+
+    refused = scoped.patch(url, patch, format="json", HTTP_IF_MATCH=etag)
+    lifted = staff_client(root, roles.ADMIN).patch(url, patch, format="json", HTTP_IF_MATCH=etag)
+
+    assert refused.status_code == 403
+    assert lifted.status_code == 200 and lifted.json()["data"]["status"] == "active"
