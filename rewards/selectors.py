@@ -112,23 +112,33 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def reward_balance_for_user(*, user: EndUser, mode: str) -> list[dict]:
-    """Per unit: earned (all issued), reversed (clawed back) and net."""
+def _user_unit_sums(*, user: EndUser, mode: str) -> list[dict]:
+    """Per unit, in one mode: the user's rewards counted, their amounts and reversed amounts
+    summed, each sum and their difference as exact strings at the unit's places."""
     rows = (
         Reward.objects.filter(end_user=user, mode=mode)
         .values("unit")
-        .annotate(earned=Sum("amount"), reversed=Sum("reversed_amount"))
+        .annotate(count=Count("id"), earned=Sum("amount"), reversed=Sum("reversed_amount"))
         .order_by("unit")
     )
     step = user.partnership.unit_step
     return [
         {
             "unit": row["unit"],
+            "count": row["count"],
             "earned": str(row["earned"].quantize(step)),
             "reversed": str(row["reversed"].quantize(step)),
             "net": str((row["earned"] - row["reversed"]).quantize(step)),
         }
         for row in rows
+    ]
+
+
+def reward_balance_for_user(*, user: EndUser, mode: str) -> list[dict]:
+    """Per unit: earned (all issued), reversed (clawed back) and net."""
+    return [
+        {"unit": s["unit"], "earned": s["earned"], "reversed": s["reversed"], "net": s["net"]}
+        for s in _user_unit_sums(user=user, mode=mode)
     ]
 
 
@@ -199,20 +209,13 @@ def end_user_recent_rewards(*, user: EndUser, limit: int = 20) -> list[Reward]:
 
 def end_user_totals(*, user: EndUser, mode: str) -> list[dict]:
     """Per unit, in one mode: rewards issued (count, amount), reversed, and the balance."""
-    rows = (
-        Reward.objects.filter(end_user=user, mode=mode)
-        .values("unit")
-        .annotate(count=Count("id"), earned=Sum("amount"), reversed=Sum("reversed_amount"))
-        .order_by("unit")
-    )
-    step = user.partnership.unit_step
     return [
         {
-            "unit": row["unit"],
-            "rewards_count": row["count"],
-            "amount": str(row["earned"].quantize(step)),
-            "reversed": str(row["reversed"].quantize(step)),
-            "balance": str((row["earned"] - row["reversed"]).quantize(step)),
+            "unit": s["unit"],
+            "rewards_count": s["count"],
+            "amount": s["earned"],
+            "reversed": s["reversed"],
+            "balance": s["net"],
         }
-        for row in rows
+        for s in _user_unit_sums(user=user, mode=mode)
     ]
