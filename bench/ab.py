@@ -25,7 +25,9 @@ BASE_DIR = ROOT / "var" / "bench" / "ab-base"
 GOAL = 0.95  # head >= 0.95 x base on every figure
 # The base side runs its own bench code with the default database name; drop both first so
 # neither side meets the other's schema.
-DATABASES = {"base": "campaign_rewards_bench", "head": "campaign_rewards_bench_head"}
+# BENCH_AB_DATABASE names another pair (e.g. beside another bench run on the same server).
+_PREFIX = os.environ.get("BENCH_AB_DATABASE", "campaign_rewards_bench")
+DATABASES = {"base": _PREFIX, "head": f"{_PREFIX}_head"}
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,9 @@ stores nothing twice. It also remembers the user ids of external ids it has seen
 deleted since must not break the next event.
 """
 
+import threading
+import time
+
 import orjson
 import psycopg
 import pytest
@@ -165,3 +168,45 @@ def test_the_ingest_statement_is_prepared_on_its_connection_and_nothing_else_is(
 
     assert any("INSERT INTO triggers_triggerevent" in sql for sql in prepared)
     assert not any("SELECT 1 FROM partnerships_enduser" in sql for sql in prepared)
+
+
+@pytest.mark.parametrize("user", ["ada", "bob"], ids=["known user", "new user"])
+def test_an_event_whose_trigger_is_deleted_meanwhile_is_a_404_not_a_500(api_client, user):
+    """A never-used trigger deleted (Pilot, the management API, a configuration apply) while an
+    event for it is being stored: the deferred foreign key refuses the event at its commit; the
+    partner gets the 404 a moment later would give, and nothing is left behind."""
+    key = ApiKeyFactory()
+    TriggerFactory(partnership=key.partnership)
+    doomed = TriggerFactory(partnership=key.partnership, name="doomed")
+
+    def send(trigger: str, external_user_id: str):
+        payload = orjson.loads(body(external_user_id)) | {"trigger_name": trigger}
+        return api_client.post(
+            f"/partnerships/{key.partnership_id}/triggers",
+            orjson.dumps(payload),
+            content_type="application/json",
+            HTTP_X_API_KEY=key.plaintext,
+        )
+
+    assert send("transaction_completed", "ada").status_code == 200  # ada's id now remembered
+    deleting, deleted = threading.Event(), threading.Event()
+
+    def delete_trigger() -> None:
+        with other_session(autocommit=False) as session:
+            session.execute("DELETE FROM triggers_trigger WHERE id = %s", [doomed.id])
+            deleting.set()
+            time.sleep(0.5)  # the event's insert runs now and waits on this row at its commit
+            session.commit()
+        deleted.set()
+
+    thread = threading.Thread(target=delete_trigger)
+    thread.start()
+    assert deleting.wait(10)
+    response = send("doomed", user)
+    thread.join()
+
+    assert deleted.is_set()
+    assert response.status_code == 404, response.content
+    assert response.json()["code"] == "trigger_does_not_exist"
+    assert TriggerEvent.objects.count() == 1  # ada's first event only
+    assert not EndUser.objects.filter(external_user_id="bob").exists()

@@ -330,7 +330,11 @@ def _store_once(row: dict, body: dict) -> IngestResult:
         user_id = _known_user(cursor, row, body) if "user_uuid" in body else None
         for _ in range(2):  # a second try if the event in the way was purged meanwhile
             if user_id is not None:
-                cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
+                try:
+                    cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
+                except IntegrityError:
+                    _refuse_if_gone(cursor, row)
+                    raise
                 inserted = cursor.fetchone()
             else:
                 inserted = _insert_for_external_id(cursor, row, body["external_user_id"])
@@ -367,6 +371,7 @@ def _insert_for_external_id(cursor, row: dict, external_user_id: str) -> tuple |
             cursor.execute(_INSERT_FOR_USER, {**row, "user_id": user_id})
             inserted = cursor.fetchone()
         except IntegrityError:
+            _refuse_if_gone(cursor, row)
             inserted = None
         if inserted is None:  # a replay, or the user erased: the caller finds out which
             _user_ids.pop(key, None)
@@ -379,6 +384,7 @@ def _insert_for_external_id(cursor, row: dict, external_user_id: str) -> tuple |
                 cursor.execute(_INSERT_FOR_EXTERNAL_ID, {**params, "new_user_id": uuid.uuid4()})
             break
         except IntegrityError:  # the user was created concurrently: now it exists
+            _refuse_if_gone(cursor, row)
             if attempt == 2:
                 raise
     inserted = cursor.fetchone()
@@ -422,6 +428,26 @@ def _conflict(cursor, row: dict) -> IngestResult | None:
     if erased:  # a retry of an erased user's event: their data is not served again
         raise user_erased()
     return IngestResult(event_id, status, user_id, replayed=True)
+
+
+_SELECT_GONE = """
+SELECT NOT EXISTS (SELECT 1 FROM partnerships_partnership WHERE id = %(partnership_id)s),
+       NOT EXISTS (SELECT 1 FROM triggers_trigger WHERE id = %(trigger_id)s)
+"""
+
+
+def _refuse_if_gone(cursor, row: dict) -> None:
+    """After a foreign key refused the event at commit: was its partnership or trigger deleted
+    meanwhile (Pilot, the management API, a configuration apply deletes a never-used one)?
+    Then the answer is the 404 the request would get a moment later, not a 500."""
+    cursor.execute(_SELECT_GONE, row)
+    partnership_gone, trigger_gone = cursor.fetchone()
+    if partnership_gone:
+        raise ApplicationError(404, ErrorCode.PARTNERSHIP_DOES_NOT_EXIST)
+    if trigger_gone:
+        raise ApplicationError(
+            404, ErrorCode.TRIGGER_DOES_NOT_EXIST, "No trigger by this name in this partnership"
+        )
 
 
 def _erased_id(row: dict, external_user_id: str) -> dict:
