@@ -15,7 +15,10 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from config.errors import ApplicationError
 
-from . import roles
+from . import (
+    pilot_user_tokens,  # noqa: F401 - registers the user tokens' page
+    roles,
+)
 from .models import (
     ApiKey,
     AuditEntry,

@@ -49,6 +49,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *_VIEW_PARTNERS,
         "partnerships.view_enduser",
         "partnerships.block_enduser",
+        "partnerships.view_usertoken",
+        "partnerships.change_usertoken",  # revoke an app's token
         "triggers.view_trigger",
         "triggers.view_triggerevent",
         "triggers.change_triggerevent",  # retry a failed event
@@ -65,6 +67,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "partnerships.add_apikey",
         "partnerships.change_apikey",  # revoke
         "partnerships.view_apikey",
+        "partnerships.view_usertoken",
+        "partnerships.change_usertoken",  # revoke an app's token
         "triggers.add_trigger",
         "triggers.change_trigger",
         "triggers.view_trigger",
