@@ -304,9 +304,11 @@ class EndUserAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     search_fields = ("external_user_id", "id")
     search_help_text = "Exact: the partner's id for the user, or our id."
     show_full_result_count = False
-    # The partner's id for the user is its identity: renaming it would split one user's
-    # history (and web processes remember which user an external id is).
-    readonly_fields = ("id", "external_user_id", "created_at", "block_state")
+    # The partnership and the partner's id for the user are its identity: renaming it would
+    # split one user's history (and web processes remember which user an external id is);
+    # moving it to another partnership would start its per-user caps there again (an erased
+    # one's too: its pseudonym is of this partnership) and show its rewards to that partner.
+    readonly_fields = ("id", "partnership", "external_user_id", "created_at", "block_state")
     fieldsets = (
         (None, {"fields": ("id", "partnership", "external_user_id", "created_at")}),
         ("Blocking", {"fields": ("block_state",)}),

@@ -6,19 +6,21 @@ import re
 from decimal import Decimal
 
 import pytest
+from rest_framework.test import APIClient
 
-from partnerships.models import AuditEntry
+from partnerships.models import AuditEntry, EndUser
 from partnerships.services import end_user_block
 from rewards.models import CampaignCounter, Reward
 from rewards.services.reversal import reward_reverse
 from tests.factories import (
+    ApiKeyFactory,
     CampaignFactory,
     EndUserFactory,
     PartnershipFactory,
     RewardFactory,
     TriggerEventFactory,
 )
-from tests.pilot_support import page_text, pilot_operator
+from tests.pilot_support import change_form_data, page_text, pilot_operator
 from tests.support import process_queued
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +213,45 @@ def test_blocked_users_cost_no_query_per_event(partnership, trigger):
 
     assert statements(1) == statements(5) >= 1
     assert not Reward.objects.exists()
+
+
+def _send(client, partnership, key: str):
+    body = {
+        "trigger_name": "transaction_completed",
+        "external_user_id": "alice",
+        "transaction_context": {"amount": 25, "currency": "USD"},
+    }
+    return client.post(
+        f"/partnerships/{partnership.id}/triggers", body, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+
+def test_an_operator_of_two_partnerships_cannot_move_a_user_to_the_other(
+    django_user_model, partner_client, partnership, trigger
+):
+    CampaignFactory(trigger=trigger, max_rewards_per_user=1, budget=Decimal("100"))
+    assert _send(partner_client, partnership, "k1").status_code == 200
+    process_queued()
+    other = PartnershipFactory()
+    operator = pilot_operator(
+        django_user_model,
+        "both",
+        partnerships=[partnership, other],
+        perms=("partnerships.view_enduser", "partnerships.change_enduser"),
+    )
+    alice = EndUser.objects.get(external_user_id="alice")
+    page = operator.get(f"{USERS}{alice.pk}/change/")
+
+    operator.post(f"{USERS}{alice.pk}/change/", {**change_form_data(page), "partnership": other.pk})
+
+    assert 'name="partnership"' not in page_text(page)  # shown, not editable
+    alice.refresh_from_db()
+    assert alice.partnership_id == partnership.pk
+    their_key = APIClient()
+    their_key.credentials(HTTP_X_API_KEY=ApiKeyFactory(partnership=other).plaintext)
+    assert their_key.get(f"/partnerships/{other.id}/users/alice/rewards").status_code == 404
+    # the per-user cap still counts alice's reward here
+    assert _send(partner_client, partnership, "k2").status_code == 200
+    process_queued()
+    assert Reward.objects.filter(end_user__external_user_id="alice").count() == 1
+    assert EndUser.objects.filter(external_user_id="alice").count() == 1
