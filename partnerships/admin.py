@@ -32,11 +32,13 @@ from .pilot_revision import RevisionAdminMixin, RevisionForm
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
 from .services import (
+    API_KEY_EDITABLE,
     ROTATION_MAX_OVERLAP_HOURS,
     EndUserBlockError,
     api_key_issue,
     api_key_revoke,
     api_key_rotate,
+    api_key_update,
     end_user_block,
     end_user_unblock,
     partnership_save,
@@ -123,8 +125,21 @@ class RotateForm(forms.Form):
     )
 
 
+class ApiKeyForm(forms.ModelForm):
+    """A key's editable fields carry the values the page loaded (hidden), so that the save
+    writes only those the operator changed: not an old value over a newer one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            for name in API_KEY_EDITABLE:
+                if name in self.fields:
+                    self.fields[name].show_hidden_initial = True
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
+    form = ApiKeyForm
     list_display = ("prefix", "partnership", "name", "mode", "status", "expires_at", "last_used_at")
     list_filter = ("mode", "partnership")
     search_fields = ("prefix", "name", "partnership__name")
@@ -141,7 +156,18 @@ class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return (*self.readonly_fields, "partnership", "mode")
+        rotated = ("expires_at",) if obj.replaced_by_id is not None else ()
+        return (*self.readonly_fields, "partnership", "mode", *rotated)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A save refused under the key's row lock (rotated while it was being saved) comes
+        back on the page, not as a server error."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            errors = exc.errors or [{"message": exc.message}]
+            messages.error(request, " ".join(error["message"] for error in errors))
+            return HttpResponseRedirect(request.get_full_path())
 
     @admin.display(description="Status")
     def status(self, obj: ApiKey) -> str:
@@ -230,7 +256,8 @@ class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            api_key_update(api_key=obj, changes=changes)
             pilot_audit(
                 request,
                 "apikey.change",

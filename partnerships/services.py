@@ -52,6 +52,32 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+# What Pilot's key page edits (the rest is the key's identity, or written by its own action).
+API_KEY_EDITABLE = ("name", "expires_at", "rate_limit_per_second")
+ROTATED_EXPIRY = (
+    "This key was rotated: it stops at the end of the overlap chosen then. To stop it sooner, "
+    "revoke it."
+)
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, changes: dict) -> ApiKey:
+    """Writes ``changes`` (``API_KEY_EDITABLE`` fields: only those the operator changed) to the
+    key, under its row lock, and nothing else: a revocation or rotation committed since the
+    page was loaded stays. A rotated key's expiry is the end of its overlap: a change of it is
+    refused (422 at ``expires_at``)."""
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if "expires_at" in changes and locked.replaced_by_id is not None:
+        raise validation_error([field_error("expires_at", "rotated", ROTATED_EXPIRY)])
+    for name, value in changes.items():
+        if name not in API_KEY_EDITABLE:
+            raise ValueError(f"{name} is not an editable field of an API key")
+        setattr(locked, name, value)
+    if changes:
+        locked.save(update_fields=list(changes))  # post_save clears the key caches
+    return locked
+
+
 # How long a rotated key may keep working beside its replacement.
 ROTATION_MAX_OVERLAP_HOURS = 168
 
