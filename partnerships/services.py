@@ -209,6 +209,34 @@ def end_user_get_or_create(
     return user, created
 
 
+ATTRIBUTES_CHANGED = (
+    "Someone changed this user's attributes since you opened the page (the partner API, or "
+    "Pilot). Your changes were not saved: reload the page to see theirs, then make yours again."
+)
+
+
+def end_user_attributes_stale(*, end_user: EndUser, loaded: dict) -> bool:
+    """Whether the user's attributes are no longer those a form ``loaded``."""
+    current = EndUser.objects.filter(pk=end_user.pk).values_list("attributes", flat=True)
+    return current.first() != loaded
+
+
+@transaction.atomic
+def end_user_attributes_replace(*, end_user: EndUser, attributes: dict, loaded: dict) -> EndUser:
+    """Pilot's write of a user's attributes (checked against the schema by its form): only if
+    they are still those the page ``loaded``, under the user's row lock (the partner API's
+    writes take it too), else 412 ``version_conflict``: users have no revision, their
+    attributes are their state. Writes nothing else of the row."""
+    locked = EndUser.objects.select_for_update().get(pk=end_user.pk)
+    if locked.erased_at is not None:
+        raise user_erased()
+    if locked.attributes != loaded:
+        raise ApplicationError(412, ErrorCode.VERSION_CONFLICT, ATTRIBUTES_CHANGED)
+    locked.attributes = attributes
+    locked.save(update_fields=["attributes"])
+    return locked
+
+
 class EndUserBlockError(Exception):
     """Blocking a blocked user, or unblocking one who is not: the operator is told why."""
 

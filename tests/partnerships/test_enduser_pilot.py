@@ -9,7 +9,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from partnerships.models import AuditEntry, EndUser
-from partnerships.services import end_user_block
+from partnerships.services import ATTRIBUTES_CHANGED, end_user_block
+from rewards.admin import EndUserPilotAdmin
 from rewards.models import CampaignCounter, Reward
 from rewards.services.reversal import reward_reverse
 from tests.factories import (
@@ -255,3 +256,68 @@ def test_an_operator_of_two_partnerships_cannot_move_a_user_to_the_other(
     process_queued()
     assert Reward.objects.filter(end_user__external_user_id="alice").count() == 1
     assert EndUser.objects.filter(external_user_id="alice").count() == 1
+
+
+def test_attributes_a_partner_put_after_the_page_opened_are_not_overwritten(
+    admin_client, partner_client, partnership, alice
+):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    put = partner_client.put(
+        f"/partnerships/{partnership.id}/users/alice",
+        {"attributes": {"tier": "basic"}},
+        format="json",
+    )
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/",
+        {**change_form_data(page), "attributes": '{"tier": "gold", "note": "called"}'},
+    )
+
+    assert put.status_code == 200
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.non_field_errors() == [ATTRIBUTES_CHANGED]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "basic"}
+
+
+def test_attributes_written_as_the_page_saves_them_are_not_overwritten(
+    admin_client, partnership, alice, monkeypatch
+):
+    """The other write commits after the form was checked, before the save wrote."""
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    checked_then_saved = EndUserPilotAdmin.save_model
+
+    def save_after_the_partners_write(admin_self, request, obj, form, change):
+        EndUser.objects.filter(pk=alice.pk).update(attributes={"tier": "basic"})
+        checked_then_saved(admin_self, request, obj, form, change)
+
+    monkeypatch.setattr(EndUserPilotAdmin, "save_model", save_after_the_partners_write)
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/",
+        {**change_form_data(page), "attributes": '{"tier": "platinum"}'},
+        follow=True,
+    )
+
+    assert ATTRIBUTES_CHANGED in [str(message) for message in response.context["messages"]]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "gold"}  # the update rolled back with the refused save
+
+
+def test_a_page_saved_without_attribute_changes_writes_none(
+    admin_client, partner_client, partnership, alice
+):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    partner_client.put(
+        f"/partnerships/{partnership.id}/users/alice",
+        {"attributes": {"tier": "basic"}},
+        format="json",
+    )
+    form = change_form_data(page)
+    form["attributes"] = form["loaded_attributes"]
+
+    response = admin_client.post(f"{USERS}{alice.pk}/change/", form)
+
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "basic"}
