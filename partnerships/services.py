@@ -379,14 +379,14 @@ def partnership_remove(*, partnership: Partnership, actor, expected_revision: in
             "api_keys": sorted(locked.api_keys.values_list("prefix", flat=True)),
             "staff_tokens": sorted(locked.staff_tokens.values_list("prefix", flat=True)),
         }
-        audit_record(
-            actor=actor,
-            action="partnership.delete",
-            target=locked,
-            changes={"partnership_id": str(locked.pk), **removed},
-        )
         try:
-            with transaction.atomic():
+            with transaction.atomic():  # the entry goes with the delete if it is refused
+                audit_record(
+                    actor=actor,
+                    action="partnership.delete",
+                    target=locked,
+                    changes={"partnership_id": str(locked.pk), **removed},
+                )
                 locked.delete()
         except (ProtectedError, RestrictedError):  # a row this check did not foresee
             pass
