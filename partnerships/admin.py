@@ -240,8 +240,9 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
             api_key,
             title=f"Rotate {api_key}",
             form=form,
-            intro="A new key is issued with the same partnership, mode, name and rate limit, "
-            "and shown once. The old key keeps working for the overlap you choose, then stops.",
+            intro="A new key is issued with the same partnership, mode, name, rate limit and "
+            "expiry, and shown once. The old key keeps working for the overlap you choose, "
+            "then stops.",
             submit="Rotate",
             details=[("Expires", _when(api_key.expires_at) if api_key.expires_at else "never")],
             status=400 if form.errors else 200,

@@ -90,9 +90,10 @@ class RotatedKey:
 
 @transaction.atomic
 def api_key_rotate(*, api_key: ApiKey, overlap_hours: int) -> RotatedKey:
-    """Issues a key in ``api_key``'s place (same partnership, mode, name and rate limit, no
-    expiry) and lets the old one work ``overlap_hours`` more (0: it stops now). Refused for a
-    revoked, expired or already rotated key: rotate its replacement instead."""
+    """Issues a key in ``api_key``'s place (same partnership, mode, name, rate limit and
+    expiry: rotating replaces a secret, it never lengthens a key's life) and lets the old one
+    work ``overlap_hours`` more (0: it stops now). Refused for a revoked, expired or already
+    rotated key: rotate its replacement instead."""
     if not 0 <= overlap_hours <= ROTATION_MAX_OVERLAP_HOURS:
         message = f"The overlap is 0 to {ROTATION_MAX_OVERLAP_HOURS} hours"
         raise validation_error([field_error("overlap_hours", "out_of_range", message)], message)
@@ -109,6 +110,7 @@ def api_key_rotate(*, api_key: ApiKey, overlap_hours: int) -> RotatedKey:
             name=old.name,
             mode=old.mode,
             rate_limit_per_second=old.rate_limit_per_second,
+            expires_at=old.expires_at,
         )
     )
     overlap_end = timezone.now() + timedelta(hours=overlap_hours)

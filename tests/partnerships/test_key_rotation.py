@@ -79,6 +79,19 @@ def test_an_earlier_expiry_of_the_old_key_is_kept(api_key):
     assert rotated.old.expires_at == soon
 
 
+def test_the_new_key_expires_when_the_old_one_was_to_expire(api_client, api_key):
+    end = timezone.now() + timedelta(days=30)
+    api_key.expires_at = end
+    api_key.save()
+
+    rotated = api_key_rotate(api_key=api_key, overlap_hours=24)
+
+    assert ApiKey.objects.get(pk=rotated.new.api_key.pk).expires_at == end
+    with time_machine.travel(end + timedelta(seconds=1)):
+        status = _status(api_client, rotated.new.plaintext, api_key.partnership)
+        assert status == (400, "invalid_token")
+
+
 @pytest.mark.parametrize("hours", [-1, 169])
 def test_the_overlap_is_bounded(api_key, hours):
     with pytest.raises(ApplicationError) as raised:
