@@ -321,3 +321,18 @@ def test_a_page_saved_without_attribute_changes_writes_none(
     assert response.status_code == 302
     alice.refresh_from_db()
     assert alice.attributes == {"tier": "basic"}
+
+
+def test_a_user_added_in_pilot_gets_its_partnership_and_attributes(admin_client, partnership):
+    response = admin_client.post(
+        f"{USERS}add/",
+        {
+            "partnership": partnership.pk,
+            "external_user_id": "bob",
+            "attributes": '{"tier": "gold"}',
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    bob = EndUser.objects.get(external_user_id="bob")
+    assert (bob.partnership_id, bob.attributes) == (partnership.pk, {"tier": "gold"})
