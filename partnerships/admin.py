@@ -31,15 +31,20 @@ from .models import (
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
 from .pilot_audit import audit_text, form_changes, pilot_audit
 from .pilot_filters import exact_search
-from .pilot_revision import RevisionAdminMixin, RevisionForm
+from .pilot_revision import MISSING, RefusedSaveAdminMixin, RevisionAdminMixin, RevisionForm
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
 from .selectors import pilot_users_for_operator
 from .services import (
+    API_KEY_EDITABLE,
+    ATTRIBUTES_CHANGED,
     ROTATION_MAX_OVERLAP_HOURS,
     EndUserBlockError,
     api_key_issue,
     api_key_revoke,
     api_key_rotate,
+    api_key_update,
+    end_user_attributes_replace,
+    end_user_attributes_stale,
     end_user_block,
     end_user_unblock,
     partnership_save,
@@ -126,8 +131,21 @@ class RotateForm(forms.Form):
     )
 
 
+class ApiKeyForm(forms.ModelForm):
+    """A key's editable fields carry the values the page loaded (hidden), so that the save
+    writes only those the operator changed: not an old value over a newer one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            for name in API_KEY_EDITABLE:
+                if name in self.fields:
+                    self.fields[name].show_hidden_initial = True
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
+class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
+    form = ApiKeyForm
     list_display = ("prefix", "partnership", "name", "mode", "status", "expires_at", "last_used_at")
     list_filter = ("mode", "partnership")
     search_fields = ("prefix", "name", "partnership__name")
@@ -144,7 +162,8 @@ class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return (*self.readonly_fields, "partnership", "mode")
+        rotated = ("expires_at",) if obj.replaced_by_id is not None else ()
+        return (*self.readonly_fields, "partnership", "mode", *rotated)
 
     @admin.display(description="Status")
     def status(self, obj: ApiKey) -> str:
@@ -224,8 +243,9 @@ class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
             api_key,
             title=f"Rotate {api_key}",
             form=form,
-            intro="A new key is issued with the same partnership, mode, name and rate limit, "
-            "and shown once. The old key keeps working for the overlap you choose, then stops.",
+            intro="A new key is issued with the same partnership, mode, name, rate limit and "
+            "expiry, and shown once. The old key keeps working for the overlap you choose, "
+            "then stops.",
             submit="Rotate",
             details=[("Expires", _when(api_key.expires_at) if api_key.expires_at else "never")],
             status=400 if form.errors else 200,
@@ -233,7 +253,8 @@ class ApiKeyAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            api_key_update(api_key=obj, changes=changes)
             pilot_audit(
                 request,
                 "apikey.change",
@@ -295,8 +316,44 @@ class UnblockForm(forms.Form):
     """Unblocking asks for nothing but a confirmation."""
 
 
+class EndUserChangeForm(forms.ModelForm):
+    """A user's page carries the attributes it loaded (hidden): the partner API writes them
+    too, and users have no revision, so a save is refused, not written over theirs, when they
+    changed since (checked here for the form, again by the service under the row lock)."""
+
+    loaded_attributes = forms.JSONField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            self.fields["loaded_attributes"].initial = self.instance.attributes
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance._state.adding or "attributes" not in self.changed_data:
+            return cleaned
+        loaded = cleaned.get("loaded_attributes")
+        if loaded is None:
+            # Without it, a save would overwrite whatever changed since the page was opened.
+            raise forms.ValidationError(MISSING)
+        if self.attributes_edited and end_user_attributes_stale(
+            end_user=self.instance, loaded=loaded
+        ):
+            raise forms.ValidationError(ATTRIBUTES_CHANGED, code="version_conflict")
+        return cleaned
+
+    @property
+    def attributes_edited(self) -> bool:
+        """Whether the operator changed the attributes from those the page loaded (left as
+        loaded, they are not written: whatever they are now stays)."""
+        cleaned = self.cleaned_data
+        return "attributes" in self.changed_data and cleaned.get("attributes") != cleaned.get(
+            "loaded_attributes"
+        )
+
+
 @admin.register(EndUser)
-class EndUserAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
+class EndUserAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     """A partner's user (Benji's member page): attributes and blocking here; their events,
     rewards and balance are added by the apps that own them (rewards/admin.py)."""
 
@@ -307,15 +364,31 @@ class EndUserAdmin(ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
     search_fields = ("external_user_id", "id")
     search_help_text = "Exact: the partner's id for the user, or our id."
     show_full_result_count = False
-    # The partner's id for the user is its identity: renaming it would split one user's
-    # history (and web processes remember which user an external id is).
-    readonly_fields = ("id", "external_user_id", "created_at", "block_state")
+    # The partnership and the partner's id for the user are its identity: renaming it would
+    # split one user's history (and web processes remember which user an external id is);
+    # moving it to another partnership would start its per-user caps there again (an erased
+    # one's too: its pseudonym is of this partnership) and show its rewards to that partner.
+    readonly_fields = ("id", "partnership", "external_user_id", "created_at", "block_state")
     fieldsets = (
         (None, {"fields": ("id", "partnership", "external_user_id", "created_at")}),
         ("Blocking", {"fields": ("block_state",)}),
-        ("Attributes", {"fields": ("attributes",)}),
+        ("Attributes", {"fields": ("attributes", "loaded_attributes")}),
     )
+    form = EndUserChangeForm
     object_action_urls = (("block", "block_view"), ("unblock", "unblock_view"))
+
+    def save_model(self, request, obj: EndUser, form, change: bool) -> None:
+        """A new user is created as the form has it; an existing one's attributes only are
+        written, and only if the operator changed them (never its partnership or external
+        id, nor a block or erasure committed meanwhile)."""
+        if not change:
+            super().save_model(request, obj, form, change)
+        elif form.attributes_edited:
+            end_user_attributes_replace(
+                end_user=obj,
+                attributes=form.cleaned_data["attributes"],
+                loaded=form.cleaned_data["loaded_attributes"],
+            )
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ("id", "created_at", "block_state")

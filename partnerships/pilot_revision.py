@@ -80,3 +80,17 @@ class RevisionAdminMixin:
             return fieldsets
         (name, options), *rest = fieldsets
         return [(name, {**options, "fields": (*options["fields"], LOADED)}), *rest]
+
+
+class RefusedSaveAdminMixin:
+    """A ModelAdmin mixin: a save its service refuses under the row lock (the row changed
+    after the form was checked) comes back on the page as the service's message, not as a
+    server error; nothing was saved (the admin's transaction rolled back)."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            errors = exc.errors or [{"message": exc.message}]
+            messages.error(request, " ".join(error["message"] for error in errors))
+            return HttpResponseRedirect(request.get_full_path())

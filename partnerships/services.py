@@ -52,6 +52,32 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+# What Pilot's key page edits (the rest is the key's identity, or written by its own action).
+API_KEY_EDITABLE = ("name", "expires_at", "rate_limit_per_second")
+ROTATED_EXPIRY = (
+    "This key was rotated: it stops at the end of the overlap chosen then. To stop it sooner, "
+    "revoke it."
+)
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, changes: dict) -> ApiKey:
+    """Writes ``changes`` (``API_KEY_EDITABLE`` fields: only those the operator changed) to the
+    key, under its row lock, and nothing else: a revocation or rotation committed since the
+    page was loaded stays. A rotated key's expiry is the end of its overlap: a change of it is
+    refused (422 at ``expires_at``)."""
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if "expires_at" in changes and locked.replaced_by_id is not None:
+        raise validation_error([field_error("expires_at", "rotated", ROTATED_EXPIRY)])
+    for name, value in changes.items():
+        if name not in API_KEY_EDITABLE:
+            raise ValueError(f"{name} is not an editable field of an API key")
+        setattr(locked, name, value)
+    if changes:
+        locked.save(update_fields=list(changes))  # post_save clears the key caches
+    return locked
+
+
 # How long a rotated key may keep working beside its replacement.
 ROTATION_MAX_OVERLAP_HOURS = 168
 
@@ -64,9 +90,10 @@ class RotatedKey:
 
 @transaction.atomic
 def api_key_rotate(*, api_key: ApiKey, overlap_hours: int) -> RotatedKey:
-    """Issues a key in ``api_key``'s place (same partnership, mode, name and rate limit, no
-    expiry) and lets the old one work ``overlap_hours`` more (0: it stops now). Refused for a
-    revoked, expired or already rotated key: rotate its replacement instead."""
+    """Issues a key in ``api_key``'s place (same partnership, mode, name, rate limit and
+    expiry: rotating replaces a secret, it never lengthens a key's life) and lets the old one
+    work ``overlap_hours`` more (0: it stops now). Refused for a revoked, expired or already
+    rotated key: rotate its replacement instead."""
     if not 0 <= overlap_hours <= ROTATION_MAX_OVERLAP_HOURS:
         message = f"The overlap is 0 to {ROTATION_MAX_OVERLAP_HOURS} hours"
         raise validation_error([field_error("overlap_hours", "out_of_range", message)], message)
@@ -83,6 +110,7 @@ def api_key_rotate(*, api_key: ApiKey, overlap_hours: int) -> RotatedKey:
             name=old.name,
             mode=old.mode,
             rate_limit_per_second=old.rate_limit_per_second,
+            expires_at=old.expires_at,
         )
     )
     overlap_end = timezone.now() + timedelta(hours=overlap_hours)
@@ -181,6 +209,34 @@ def end_user_get_or_create(
     if user.erased_at is not None:
         raise user_erased()
     return user, created
+
+
+ATTRIBUTES_CHANGED = (
+    "Someone changed this user's attributes since you opened the page (the partner API, or "
+    "Pilot). Your changes were not saved: reload the page to see theirs, then make yours again."
+)
+
+
+def end_user_attributes_stale(*, end_user: EndUser, loaded: dict) -> bool:
+    """Whether the user's attributes are no longer those a form ``loaded``."""
+    current = EndUser.objects.filter(pk=end_user.pk).values_list("attributes", flat=True)
+    return current.first() != loaded
+
+
+@transaction.atomic
+def end_user_attributes_replace(*, end_user: EndUser, attributes: dict, loaded: dict) -> EndUser:
+    """Pilot's write of a user's attributes (checked against the schema by its form): only if
+    they are still those the page ``loaded``, under the user's row lock (the partner API's
+    writes take it too), else 412 ``version_conflict``: users have no revision, their
+    attributes are their state. Writes nothing else of the row."""
+    locked = EndUser.objects.select_for_update().get(pk=end_user.pk)
+    if locked.erased_at is not None:
+        raise user_erased()
+    if locked.attributes != loaded:
+        raise ApplicationError(412, ErrorCode.VERSION_CONFLICT, ATTRIBUTES_CHANGED)
+    locked.attributes = attributes
+    locked.save(update_fields=["attributes"])
+    return locked
 
 
 class EndUserBlockError(Exception):
@@ -325,14 +381,14 @@ def partnership_remove(*, partnership: Partnership, actor, expected_revision: in
             "api_keys": sorted(locked.api_keys.values_list("prefix", flat=True)),
             "staff_tokens": sorted(locked.staff_tokens.values_list("prefix", flat=True)),
         }
-        audit_record(
-            actor=actor,
-            action="partnership.delete",
-            target=locked,
-            changes={"partnership_id": str(locked.pk), **removed},
-        )
         try:
-            with transaction.atomic():
+            with transaction.atomic():  # the entry goes with the delete if it is refused
+                audit_record(
+                    actor=actor,
+                    action="partnership.delete",
+                    target=locked,
+                    changes={"partnership_id": str(locked.pk), **removed},
+                )
                 locked.delete()
         except (ProtectedError, RestrictedError):  # a row this check did not foresee
             pass

@@ -51,9 +51,10 @@ def role_permission_names(*, role: str) -> frozenset[str]:
 
 def staff_token_permissions(*, token: StaffToken) -> frozenset[str]:
     """What a token may do: its role's permissions that its creator also holds (a token never
-    does more than the person who made it; an inactive creator's tokens do nothing)."""
+    does more than the person who made it; the tokens of a creator deactivated or without
+    Pilot access any more, is_staff unticked, do nothing)."""
     user = token.created_by
-    if not user.is_active:
+    if not (user.is_active and user.is_staff):
         return frozenset()
     return frozenset(name for name in role_permission_names(role=token.role) if user.has_perm(name))
 
@@ -112,6 +113,8 @@ def staff_token_create(
     )
     if not name.strip():
         errors["name"] = "Name the token (what uses it)."
+    if not (creator.is_active and creator.is_staff):
+        errors["user"] = f"{creator} has no Pilot access (active, staff): its token would not work."
     if errors:
         raise ValidationError(errors)
     prefix = TOKEN_PREFIX + "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))

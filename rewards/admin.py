@@ -18,7 +18,7 @@ from campaigns.admin import CampaignAdmin
 from campaigns.event_admin import TriggerEventWithDecisionsAdmin
 from campaigns.models import Campaign
 from config.errors import ApplicationError
-from partnerships.admin import EndUserAdmin
+from partnerships.admin import EndUserAdmin, EndUserChangeForm
 from partnerships.models import EndUser
 from partnerships.pilot_actions import ObjectAction, ObjectActionsAdmin
 from partnerships.pilot_filters import DateTimeRangeFilter, ExternalUserFilter, exact_search
@@ -433,7 +433,7 @@ class EraseForm(forms.Form):
         return self.cleaned_data["confirm"]
 
 
-class EndUserForm(forms.ModelForm):
+class EndUserForm(EndUserChangeForm):
     """Attributes typed in Pilot are checked as the API checks them; a new user's external id
     as the API's (not a pseudonym, not an erased user's: their caps would start again)."""
 

@@ -32,3 +32,11 @@ def pilot_operator(django_user_model, name: str, *, partnerships=(), perms=VIEW)
 
 def page_text(response) -> str:
     return response.content.decode()
+
+
+def change_form_data(page) -> dict:
+    """What a change page's form posts back when saved untouched: each of its fields' values
+    as the page loaded them (JSON as its text, a related row as its key)."""
+    form = page.context["adminform"].form
+    values = {name: form[name].value() for name in form.fields}
+    return {name: value for name, value in values.items() if value is not None}

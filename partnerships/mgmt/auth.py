@@ -98,6 +98,8 @@ def authenticate_staff(*, authorization: str, api_key: str | None) -> StaffPrinc
         raise _refused(message="This staff token has expired")
     if not token.created_by.is_active:
         raise _refused(message="The account this staff token acts as is deactivated")
+    if not token.created_by.is_staff:
+        raise _refused(message="The account this staff token acts as no longer has Pilot access")
     staff_token_touch(token=token)
     return StaffPrincipal(token=token, permissions=staff_token_permissions(token=token))
 

@@ -36,7 +36,12 @@ class DryRunIn(StrictSerializer):
     external_user_id = serializers.CharField(max_length=255, required=False)
     context = serializers.DictField(required=False)
     mode = serializers.ChoiceField(TriggerEvent.Mode.choices, default=TriggerEvent.Mode.LIVE)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the sample occurred: from 2000 to 2200 (campaigns' dates); empty: now",
+    )
 
 
 class LimitOut(serializers.Serializer):

@@ -27,6 +27,8 @@ from campaigns.selectors import (
     end_grace_days,
     trigger_schemas,
 )
+from campaigns.services import DATES_FROM, DATES_UNTIL
+from config.errors import field_error, validation_error
 from partnerships.models import EndUser
 from triggers.models import Trigger, TriggerEvent
 
@@ -70,6 +72,15 @@ class DryRun:
     edited_elsewhere: str = ""  # why the edited campaign is not a candidate, if it is not
 
 
+def dry_run_time_error(occurred_at: datetime | None) -> str | None:
+    """Why a sample cannot have occurred at ``occurred_at`` (None: it can). Within campaigns'
+    dates: a time near the ends of Python's calendar has no day in some zones (a period cap's
+    day), and no campaign runs outside them."""
+    if occurred_at is None or DATES_FROM <= occurred_at < DATES_UNTIL:
+        return None
+    return f"A time from {DATES_FROM.year} to {DATES_UNTIL.year - 1} (campaigns' dates)"
+
+
 def dry_run_sample(
     *,
     trigger: Trigger,
@@ -80,7 +91,10 @@ def dry_run_sample(
     tags: dict | None = None,
 ) -> TriggerEvent:
     """An event as the ingest API would store it, not saved: its user is the partnership's
-    user with this id (or one never seen: no attributes, no history, no counters)."""
+    user with this id (or one never seen: no attributes, no history, no counters). A time
+    out of ``dry_run_time_error``'s bounds is 422 at ``occurred_at``."""
+    if message := dry_run_time_error(occurred_at):
+        raise validation_error([field_error("occurred_at", "out_of_range", message)])
     now = timezone.now()
     user = EndUser.objects.filter(
         partnership_id=trigger.partnership_id, external_user_id=external_user_id

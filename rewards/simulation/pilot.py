@@ -28,7 +28,7 @@ from partnerships.scoping import scope_queryset
 from triggers.models import Trigger, TriggerEvent
 from triggers.schemas import compile_schema, schema_errors
 
-from .dryrun import dry_run_sample, trigger_event_dry_run
+from .dryrun import dry_run_sample, dry_run_time_error, trigger_event_dry_run
 
 PREFIX = "dryrun"
 FROM_BUILDER = "_dryrun_from_builder"  # the campaign page's button
@@ -72,6 +72,11 @@ class DryRunForm(forms.Form):
         self.fields["trigger"].queryset = scope_queryset(
             Trigger.objects.order_by("name"), user, "partnership"
         )
+
+    def clean_occurred_at(self):
+        if message := dry_run_time_error(self.cleaned_data["occurred_at"]):
+            raise forms.ValidationError(message)
+        return self.cleaned_data["occurred_at"]
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -128,6 +128,50 @@ def test_a_dry_run_refuses_a_context_the_api_would(admin_api, trigger, partnersh
     assert all(e["field"].startswith("context") for e in response.json()["errors"])
 
 
+def dry_run_at(admin_api, trigger, when: str):
+    return admin_api.post(
+        url(trigger.partnership, "dry-runs"),
+        {
+            "trigger_id": trigger.pk,
+            "external_user_id": "u-1",
+            "context": {"amount": 25, "currency": "USD"},
+            "occurred_at": when,
+        },
+        format="json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "time_zone"),
+    [
+        ("0001-01-01T00:00:00Z", "America/New_York"),
+        ("0001-01-01T00:30:00+01:00", "UTC"),
+        ("9999-12-31T23:59:00Z", "Asia/Tokyo"),
+        ("1999-12-31T23:59:59Z", "UTC"),
+        ("2201-01-01T00:00:00Z", "UTC"),
+    ],
+)
+def test_a_dry_run_at_a_time_no_campaign_can_run_is_422_at_occurred_at(
+    admin_api, trigger, partnership, when, time_zone
+):
+    """Near the calendar's ends a period cap's day does not exist in some zones."""
+    partnership.time_zone = time_zone
+    partnership.save()
+    CampaignFactory(trigger=trigger, max_rewards_per_user_per_period=1, period="day")
+    response = dry_run_at(admin_api, trigger, when)
+    assert response.status_code == 422, response.content
+    assert [e["field"] for e in response.json()["errors"]] == ["occurred_at"]
+
+
+def test_a_dry_run_at_the_ends_of_campaigns_dates_is_judged(admin_api, trigger, partnership):
+    partnership.time_zone = "Asia/Tokyo"
+    partnership.save()
+    CampaignFactory(trigger=trigger, max_rewards_per_user_per_period=1, period="day")
+    for when in ("2000-01-01T00:00:00Z", "2200-12-31T23:59:59Z"):
+        response = dry_run_at(admin_api, trigger, when)
+        assert response.status_code == 200, response.content
+
+
 def test_a_dry_run_of_a_stored_event(admin_api, trigger, partnership):
     CampaignFactory(trigger=trigger)
     event = TriggerEventFactory(trigger=trigger)

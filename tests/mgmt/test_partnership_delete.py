@@ -2,6 +2,8 @@
 history is suspended (its keys stop), and nothing it has is lost."""
 
 import pytest
+from django.db.models import ProtectedError
+from django.db.models.signals import pre_delete
 from rest_framework.test import APIClient
 
 from config.errors import ErrorCode
@@ -121,3 +123,24 @@ def test_lifting_a_suspension_takes_an_unscoped_admin_token(root):
 
     assert refused.status_code == 403
     assert lifted.status_code == 200 and lifted.json()["data"]["status"] == "active"
+
+
+def test_a_delete_refused_by_an_unforeseen_protected_row_leaves_only_a_suspend_entry(root):
+    """A row the check does not know (here: a receiver refusing, as a PROTECT foreign key
+    would) makes the delete a suspension; the log says what happened, not both."""
+    partnership = PartnershipFactory()
+
+    def protected(sender, instance, **kwargs):
+        if isinstance(instance, Partnership):
+            raise ProtectedError("an unforeseen row protects it", set())
+
+    pre_delete.connect(protected, weak=False, dispatch_uid="test-unforeseen-protect")
+    try:
+        response = _delete(staff_client(root, roles.ADMIN), partnership)
+    finally:
+        pre_delete.disconnect(dispatch_uid="test-unforeseen-protect")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"]["status"] == "suspended"
+    actions = list(AuditEntry.objects.filter(target_id=str(partnership.pk)).values_list("action"))
+    assert actions == [("partnership.suspend",)]

@@ -5,13 +5,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.errors import ErrorCode
 from partnerships import roles
 from partnerships.models import AuditEntry, Partnership, StaffToken
+from partnerships.staff_tokens import staff_token_permissions
 from tests.factories import PartnershipFactory, TriggerFactory
 
 from .conftest import BASE, operator, staff_client, url
@@ -84,6 +85,31 @@ def test_a_deactivated_creators_tokens_stop(admin_api, admin_user, partnership):
     admin_user.is_active = False
     admin_user.save()
     assert admin_api.get(url(partnership)).status_code == 401
+
+
+def test_the_tokens_of_a_creator_whose_pilot_access_was_removed_stop(
+    admin_api, admin_user, partnership
+):
+    admin_user.is_staff = False
+    admin_user.save()
+
+    response = admin_api.get(url(partnership))
+
+    assert response.status_code == 401
+    assert response.json()["message"] == (
+        "The account this staff token acts as no longer has Pilot access"
+    )
+    assert staff_token_permissions(token=admin_api.token) == frozenset()
+
+
+def test_no_token_is_created_for_a_user_without_pilot_access(admin_user):
+    admin_user.is_staff = False
+    admin_user.save()
+
+    with pytest.raises(CommandError, match="has no Pilot access"):
+        call_command("create_staff_token", "--user=admin", "--role=Developer", "--name=ci")
+
+    assert not StaffToken.objects.filter(created_by=admin_user, name="ci").exists()
 
 
 def test_a_wrong_secret_with_a_real_prefix_is_refused(admin_api, partnership):

@@ -6,19 +6,22 @@ import re
 from decimal import Decimal
 
 import pytest
+from rest_framework.test import APIClient
 
-from partnerships.models import AuditEntry
-from partnerships.services import end_user_block
+from partnerships.models import AuditEntry, EndUser
+from partnerships.services import ATTRIBUTES_CHANGED, end_user_block
+from rewards.admin import EndUserPilotAdmin
 from rewards.models import CampaignCounter, Reward
 from rewards.services.reversal import reward_reverse
 from tests.factories import (
+    ApiKeyFactory,
     CampaignFactory,
     EndUserFactory,
     PartnershipFactory,
     RewardFactory,
     TriggerEventFactory,
 )
-from tests.pilot_support import page_text, pilot_operator
+from tests.pilot_support import change_form_data, page_text, pilot_operator
 from tests.support import process_queued
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +214,125 @@ def test_blocked_users_cost_no_query_per_event(partnership, trigger):
 
     assert statements(1) == statements(5) >= 1
     assert not Reward.objects.exists()
+
+
+def _send(client, partnership, key: str):
+    body = {
+        "trigger_name": "transaction_completed",
+        "external_user_id": "alice",
+        "transaction_context": {"amount": 25, "currency": "USD"},
+    }
+    return client.post(
+        f"/partnerships/{partnership.id}/triggers", body, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+
+def test_an_operator_of_two_partnerships_cannot_move_a_user_to_the_other(
+    django_user_model, partner_client, partnership, trigger
+):
+    CampaignFactory(trigger=trigger, max_rewards_per_user=1, budget=Decimal("100"))
+    assert _send(partner_client, partnership, "k1").status_code == 200
+    process_queued()
+    other = PartnershipFactory()
+    operator = pilot_operator(
+        django_user_model,
+        "both",
+        partnerships=[partnership, other],
+        perms=("partnerships.view_enduser", "partnerships.change_enduser"),
+    )
+    alice = EndUser.objects.get(external_user_id="alice")
+    page = operator.get(f"{USERS}{alice.pk}/change/")
+
+    operator.post(f"{USERS}{alice.pk}/change/", {**change_form_data(page), "partnership": other.pk})
+
+    assert 'name="partnership"' not in page_text(page)  # shown, not editable
+    alice.refresh_from_db()
+    assert alice.partnership_id == partnership.pk
+    their_key = APIClient()
+    their_key.credentials(HTTP_X_API_KEY=ApiKeyFactory(partnership=other).plaintext)
+    assert their_key.get(f"/partnerships/{other.id}/users/alice/rewards").status_code == 404
+    # the per-user cap still counts alice's reward here
+    assert _send(partner_client, partnership, "k2").status_code == 200
+    process_queued()
+    assert Reward.objects.filter(end_user__external_user_id="alice").count() == 1
+    assert EndUser.objects.filter(external_user_id="alice").count() == 1
+
+
+def test_attributes_a_partner_put_after_the_page_opened_are_not_overwritten(
+    admin_client, partner_client, partnership, alice
+):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    put = partner_client.put(
+        f"/partnerships/{partnership.id}/users/alice",
+        {"attributes": {"tier": "basic"}},
+        format="json",
+    )
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/",
+        {**change_form_data(page), "attributes": '{"tier": "gold", "note": "called"}'},
+    )
+
+    assert put.status_code == 200
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.non_field_errors() == [ATTRIBUTES_CHANGED]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "basic"}
+
+
+def test_attributes_written_as_the_page_saves_them_are_not_overwritten(
+    admin_client, partnership, alice, monkeypatch
+):
+    """The other write commits after the form was checked, before the save wrote."""
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    checked_then_saved = EndUserPilotAdmin.save_model
+
+    def save_after_the_partners_write(admin_self, request, obj, form, change):
+        EndUser.objects.filter(pk=alice.pk).update(attributes={"tier": "basic"})
+        checked_then_saved(admin_self, request, obj, form, change)
+
+    monkeypatch.setattr(EndUserPilotAdmin, "save_model", save_after_the_partners_write)
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/",
+        {**change_form_data(page), "attributes": '{"tier": "platinum"}'},
+        follow=True,
+    )
+
+    assert ATTRIBUTES_CHANGED in [str(message) for message in response.context["messages"]]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "gold"}  # the update rolled back with the refused save
+
+
+def test_a_page_saved_without_attribute_changes_writes_none(
+    admin_client, partner_client, partnership, alice
+):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    partner_client.put(
+        f"/partnerships/{partnership.id}/users/alice",
+        {"attributes": {"tier": "basic"}},
+        format="json",
+    )
+    form = change_form_data(page)
+    form["attributes"] = form["loaded_attributes"]
+
+    response = admin_client.post(f"{USERS}{alice.pk}/change/", form)
+
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "basic"}
+
+
+def test_a_user_added_in_pilot_gets_its_partnership_and_attributes(admin_client, partnership):
+    response = admin_client.post(
+        f"{USERS}add/",
+        {
+            "partnership": partnership.pk,
+            "external_user_id": "bob",
+            "attributes": '{"tier": "gold"}',
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    bob = EndUser.objects.get(external_user_id="bob")
+    assert (bob.partnership_id, bob.attributes) == (partnership.pk, {"tier": "gold"})

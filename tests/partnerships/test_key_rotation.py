@@ -1,6 +1,7 @@
 """Rotating a partner key: a new key at once, the old one for the chosen overlap, then
 Benji's 400 ``invalid_token``; in Pilot (an audited action) and as a command."""
 
+import html
 import json
 import re
 from datetime import timedelta
@@ -12,9 +13,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from config.errors import ApplicationError, ErrorCode
+from partnerships.admin import ApiKeyAdmin
 from partnerships.keys import matches
 from partnerships.models import ApiKey, AuditEntry
-from partnerships.services import api_key_rotate
+from partnerships.services import api_key_revoke, api_key_rotate, api_key_update
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +77,19 @@ def test_an_earlier_expiry_of_the_old_key_is_kept(api_key):
     rotated = api_key_rotate(api_key=api_key, overlap_hours=24)
 
     assert rotated.old.expires_at == soon
+
+
+def test_the_new_key_expires_when_the_old_one_was_to_expire(api_client, api_key):
+    end = timezone.now() + timedelta(days=30)
+    api_key.expires_at = end
+    api_key.save()
+
+    rotated = api_key_rotate(api_key=api_key, overlap_hours=24)
+
+    assert ApiKey.objects.get(pk=rotated.new.api_key.pk).expires_at == end
+    with time_machine.travel(end + timedelta(seconds=1)):
+        status = _status(api_client, rotated.new.plaintext, api_key.partnership)
+        assert status == (400, "invalid_token")
 
 
 @pytest.mark.parametrize("hours", [-1, 169])
@@ -175,3 +190,86 @@ def test_a_rate_limit_edited_in_pilot_is_enforced(admin_client, api_client, api_
     with time_machine.travel(timezone.now().replace(microsecond=100_000) + timedelta(seconds=5)):
         codes = [_status(api_client, api_key.plaintext, partnership) for _ in range(4)]
     assert codes == [(200, "ok")] * 2 + [(429, "rate_limited")] * 2
+
+
+KEY_FORM_FIELDS = re.compile(
+    r'<input[^>]*\bname="((?:initial-)?(?:name|expires_at_[01]|rate_limit_per_second))"'
+    r'(?:[^>]*\bvalue="([^"]*)")?'
+)
+
+
+def key_form(page, **changes) -> dict:
+    """What the key's page posts: each field (and the hidden value it was loaded with) as the
+    page shows it, then the operator's ``changes``."""
+    fields = KEY_FORM_FIELDS.findall(page.content.decode())
+    loaded = {name: html.unescape(value) for name, value in fields}
+    return {**loaded, **changes}
+
+
+def test_a_key_page_opened_before_a_rotation_does_not_lift_the_old_keys_expiry(
+    admin_client, api_client, api_key
+):
+    partnership = api_key.partnership
+    page = admin_client.get(f"/pilot/partnerships/apikey/{api_key.pk}/change/")
+    rotated = api_key_rotate(api_key=api_key, overlap_hours=1)  # e.g. by the management API
+
+    response = admin_client.post(
+        f"/pilot/partnerships/apikey/{api_key.pk}/change/",
+        key_form(page, rate_limit_per_second="50"),
+    )
+
+    assert response.status_code == 302
+    old = ApiKey.objects.get(pk=api_key.pk)
+    assert (old.rate_limit_per_second, old.replaced_by) == (50, rotated.new.api_key)
+    assert old.expires_at == rotated.old.expires_at
+    with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1)):
+        assert _status(api_client, api_key.plaintext, partnership) == (400, "invalid_token")
+
+
+def test_a_rotated_keys_expiry_is_shown_not_edited(admin_client, api_key):
+    rotated = api_key_rotate(api_key=api_key, overlap_hours=24)
+
+    page = admin_client.get(f"/pilot/partnerships/apikey/{api_key.pk}/change/")
+    admin_client.post(
+        f"/pilot/partnerships/apikey/{api_key.pk}/change/",
+        {**key_form(page), "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"},
+    )
+
+    assert 'name="expires_at_0"' not in page.content.decode()
+    assert ApiKey.objects.get(pk=api_key.pk).expires_at == rotated.old.expires_at
+    with pytest.raises(ApplicationError) as refused:
+        api_key_update(api_key=api_key, changes={"expires_at": None})
+    assert refused.value.errors[0]["field"] == "expires_at"
+
+
+@pytest.mark.parametrize("meanwhile", ["revoke", "rotate"])
+def test_a_key_revoked_or_rotated_while_its_page_is_saved_stays_so(
+    admin_client, api_client, api_key, monkeypatch, meanwhile
+):
+    """The other write commits after the save read the key, before it wrote it."""
+    page = admin_client.get(f"/pilot/partnerships/apikey/{api_key.pk}/change/")
+    loaded = ApiKeyAdmin.get_object
+
+    def get_object_then_the_other_write(admin_self, request, object_id, from_field=None):
+        key = loaded(admin_self, request, object_id, from_field)
+        if request.method == "POST":
+            if meanwhile == "revoke":
+                api_key_revoke(api_key=ApiKey.objects.get(pk=key.pk))
+            else:
+                api_key_rotate(api_key=ApiKey.objects.get(pk=key.pk), overlap_hours=0)
+        return key
+
+    monkeypatch.setattr(ApiKeyAdmin, "get_object", get_object_then_the_other_write)
+
+    response = admin_client.post(
+        f"/pilot/partnerships/apikey/{api_key.pk}/change/",
+        key_form(page, rate_limit_per_second="50"),
+    )
+
+    assert response.status_code == 302
+    key = ApiKey.objects.get(pk=api_key.pk)
+    assert key.rate_limit_per_second == 50
+    assert not key.is_active
+    if meanwhile == "rotate":
+        assert key.replaced_by is not None
+    assert _status(api_client, api_key.plaintext, api_key.partnership) == (400, "invalid_token")

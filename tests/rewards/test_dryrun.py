@@ -295,6 +295,21 @@ def test_a_context_the_api_would_refuse_is_refused(admin_client, trigger):
     assert "data-decision=" not in response.content.decode()
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:00Z"])
+def test_a_time_no_campaign_can_run_at_is_refused_at_its_field(admin_client, trigger, when):
+    trigger.partnership.time_zone = "America/New_York" if when < "5" else "Asia/Tokyo"
+    trigger.partnership.save()
+    CampaignFactory(trigger=trigger, max_rewards_per_user_per_period=1, period="day")
+
+    response = admin_client.post(DRY_RUN, sample_form(trigger, **{"dryrun-occurred_at": when}))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["occurred_at"] == [
+        "A time from 2000 to 2200 (campaigns' dates)"
+    ]
+    assert "data-decision=" not in response.content.decode()
+
+
 def test_the_campaign_pages_unsaved_values_take_part(admin_client, trigger):
     campaigns = shop(trigger)
     vip = campaigns["vip"]

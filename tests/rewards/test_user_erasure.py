@@ -14,7 +14,14 @@ from partnerships.pseudonyms import erased_external_id
 from partnerships.services import end_user_block
 from rewards.models import Reversal, Reward
 from rewards.services.users import end_user_erase
-from tests.factories import ApiKeyFactory, CampaignFactory, EndUserFactory, TriggerEventFactory
+from tests.factories import (
+    ApiKeyFactory,
+    CampaignFactory,
+    EndUserFactory,
+    PartnershipFactory,
+    TriggerEventFactory,
+)
+from tests.pilot_support import change_form_data
 from triggers.models import TriggerEvent
 from triggers.services.processing import trigger_event_retry
 from triggers.services.test_events import trigger_event_send_test
@@ -293,3 +300,24 @@ def test_an_external_id_with_a_slash_is_addressed_by_every_user_route(
     assert revoked.json()["data"] == {"revoked": 1}
     assert erased.status_code == 200
     assert EndUser.objects.get().erased_at is not None
+
+
+def test_an_erased_user_cannot_be_moved_to_another_partnership_to_free_its_id(
+    admin_client, partner_client, partnership, erased, process
+):
+    other = PartnershipFactory()
+    page = admin_client.get(f"/pilot/partnerships/enduser/{erased.pk}/change/")
+
+    admin_client.post(
+        f"/pilot/partnerships/enduser/{erased.pk}/change/",
+        {**change_form_data(page), "partnership": other.pk},
+    )
+
+    erased.refresh_from_db()
+    assert erased.partnership_id == partnership.pk
+    # alice is still erased here: no fresh user, no second reward past the per-user cap
+    response = send(partner_client, partnership, key="k2")
+    assert response.status_code == 410, response.content
+    process()
+    assert Reward.objects.count() == 1
+    assert EndUser.objects.filter(partnership=partnership).count() == 1

@@ -10,7 +10,8 @@ from partnerships.services import api_key_rotate, audit_record
 class Command(BaseCommand):
     help = (
         "Rotates an API key by its prefix: prints a new key (shown once) with the same "
-        "partnership, mode, name and rate limit; the old one keeps working for the overlap."
+        "partnership, mode, name, rate limit and expiry; the old one keeps working for the "
+        "overlap."
     )
 
     def add_arguments(self, parser) -> None:
