@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from triggers.services.processing import trigger_events_process_pending
@@ -10,6 +11,7 @@ from .reports.maintain import reports_record_outcomes
 # backtests are registered from here.
 from .reports.tasks import close_report_days, count_received_events  # noqa: F401
 from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from .services.retention import retention_run
 from .simulation.tasks import run_backtest  # noqa: F401
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
 
@@ -36,3 +38,14 @@ def process_pending_events() -> None:
     seconds. Here, not in triggers: the queue is handed the evaluation as an argument."""
     if trigger_events_process_pending(**EVALUATION):
         process_pending_events.delay()
+
+
+@shared_task(
+    name="rewards.tasks.retire_old_records",
+    soft_time_limit=settings.RETENTION_RUN_SECONDS + 120,
+    time_limit=settings.RETENTION_RUN_SECONDS + 180,
+)
+def retire_old_records() -> None:
+    """Beat, every ``RETENTION_INTERVAL`` seconds: old events and webhook deliveries retired,
+    for at most ``RETENTION_RUN_SECONDS`` (a run cut short is taken up by the next)."""
+    retention_run()

@@ -1,0 +1,307 @@
+"""Retention (issue 13): old trigger events and webhook deliveries are retired in batches;
+rewards, reversals, facts and idempotency keep their documented windows."""
+
+import io
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from campaigns.engine import FactSpec
+from campaigns.facts import facts_for_events
+from config.celery import app
+from config.errors import ErrorCode
+from partnerships.models import Partnership
+from rewards.models import Reversal, Reward
+from rewards.services.retention import retention_run
+from rewards.tasks import retire_old_records
+from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
+from tests.support import process_env
+from tests.triggers.test_ingest_api import event_body
+from tests.triggers.test_ingest_api import send as send_event
+from triggers.models import TriggerEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def retention(settings):
+    settings.EVENT_RETENTION_DAYS = 800
+    settings.WEBHOOK_DELIVERY_RETENTION_DAYS = 90
+    return settings
+
+
+def days_ago(days: float):
+    return timezone.now() - timedelta(days=days)
+
+
+def aged(event: TriggerEvent, days: float) -> TriggerEvent:
+    """The event as if it had been received (and had occurred) ``days`` ago."""
+    TriggerEvent.objects.filter(pk=event.pk).update(
+        received_at=days_ago(days), occurred_at=days_ago(days), deliver_at=days_ago(days)
+    )
+    return event
+
+
+def old_event(trigger, status="processed", days=801, **fields) -> TriggerEvent:
+    return aged(TriggerEventFactory(trigger=trigger, status=status, **fields), days)
+
+
+def exists(event: TriggerEvent) -> bool:
+    return TriggerEvent.objects.filter(pk=event.pk).exists()
+
+
+def send(client, partnership_id, key: str):
+    return send_event(client, partnership_id, event_body(), HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_old_finished_events_without_rewards_are_retired(trigger, retention):
+    processed = old_event(trigger, "processed")
+    failed = old_event(trigger, "failed")
+    cancelled = old_event(trigger, "cancelled")
+
+    report = retention_run()
+
+    assert not any(exists(e) for e in (processed, failed, cancelled))
+    assert report.events_retired == 3
+
+
+def test_events_with_rewards_are_kept_issued_or_reversed(trigger, process, retention):
+    CampaignFactory(trigger=trigger)
+    issued, reversed_ = TriggerEventFactory.create_batch(2, trigger=trigger)
+    process()
+    Reward.objects.filter(trigger_event=reversed_).update(status="reversed")
+    aged(issued, 5000)
+    aged(reversed_, 5000)
+
+    report = retention_run()
+
+    assert exists(issued) and exists(reversed_)
+    assert Reward.objects.count() == 2
+    assert (report.events_retired, report.events_kept_rewarded) == (0, 2)
+
+
+def test_events_inside_the_retention_window_are_kept(trigger, retention):
+    inside = old_event(trigger, days=799)
+    outside = old_event(trigger, days=801)
+
+    retention_run()
+
+    assert exists(inside)
+    assert not exists(outside)
+
+
+def test_events_not_yet_finished_are_kept_however_old(trigger, retention):
+    waiting = [old_event(trigger, status) for status in ("scheduled", "queued", "processing")]
+
+    report = retention_run()
+
+    assert all(exists(event) for event in waiting)
+    assert report.events_kept_unfinished == 3
+
+
+def test_a_retired_events_reversals_go_with_it_and_its_reversal_key_then_finds_nothing(
+    trigger, partner_client, partnership, retention
+):
+    # A reversal of a scheduled event cancels it: a reversal row without adjustments.
+    event = TriggerEventFactory(trigger=trigger, status="scheduled", deliver_at=days_ago(-1))
+    url = f"/partnerships/{partnership.id}/triggers/reverse"
+    body = {"trigger_event_id": str(event.id)}
+    first = partner_client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="refund-1")
+    assert first.status_code == 200, first.content
+    aged(event, 801)
+
+    report = retention_run()
+
+    assert not exists(event)
+    assert not Reversal.objects.filter(trigger_event_id=event.id).exists()
+    assert report.reversals_retired == 1
+    again = partner_client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="refund-1")
+    assert (again.status_code, again.json()["code"]) == (
+        404,
+        ErrorCode.TRIGGER_EVENT_DOES_NOT_EXIST,
+    )
+
+
+def test_an_idempotency_key_replays_until_its_event_is_retired_then_is_a_new_event(
+    trigger, partner_client, partnership, process, retention
+):
+    first = send(partner_client, partnership.id, "order-1")
+    event_id = first.json()["data"]["trigger_event_id"]
+    process()  # no campaign: processed, nothing earned
+
+    aged(TriggerEvent.objects.get(pk=event_id), 799)
+    retention_run()
+    replay = send(partner_client, partnership.id, "order-1")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["data"]["trigger_event_id"] == event_id
+
+    aged(TriggerEvent.objects.get(pk=event_id), 801)
+    retention_run()
+    after = send(partner_client, partnership.id, "order-1")
+
+    assert after.status_code == 200, after.content
+    assert "Idempotent-Replayed" not in after
+    assert after.json()["data"]["trigger_event_id"] != event_id
+    assert not TriggerEvent.objects.filter(pk=event_id).exists()
+
+
+def test_the_key_of_a_rewarded_event_replays_for_as_long_as_the_event_is_kept(
+    trigger, partner_client, partnership, process, retention
+):
+    CampaignFactory(trigger=trigger)
+    first = send(partner_client, partnership.id, "order-2")
+    event_id = first.json()["data"]["trigger_event_id"]
+    process()
+    aged(TriggerEvent.objects.get(pk=event_id), 5000)
+
+    retention_run()
+    replay = send(partner_client, partnership.id, "order-2")
+
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["data"]["trigger_event_id"] == event_id
+
+
+def test_facts_over_the_longest_window_are_unchanged_by_retirement(trigger, retention):
+    """The deepest a fact can look: an event that occurred 366 days (the longest lateness)
+    before it arrived, 30 days (the longest delay) ago, with a 366-day fact."""
+    user = EndUserFactory(partnership=trigger.partnership)
+    judged = TriggerEventFactory(trigger=trigger, end_user=user, status="queued")
+    TriggerEvent.objects.filter(pk=judged.pk).update(
+        occurred_at=days_ago(396), received_at=days_ago(30), deliver_at=days_ago(0)
+    )
+    judged.refresh_from_db()
+    for days in (397, 500, 761):  # inside its window: the last one 365 days before it
+        old_event(trigger, end_user=user, days=days, context={"amount": days, "currency": "USD"})
+    beyond = old_event(trigger, end_user=user, days=801)  # past every window: retired
+    specs = [
+        FactSpec("n", "count", trigger.id, "", 366),
+        FactSpec("spent", "sum", trigger.id, "amount", 366),
+    ]
+    before = facts_for_events(events=[judged], specs=specs)
+
+    retention_run()
+
+    assert not exists(beyond)
+    assert facts_for_events(events=[judged], specs=specs) == before
+    assert before[judged.id][specs[0]] == 4  # itself and the three inside
+
+
+def test_done_webhook_deliveries_are_retired_after_their_window_pending_ones_never(
+    partnership, retention
+):
+    endpoint = WebhookEndpoint.objects.create(
+        partnership=partnership, url="https://example.com/hooks", secret="s"
+    )
+
+    def delivery(status: str, days: int) -> WebhookDelivery:
+        return WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_type="reward.issued",
+            mode="live",
+            payload={},
+            status=status,
+            next_attempt_at=days_ago(days),
+            created_at=days_ago(days),
+        )
+
+    old_done = [delivery(status, 91) for status in ("succeeded", "failed", "cancelled")]
+    old_pending = delivery("pending", 91)
+    recent = delivery("succeeded", 89)
+
+    report = retention_run()
+
+    left = set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert left == {old_pending.pk, recent.pk}
+    assert report.deliveries_retired == len(old_done)
+
+
+def test_each_transaction_deletes_at_most_the_batch_size(trigger, retention):
+    events = [old_event(trigger) for _ in range(25)]
+    CampaignFactory(trigger=trigger)  # (no reward: the events are already processed)
+
+    report = retention_run(batch_size=10)
+
+    assert report.events_retired == 25
+    assert (report.batches, report.largest_batch) == (3, 10)
+    assert not TriggerEvent.objects.filter(pk__in=[e.pk for e in events]).exists()
+
+
+def test_a_run_stops_at_its_time_budget_and_the_next_goes_on(trigger, retention):
+    for _ in range(5):
+        old_event(trigger)
+
+    stopped = retention_run(batch_size=2, seconds=1e-9)
+    finished = retention_run(batch_size=2)
+
+    assert (stopped.complete, stopped.events_retired) == (False, 0)
+    assert (finished.complete, finished.events_retired) == (True, 5)
+
+
+def test_dry_run_command_counts_and_deletes_nothing(trigger, partnership, process, retention):
+    CampaignFactory(trigger=trigger)
+    rewarded = TriggerEventFactory(trigger=trigger)
+    process()
+    aged(rewarded, 900)
+    doomed = [old_event(trigger) for _ in range(2)]
+    old_event(trigger, "queued")
+    out = io.StringIO()
+
+    call_command("retire_events", "--dry-run", stdout=out)
+
+    assert "would retire: 2" in out.getvalue()
+    assert "kept, with rewards: 1" in out.getvalue()
+    assert "kept, not finished: 1" in out.getvalue()
+    assert TriggerEvent.objects.count() == 4
+    call_command("retire_events", stdout=out)
+    assert not any(exists(e) for e in doomed)
+
+
+def test_retire_events_refuses_a_bad_batch_size():
+    with pytest.raises(CommandError, match="positive whole number"):
+        call_command("retire_events", "--batch-size", "0")
+
+
+def test_beat_runs_retirement_and_its_task_retires(trigger, retention):
+    app.loader.import_default_modules()
+    tasks = {entry["task"] for entry in retention.CELERY_BEAT_SCHEDULE.values()}
+    assert "rewards.tasks.retire_old_records" in tasks
+    assert "rewards.tasks.retire_old_records" in app.tasks
+    event = old_event(trigger)
+
+    retire_old_records.apply().get()
+
+    assert not exists(event)
+
+
+def test_a_retention_below_the_longest_fact_window_and_lateness_is_refused():
+    env = process_env(EVENT_RETENTION_DAYS="700")
+    check = "import django; django.setup()"
+    result = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "EVENT_RETENTION_DAYS is at least 763" in result.stderr
+
+
+def test_the_retention_floor_holds_the_bounds_it_is_made_of(trigger, settings):
+    lateness = Partnership._meta.get_field("max_event_lateness_days")
+    assert max(v.limit_value for v in lateness.validators if v.code == "max_value") == (
+        settings.EVENT_LATENESS_MAX_DAYS
+    )
+    longest = settings.FACT_WINDOW_MAX_DAYS
+
+    def fact(days: int) -> list[dict]:
+        return [{"name": "n", "aggregate": "count", "window_days": days}]
+
+    CampaignFactory(trigger=trigger, facts=fact(longest), condition="facts.n > 0")
+    with pytest.raises(ValidationError, match=f"from 1 to {longest}"):
+        CampaignFactory(trigger=trigger, facts=fact(longest + 1), condition="facts.n > 0")
+    assert (
+        longest + settings.EVENT_LATENESS_MAX_DAYS + settings.EVENT_MAX_DELAY_DAYS + 1
+    ) == settings.EVENT_RETENTION_MIN_DAYS
