@@ -50,16 +50,23 @@ _START = (datetime(1970, 1, 1, tzinfo=UTC), uuid.UUID(int=0))
 # One page of a partnership's old events, oldest first, after the last one seen; with what
 # decides whether each may go (the reward check is repeated after the lock).
 _PAGE = """
-SELECT e.id, e.received_at,
-       e.status = ANY(%(finished)s) AND e.occurred_at < %(cutoff)s AS finished,
-       EXISTS (SELECT FROM rewards_reward r WHERE r.trigger_event_id = e.id) AS rewarded
-  FROM triggers_triggerevent e
- WHERE e.partnership_id = %(partnership_id)s
-   AND e.received_at < %(cutoff)s
-   AND e.received_at >= %(after_at)s
-   AND (e.received_at, e.id) > (%(after_at)s, %(after_id)s)
- ORDER BY e.received_at, e.id
- LIMIT %(limit)s
+SELECT p.id, p.received_at, p.finished, r.rewarded IS NOT NULL
+  FROM (
+        SELECT e.id, e.received_at,
+               e.status = ANY(%(finished)s) AND e.occurred_at < %(cutoff)s AS finished
+          FROM triggers_triggerevent e
+         WHERE e.partnership_id = %(partnership_id)s
+           AND e.received_at < %(cutoff)s
+           AND e.received_at >= %(after_at)s
+           AND (e.received_at, e.id) > (%(after_at)s, %(after_id)s)
+         ORDER BY e.received_at, e.id
+         LIMIT %(limit)s
+       ) p
+  -- One probe of the rewards' event index per event (never a hash of every reward).
+  LEFT JOIN LATERAL (
+        SELECT true AS rewarded FROM rewards_reward r WHERE r.trigger_event_id = p.id LIMIT 1
+       ) r ON true
+ ORDER BY p.received_at, p.id
 """
 _LOCK = """
 SELECT id FROM triggers_triggerevent
