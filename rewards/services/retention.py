@@ -1,8 +1,9 @@
 """Retiring old trigger events and webhook deliveries (issue 13): batched deletes, never a
 partitioned table. Why, and what each window keeps: docs/decisions.md ("Retention").
 
-An event is retired once it was received and occurred more than ``EVENT_RETENTION_DAYS`` ago
-(at least every day a fact can still read, settings' floor), and only if it is finished
+An event is retired once it was received, occurred and was evaluated more than
+``EVENT_RETENTION_DAYS`` ago (at least every day a fact can still read, settings' floor; the
+report rebuild recounts from there, ``reports/rebuild.py``), and only if it is finished
 (processed, failed or cancelled) and earned no reward: a reward is kept for good (balances,
 reports, exports and reversals read it through its event), so its event is too. A rewardless
 event's reversals (a cancelled event's, or one that had nothing to claw back) go with it: they
@@ -53,7 +54,8 @@ _PAGE = """
 SELECT p.id, p.received_at, p.finished, r.rewarded IS NOT NULL
   FROM (
         SELECT e.id, e.received_at,
-               e.status = ANY(%(finished)s) AND e.occurred_at < %(cutoff)s AS finished
+               e.status = ANY(%(finished)s) AND e.occurred_at < %(cutoff)s
+               AND (e.processed_at IS NULL OR e.processed_at < %(cutoff)s) AS finished
           FROM triggers_triggerevent e
          WHERE e.partnership_id = %(partnership_id)s
            AND e.received_at < %(cutoff)s

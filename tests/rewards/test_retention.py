@@ -41,10 +41,11 @@ def days_ago(days: float):
 
 
 def aged(event: TriggerEvent, days: float) -> TriggerEvent:
-    """The event as if it had been received (and had occurred) ``days`` ago."""
-    TriggerEvent.objects.filter(pk=event.pk).update(
-        received_at=days_ago(days), occurred_at=days_ago(days), deliver_at=days_ago(days)
-    )
+    """The event as if it had been received (had occurred, been evaluated) ``days`` ago."""
+    at = days_ago(days)
+    events = TriggerEvent.objects.filter(pk=event.pk)
+    events.update(received_at=at, occurred_at=at, deliver_at=at)
+    events.filter(processed_at__isnull=False).update(processed_at=at)
     return event
 
 
@@ -305,3 +306,45 @@ def test_the_retention_floor_holds_the_bounds_it_is_made_of(trigger, settings):
     assert (
         longest + settings.EVENT_LATENESS_MAX_DAYS + settings.EVENT_MAX_DELAY_DAYS + 1
     ) == settings.EVENT_RETENTION_MIN_DAYS
+
+
+def test_a_report_rebuild_keeps_the_activity_of_retired_events(trigger, process, retention):
+    from rewards.reports.models import ActivityBucket, Metric
+    from rewards.reports.rebuild import reports_rebuild, retention_horizon
+
+    recent = TriggerEventFactory(trigger=trigger)
+    process()
+    retired = old_event(trigger, days=801, processed_at=timezone.now())
+    counted_then = ActivityBucket.objects.create(  # as the pipeline counted it back then
+        partnership=trigger.partnership,
+        mode="live",
+        bucket=retention_horizon() - timedelta(days=1),
+        trigger_id=trigger.id,
+        metric=Metric.EVENT_EVALUATED,
+        count=1,
+    )
+    retention_run()
+    assert not exists(retired)
+
+    reports_rebuild(partnership_ids=[trigger.partnership_id])
+
+    evaluated = ActivityBucket.objects.filter(metric=Metric.EVENT_EVALUATED)
+    assert sorted(evaluated.values_list("bucket", "count")) == [
+        (counted_then.bucket, 1),
+        (recent_bucket(recent), 1),
+    ]
+
+
+def recent_bucket(event: TriggerEvent):
+    event.refresh_from_db()
+    at = event.processed_at
+    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+
+
+def test_an_event_evaluated_inside_the_window_is_kept_though_it_arrived_before(trigger, retention):
+    late = old_event(trigger, days=801)
+    TriggerEvent.objects.filter(pk=late.pk).update(processed_at=days_ago(799))
+
+    retention_run()
+
+    assert exists(late)
