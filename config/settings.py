@@ -346,22 +346,29 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Retention (rewards/services/retention.py, docs/operations.md) ---------------------------
 
-# Trigger events are kept this many days after they were received (and after they occurred).
-# The floor: every event a fact can still read. A fact looks back at most FACT_WINDOW_MAX_DAYS
-# from its event's occurred_at; that event may arrive EVENT_LATENESS_MAX_DAYS after it occurred
-# (the highest bound a partnership may set) and be evaluated EVENT_MAX_DELAY_DAYS after it
-# arrived; one more day covers clock skew and a run's own length. The idempotency window of an
-# event's key is the same: a key is remembered as long as its event is. Events that earned a
-# reward, and events not yet evaluated, are never retired.
-FACT_WINDOW_MAX_DAYS = 366  # campaigns.compiler; a test holds the two together
+# Trigger events are kept this many days after they were received, occurred and were evaluated.
+# The floor (and default): every event a fact can still read. A fact looks back at most
+# FACT_WINDOW_MAX_DAYS from its event's occurred_at; that event may arrive
+# EVENT_LATENESS_MAX_DAYS after it occurred (the highest bound a partnership may set), and be
+# evaluated up to EVENT_MAX_DELAY_DAYS after it arrived, or replayed by a backtest up to
+# BACKTEST_MAX_DAYS after; one more day covers clock skew and a run's own length. An event's
+# idempotency key is remembered as long as its event. Events that earned a reward, and events
+# not yet evaluated, are never retired.
+FACT_WINDOW_MAX_DAYS = 366  # campaigns.compiler's bound; a test holds the two together
 EVENT_LATENESS_MAX_DAYS = 366  # Partnership.max_event_lateness_days's bound; likewise
-EVENT_RETENTION_MIN_DAYS = FACT_WINDOW_MAX_DAYS + EVENT_LATENESS_MAX_DAYS + EVENT_MAX_DELAY_DAYS + 1
-EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=800)
+EVENT_RETENTION_MIN_DAYS = (
+    FACT_WINDOW_MAX_DAYS
+    + EVENT_LATENESS_MAX_DAYS
+    + max(EVENT_MAX_DELAY_DAYS, BACKTEST_MAX_DAYS)
+    + 1
+)
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=EVENT_RETENTION_MIN_DAYS)
 if EVENT_RETENTION_DAYS < EVENT_RETENTION_MIN_DAYS:
     raise environ.ImproperlyConfigured(
         f"EVENT_RETENTION_DAYS is at least {EVENT_RETENTION_MIN_DAYS}: the longest fact window "
         f"({FACT_WINDOW_MAX_DAYS}) + the longest lateness ({EVENT_LATENESS_MAX_DAYS}) + the "
-        f"longest delay (EVENT_MAX_DELAY_DAYS, {EVENT_MAX_DELAY_DAYS}) + 1"
+        f"longer of EVENT_MAX_DELAY_DAYS ({EVENT_MAX_DELAY_DAYS}) and BACKTEST_MAX_DAYS "
+        f"({BACKTEST_MAX_DAYS}) + 1"
     )
 # Webhook deliveries that are done (succeeded, failed, cancelled) are kept this many days after
 # they were created; pending ones are never retired.

@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -29,10 +30,15 @@ from triggers.models import TriggerEvent
 pytestmark = pytest.mark.django_db
 
 
+# The defaults: the floor of EVENT_RETENTION_DAYS (every day a fact can still read), and 90.
+KEPT = settings.EVENT_RETENTION_DAYS
+PAST = KEPT + 1
+
+
 @pytest.fixture
 def retention(settings):
-    settings.EVENT_RETENTION_DAYS = 800
-    settings.WEBHOOK_DELIVERY_RETENTION_DAYS = 90
+    assert settings.EVENT_RETENTION_DAYS == settings.EVENT_RETENTION_MIN_DAYS
+    assert settings.WEBHOOK_DELIVERY_RETENTION_DAYS == 90
     return settings
 
 
@@ -49,7 +55,7 @@ def aged(event: TriggerEvent, days: float) -> TriggerEvent:
     return event
 
 
-def old_event(trigger, status="processed", days=801, **fields) -> TriggerEvent:
+def old_event(trigger, status="processed", days=PAST, **fields) -> TriggerEvent:
     return aged(TriggerEventFactory(trigger=trigger, status=status, **fields), days)
 
 
@@ -88,8 +94,8 @@ def test_events_with_rewards_are_kept_issued_or_reversed(trigger, process, reten
 
 
 def test_events_inside_the_retention_window_are_kept(trigger, retention):
-    inside = old_event(trigger, days=799)
-    outside = old_event(trigger, days=801)
+    inside = old_event(trigger, days=KEPT - 1)
+    outside = old_event(trigger, days=PAST)
 
     retention_run()
 
@@ -115,7 +121,7 @@ def test_a_retired_events_reversals_go_with_it_and_its_reversal_key_then_finds_n
     body = {"trigger_event_id": str(event.id)}
     first = partner_client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="refund-1")
     assert first.status_code == 200, first.content
-    aged(event, 801)
+    aged(event, PAST)
 
     report = retention_run()
 
@@ -136,13 +142,13 @@ def test_an_idempotency_key_replays_until_its_event_is_retired_then_is_a_new_eve
     event_id = first.json()["data"]["trigger_event_id"]
     process()  # no campaign: processed, nothing earned
 
-    aged(TriggerEvent.objects.get(pk=event_id), 799)
+    aged(TriggerEvent.objects.get(pk=event_id), KEPT - 1)
     retention_run()
     replay = send(partner_client, partnership.id, "order-1")
     assert replay["Idempotent-Replayed"] == "true"
     assert replay.json()["data"]["trigger_event_id"] == event_id
 
-    aged(TriggerEvent.objects.get(pk=event_id), 801)
+    aged(TriggerEvent.objects.get(pk=event_id), PAST)
     retention_run()
     after = send(partner_client, partnership.id, "order-1")
 
@@ -169,26 +175,30 @@ def test_the_key_of_a_rewarded_event_replays_for_as_long_as_the_event_is_kept(
 
 
 def test_facts_over_the_longest_window_are_unchanged_by_retirement(trigger, retention):
-    """The deepest a fact can look: an event that occurred 366 days (the longest lateness)
-    before it arrived, 30 days (the longest delay) ago, with a 366-day fact."""
+    """The deepest a fact can look: a 366-day fact of an event that occurred the longest
+    lateness before it arrived, itself judged the longest delay (or backtest window) later."""
+    later = max(settings.EVENT_MAX_DELAY_DAYS, settings.BACKTEST_MAX_DAYS)
+    occurred = settings.EVENT_LATENESS_MAX_DAYS + later
     user = EndUserFactory(partnership=trigger.partnership)
     judged = TriggerEventFactory(trigger=trigger, end_user=user, status="queued")
     TriggerEvent.objects.filter(pk=judged.pk).update(
-        occurred_at=days_ago(396), received_at=days_ago(30), deliver_at=days_ago(0)
+        occurred_at=days_ago(occurred), received_at=days_ago(later), deliver_at=days_ago(0)
     )
     judged.refresh_from_db()
-    for days in (397, 500, 761):  # inside its window: the last one 365 days before it
-        old_event(trigger, end_user=user, days=days, context={"amount": days, "currency": "USD"})
-    beyond = old_event(trigger, end_user=user, days=801)  # past every window: retired
+    # Inside its window, the last one 365.9 days before it; the next past every window.
+    for days in (occurred + 1, occurred + 100, occurred + 365.9):
+        old_event(trigger, end_user=user, days=days, context={"amount": 7, "currency": "USD"})
+    beyond = old_event(trigger, end_user=user, days=PAST)
     specs = [
-        FactSpec("n", "count", trigger.id, "", 366),
-        FactSpec("spent", "sum", trigger.id, "amount", 366),
+        FactSpec("n", "count", trigger.id, "", settings.FACT_WINDOW_MAX_DAYS),
+        FactSpec("spent", "sum", trigger.id, "amount", settings.FACT_WINDOW_MAX_DAYS),
     ]
     before = facts_for_events(events=[judged], specs=specs)
 
-    retention_run()
+    report = retention_run()
 
     assert not exists(beyond)
+    assert report.events_retired == 1
     assert facts_for_events(events=[judged], specs=specs) == before
     assert before[judged.id][specs[0]] == 4  # itself and the three inside
 
@@ -281,16 +291,16 @@ def test_beat_runs_retirement_and_its_task_retires(trigger, retention):
 
 
 def test_a_retention_below_the_longest_fact_window_and_lateness_is_refused():
-    env = process_env(EVENT_RETENTION_DAYS="700")
+    env = process_env(EVENT_RETENTION_DAYS=str(settings.EVENT_RETENTION_MIN_DAYS - 1))
     check = "import django; django.setup()"
     result = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0
-    assert "EVENT_RETENTION_DAYS is at least 763" in result.stderr
+    assert f"EVENT_RETENTION_DAYS is at least {settings.EVENT_RETENTION_MIN_DAYS}" in result.stderr
 
 
-def test_the_retention_floor_holds_the_bounds_it_is_made_of(trigger, settings):
+def test_the_retention_floor_holds_the_bounds_it_is_made_of(trigger, retention):
     lateness = Partnership._meta.get_field("max_event_lateness_days")
     assert max(v.limit_value for v in lateness.validators if v.code == "max_value") == (
         settings.EVENT_LATENESS_MAX_DAYS
@@ -303,9 +313,9 @@ def test_the_retention_floor_holds_the_bounds_it_is_made_of(trigger, settings):
     CampaignFactory(trigger=trigger, facts=fact(longest), condition="facts.n > 0")
     with pytest.raises(ValidationError, match=f"from 1 to {longest}"):
         CampaignFactory(trigger=trigger, facts=fact(longest + 1), condition="facts.n > 0")
-    assert (
-        longest + settings.EVENT_LATENESS_MAX_DAYS + settings.EVENT_MAX_DELAY_DAYS + 1
-    ) == settings.EVENT_RETENTION_MIN_DAYS
+    later = max(settings.EVENT_MAX_DELAY_DAYS, settings.BACKTEST_MAX_DAYS)
+    floor = longest + settings.EVENT_LATENESS_MAX_DAYS + later + 1
+    assert floor == settings.EVENT_RETENTION_MIN_DAYS
 
 
 def test_a_report_rebuild_keeps_the_activity_of_retired_events(trigger, process, retention):
@@ -314,7 +324,7 @@ def test_a_report_rebuild_keeps_the_activity_of_retired_events(trigger, process,
 
     recent = TriggerEventFactory(trigger=trigger)
     process()
-    retired = old_event(trigger, days=801, processed_at=timezone.now())
+    retired = old_event(trigger, days=PAST, processed_at=timezone.now())
     counted_then = ActivityBucket.objects.create(  # as the pipeline counted it back then
         partnership=trigger.partnership,
         mode="live",
@@ -342,8 +352,8 @@ def recent_bucket(event: TriggerEvent):
 
 
 def test_an_event_evaluated_inside_the_window_is_kept_though_it_arrived_before(trigger, retention):
-    late = old_event(trigger, days=801)
-    TriggerEvent.objects.filter(pk=late.pk).update(processed_at=days_ago(799))
+    late = old_event(trigger, days=PAST)
+    TriggerEvent.objects.filter(pk=late.pk).update(processed_at=days_ago(KEPT - 1))
 
     retention_run()
 

@@ -2,11 +2,14 @@
 
 import threading
 import time
+from datetime import timedelta
 
 import orjson
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection, connections
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.beat import _conninfo
@@ -24,23 +27,21 @@ INSERT INTO triggers_triggerevent (
     tags, occurred_at, received_at, deliver_at, status, attempts, error, decisions
 )
 SELECT gen_random_uuid(), %(partnership)s, %(trigger)s, %(user)s, '{}', 'old-' || i, '', 'live',
-       '{}', now() - interval '801 days', now() - interval '801 days' + i * interval '1 ms',
-       now() - interval '801 days', 'processed', 0, '', '[]'
+       '{}', %(at)s, %(at)s + i * interval '1 ms', %(at)s, 'processed', 0, '', '[]'
   FROM generate_series(1, %(count)s) i
 """
 
 
 @pytest.fixture
 def retention(settings):
-    settings.EVENT_RETENTION_DAYS = 800
     settings.EVENT_RETRY_DELAY_SECONDS = 0
     return settings
 
 
 def test_an_event_another_session_holds_is_skipped_not_waited_for(trigger, retention):
     held, free = TriggerEventFactory.create_batch(2, trigger=trigger, status="processed")
-    TriggerEvent.objects.update(received_at=held.received_at.replace(year=2020))
-    TriggerEvent.objects.update(occurred_at=held.received_at.replace(year=2020))
+    long_ago = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS + 1)
+    TriggerEvent.objects.update(received_at=long_ago, occurred_at=long_ago, processed_at=long_ago)
 
     with psycopg.connect(_conninfo()) as other:  # as a worker, a reversal or an erasure would
         other.execute("SELECT 1 FROM triggers_triggerevent WHERE id = %s FOR UPDATE", [held.pk])
@@ -63,7 +64,13 @@ def test_retirement_beside_ingest_and_workers_blocks_neither_and_all_are_right(
     with connection.cursor() as cursor:
         cursor.execute(
             _OLD_EVENTS,
-            {"partnership": partnership.id, "trigger": trigger.id, "user": user.id, "count": OLD},
+            {
+                "partnership": partnership.id,
+                "trigger": trigger.id,
+                "user": user.id,
+                "count": OLD,
+                "at": timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS + 1),
+            },
         )
     answers: list[tuple[str, int, dict, float]] = []
     answered: list[float] = []
