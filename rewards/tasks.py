@@ -1,3 +1,5 @@
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -14,6 +16,8 @@ from .services.evaluation import trigger_events_evaluate, trigger_events_failed_
 from .services.retention import retention_run
 from .simulation.tasks import run_backtest  # noqa: F401
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
+
+logger = logging.getLogger(__name__)
 
 # What the queue is handed to evaluate events: the task below, and tests and benchmarks that
 # run the pipeline in their own process, pass exactly these.
@@ -48,4 +52,15 @@ def process_pending_events() -> None:
 def retire_old_records() -> None:
     """Beat, every ``RETENTION_INTERVAL`` seconds: old events and webhook deliveries retired,
     for at most ``RETENTION_RUN_SECONDS`` (a run cut short is taken up by the next)."""
-    retention_run()
+    report = retention_run()
+    logger.info(
+        "retention: %d events retired (%d reversals), %d kept with rewards, %d not finished, "
+        "%d in use; %d webhook deliveries retired%s",
+        report.events_retired,
+        report.reversals_retired,
+        report.events_kept_rewarded,
+        report.events_kept_unfinished,
+        report.events_skipped_locked,
+        report.deliveries_retired,
+        "" if report.complete else "; stopped at RETENTION_RUN_SECONDS",
+    )

@@ -78,18 +78,26 @@ def test_old_finished_events_without_rewards_are_retired(trigger, retention):
     assert report.events_retired == 3
 
 
-def test_events_with_rewards_are_kept_issued_or_reversed(trigger, process, retention):
+def test_events_with_rewards_are_kept_issued_or_reversed(
+    trigger, process, partner_client, partnership, retention
+):
     CampaignFactory(trigger=trigger)
     issued, reversed_ = TriggerEventFactory.create_batch(2, trigger=trigger)
     process()
-    Reward.objects.filter(trigger_event=reversed_).update(status="reversed")
+    response = partner_client.post(
+        f"/partnerships/{partnership.id}/triggers/reverse",
+        {"trigger_event_id": str(reversed_.id)},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
     aged(issued, 5000)
     aged(reversed_, 5000)
 
     report = retention_run()
 
     assert exists(issued) and exists(reversed_)
-    assert Reward.objects.count() == 2
+    assert sorted(Reward.objects.values_list("status", flat=True)) == ["issued", "reversed"]
+    assert Reversal.objects.filter(trigger_event=reversed_).exists()
     assert (report.events_retired, report.events_kept_rewarded) == (0, 2)
 
 
