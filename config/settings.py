@@ -379,6 +379,8 @@ if WEBHOOK_DELIVERY_RETENTION_DAYS < 7:
 # hands over to the next (beat runs it every RETENTION_INTERVAL seconds).
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 RETENTION_RUN_SECONDS = env.float("RETENTION_RUN_SECONDS", default=1500.0)
+if RETENTION_BATCH_SIZE < 1 or RETENTION_RUN_SECONDS <= 0:
+    raise environ.ImproperlyConfigured("RETENTION_BATCH_SIZE and RETENTION_RUN_SECONDS are > 0")
 
 # --- End users: erasure -----------------------------------------------------------------------
 
