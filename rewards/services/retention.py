@@ -19,7 +19,8 @@ Each partnership's old events are walked in ``(received_at, id)`` order through
    (``rewards.locks``: kind 1, taken without waiting, and nothing after it but the deletes);
 3. delete those of them that still have no reward, with their reversals, in a new statement
    (so a new snapshot: a reward committed before the lock is seen; none can come after it, as
-   issuing one needs the event's row).
+   issuing one needs the event's row). Should a delete have to wait (nothing locks reversal
+   rows today), ``lock_timeout`` gives up after 2 s and the page waits for the next run.
 
 An ingest that reuses the key of an event being deleted waits for that short transaction and
 then stores a new event (the ingest's one more try when the event in its way is gone).
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from partnerships.models import Partnership
@@ -47,6 +48,7 @@ FINISHED = (
     TriggerEvent.Status.CANCELLED,
 )
 _START = (datetime(1970, 1, 1, tzinfo=UTC), uuid.UUID(int=0))
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 # One page of a partnership's old events, oldest first, after the last one seen; with what
 # decides whether each may go (the reward check is repeated after the lock).
@@ -152,42 +154,57 @@ def trigger_events_retire(
 ) -> bool:
     """One partnership's old events, page by page (see the module's docstring); False if the
     deadline came first."""
-    after_at, after_id = _START
+    params = {
+        "partnership_id": partnership_id,
+        "cutoff": report.events_cutoff,
+        "finished": list(FINISHED),
+        "after_at": _START[0],
+        "after_id": _START[1],
+        "limit": batch_size,
+    }
     while time.monotonic() < deadline:
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Never wait long on anyone (the locks are taken SKIP LOCKED; this bounds the rest).
-            cursor.execute("SET LOCAL lock_timeout = '2s'")
-            cursor.execute(
-                _PAGE,
-                {
-                    "partnership_id": partnership_id,
-                    "cutoff": report.events_cutoff,
-                    "finished": list(FINISHED),
-                    "after_at": after_at,
-                    "after_id": after_id,
-                    "limit": batch_size,
-                },
-            )
-            page = cursor.fetchall()
-            if not page:
-                return True
-            after_at, after_id = page[-1][1], page[-1][0]
-            candidates = [row[0] for row in page if row[2] and not row[3]]
+        page: list[tuple] = []
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                # Never wait long on anyone (rows are locked SKIP LOCKED; this bounds the rest).
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                cursor.execute(_PAGE, params)
+                page = cursor.fetchall()
+                if not page:
+                    return True
+                params["after_at"], params["after_id"] = page[-1][1], page[-1][0]
+                _page_retire(cursor, page, report, dry_run)
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            # Something held a row the deletes needed for 2 s: this page waits for the next run.
+            report.events_skipped_locked += sum(1 for row in page if row[2] and not row[3])
             report.events_kept_rewarded += sum(1 for row in page if row[3])
             report.events_kept_unfinished += sum(1 for row in page if not row[2] and not row[3])
-            if dry_run or not candidates:
-                report.events_retired += len(candidates) if dry_run else 0
-                continue
-            cursor.execute(_LOCK, {"ids": candidates, "finished": list(FINISHED)})
-            locked = [row[0] for row in cursor.fetchall()]
-            report.events_skipped_locked += len(candidates) - len(locked)
-            if not locked:
-                continue
+    return False
+
+
+def _page_retire(cursor, page: list[tuple], report: RetentionReport, dry_run: bool) -> None:
+    """Retires what may go of one page, in the caller's transaction; counts it once done."""
+    candidates = [row[0] for row in page if row[2] and not row[3]]
+    rewarded = sum(1 for row in page if row[3])
+    unfinished = sum(1 for row in page if not row[2] and not row[3])
+    locked, deleted = candidates, []
+    if candidates and not dry_run:
+        cursor.execute(_LOCK, {"ids": candidates, "finished": list(FINISHED)})
+        locked = [row[0] for row in cursor.fetchall()]
+        if locked:
             cursor.execute(_DELETE, {"ids": locked})
             deleted = cursor.fetchall()
-            report.events_retired += len(deleted)
-            report.reversals_retired += deleted[0][1] if deleted else 0
-            report.events_kept_rewarded += len(locked) - len(deleted)
-            report.batches += 1
-            report.largest_batch = max(report.largest_batch, len(deleted))
-    return False
+    report.events_kept_rewarded += rewarded
+    report.events_kept_unfinished += unfinished
+    if dry_run:
+        report.events_retired += len(candidates)
+        return
+    report.events_skipped_locked += len(candidates) - len(locked)
+    report.events_retired += len(deleted)
+    report.reversals_retired += deleted[0][1] if deleted else 0
+    report.events_kept_rewarded += len(locked) - len(deleted)
+    if deleted:
+        report.batches += 1
+        report.largest_batch = max(report.largest_batch, len(deleted))

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.beat import _conninfo
+from rewards.models import Reversal
 from rewards.services.retention import retention_run
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory
 from tests.support import process_queued
@@ -151,3 +152,30 @@ def test_retirement_beside_ingest_and_workers_blocks_neither_and_all_are_right(
     assert new.count() == len(stored)
     assert set(new.values_list("status", flat=True)) == {"processed"}
     assert new.filter(rewards__isnull=False).count() == len(stored)
+
+
+def test_a_row_the_deletes_would_wait_for_costs_its_page_two_seconds_not_the_run(
+    trigger, partnership, retention
+):
+    """Nothing locks a reversal row today; should anything hold one, the batch gives up after
+    its lock_timeout and the run goes on."""
+    held, free = TriggerEventFactory.create_batch(2, trigger=trigger, status="cancelled")
+    reversal = Reversal.objects.create(partnership=partnership, trigger_event=held, mode="live")
+    long_ago = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS + 1)
+    TriggerEvent.objects.filter(pk=held.pk).update(received_at=long_ago, occurred_at=long_ago)
+    TriggerEvent.objects.filter(pk=free.pk).update(
+        received_at=long_ago + timedelta(seconds=1), occurred_at=long_ago
+    )
+
+    with psycopg.connect(_conninfo()) as other:
+        other.execute("SELECT 1 FROM rewards_reversal WHERE id = %s FOR UPDATE", [reversal.pk])
+        started = time.monotonic()
+        report = retention_run(batch_size=1)
+        took = time.monotonic() - started
+
+    assert 2 <= took < 5
+    assert (report.complete, report.events_skipped_locked, report.events_retired) == (True, 1, 1)
+    assert TriggerEvent.objects.filter(pk=held.pk).exists()
+    assert not TriggerEvent.objects.filter(pk=free.pk).exists()
+    assert retention_run().reversals_retired == 1
+    assert not TriggerEvent.objects.filter(pk=held.pk).exists()
