@@ -128,7 +128,9 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Makes retries safe: the same key and body answer the original result "
     "(with `Idempotent-Replayed: true`); the same key with another body is 409. Or send "
-    "`idempotency_key` in the body.",
+    "`idempotency_key` in the body. A key is remembered as long as what it created: at least "
+    "`EVENT_RETENTION_DAYS` (823 days by default) after its event was received; once an event "
+    "that earned nothing is retired, its key is new again.",
 )
 
 IDEMPOTENT_REPLAYED = OpenApiParameter(

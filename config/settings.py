@@ -338,7 +338,49 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rewards.reports.close_report_days",
         "schedule": env.float("REPORTS_CLOSE_INTERVAL", default=300.0),
     },
+    "retire-old-records": {
+        "task": "rewards.tasks.retire_old_records",
+        "schedule": env.float("RETENTION_INTERVAL", default=86400.0),
+    },
 }
+
+# --- Retention (rewards/services/retention.py, docs/operations.md) ---------------------------
+
+# Trigger events are kept this many days after they were received, occurred and were evaluated.
+# The floor (and default): every event a fact can still read. A fact looks back at most
+# FACT_WINDOW_MAX_DAYS from its event's occurred_at; that event may arrive
+# EVENT_LATENESS_MAX_DAYS after it occurred (the highest bound a partnership may set), and be
+# evaluated up to EVENT_MAX_DELAY_DAYS after it arrived, or replayed by a backtest up to
+# BACKTEST_MAX_DAYS after; one more day covers clock skew and a run's own length. An event's
+# idempotency key is remembered as long as its event. Events that earned a reward, and events
+# not yet evaluated, are never retired.
+FACT_WINDOW_MAX_DAYS = 366  # campaigns.compiler's bound; a test holds the two together
+EVENT_LATENESS_MAX_DAYS = 366  # Partnership.max_event_lateness_days's bound; likewise
+EVENT_RETENTION_MIN_DAYS = (
+    FACT_WINDOW_MAX_DAYS
+    + EVENT_LATENESS_MAX_DAYS
+    + max(EVENT_MAX_DELAY_DAYS, BACKTEST_MAX_DAYS)
+    + 1
+)
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=EVENT_RETENTION_MIN_DAYS)
+if EVENT_RETENTION_DAYS < EVENT_RETENTION_MIN_DAYS:
+    raise environ.ImproperlyConfigured(
+        f"EVENT_RETENTION_DAYS is at least {EVENT_RETENTION_MIN_DAYS}: the longest fact window "
+        f"({FACT_WINDOW_MAX_DAYS}) + the longest lateness ({EVENT_LATENESS_MAX_DAYS}) + the "
+        f"longer of EVENT_MAX_DELAY_DAYS ({EVENT_MAX_DELAY_DAYS}) and BACKTEST_MAX_DAYS "
+        f"({BACKTEST_MAX_DAYS}) + 1"
+    )
+# Webhook deliveries that are done (succeeded, failed, cancelled) are kept this many days after
+# they were created; pending ones are never retired.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=90)
+if WEBHOOK_DELIVERY_RETENTION_DAYS < 7:
+    raise environ.ImproperlyConfigured("WEBHOOK_DELIVERY_RETENTION_DAYS is at least 7")
+# Rows deleted per transaction (each a short one), and how long one run may go on before it
+# hands over to the next (beat runs it every RETENTION_INTERVAL seconds).
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_RUN_SECONDS = env.float("RETENTION_RUN_SECONDS", default=1500.0)
+if RETENTION_BATCH_SIZE < 1 or RETENTION_RUN_SECONDS <= 0:
+    raise environ.ImproperlyConfigured("RETENTION_BATCH_SIZE and RETENTION_RUN_SECONDS are > 0")
 
 # --- End users: erasure -----------------------------------------------------------------------
 

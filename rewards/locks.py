@@ -22,6 +22,9 @@ Erasing a user (``services/users.py``) takes kind 1 (the user's events, in id or
 user row, which workers and ingests only ever hold ``FOR KEY SHARE`` (foreign keys); an event
 stored and claimed between its two locks can close a cycle, broken by PostgreSQL and retried.
 
+Retention (``services/retention.py``) takes kind 1 only, ``SKIP LOCKED`` (it never waits for a
+row another transaction holds), then deletes those events and their reversals.
+
 No transaction takes a lock of an earlier kind once it holds one of a later kind, so workers
 and reversals wait for each other but never in a cycle. The counters are what makes budgets
 and caps hold: every reward is issued or clawed back under its campaign counter's lock.

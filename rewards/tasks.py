@@ -1,4 +1,7 @@
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from triggers.services.processing import trigger_events_process_pending
@@ -10,8 +13,11 @@ from .reports.maintain import reports_record_outcomes
 # backtests are registered from here.
 from .reports.tasks import close_report_days, count_received_events  # noqa: F401
 from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from .services.retention import retention_run
 from .simulation.tasks import run_backtest  # noqa: F401
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
+
+logger = logging.getLogger(__name__)
 
 # What the queue is handed to evaluate events: the task below, and tests and benchmarks that
 # run the pipeline in their own process, pass exactly these.
@@ -36,3 +42,25 @@ def process_pending_events() -> None:
     seconds. Here, not in triggers: the queue is handed the evaluation as an argument."""
     if trigger_events_process_pending(**EVALUATION):
         process_pending_events.delay()
+
+
+@shared_task(
+    name="rewards.tasks.retire_old_records",
+    soft_time_limit=settings.RETENTION_RUN_SECONDS + 120,
+    time_limit=settings.RETENTION_RUN_SECONDS + 180,
+)
+def retire_old_records() -> None:
+    """Beat, every ``RETENTION_INTERVAL`` seconds: old events and webhook deliveries retired,
+    for at most ``RETENTION_RUN_SECONDS`` (a run cut short is taken up by the next)."""
+    report = retention_run()
+    logger.info(
+        "retention: %d events retired (%d reversals), %d kept with rewards, %d not finished, "
+        "%d in use; %d webhook deliveries retired%s",
+        report.events_retired,
+        report.reversals_retired,
+        report.events_kept_rewarded,
+        report.events_kept_unfinished,
+        report.events_skipped_locked,
+        report.deliveries_retired,
+        "" if report.complete else "; stopped at RETENTION_RUN_SECONDS",
+    )

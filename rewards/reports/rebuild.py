@@ -1,8 +1,17 @@
 """Rebuilding the aggregates from the rows: after an upgrade that old processes overlapped, or
 to seed a benchmark. The same rules as ``maintain`` (a test holds the two to each other), in
-set-based SQL. Migration 0009 keeps its own frozen copy for the first fill."""
+set-based SQL. Migration 0009 keeps its own frozen copy for the first fill.
 
+Events received, occurred or evaluated before the retention horizon may have been retired
+(``services/retention.py``): their activity buckets (before the first bucket boundary after
+``now - EVENT_RETENTION_DAYS``) are kept as counted, never recounted from what is left. Money
+is recounted in full: rewards, and their events, are never retired."""
+
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from .maintain import BUCKET_SQL, RECEIVED
 from .models import ActivityBucket, ClosedDay, DayFigure, MoneyBucket, ReportWatermark
@@ -37,7 +46,7 @@ INSERT INTO rewards_activitybucket
 SELECT partnership_id, mode, {BUCKET_SQL.format(column="processed_at")}, trigger_id, NULL,
        CASE status WHEN 'processed' THEN 'event.evaluated' ELSE 'event.failed' END, count(*)
   FROM triggers_triggerevent
- WHERE status IN ('processed', 'failed') AND processed_at IS NOT NULL
+ WHERE status IN ('processed', 'failed') AND processed_at >= %(since)s
    AND partnership_id = ANY(%(partnerships)s)
  GROUP BY 1, 2, 3, 4, 6;
 INSERT INTO rewards_activitybucket
@@ -45,7 +54,7 @@ INSERT INTO rewards_activitybucket
 SELECT e.partnership_id, e.mode, {BUCKET_SQL.format(column="e.processed_at")}, e.trigger_id,
        NULL, 'event.rewarded', count(*)
   FROM triggers_triggerevent e
- WHERE e.status = 'processed' AND e.processed_at IS NOT NULL
+ WHERE e.status = 'processed' AND e.processed_at >= %(since)s
    AND e.partnership_id = ANY(%(partnerships)s)
    AND EXISTS (SELECT FROM jsonb_array_elements(e.decisions) d WHERE {_OUTCOME} = 'rewarded')
  GROUP BY 1, 2, 3, 4;
@@ -54,7 +63,7 @@ INSERT INTO rewards_activitybucket
 SELECT e.partnership_id, e.mode, {BUCKET_SQL.format(column="e.processed_at")}, e.trigger_id,
        ({_CAMPAIGN})::uuid, 'decision.' || ({_OUTCOME}), count(*)
   FROM triggers_triggerevent e CROSS JOIN LATERAL jsonb_array_elements(e.decisions) d
- WHERE e.status = 'processed' AND e.processed_at IS NOT NULL
+ WHERE e.status = 'processed' AND e.processed_at >= %(since)s
    AND e.partnership_id = ANY(%(partnerships)s)
  GROUP BY 1, 2, 3, 4, 5, 6;
 INSERT INTO rewards_activitybucket
@@ -63,6 +72,7 @@ SELECT partnership_id, mode, {BUCKET_SQL.format(column="received_at")}, trigger_
        'event.received', count(*)
   FROM triggers_triggerevent
  WHERE partnership_id = ANY(%(partnerships)s) AND received_at < %(through)s
+   AND received_at >= %(since)s
  GROUP BY 1, 2, 3, 4;
 """  # noqa: S608 (built from constants)
 
@@ -71,12 +81,28 @@ def reports_rebuild(*, partnership_ids: list) -> None:
     """Replaces the aggregates of these partnerships with a count of their rows. Run it with the
     workers stopped (or accept that what they count meanwhile may be counted twice): it takes
     the watermark's lock, so the events-received job waits for it."""
+    since = retention_horizon()
     with transaction.atomic():
         mark = ReportWatermark.objects.select_for_update().filter(name=RECEIVED).first()
-        for model in (MoneyBucket, ActivityBucket, DayFigure, ClosedDay):
+        for model in (MoneyBucket, DayFigure, ClosedDay):
             model.objects.filter(partnership_id__in=partnership_ids).delete()
-        params = {"partnerships": list(partnership_ids), "through": mark.through if mark else None}
+        ActivityBucket.objects.filter(
+            partnership_id__in=partnership_ids, bucket__gte=since
+        ).delete()
+        params = {
+            "partnerships": list(partnership_ids),
+            "through": mark.through if mark else None,
+            "since": since,
+        }
         with connection.cursor() as cursor:
             for statement in (_MONEY + _ACTIVITY).split(";"):
                 if statement.strip():
                     cursor.execute(statement, params)
+
+
+def retention_horizon():
+    """The first 15-minute bucket boundary from which every event is still stored: no event
+    received, occurred or evaluated after ``now - EVENT_RETENTION_DAYS`` is ever retired."""
+    horizon = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS)
+    start = horizon.replace(minute=horizon.minute - horizon.minute % 15, second=0, microsecond=0)
+    return start if start == horizon else start + timedelta(minutes=15)

@@ -104,6 +104,12 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_due_idx",
             ),
+            # Retention: the deliveries that are done, oldest first (services.py).
+            models.Index(
+                fields=["created_at"],
+                condition=~models.Q(status="pending"),
+                name="delivery_done_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,8 +1,9 @@
-"""Operators' writes (Pilot): secrets and redelivery."""
+"""Operators' writes (Pilot): secrets and redelivery; retiring old deliveries."""
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.revisions import revision_bump
@@ -101,3 +102,42 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> bool:
     if redelivered:
         transaction.on_commit(webhook_sender_wake)
     return bool(redelivered)
+
+
+# Done deliveries created before the cutoff, oldest first (delivery_done_idx), a batch at a time.
+_RETIRE = """
+WITH doomed AS (
+    SELECT id FROM rewards_webhookdelivery
+     WHERE created_at < %(cutoff)s AND status <> %(pending)s
+     ORDER BY created_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+DELETE FROM rewards_webhookdelivery w USING doomed d WHERE w.id = d.id
+"""
+_COUNT_RETIRABLE = """
+SELECT count(*) FROM rewards_webhookdelivery WHERE created_at < %(cutoff)s AND status <> %(pending)s
+"""
+
+
+def webhook_deliveries_retire(
+    *, cutoff: datetime, batch_size: int, deadline: float, dry_run: bool = False
+) -> tuple[int, bool]:
+    """Deletes the deliveries created before ``cutoff`` that are done (succeeded, failed,
+    cancelled; a pending one is never retired), ``batch_size`` per transaction, until none is
+    left or ``time.monotonic()`` reaches ``deadline``: (how many, whether none is left). Dry:
+    how many would go. A delivery a sender or a redelivery holds is left for the next run."""
+    params = {"cutoff": cutoff, "pending": WebhookDelivery.Status.PENDING, "limit": batch_size}
+    retired = 0
+    with connection.cursor() as cursor:
+        if dry_run:
+            cursor.execute(_COUNT_RETIRABLE, params)
+            return cursor.fetchone()[0], True
+        while time.monotonic() < deadline:
+            with transaction.atomic():
+                cursor.execute(_RETIRE, params)
+                deleted = cursor.rowcount
+            retired += deleted
+            if deleted < batch_size:
+                return retired, True
+    return retired, False
