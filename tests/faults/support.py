@@ -94,7 +94,10 @@ class Partner:
         except httpx.TransportError:
             answer = Answer(key, 0)
         else:
-            document = response.json()
+            try:
+                document = response.json()
+            except ValueError:  # not our envelope (a proxy's or the server's own page)
+                document = {}
             answer = Answer(
                 key,
                 response.status_code,
