@@ -4,6 +4,7 @@ so a test may restart or stop them (never the machine's shared servers).
     with private_postgres(tmp_path) as postgres:   # initdb, start, migrate
         ...
         postgres.restart()                         # pg_ctl restart -m fast
+        with postgres.stopped(): ...               # down for a while, then up again
 
 Session-scoped fixtures in tests/conftest.py start each once per run.
 """
@@ -36,6 +37,17 @@ class PrivatePostgres:
     def restart(self) -> None:
         """``pg_ctl restart -m fast``: every open session is cut off."""
         self.server.restart()
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Down for the block (``pg_ctl stop -m fast``: sessions cut off, connections refused),
+        then up again on the same port, its data kept."""
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server.default_port = self.port
+            assert self.server.start() == self.port, "the port was taken while the server was down"
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True)

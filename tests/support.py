@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import environ
 import httpx
 from django.conf import settings
 from django.db import connection
@@ -39,6 +40,24 @@ def test_database_url() -> str:
     db = connection.settings_dict
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextlib.contextmanager
+def database_at(url: str) -> Iterator[None]:
+    """This process's default connection (the ORM, factories) on the database at ``url`` for
+    the block, then back on the test database."""
+    settings_dict = connection.settings_dict
+    saved = dict(settings_dict)
+    target = environ.Env.db_url_config(url)
+    connection.close()
+    settings_dict.update({name: target[name] for name in ("NAME", "USER", "PASSWORD", "HOST")})
+    settings_dict["PORT"] = str(target["PORT"])
+    try:
+        yield
+    finally:
+        connection.close()
+        settings_dict.clear()
+        settings_dict.update(saved)
 
 
 def process_env(**overrides: str) -> dict[str, str]:
@@ -155,6 +174,14 @@ def celery_worker(
     args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     if beat:
         args += ["-B", "--schedule", str(log.with_suffix(".beat"))]
+    return spawned(args, env, log)
+
+
+def celery_beat(env: dict[str, str], log: Path):
+    """``celery beat`` on its own (config/beat.py's scheduler: run two and one leads), its
+    schedule file beside ``log``."""
+    args = [_bin("celery"), "-A", "config", "beat", "-l", "info"]
+    args += ["--schedule", str(log.with_suffix(".schedule"))]
     return spawned(args, env, log)
 
 

@@ -16,7 +16,7 @@ from redis import Redis
 
 from tests.support import ROOT, process_env, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 DISPATCH = "triggers.tasks.dispatch_due_events"  # every EVENT_DISPATCH_INTERVAL seconds
 
 

@@ -9,7 +9,7 @@ from redis import Redis
 from tests.servers import send_task
 from tests.support import celery_worker, process_env, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 QUEUES = ("celery", "webhooks")  # evaluation (prefork) and the webhook sender (threads)
 
 

@@ -1,9 +1,6 @@
 """Budgets, caps and exactly-once issuance with real concurrent workers against PostgreSQL."""
 
-import os
-import signal
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -15,7 +12,6 @@ from rewards.models import CampaignCounter, Reward
 from rewards.services.evaluation import trigger_events_evaluate
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
 from tests.rewards.conftest import process_batch
-from tests.support import celery_worker, process_env, wait_until
 from triggers.models import TriggerEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -157,47 +153,6 @@ def test_per_period_cap_holds_under_races():
 
     assert errors == []
     assert Reward.objects.count() == 2
-
-
-def _open_worker_transaction() -> bool:
-    """True while a worker (another backend on this database) is inside a transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-        )
-        return cursor.fetchone()[0] > 0
-
-
-def test_worker_killed_mid_batch_leaves_every_event_processed_exactly_once(tmp_path):
-    trigger = TriggerFactory()
-    for index in range(10):
-        CampaignFactory(trigger=trigger, slug=f"c{index}", condition="context.amount >= 20.0")
-    users = [EndUserFactory(partnership=trigger.partnership) for _ in range(50)]
-    total = 4000
-    bulk_events(trigger, total, users=users)
-    env = process_env(EVENT_BATCH_SIZE="200", EVENT_DISPATCH_INTERVAL="0.5")
-
-    with celery_worker(env, tmp_path / "first.log", beat=True) as worker:
-        wait_until(_open_worker_transaction, 60, "the worker inside a batch (see first.log)")
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-    processed_at_kill = TriggerEvent.objects.filter(status="processed").count()
-    time.sleep(0.5)  # PostgreSQL notices the dead connection and rolls its batch back
-    assert processed_at_kill < total, "the worker was killed after finishing: try more events"
-
-    with celery_worker(env, tmp_path / "second.log", beat=True):
-        wait_until(
-            lambda: TriggerEvent.objects.filter(status="processed").count() == total,
-            120,
-            "every event processed after the restart (see second.log)",
-        )
-
-    assert Reward.objects.count() == total * 10
-    for counter in CampaignCounter.objects.filter(mode="live"):
-        assert counter.reward_count == total
-        assert counter.spent == Decimal("10") * total
-    assert not TriggerEvent.objects.exclude(status="processed").exists()
 
 
 def test_reversals_racing_evaluation_leave_no_reward_standing():

@@ -4,7 +4,6 @@ stored; with the statement prepared, a transaction that lands on another server 
 fails. ``.ci/run`` installs PgBouncer; without it the test says so and is skipped (it fails
 under CI=true)."""
 
-import contextlib
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ import pytest
 from django.db import connection
 
 from tests.servers import answers
-from tests.support import free_port, wait_until
+from tests.support import database_at, free_port, wait_until
 from triggers.models import TriggerEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -82,19 +81,9 @@ def _servers(url: str) -> int:
         return len({conn.execute("SELECT pg_backend_pid()").fetchone()[0] for _ in range(6)})
 
 
-@contextlib.contextmanager
 def through(port: int):
     """The default connection goes through PgBouncer inside (the test database's tables)."""
-    settings_dict = connection.settings_dict
-    saved = dict(settings_dict)
-    connection.close()
-    settings_dict.update(HOST="127.0.0.1", PORT=str(port), NAME="rewards")
-    try:
-        yield
-    finally:
-        connection.close()
-        settings_dict.clear()
-        settings_dict.update(saved)
+    return database_at(f"postgres://{connection.settings_dict['USER']}@127.0.0.1:{port}/rewards")
 
 
 def _send(client, trigger, n: int):
