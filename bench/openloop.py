@@ -24,6 +24,9 @@ from .stack import user_id
 
 POLL_SECONDS = 0.01
 CONNECTIONS = 64
+# A keep-alive connection idle this long is replaced before the next request: gunicorn closes
+# idle ones after 2 s (its `keepalive`), and a request written as it does so would be lost.
+IDLE_RECONNECT = 1.5
 PENDING_SQL = "SELECT count(*) FROM triggers_triggerevent WHERE status = 'queued' AND attempts = 0"
 _VISIBLE_SQL = "SELECT trigger_event_id FROM rewards_reward WHERE trigger_event_id = ANY(%s)"
 _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
@@ -144,12 +147,16 @@ async def _run(
 
     async def client() -> None:
         reader = writer = None
+        used = 0.0
         for k in due:
             scheduled = start + k / rate
             if (wait := scheduled - loop.time()) > 0:
                 await asyncio.sleep(wait)
             before, after = random.choice(bodies)
             body = f"{before}{k}{after}".encode()
+            if writer is not None and loop.time() - used > IDLE_RECONNECT:
+                writer.close()  # the server may be closing it: gunicorn keeps idle ones 2 s
+                reader = writer = None
             try:
                 if writer is None:
                     reader, writer = await asyncio.open_connection(host, int(port))
@@ -162,7 +169,8 @@ async def _run(
                     writer.close()
                 reader = writer = None
                 continue
-            latencies[k] = loop.time() - scheduled
+            used = loop.time()
+            latencies[k] = used - scheduled
             if 200 <= int(answer[9:12]) < 300:
                 result.ok += 1
                 if visible_every and k % visible_every == 0:
