@@ -2,7 +2,7 @@
 the workers to the reward row, ours against the naive design, in one run on this machine.
 
     python -m bench.e2e [--quick] [--step-seconds 10] [--level-seconds 20] [--steps 6]
-                        [--wake-intervals 0.02,0.01] [--users 1000]
+                        [--wake-intervals 0.02,0.01] [--lingers 0.1] [--users 1000]
 
 The stack: gunicorn as ``config/gunicorn.py`` runs it (gthread, 2 workers x 4 threads) and one
 ``celery worker -c 2`` (as ``make run`` starts them), on the bench database; one active campaign
@@ -23,9 +23,11 @@ from that moment (coordinated omission avoided), every event numbered in its tag
    visible p50/p99 (a sample of the events' reward rows polled every 10 ms: ``visible``) and
    event -> outcome written (every event's ``processed_at``, written just before its batch
    commits, minus its scheduled send: ``processed``). The naive design at 50% of its own.
-3. The wake-up throttle (``EVENT_WAKE_INTERVAL``, 100 ms per web process): for each value of
-   ``--wake-intervals``, gunicorn restarted with it, the 50% level again and a step at our
-   maximum (does the capacity hold with more wake-up messages?).
+3. The path from commit to worker, one setting at a time: the wake-up throttle
+   (``EVENT_WAKE_INTERVAL``, 100 ms per web process; ``--wake-intervals``) and the draining
+   task's linger (``EVENT_IDLE_LINGER_SECONDS``, 0; ``--lingers``). For each value, gunicorn and
+   the worker restarted with it, the 50% level again and a step at our maximum (does the
+   capacity hold?).
 
 The naive design: bench/views.py's DRF view (jsonschema, ORM insert, ``.delay()`` per event) and
 bench/tasks.py's ``naive_evaluate``, a Celery task per event that evaluates it with our own
@@ -117,24 +119,45 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default="0.02,0.01",
         help="EVENT_WAKE_INTERVAL values to compare with the default (comma-separated; '' none)",
     )
+    parser.add_argument(
+        "--lingers",
+        default="0.1",
+        help="EVENT_IDLE_LINGER_SECONDS values to compare with the default (comma-separated)",
+    )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive design")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="under a minute: 2 s probe, 2 steps of 2 s, levels of 2 s, no wake-interval runs",
+        help="under a minute: 2 s probe, 2 steps of 2 s, levels of 2 s, no variants",
     )
     parser.add_argument("--out", default="e2e", help="report name under var/bench/")
     if "--quick" in argv:  # its sizes, unless given
         parser.set_defaults(
-            probe_seconds=2.0, step_seconds=2.0, steps=2, level_seconds=2.0, wake_intervals=""
+            probe_seconds=2.0,
+            step_seconds=2.0,
+            steps=2,
+            level_seconds=2.0,
+            wake_intervals="",
+            lingers="",
         )
     args = parser.parse_args(argv)
-    args.intervals = [float(v) for v in args.wake_intervals.split(",") if v.strip()]
     return args
 
 
+def _variants(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """(setting, value) for each run of the 50% level beside the defaults."""
+    return [
+        (name, float(value))
+        for name, values in (
+            ("EVENT_WAKE_INTERVAL", args.wake_intervals),
+            ("EVENT_IDLE_LINGER_SECONDS", args.lingers),
+        )
+        for value in values.split(",")
+        if value.strip()
+    ]
+
+
 def _run(args: argparse.Namespace, env: dict[str, str], busy: float) -> int:
-    from django.conf import settings
 
     from config import devstack
 
@@ -146,7 +169,7 @@ def _run(args: argparse.Namespace, env: dict[str, str], busy: float) -> int:
     out = devstack.VAR / "bench"
     script = load.wrk_script(out, fixture.api_key, args.users)
     dsn = env["DATABASE_URL"]
-    results: dict = {"designs": {}, "wake_intervals": []}
+    results: dict = {"designs": {}, "variants": []}
     worker = Worker(env)
     try:
         port = _free_port()
@@ -172,21 +195,22 @@ def _run(args: argparse.Namespace, env: dict[str, str], busy: float) -> int:
                     "levels": [asdict(level) for level in levels],
                 }
         ours = results["designs"]["ours"]
-        default_interval = settings.EVENT_WAKE_INTERVAL
-        results["wake_intervals"].append(
-            {"interval": default_interval, "level": _at(ours["levels"], 0.50), "at_max": None}
+        results["variants"].append(
+            {"setting": "defaults", "level": _at(ours["levels"], 0.50), "at_max": None}
         )
-        for interval in args.intervals:
+        for name, value in _variants(args):
             if not ours["max_rate"]:
                 break
-            run_env = {**env, "EVENT_WAKE_INTERVAL": str(interval)}
+            run_env = {**env, name: str(value)}
+            worker.stop()
+            worker = Worker(run_env)
             with stack.gunicorn(run_env, _free_port(), GUNICORN) as server:
                 url = f"{server.base_url}/partnerships/{fixture.partnership_id}/triggers"
                 _warm_up(bench, {"ours": url})
                 level = bench.level(url, ours["max_rate"], 0.50)
                 at_max = bench.step(url, ours["max_rate"], args.step_seconds)
-            results["wake_intervals"].append(
-                {"interval": interval, "level": asdict(level), "at_max": asdict(at_max)}
+            results["variants"].append(
+                {"setting": f"{name}={value:g}", "level": asdict(level), "at_max": asdict(at_max)}
             )
     finally:
         worker.stop()
@@ -470,14 +494,15 @@ def _facts(busy: float, args, command: str) -> dict:
         "database": stack.database_facts(),
         "gunicorn": " ".join(GUNICORN),
         "worker": "celery -A config worker -c 2 -Q celery",
-        "wake_interval_default": _default_interval(),
+        "wake_interval_default": _setting("EVENT_WAKE_INTERVAL"),
+        "linger_default": _setting("EVENT_IDLE_LINGER_SECONDS"),
     }
 
 
-def _default_interval() -> float:
+def _setting(name: str) -> float:
     from django.conf import settings
 
-    return settings.EVENT_WAKE_INTERVAL
+    return getattr(settings, name)
 
 
 def _ms(value: float | None) -> str:
@@ -495,7 +520,8 @@ def _report(results: dict, args) -> str:
         "",
         f"Machine: {facts['cores']} cores, {facts['busy_before']:.0%} busy just before the run; "
         f"{facts['database']}. Web: `gunicorn {facts['gunicorn']}`; worker: `{facts['worker']}`; "
-        f"EVENT_WAKE_INTERVAL {facts['wake_interval_default']:g} s. Load: open loop, "
+        f"EVENT_WAKE_INTERVAL {facts['wake_interval_default']:g} s, EVENT_IDLE_LINGER_SECONDS "
+        f"{facts['linger_default']:g} s. Load: open loop, "
         f"{openloop.CONNECTIONS} connections, latency from each request's scheduled send. "
         f"Wall time {results['wall_seconds']:.0f} s.",
         "",
@@ -518,8 +544,8 @@ def _report(results: dict, args) -> str:
         "",
         "| design | level | offered/s | accepted/s | ingest p50 / p99 ms | event -> reward "
         "visible p50 / p99 ms (sampled) | event -> outcome written p50 / p99 ms (all) "
-        "| rewards / events | pending when the load stopped |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rewards / events | pending when the load stopped | client lag p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, design in designs.items():
         for level in design["levels"]:
@@ -531,7 +557,8 @@ def _report(results: dict, args) -> str:
                 f"({level['visible_samples']:,}) "
                 f"| {_ms(level['processed_p50_ms'])} / {_ms(level['processed_p99_ms'])} "
                 f"| {level['rewards']:,} / {level['events']:,} "
-                f"| {level['pending_at_end']:,}{'' if level['drained'] else ' (not drained)'} |"
+                f"| {level['pending_at_end']:,}{'' if level['drained'] else ' (not drained)'} "
+                f"| {_ms(level['client_lag_p99_ms'])} |"
             )
     half = _at(ours["levels"], 0.50)
     goals = results["goals"] = {
@@ -551,17 +578,20 @@ def _report(results: dict, args) -> str:
         f"{P99_GOAL_MS:g} ms: {_ms(goals['p50_ms'])} / {_ms(goals['p99_ms'])} ms -> "
         + ("**met**" if goals["latency_met"] else "**not met**"),
     ]
-    if len(results["wake_intervals"]) > 1:
+    if len(results["variants"]) > 1:
         lines += [
             "",
-            "Wake-up throttle (`EVENT_WAKE_INTERVAL`, per web process): our 50% level again, and "
-            "a step at our maximum, with gunicorn restarted with each value:",
+            "The path from commit to worker, varied one setting at a time (gunicorn and the "
+            "worker restarted with it): our 50% level again, and a step at our maximum. "
+            "`EVENT_WAKE_INTERVAL`: a web process publishes at most one wake-up per interval; "
+            "`EVENT_IDLE_LINGER_SECONDS`: a draining task polls the empty queue this long before "
+            "it returns.",
             "",
-            "| interval | visible p50 / p99 ms at 50% | outcome written p50 / p99 ms at 50% "
+            "| setting | visible p50 / p99 ms at 50% | outcome written p50 / p99 ms at 50% "
             "| at our maximum: accepted/s, pending growth/s, bounded |",
-            "|---:|---:|---:|---|",
+            "|---|---:|---:|---|",
         ]
-        for row in results["wake_intervals"]:
+        for row in results["variants"]:
             level, at_max = row["level"] or {}, row["at_max"]
             cell = "(the search above)"
             if at_max:
@@ -570,7 +600,7 @@ def _report(results: dict, args) -> str:
                     f"{'yes' if at_max['bounded'] else 'no'}"
                 )
             lines.append(
-                f"| {row['interval'] * 1000:g} ms "
+                f"| {row['setting']} "
                 f"| {_ms(level.get('visible_p50_ms'))} / {_ms(level.get('visible_p99_ms'))} "
                 f"| {_ms(level.get('processed_p50_ms'))} / {_ms(level.get('processed_p99_ms'))} "
                 f"| {cell} |"
@@ -581,7 +611,8 @@ def _report(results: dict, args) -> str:
         "a connection of its own; a poll's snapshot is taken as it is sent, so the figure errs "
         "late by up to one poll. Outcome written: every event's `processed_at` (the worker's "
         "clock as it writes the batch's outcomes, just before the commit) minus its scheduled "
-        "send. Accepted: 2xx answers whose row is stored.",
+        "send. Accepted: 2xx answers whose row is stored. Client lag: how late the client itself "
+        "sent (its share of the latencies; it runs on the same 2 cores as the servers).",
         "",
     ]
     return "\n".join(lines)
