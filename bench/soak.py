@@ -8,7 +8,8 @@ The stack of the end-to-end benchmark (gunicorn as ``config/gunicorn.py`` runs i
 rate (``bench.openloop``). Every ``--sample-seconds`` a thread records, into
 var/bench/soak-<UTC time>.csv: events accepted so far (the client's 2xx), pending (queued, not
 yet claimed), the resident memory (RSS) of gunicorn's master and workers and of the Celery
-worker's parent and children, Redis's memory, and per table its size with indexes and TOAST
+worker's parent and children, the broker's queue and unacknowledged messages, the Redis
+server's memory, and per table its size with indexes and TOAST
 (``pg_total_relation_size``) and its indexes alone.
 
 The summary (printed, and var/bench/soak.md / soak.json): per process group, the RSS slope over
@@ -190,6 +191,10 @@ class _Sampler(threading.Thread):
             "worker_parent_kb": _rss_kb([self.worker]),
             "worker_children_kb": _rss_kb(worker_children),
             "worker_children": len(worker_children),
+            # The broker's queue and Celery's unacknowledged messages, in our Redis db; and the
+            # whole Redis server's memory (every db: meaningful only with nothing else on it).
+            "broker_queue": redis.llen("celery"),
+            "broker_unacked": redis.hlen("unacked"),
             "redis_used_kb": int(redis.info("memory")["used_memory"]) // 1024,
         }
         for name, total, indexes in sorted(sizes):
@@ -292,6 +297,8 @@ def _summary(args, busy, rows, run, events, rewards, pending_at_end, drained) ->
             "start": rows[0]["redis_used_kb"] / 1024 if rows else math.nan,
             "end": rows[-1]["redis_used_kb"] / 1024 if rows else math.nan,
         },
+        "broker_queue_max": max((r["broker_queue"] for r in rows), default=0),
+        "broker_unacked_max": max((r["broker_unacked"] for r in rows), default=0),
     }
 
 
@@ -334,8 +341,10 @@ def _report(s: dict) -> str:
     lines += [
         "",
         f"Pending queue over the second half: {s['pending_growth_per_s_second_half']:+.2f} "
-        f"events/s. Redis memory {s['redis_used_mb']['start']:.1f} -> "
-        f"{s['redis_used_mb']['end']:.1f} MB. RSS flat: within +-{RSS_FLAT_MB_PER_100K:g} MB "
+        f"events/s. Broker: at most {s['broker_queue_max']} messages queued and "
+        f"{s['broker_unacked_max']} unacknowledged; the Redis server's memory (all its dbs) "
+        f"{s['redis_used_mb']['start']:.1f} -> {s['redis_used_mb']['end']:.1f} MB. "
+        f"RSS flat: within +-{RSS_FLAT_MB_PER_100K:g} MB "
         "per 100,000 events over the second half (x: events evaluated, accepted less pending); "
         f"a table is flat if it grew by under {FLAT_TABLE_BYTES // 2**20} MB, linear if a line in "
         f"events fits its size with R^2 >= {LINEAR_R2}. A short run (`--quick`) cannot tell a "

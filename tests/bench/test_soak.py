@@ -25,6 +25,7 @@ def test_quick_soak_samples_memory_and_tables_and_loses_nothing():
     with open(summary["csv"]) as samples:
         rows = list(csv.DictReader(samples))
     assert len(rows) == summary["samples"] >= 5
+    assert all(int(row["broker_queue"]) >= 0 and int(row["pending"]) >= 0 for row in rows)
     accepted = [int(row["accepted"]) for row in rows]
     assert accepted == sorted(accepted) and accepted[-1] > 0
     for group in GROUPS:
