@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test faults browser lint format bench bench-ab bench-abba clean
+.PHONY: install run test faults browser lint format bench bench-ab bench-abba soak clean
 
 install: $(STAMP)
 
@@ -45,18 +45,26 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 
 # Ingest (ours vs a bare view vs the naive design), evaluation throughput per worker (with
-# what the report aggregates cost), then reports at 10^6 rewards (seeded once, then reused), then
-# backtests beside the workers' evaluation of the same events.
-# make bench ARGS=--quick EVAL_ARGS=--quick REPORTS_ARGS=--quick BACKTEST_ARGS=--quick for a
-# short run.
+# what the report aggregates cost), end to end (open-loop events through web and workers to the
+# reward, ours vs the naive design), then reports at 10^6 rewards (seeded once, then reused),
+# then backtests beside the workers' evaluation of the same events.
+# make bench ARGS=--quick EVAL_ARGS=--quick E2E_ARGS=--quick REPORTS_ARGS=--quick
+# BACKTEST_ARGS=--quick for a short run.
 EVAL_ARGS ?=
+E2E_ARGS ?=
 REPORTS_ARGS ?=
 BACKTEST_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 	$(PY) -m bench.evaluation $(EVAL_ARGS)
+	$(PY) -m bench.e2e $(E2E_ARGS)
 	$(PY) -m bench.reports $(REPORTS_ARGS)
 	$(PY) -m bench.backtest $(BACKTEST_ARGS)
+
+# A bounded run of events through ingest and evaluation, RSS and table sizes sampled to
+# var/bench/soak-*.csv: make soak ARGS="--events 1000000 --rate 500"
+soak: $(STAMP)
+	$(PY) -m bench.soak $(ARGS)
 
 # A/B against another commit, both benchmarks interleaved: make bench-ab BASE=<commit>
 BASE ?= $(error set BASE=<commit> to compare against)

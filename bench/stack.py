@@ -208,9 +208,9 @@ def machine_busy(seconds: float = 1.0) -> float:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int) -> Iterator[Server]:
+def gunicorn(env: dict[str, str], port: int, options: list[str] = GUNICORN) -> Iterator[Server]:
     base_url = f"http://{devstack.HOST}:{port}"
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", *GUNICORN]
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", *options]
     proc = subprocess.Popen(
         [*command, "-b", f"{devstack.HOST}:{port}", "--log-level", "warning"],
         cwd=devstack.ROOT,

@@ -267,6 +267,13 @@ EVENT_WAKE_INTERVAL = env.float("EVENT_WAKE_INTERVAL", default=0.1)
 EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=500)
 # A draining task hands over to a new message after this long (fairness, bounded tasks).
 EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
+# A draining task that finds the queue empty keeps claiming every EVENT_IDLE_POLL_SECONDS until
+# this long after its last event before it returns, so an event committed meanwhile (while the
+# web process's waker waits out EVENT_WAKE_INTERVAL) is claimed at the next poll instead of the
+# next wake-up. 0 (the default until measured on a quiet machine, docs/benchmarks.md): it
+# returns at once.
+EVENT_IDLE_LINGER_SECONDS = env.float("EVENT_IDLE_LINGER_SECONDS", default=0.0)
+EVENT_IDLE_POLL_SECONDS = env.float("EVENT_IDLE_POLL_SECONDS", default=0.01)
 # Evaluations an event may start (each claim counts one); then it is failed with its error.
 EVENT_MAX_ATTEMPTS = env.int("EVENT_MAX_ATTEMPTS", default=5)
 # A batch's claim record whose database session is gone is recovered at once (its worker died:

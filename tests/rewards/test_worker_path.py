@@ -1,17 +1,22 @@
 """The worker's path through the evaluation: one poisoned event never holds up the others, it
 fails once and is reported once."""
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
 from rewards.models import CampaignCounter, Reward, WebhookDelivery, WebhookEndpoint
 from rewards.services.evaluation import trigger_events_evaluate
+from rewards.tasks import EVALUATION
 from tests.factories import CampaignFactory, EndUserFactory, TriggerEventFactory, TriggerFactory
 from triggers.models import TriggerEvent
+from triggers.services.processing import trigger_events_process_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +128,44 @@ def test_the_soft_time_limit_stops_the_batch_instead_of_failing_the_event_it_hit
         process()
 
     assert {TriggerEvent.objects.get(pk=e.pk).status for e in events} == {"queued"}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_draining_task_claims_an_event_committed_while_it_lingers(trigger, settings):
+    """With EVENT_IDLE_LINGER_SECONDS, the task that evaluated events polls the empty queue a
+    while before it returns: an event committed meanwhile (the web tier's waker still asleep)
+    is evaluated by it, without another wake-up."""
+    settings.EVENT_IDLE_LINGER_SECONDS = 2.0
+    settings.EVENT_IDLE_POLL_SECONDS = 0.01
+    CampaignFactory(trigger=trigger, reward_value=Decimal("2"))
+    queued(trigger, 1)
+
+    def ingest_later() -> None:
+        time.sleep(0.5)
+        queued(trigger, 1)  # its own connection, committed at once
+        connection.close()
+
+    later = threading.Thread(target=ingest_later)
+    later.start()
+    started = time.monotonic()
+    handed_over = trigger_events_process_pending(**EVALUATION)
+    elapsed = time.monotonic() - started
+    later.join()
+
+    assert handed_over is False
+    assert list(TriggerEvent.objects.values_list("status", flat=True)) == ["processed"] * 2
+    assert Reward.objects.count() == 2
+    assert 2.5 <= elapsed < settings.EVENT_TASK_SECONDS  # it lingered after the second event
+
+
+def test_without_a_linger_the_task_returns_when_the_queue_is_empty(trigger, settings):
+    settings.EVENT_IDLE_LINGER_SECONDS = 0
+    CampaignFactory(trigger=trigger)
+    queued(trigger, 3)
+
+    started = time.monotonic()
+    assert trigger_events_process_pending(**EVALUATION) is False
+
+    assert time.monotonic() - started < 2
+    assert set(TriggerEvent.objects.values_list("status", flat=True)) == {"processed"}

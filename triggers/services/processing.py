@@ -139,15 +139,24 @@ def trigger_events_process_pending(
     on_recorded: RecordListener | None,
 ) -> bool:
     """A worker's task: evaluates batches until none is left (False) or
-    ``EVENT_TASK_SECONDS`` have passed (True: hand over to a fresh task)."""
+    ``EVENT_TASK_SECONDS`` have passed (True: hand over to a fresh task). Once it has evaluated
+    some, an empty queue is polled for ``EVENT_IDLE_LINGER_SECONDS`` more before it returns."""
     deadline = time.monotonic() + settings.EVENT_TASK_SECONDS
     batch = settings.EVENT_BATCH_SIZE
-    while trigger_events_process_batch(
-        limit=batch, processor=processor, on_failed=on_failed, on_recorded=on_recorded
-    ):
-        if time.monotonic() > deadline:
-            return True
-    return False
+    linger_until = 0.0  # a task that found nothing at all returns at once
+    while True:
+        claimed = trigger_events_process_batch(
+            limit=batch, processor=processor, on_failed=on_failed, on_recorded=on_recorded
+        )
+        now = time.monotonic()
+        if claimed:
+            if now > deadline:
+                return True
+            linger_until = now + settings.EVENT_IDLE_LINGER_SECONDS
+        elif now >= linger_until or now > deadline:
+            return False
+        else:
+            time.sleep(settings.EVENT_IDLE_POLL_SECONDS)
 
 
 def trigger_events_process_batch(
