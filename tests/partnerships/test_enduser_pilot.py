@@ -374,3 +374,17 @@ def test_attributes_with_a_number_that_is_not_finite_are_refused(
     alice.refresh_from_db()
     assert alice.attributes == {"tier": "gold"}
     assert not EndUser.objects.filter(external_user_id="bob").exists()
+
+
+@pytest.mark.parametrize("attributes", ['{"note": "a\\u0000b"}', '{"note": "\\ud800"}'])
+def test_attributes_postgresql_cannot_store_are_a_form_error(admin_client, alice, attributes):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/", {**change_form_data(page), "attributes": attributes}
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["attributes"]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "gold"}
