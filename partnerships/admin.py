@@ -14,6 +14,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from config.errors import ApplicationError
+from config.json_input import PilotJSONField
 
 from . import (
     pilot_user_tokens,  # noqa: F401 - registers the user tokens' page
@@ -37,6 +38,7 @@ from .selectors import pilot_users_for_operator
 from .services import (
     API_KEY_EDITABLE,
     ATTRIBUTES_CHANGED,
+    ROTATED_EXPIRY,
     ROTATION_MAX_OVERLAP_HOURS,
     EndUserBlockError,
     api_key_issue,
@@ -142,6 +144,15 @@ class ApiKeyForm(forms.ModelForm):
                 if name in self.fields:
                     self.fields[name].show_hidden_initial = True
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # Rotated since the page (which showed the expiry editable) was opened: the change
+        # is refused here, not dropped, and nothing else is saved with it.
+        rotated = self.instance.pk is not None and self.instance.replaced_by_id is not None
+        if rotated and "expires_at" in self.fields and "expires_at" in self.changed_data:
+            self.add_error("expires_at", ROTATED_EXPIRY)
+        return cleaned
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAdmin, ModelAdmin):
@@ -162,7 +173,10 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        rotated = ("expires_at",) if obj.replaced_by_id is not None else ()
+        # A rotated key's expiry is read-only, but not on the save of a page that showed it
+        # editable (rotated meanwhile): the form must see a changed expiry to refuse it.
+        shown_editable = request.method == "POST" and "initial-expires_at_0" in request.POST
+        rotated = ("expires_at",) if obj.replaced_by_id and not shown_editable else ()
         return (*self.readonly_fields, "partnership", "mode", *rotated)
 
     @admin.display(description="Status")
@@ -321,7 +335,7 @@ class EndUserChangeForm(forms.ModelForm):
     too, and users have no revision, so a save is refused, not written over theirs, when they
     changed since (checked here for the form, again by the service under the row lock)."""
 
-    loaded_attributes = forms.JSONField(required=False, widget=forms.HiddenInput)
+    loaded_attributes = PilotJSONField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

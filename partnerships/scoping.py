@@ -11,9 +11,11 @@ from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404
+
+from config.json_input import PilotJSONField
 
 from .models import Partner, Partnership
 from .selectors import partnerships_for_operator, pilot_users_for_operator
@@ -83,6 +85,13 @@ class PartnershipScopedAdmin:
         if field is not None and hasattr(field, "queryset"):
             field.queryset = scoped_choices(db_field.related_model, field.queryset, request.user)
         return field
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # Every Pilot page has this mixin: its JSON fields parse as the partner API does (a
+        # deep array, NaN, NUL: a form error, not a 500).
+        if isinstance(db_field, JSONField):
+            kwargs.setdefault("form_class", PilotJSONField)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_list_filter(self, request):
         """Each related-field filter named by its field (``"campaign"``, ``"campaign__trigger"``)

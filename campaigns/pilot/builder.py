@@ -6,8 +6,6 @@ keeps its JSON list and the admin needs no custom save. A POST that sends ``fact
 (no rows) is still read: raw JSON for scripts and old tests.
 """
 
-import json
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import formset_factory
@@ -19,6 +17,7 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
+from config.json_input import pilot_json_loads
 from partnerships.pilot_revision import RevisionFormMixin
 
 from ..models import FACT_NAME, Campaign
@@ -116,8 +115,8 @@ class FactRowsWidget(forms.Widget):
 def _loads(value):
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            return pilot_json_loads(value)
+        except ValidationError:
             return []
     return value
 
@@ -138,10 +137,7 @@ class FactRowsField(forms.Field):
             ]
         if value in (None, ""):
             return []
-        try:
-            return json.loads(value) if isinstance(value, str) else value
-        except ValueError as exc:
-            raise ValidationError(f"Not JSON: {exc}") from exc
+        return pilot_json_loads(value) if isinstance(value, str) else value
 
     def has_changed(self, initial, data) -> bool:
         try:

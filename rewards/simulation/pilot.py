@@ -7,12 +7,11 @@ takes part with its unsaved values, which the page carries along as hidden field
 partnerships only.
 """
 
-import json
 import uuid
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -24,6 +23,7 @@ from unfold.widgets import (
 )
 
 from campaigns.models import Campaign
+from config.json_input import pilot_json_loads
 from partnerships.scoping import scope_queryset
 from triggers.models import Trigger, TriggerEvent
 from triggers.schemas import compile_schema, schema_errors
@@ -95,9 +95,9 @@ class DryRunForm(forms.Form):
 
     def _context(self, text: str, trigger: Trigger | None) -> dict | None:
         try:
-            context = json.loads(text)
-        except ValueError as exc:
-            self.add_error("context", f"Not JSON: {exc}")
+            context = pilot_json_loads(text)
+        except ValidationError as exc:
+            self.add_error("context", exc)
             return None
         if not isinstance(context, dict):
             self.add_error("context", 'A JSON object, e.g. {"amount": 25}')

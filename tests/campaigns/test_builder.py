@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from campaigns.models import Campaign
+from config.json_input import TOO_DEEP
 from partnerships.models import PartnershipMember
 from tests.factories import CampaignFactory, EndUserFactory, TriggerFactory
 
@@ -318,3 +319,19 @@ def test_checking_needs_a_campaign_permission(client, django_user_model, trigger
 
     assert client.post(CHECK, {"trigger": trigger.id}).status_code == 403
     assert client.get(CHECK).status_code in (403, 405)
+
+
+def test_raw_json_facts_nested_too_deep_are_a_problem_not_a_server_error(admin_client, trigger):
+    """Facts posted as raw JSON (scripts, old pages) rather than rows."""
+    deep = "[" * 3000 + "]" * 3000
+    form = {**campaign_form(trigger), "facts": deep}
+    del form["facts-TOTAL_FORMS"], form["facts-INITIAL_FORMS"]
+
+    saved = admin_client.post(ADD, form)
+    checked = admin_client.post(CHECK, {"trigger": trigger.id, "facts": deep})
+
+    assert saved.status_code == 200
+    assert saved.context["adminform"].form.errors["facts"] == [TOO_DEEP]
+    assert not Campaign.objects.exists()
+    assert checked.status_code == 200
+    assert checked.json()["problems"]["facts"]["message"] == TOO_DEEP

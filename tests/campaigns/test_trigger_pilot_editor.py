@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from config.json_input import NOT_FINITE, TOO_DEEP
 from rewards.tasks import EVALUATION
 from tests.factories import TRANSACTION_SCHEMA, CampaignFactory
 from triggers.models import Trigger, TriggerEvent
@@ -135,3 +136,31 @@ def test_saving_rows_that_break_an_active_campaign_is_refused_naming_it(admin_cl
     assert response.status_code == 200
     assert "This change would stop the active campaign Big spenders (big)" in text(response)
     assert Trigger.objects.get().context_schema == TRANSACTION_SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("schema", "error"),
+    [("[" * 3000 + "]" * 3000, TOO_DEEP), ('{"maximum": NaN}', NOT_FINITE)],
+    ids=["deep", "nan"],
+)
+def test_a_raw_schema_python_cannot_parse_or_postgresql_store_is_a_form_error(
+    admin_client, trigger, schema, error
+):
+    data = {**change_data(trigger, {}), "context_schema": schema}
+
+    response = admin_client.post(f"/pilot/triggers/trigger/{trigger.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["context_schema"] == [error]
+    assert Trigger.objects.get().context_schema == TRANSACTION_SCHEMA
+
+
+def test_a_test_events_context_nested_too_deep_is_a_form_error(admin_client, trigger, test_key):
+    response = admin_client.post(
+        f"/pilot/triggers/trigger/{trigger.pk}/send-test-event/",
+        {"external_user_id": "user-7", "transaction_context": "[" * 3000 + "]" * 3000},
+    )
+
+    assert response.status_code in (200, 400)
+    assert TOO_DEEP in text(response)
+    assert not TriggerEvent.objects.exists()

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from config.json_input import NOT_FINITE, TOO_DEEP
 from partnerships.models import AuditEntry, EndUser
 from partnerships.services import ATTRIBUTES_CHANGED, end_user_block
 from rewards.admin import EndUserPilotAdmin
@@ -336,3 +337,54 @@ def test_a_user_added_in_pilot_gets_its_partnership_and_attributes(admin_client,
     assert response.status_code == 302, response.context["adminform"].form.errors
     bob = EndUser.objects.get(external_user_id="bob")
     assert (bob.partnership_id, bob.attributes) == (partnership.pk, {"tier": "gold"})
+
+
+@pytest.mark.parametrize("field", ["attributes", "loaded_attributes"])
+def test_json_nested_deeper_than_python_can_parse_is_a_form_error(admin_client, alice, field):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+    form = {**change_form_data(page), "attributes": '{"tier": "silver"}'}
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/", {**form, field: "[" * 3000 + "]" * 3000}
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field] == [TOO_DEEP]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "gold"}
+
+
+@pytest.mark.parametrize("attributes", ['{"tier": NaN}', '{"cap": -Infinity}', '{"cap": 1e999}'])
+def test_attributes_with_a_number_that_is_not_finite_are_refused(
+    admin_client, partnership, alice, attributes
+):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+
+    changed = admin_client.post(
+        f"{USERS}{alice.pk}/change/", {**change_form_data(page), "attributes": attributes}
+    )
+    added = admin_client.post(
+        f"{USERS}add/",
+        {"partnership": partnership.pk, "external_user_id": "bob", "attributes": attributes},
+    )
+
+    for response in (changed, added):
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["attributes"] == [NOT_FINITE]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "gold"}
+    assert not EndUser.objects.filter(external_user_id="bob").exists()
+
+
+@pytest.mark.parametrize("attributes", ['{"note": "a\\u0000b"}', '{"note": "\\ud800"}'])
+def test_attributes_postgresql_cannot_store_are_a_form_error(admin_client, alice, attributes):
+    page = admin_client.get(f"{USERS}{alice.pk}/change/")
+
+    response = admin_client.post(
+        f"{USERS}{alice.pk}/change/", {**change_form_data(page), "attributes": attributes}
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["attributes"]
+    alice.refresh_from_db()
+    assert alice.attributes == {"tier": "gold"}

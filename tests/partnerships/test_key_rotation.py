@@ -16,7 +16,12 @@ from config.errors import ApplicationError, ErrorCode
 from partnerships.admin import ApiKeyAdmin
 from partnerships.keys import matches
 from partnerships.models import ApiKey, AuditEntry
-from partnerships.services import api_key_revoke, api_key_rotate, api_key_update
+from partnerships.services import (
+    ROTATED_EXPIRY,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_update,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -240,6 +245,29 @@ def test_a_rotated_keys_expiry_is_shown_not_edited(admin_client, api_key):
     with pytest.raises(ApplicationError) as refused:
         api_key_update(api_key=api_key, changes={"expires_at": None})
     assert refused.value.errors[0]["field"] == "expires_at"
+
+
+def test_an_expiry_changed_on_a_page_opened_before_a_rotation_is_refused_not_dropped(
+    admin_client, api_key
+):
+    page = admin_client.get(f"/pilot/partnerships/apikey/{api_key.pk}/change/")
+    rotated = api_key_rotate(api_key=api_key, overlap_hours=24)
+    later = (timezone.now() + timedelta(days=90)).strftime("%Y-%m-%d")
+
+    response = admin_client.post(
+        f"/pilot/partnerships/apikey/{api_key.pk}/change/",
+        key_form(page, expires_at_0=later, expires_at_1="00:00:00", rate_limit_per_second="50"),
+    )
+
+    assert response.status_code == 200  # the form again, with the error at the expiry
+    assert response.context["adminform"].form.errors["expires_at"] == [ROTATED_EXPIRY]
+    assert not [str(message) for message in response.context["messages"]]
+    old = ApiKey.objects.get(pk=api_key.pk)
+    assert (old.expires_at, old.rate_limit_per_second) == (
+        rotated.old.expires_at,
+        api_key.rate_limit_per_second,
+    )
+    assert not AuditEntry.objects.filter(action="apikey.change").exists()
 
 
 @pytest.mark.parametrize("meanwhile", ["revoke", "rotate"])

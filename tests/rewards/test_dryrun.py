@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from config.json_input import NOT_FINITE, TOO_DEEP
 from partnerships.models import EndUser, PartnershipMember
 from rewards.models import CampaignCounter, Reward, UserCounter, WebhookDelivery
 from rewards.reports.models import ActivityBucket, MoneyBucket
@@ -293,6 +294,22 @@ def test_a_context_the_api_would_refuse_is_refused(admin_client, trigger):
     assert any(error.startswith("context.amount:") for error in errors)
     assert any(error == "context.currency: This field is required" for error in errors)
     assert "data-decision=" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("context", "error"),
+    [("[" * 3000 + "]" * 3000, TOO_DEEP), ('{"amount": NaN}', NOT_FINITE)],
+    ids=["deep", "nan"],
+)
+def test_a_context_python_cannot_parse_is_refused_at_its_field(
+    admin_client, trigger, context, error
+):
+    shop(trigger)
+
+    response = admin_client.post(DRY_RUN, sample_form(trigger, **{"dryrun-context": context}))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["context"] == [error]
 
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:00Z"])

@@ -12,6 +12,7 @@ from unfold.widgets import (
     UnfoldBooleanWidget,
 )
 
+from config.json_input import pilot_json_loads
 from partnerships.pilot_revision import RevisionFormMixin
 
 from ..models import Trigger
@@ -68,8 +69,8 @@ class SchemaEditorWidget(UnfoldAdminTextareaWidget):
     def format_value(self, value):
         """The JSON indented, to be read and edited (text that is not JSON is left as typed)."""
         try:
-            return json.dumps(json.loads(value), indent=2)
-        except (TypeError, ValueError):
+            return json.dumps(pilot_json_loads(value), indent=2)
+        except (TypeError, ValidationError):
             return super().format_value(value)
 
     def get_context(self, name, value, attrs) -> dict:
@@ -201,10 +202,7 @@ class TestEventForm(forms.Form):
 
     def clean_transaction_context(self):
         text = self.cleaned_data["transaction_context"].strip() or "{}"
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"Not valid JSON: {exc}") from exc
+        return pilot_json_loads(text)
 
     def add_ingest_errors(self, errors: list[dict], message: str) -> None:
         """The API's per-field errors, each at the form field it concerns."""
