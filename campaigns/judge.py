@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from .decisions import NO_PARAMS, Decision, Outcome, params
 from .engine import CompiledCampaign, FactSpec, InvalidCampaign, RuleRuntimeError
+from .native import Scope, Unsure
 from .rules import event_data
 
 Candidate = CompiledCampaign | InvalidCampaign
@@ -49,14 +50,19 @@ def event_judge(
     facts: Mapping[FactSpec, int | float],
     places: int,
     blocked: bool = False,
+    native: bool = False,
 ) -> list[Verdict]:
     """Schedule (at ``occurred_at``), condition and amount for each campaign, in their order;
     none from a campaign the event reached too late for (``candidate_until``).
 
     ``user``: the end user's attributes; ``facts``: this event's value of each fact the
     campaigns read; ``places``: the reward unit's decimal places; ``blocked``: the user is
-    blocked, so every candidate campaign says ``user_blocked`` and no rule runs."""
-    data = None
+    blocked, so every candidate campaign says ``user_blocked`` and no rule runs.
+
+    ``native``: a campaign whose rules ``campaigns.native`` compiles is judged by them, and by
+    CEL only for an event they are unsure of (a backtest's many events; the workers judge with
+    CEL itself, and a test holds the two to the same verdicts)."""
+    data = scope = None
     activations: dict[int, Any] = {}
     verdicts = []
     received_at, occurred_at, context = event.received_at, event.occurred_at, event.context
@@ -72,6 +78,13 @@ def event_judge(
         if not campaign.in_schedule(occurred_at):
             verdicts.append(Verdict(campaign, Outcome.OUTSIDE_SCHEDULE))
             continue
+        if native and campaign.native is not None:
+            if scope is None:
+                scope = Scope(context, user, facts, event.trigger, event.mode)
+            verdict = _native_rules(campaign, scope, places)
+            if verdict is not None:
+                verdicts.append(verdict)
+                continue
         key = id(campaign.env)
         activation = activations.get(key)
         if activation is None:
@@ -105,6 +118,30 @@ def _rules(campaign: CompiledCampaign, activation, context: dict, places: int) -
             why = params(reason="absent", detail=absent) if absent else NO_PARAMS
             return Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
         amount = campaign.amount(activation, context, places)
+    except RuleRuntimeError as exc:
+        return Verdict(campaign, Outcome.ERROR, None, exc.params)
+    if amount <= 0:
+        return Verdict(campaign, Outcome.ZERO_AMOUNT, None, params(amount=str(amount)))
+    return Verdict(campaign, None, amount)
+
+
+def _native_rules(campaign: CompiledCampaign, scope: Scope, places: int) -> Verdict | None:
+    """``_rules`` by ``campaign.native``; None if it is unsure (then CEL judges)."""
+    rules = campaign.native
+    if campaign.facts:
+        scope = scope._replace(facts={spec.name: scope.facts[spec] for spec in campaign.facts})
+    try:
+        if rules.condition is not None:
+            matched = rules.condition(scope)
+            if type(matched) is not bool:
+                raise Unsure
+            if not matched:
+                return Verdict(campaign, Outcome.CONDITION_FALSE, None, NO_PARAMS)
+        evaluated = None if rules.reward is None else (None, rules.reward(scope))
+    except Unsure:
+        return None
+    try:
+        amount = campaign.amount(None, scope.context, places, evaluated)
     except RuleRuntimeError as exc:
         return Verdict(campaign, Outcome.ERROR, None, exc.params)
     if amount <= 0:

@@ -190,6 +190,7 @@ class Replay:
                 facts=facts.get(row.id, {}),
                 places=setup.places,
                 blocked=row.end_user_id in users.blocked,
+                native=True,
             )
 
             def reserve(campaign, amount, row=row):

@@ -288,6 +288,7 @@ def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(
     assert Reward.objects.count() > 20  # the workers' path issued, and limits bit
 
     setup = backtest_setup(spec=campaign_spec(campaign=campaigns[1]), mode="live")
+    assert all(c.native is not None for c in setup.campaigns)  # judged as Python, not CEL
     replay = Replay(setup)
     replayed = {}
     end = timezone.now()
