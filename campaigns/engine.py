@@ -144,14 +144,14 @@ class CompiledCampaign:
     def native(self) -> NativeRules | None:
         """Its expressions as Python for a replay's ``event_judge(native=True)``, or None if
         one is beyond ``campaigns.native``'s subset."""
-        fields, user_fields = self.env.fields, self.env.user_fields
+        facts = {spec.name: spec for spec in self.facts}
         condition = reward = None
         if self.condition is not None:
-            condition = native_compile(self.condition, fields, user_fields)
+            condition = native_compile(self.condition, facts)
             if condition is None:
                 return None
         if self.reward_expression is not None:
-            reward = native_compile(self.reward_expression, fields, user_fields)
+            reward = native_compile(self.reward_expression, facts)
             if reward is None:
                 return None
         return NativeRules(condition, reward)

@@ -78,27 +78,26 @@ def event_judge(
         if not campaign.in_schedule(occurred_at):
             verdicts.append(Verdict(campaign, Outcome.OUTSIDE_SCHEDULE))
             continue
+        if data is None:  # the same for every campaign of the trigger
+            data = event_data(
+                campaign.env.fields,
+                context=context,
+                user=user,
+                trigger=event.trigger,
+                occurred_at=occurred_at,
+                tags=event.tags,
+                mode=event.mode,
+                user_fields=campaign.env.user_fields,
+            )
         if native and campaign.native is not None:
-            if scope is None:
-                scope = Scope(context, user, facts, event.trigger, event.mode)
-            verdict = _native_rules(campaign, scope, places)
+            scope = scope or Scope(data, facts)
+            verdict = _native_rules(campaign, scope, context, places)
             if verdict is not None:
                 verdicts.append(verdict)
                 continue
         key = id(campaign.env)
         activation = activations.get(key)
         if activation is None:
-            if data is None:  # the same for every campaign of the trigger
-                data = event_data(
-                    campaign.env.fields,
-                    context=context,
-                    user=user,
-                    trigger=event.trigger,
-                    occurred_at=occurred_at,
-                    tags=event.tags,
-                    mode=event.mode,
-                    user_fields=campaign.env.user_fields,
-                )
             activation = activations[key] = campaign.env.activation(
                 data, {spec.name: facts[spec] for spec in campaign.facts}
             )
@@ -114,22 +113,19 @@ def _invalid(campaign: InvalidCampaign) -> Verdict:
 def _rules(campaign: CompiledCampaign, activation, context: dict, places: int) -> Verdict:
     try:
         matched, absent = campaign.matches(activation)
-        if not matched:
-            why = params(reason="absent", detail=absent) if absent else NO_PARAMS
-            return Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
-        amount = campaign.amount(activation, context, places)
     except RuleRuntimeError as exc:
         return Verdict(campaign, Outcome.ERROR, None, exc.params)
-    if amount <= 0:
-        return Verdict(campaign, Outcome.ZERO_AMOUNT, None, params(amount=str(amount)))
-    return Verdict(campaign, None, amount)
+    if not matched:
+        why = params(reason="absent", detail=absent) if absent else NO_PARAMS
+        return Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
+    return _paid(campaign, activation, context, places)
 
 
-def _native_rules(campaign: CompiledCampaign, scope: Scope, places: int) -> Verdict | None:
+def _native_rules(
+    campaign: CompiledCampaign, scope: Scope, context: dict, places: int
+) -> Verdict | None:
     """``_rules`` by ``campaign.native``; None if it is unsure (then CEL judges)."""
     rules = campaign.native
-    if campaign.facts:
-        scope = scope._replace(facts={spec.name: scope.facts[spec] for spec in campaign.facts})
     try:
         if rules.condition is not None:
             matched = rules.condition(scope)
@@ -140,8 +136,12 @@ def _native_rules(campaign: CompiledCampaign, scope: Scope, places: int) -> Verd
         evaluated = None if rules.reward is None else (None, rules.reward(scope))
     except Unsure:
         return None
+    return _paid(campaign, None, context, places, evaluated)
+
+
+def _paid(campaign: CompiledCampaign, activation, context, places, evaluated=None) -> Verdict:
     try:
-        amount = campaign.amount(None, scope.context, places, evaluated)
+        amount = campaign.amount(activation, context, places, evaluated)
     except RuleRuntimeError as exc:
         return Verdict(campaign, Outcome.ERROR, None, exc.params)
     if amount <= 0:

@@ -15,8 +15,6 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from .rules import ContextField, _coerced
-
 
 class Unsure(Exception):
     """This event needs CEL itself (an absent variable, an unexpected type, an error)."""
@@ -31,13 +29,11 @@ class NativeRules(NamedTuple):
 
 
 class Scope(NamedTuple):
-    """What an expression reads of one event (``campaigns.rules.event_data``'s sources)."""
+    """What an expression reads of one event: the variables ``campaigns.rules.event_data``
+    binds (so a value is read as CEL is given it), and the event's facts by ``FactSpec``."""
 
-    context: Mapping[str, Any]
-    user: Mapping[str, Any]
-    facts: Mapping[str, Any]
-    trigger: str
-    mode: str
+    data: Mapping[str, Any]
+    facts: Mapping[Any, Any]
 
 
 Native = Callable[[Scope], Any]
@@ -49,11 +45,10 @@ _PYTHON = {_BOOL: bool, _INT: int, _DOUBLE: float, _STRING: str}
 _DYN = "dyn"
 
 
-def native_compile(
-    expression: Any, fields: list[ContextField], user_fields: list[ContextField]
-) -> Native | None:
+def native_compile(expression: Any, facts: Mapping[str, Any]) -> Native | None:
     """The expression (compiled by ``RuleEnvironment.compile``) as a Python closure over a
-    ``Scope``, or None if it uses something this subset leaves to CEL."""
+    ``Scope``, or None if it uses something this subset leaves to CEL. ``facts``: the key in
+    ``Scope.facts`` of each fact the expression may name."""
     try:
         checked = _message(_message(expression.serialize())[2][0])
         references = {}
@@ -64,7 +59,7 @@ def native_compile(
         for entry in checked.get(3, ()):
             entry = _message(entry)
             types[_varint_of(entry[1][0])] = _type(_message(entry[2][0]))
-        builder = _Builder(references, types, fields, user_fields)
+        builder = _Builder(references, types, facts)
         return builder.build(_message(checked[4][0]))
     except _Unsupported:
         return None
@@ -75,10 +70,8 @@ class _Unsupported(Exception):
 
 
 class _Builder:
-    def __init__(self, references, types, fields, user_fields) -> None:
-        self.references, self.types = references, types
-        self.fields = {field.name: field for field in fields}
-        self.user_fields = {field.name: field for field in user_fields}
+    def __init__(self, references, types, facts) -> None:
+        self.references, self.types, self.facts = references, types, facts
 
     def build(self, expr: dict) -> Native:
         expr_id = _varint_of(expr[2][0]) if 2 in expr else 0
@@ -101,25 +94,26 @@ class _Builder:
 
     def _variable(self, name: str, kind) -> Native:
         check = _checker(kind)
-        prefix, _, field_name = name.partition(".")
-        if prefix == "context" and field_name in self.fields:
-            return _field(self.fields[field_name], 0, check)
-        if prefix == "user" and field_name in self.user_fields:
-            return _field(self.user_fields[field_name], 1, check)
-        if prefix == "facts" and field_name:
+        if name.startswith("facts."):
+            key = self.facts.get(name.removeprefix("facts."))
+            if key is None:
+                raise _Unsupported
 
-            def fact(scope: Scope, name=field_name):
-                value = scope.facts.get(name)
+            def fact(scope: Scope):
+                value = scope.facts.get(key)
                 if value is None:
                     raise Unsure
                 return check(value)
 
             return fact
-        if name == "event.trigger":
-            return lambda scope: scope.trigger
-        if name == "event.mode":
-            return lambda scope: scope.mode
-        raise _Unsupported
+
+        def variable(scope: Scope):  # context.<field>, user.<declared>, event.trigger, ...
+            value = scope.data.get(name)
+            if value is None:  # unbound: CEL's message
+                raise Unsure
+            return check(value)
+
+        return variable
 
     def _select(self, select: dict, kind) -> Native:
         """``user.<key>`` of the user map (the partnership declares no such attribute), or
@@ -131,15 +125,17 @@ class _Builder:
         if select.get(3) and _varint_of(select[3][0]):  # has(user.key)
 
             def has(scope: Scope):
-                _convertible(scope.user)
-                return key in scope.user
+                user = scope.data["user"]
+                _convertible(user)
+                return key in user
 
             return has
         check = _checker(kind)
 
         def attribute(scope: Scope):
-            _convertible(scope.user)
-            value = scope.user.get(key)
+            user = scope.data["user"]
+            _convertible(user)
+            value = user.get(key)
             if value is None:  # absent (or null): CEL's message
                 raise Unsure
             return check(value)
@@ -202,18 +198,6 @@ def _holds(value) -> bool:
     if kind is dict:
         return all(type(key) is str and _holds(item) for key, item in value.items())
     return False
-
-
-def _field(field: ContextField, source: int, check) -> Native:
-    name = field.name
-
-    def read(scope: Scope):
-        value = _coerced(field, scope[source].get(name))  # as event_data binds it
-        if value is None:
-            raise Unsure
-        return check(value)
-
-    return read
 
 
 def _checker(kind) -> Callable[[Any], Any]:
