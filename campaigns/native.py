@@ -11,6 +11,7 @@ itself. An expression using anything else is not compiled here at all (``native_
 None). ``tests/campaigns/test_native.py`` holds it to CEL on generated expressions and values.
 """
 
+import operator
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -93,23 +94,30 @@ class _Builder:
         return reference[1][0].decode()
 
     def _variable(self, name: str, kind) -> Native:
-        check = _checker(kind)
+        """A variable: ``context.<field>``, ``user.<declared>``, ``event.trigger``,
+        ``event.mode`` as ``event_data`` binds them, or a fact; unbound: Unsure (CEL's
+        message)."""
         if name.startswith("facts."):
-            key = self.facts.get(name.removeprefix("facts."))
+            source, key = "facts", self.facts.get(name.removeprefix("facts."))
             if key is None:
                 raise _Unsupported
+        else:
+            source, key = "data", name
+        expected = _PYTHON.get(kind)
+        if expected is not None and expected is not int:  # the type check is the bound check
 
-            def fact(scope: Scope):
-                value = scope.facts.get(key)
-                if value is None:
+            def simple(scope: Scope):
+                value = getattr(scope, source).get(key)
+                if type(value) is not expected:
                     raise Unsure
-                return check(value)
+                return value
 
-            return fact
+            return simple
+        check = _checker(kind)
 
-        def variable(scope: Scope):  # context.<field>, user.<declared>, event.trigger, ...
-            value = scope.data.get(name)
-            if value is None:  # unbound: CEL's message
+        def variable(scope: Scope):
+            value = getattr(scope, source).get(key)
+            if value is None:
                 raise Unsure
             return check(value)
 
@@ -236,12 +244,12 @@ def _constant(constant: dict) -> Native:
         value = constant[6][0].decode()
     else:
         raise _Unsupported
-    return lambda scope: value
 
+    def constant_value(scope: Scope):
+        return value
 
-def _same(a, b) -> None:
-    if type(a) is not type(b):
-        raise Unsure
+    constant_value.constant = value  # type: ignore[attr-defined]  # read by _compare
+    return constant_value
 
 
 def _logical(decisive: bool) -> Callable[[Native, Native], Native]:
@@ -287,11 +295,25 @@ def _conditional(test: Native, then: Native, otherwise: Native) -> Native:
     return chosen
 
 
-def _compare(compare: Callable[[Any, Any], bool]) -> Callable[[Native, Native], Native]:
+def _compare(compare: Callable[[Any, Any], bool], kind: type | None = None):
+    """``==``, ``<``, ...: both sides of one type (``kind``, or any the same for equality)."""
+
     def make(left: Native, right: Native) -> Native:
+        if hasattr(right, "constant") and kind in (None, type(right.constant)):
+            constant, expected = right.constant, type(right.constant)
+
+            def with_constant(scope: Scope):  # the common shape: a variable against a literal
+                value = left(scope)
+                if type(value) is not expected:
+                    raise Unsure
+                return compare(value, constant)
+
+            return with_constant
+
         def compared(scope: Scope):
             a, b = left(scope), right(scope)
-            _same(a, b)
+            if type(a) is not type(b) or (kind is not None and type(a) is not kind):
+                raise Unsure
             return compare(a, b)
 
         return compared
@@ -344,26 +366,13 @@ def _negate(kind: type) -> Callable[[Native], Native]:
     return make
 
 
-def _ordered(compare: Callable[[Any, Any], bool], kind: type) -> Callable[[Native, Native], Native]:
-    def make(left: Native, right: Native) -> Native:
-        def compared(scope: Scope):
-            a, b = left(scope), right(scope)
-            if type(a) is not kind or type(b) is not kind:
-                raise Unsure
-            return compare(a, b)
-
-        return compared
-
-    return make
-
-
 _CALLS: dict[str, Callable[..., Native]] = {
     "logical_and": _logical(False),
     "logical_or": _logical(True),
     "logical_not": _not,
     "conditional": _conditional,
-    "equals": _compare(lambda a, b: a == b),
-    "not_equals": _compare(lambda a, b: a != b),
+    "equals": _compare(operator.eq),
+    "not_equals": _compare(operator.ne),
     "add_double": _double(lambda a, b: a + b),
     "subtract_double": _double(lambda a, b: a - b),
     "multiply_double": _double(lambda a, b: a * b),
@@ -376,10 +385,10 @@ _CALLS: dict[str, Callable[..., Native]] = {
 }
 for _suffix, _kind in (("double", float), ("int64", int)):
     _CALLS |= {
-        f"less_{_suffix}": _ordered(lambda a, b: a < b, _kind),
-        f"less_equals_{_suffix}": _ordered(lambda a, b: a <= b, _kind),
-        f"greater_{_suffix}": _ordered(lambda a, b: a > b, _kind),
-        f"greater_equals_{_suffix}": _ordered(lambda a, b: a >= b, _kind),
+        f"less_{_suffix}": _compare(operator.lt, _kind),
+        f"less_equals_{_suffix}": _compare(operator.le, _kind),
+        f"greater_{_suffix}": _compare(operator.gt, _kind),
+        f"greater_equals_{_suffix}": _compare(operator.ge, _kind),
     }
 
 
