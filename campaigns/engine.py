@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from .decisions import Outcome, decision_message, params
+from .native import NativeRules, native_compile
 from .rules import Problem, RuleEnvironment, evaluate
 
 # Rewards are stored as numeric(18, 6): anything from here up cannot be stored at all.
@@ -139,6 +140,22 @@ class CompiledCampaign:
     facts: tuple[FactSpec, ...]
     candidate_until: datetime | None = None
 
+    @cached_property
+    def native(self) -> NativeRules | None:
+        """Its expressions as Python for a replay's ``event_judge(native=True)``, or None if
+        one is beyond ``campaigns.native``'s subset."""
+        facts = {spec.name: spec for spec in self.facts}
+        condition = reward = None
+        if self.condition is not None:
+            condition = native_compile(self.condition, facts)
+            if condition is None:
+                return None
+        if self.reward_expression is not None:
+            reward = native_compile(self.reward_expression, facts)
+            if reward is None:
+                return None
+        return NativeRules(condition, reward)
+
     def in_schedule(self, at: datetime) -> bool:
         return (self.starts_at is None or self.starts_at <= at) and (
             self.ends_at is None or at < self.ends_at
@@ -158,8 +175,11 @@ class CompiledCampaign:
             raise RuleRuntimeError("condition_not_bool", value=repr(value))
         return value, ""
 
-    def amount(self, activation: Any, context: dict, places: int) -> Decimal:
-        """The reward for one event, clamped to min/max and rounded; raises RuleRuntimeError."""
+    def amount(
+        self, activation: Any, context: dict, places: int, evaluated: tuple | None = None
+    ) -> Decimal:
+        """The reward for one event, clamped to min/max and rounded; raises RuleRuntimeError.
+        ``evaluated``: the reward expression's ``evaluate`` result, when already known."""
         if self.reward_type == "fixed":
             raw = self.reward_value
         elif self.reward_type == "percentage":
@@ -168,7 +188,7 @@ class CompiledCampaign:
                 raise RuleRuntimeError("field_not_number", field=self.reward_field)
             raw = Decimal(str(base)) * self.reward_value / 100
         else:
-            problem, value = evaluate(self.reward_expression, activation)
+            problem, value = evaluated or evaluate(self.reward_expression, activation)
             if problem is not None or not isinstance(value, int | float) or isinstance(value, bool):
                 raise RuleRuntimeError("expression_failed", detail=str(value))
             try:

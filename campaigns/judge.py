@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from .decisions import NO_PARAMS, Decision, Outcome, params
 from .engine import CompiledCampaign, FactSpec, InvalidCampaign, RuleRuntimeError
+from .native import Scope, Unsure
 from .rules import event_data
 
 Candidate = CompiledCampaign | InvalidCampaign
@@ -49,14 +50,19 @@ def event_judge(
     facts: Mapping[FactSpec, int | float],
     places: int,
     blocked: bool = False,
+    native: bool = False,
 ) -> list[Verdict]:
     """Schedule (at ``occurred_at``), condition and amount for each campaign, in their order;
     none from a campaign the event reached too late for (``candidate_until``).
 
     ``user``: the end user's attributes; ``facts``: this event's value of each fact the
     campaigns read; ``places``: the reward unit's decimal places; ``blocked``: the user is
-    blocked, so every candidate campaign says ``user_blocked`` and no rule runs."""
-    data = None
+    blocked, so every candidate campaign says ``user_blocked`` and no rule runs.
+
+    ``native``: a campaign whose rules ``campaigns.native`` compiles is judged by them, and by
+    CEL only for an event they are unsure of (a backtest's many events; the workers judge with
+    CEL itself, and a test holds the two to the same verdicts)."""
+    data = scope = None
     activations: dict[int, Any] = {}
     verdicts = []
     received_at, occurred_at, context = event.received_at, event.occurred_at, event.context
@@ -72,20 +78,26 @@ def event_judge(
         if not campaign.in_schedule(occurred_at):
             verdicts.append(Verdict(campaign, Outcome.OUTSIDE_SCHEDULE))
             continue
+        if data is None:  # the same for every campaign of the trigger
+            data = event_data(
+                campaign.env.fields,
+                context=context,
+                user=user,
+                trigger=event.trigger,
+                occurred_at=occurred_at,
+                tags=event.tags,
+                mode=event.mode,
+                user_fields=campaign.env.user_fields,
+            )
+        if native and campaign.native is not None:
+            scope = scope or Scope(data, facts)
+            verdict = _native_rules(campaign, scope, context, places)
+            if verdict is not None:
+                verdicts.append(verdict)
+                continue
         key = id(campaign.env)
         activation = activations.get(key)
         if activation is None:
-            if data is None:  # the same for every campaign of the trigger
-                data = event_data(
-                    campaign.env.fields,
-                    context=context,
-                    user=user,
-                    trigger=event.trigger,
-                    occurred_at=occurred_at,
-                    tags=event.tags,
-                    mode=event.mode,
-                    user_fields=campaign.env.user_fields,
-                )
             activation = activations[key] = campaign.env.activation(
                 data, {spec.name: facts[spec] for spec in campaign.facts}
             )
@@ -101,10 +113,35 @@ def _invalid(campaign: InvalidCampaign) -> Verdict:
 def _rules(campaign: CompiledCampaign, activation, context: dict, places: int) -> Verdict:
     try:
         matched, absent = campaign.matches(activation)
-        if not matched:
-            why = params(reason="absent", detail=absent) if absent else NO_PARAMS
-            return Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
-        amount = campaign.amount(activation, context, places)
+    except RuleRuntimeError as exc:
+        return Verdict(campaign, Outcome.ERROR, None, exc.params)
+    if not matched:
+        why = params(reason="absent", detail=absent) if absent else NO_PARAMS
+        return Verdict(campaign, Outcome.CONDITION_FALSE, None, why)
+    return _paid(campaign, activation, context, places)
+
+
+def _native_rules(
+    campaign: CompiledCampaign, scope: Scope, context: dict, places: int
+) -> Verdict | None:
+    """``_rules`` by ``campaign.native``; None if it is unsure (then CEL judges)."""
+    rules = campaign.native
+    try:
+        if rules.condition is not None:
+            matched = rules.condition(scope)
+            if type(matched) is not bool:
+                raise Unsure
+            if not matched:
+                return Verdict(campaign, Outcome.CONDITION_FALSE, None, NO_PARAMS)
+        evaluated = None if rules.reward is None else (None, rules.reward(scope))
+    except Unsure:
+        return None
+    return _paid(campaign, None, context, places, evaluated)
+
+
+def _paid(campaign: CompiledCampaign, activation, context, places, evaluated=None) -> Verdict:
+    try:
+        amount = campaign.amount(activation, context, places, evaluated)
     except RuleRuntimeError as exc:
         return Verdict(campaign, Outcome.ERROR, None, exc.params)
     if amount <= 0:

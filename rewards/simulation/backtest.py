@@ -25,8 +25,8 @@ from campaigns.selectors import campaign_list_active, trigger_schemas
 from partnerships.models import Partnership
 from triggers.models import Trigger
 
-from .events import EventRow, users_read
-from .facts import FactHistories
+from .events import EventRow, Users, users_read
+from .facts import MAX_USERS_KEPT, FactHistories
 from .tally import Tally
 
 ASSUMPTIONS = (
@@ -158,7 +158,9 @@ class Replay:
         self.through: datetime | None = None  # received_at of the last event judged
         # By the campaign's key (its id as a string): a str caches its hash, a UUID does not.
         self._totals: dict[str, _Totals] = {c.key: _Totals() for c in setup.campaigns}
-        self._users: set[uuid.UUID] = set()
+        self._users: set[uuid.UUID] = set()  # rewarded by the subject
+        self._known = Users({}, set())  # attributes and blocks of the users read so far
+        self._read: set = set()  # their ids, found or not
         self._days: dict[date, list] = {}
         self._first_bites: dict[Outcome, date] = {}
         specs = setup.fact_specs
@@ -168,7 +170,7 @@ class Replay:
         """The decisions on each event of the chunk, in its order (the workers' form)."""
         setup = self.setup
         facts = self._facts.values(rows) if self._facts else {}
-        users = users_read(list({row.end_user_id for row in rows}))
+        users = self._users_of(rows)
         reserve_in, zone, mode = self.tally.reserve, setup.zone, setup.mode
         decided = []
         for row in rows:
@@ -188,6 +190,7 @@ class Replay:
                 facts=facts.get(row.id, {}),
                 places=setup.places,
                 blocked=row.end_user_id in users.blocked,
+                native=True,
             )
 
             def reserve(campaign, amount, row=row):
@@ -207,6 +210,20 @@ class Replay:
         if rows:
             self.through = rows[-1].received_at
         return decided
+
+    def _users_of(self, rows: list[EventRow]) -> Users:
+        """The chunk's users, read once per replay (at most ``MAX_USERS_KEPT`` kept): their
+        attributes as they are now, so a later chunk would read the same (``ASSUMPTIONS``)."""
+        users = {row.end_user_id for row in rows}
+        if len(self._read) + len(users) > MAX_USERS_KEPT:
+            self._known, self._read = Users({}, set()), set()
+        unseen = [user for user in users if user not in self._read]
+        if unseen:
+            read = users_read(unseen)
+            self._known.attributes.update(read.attributes)
+            self._known.blocked.update(read.blocked)
+            self._read.update(unseen)
+        return self._known
 
     def _count(self, row: EventRow, verdicts: list, decisions: list[Decision]) -> None:
         """One decision per verdict, in order (``event_settle``)."""

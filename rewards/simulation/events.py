@@ -7,6 +7,7 @@ Raw SQL (the replay reads thousands of rows a second), its columns named once
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -41,24 +42,28 @@ _WINDOW = """
    AND {status} NOT IN ({not_counted})
 """.format(table=EVENT_TABLE, not_counted=NOT_COUNTED_SQL, **EVENT_COLUMNS)
 _COUNT_SQL = "SELECT count(*)" + _WINDOW
-# Times as microseconds since the epoch: ~10x cheaper to read than timestamps through Django's
-# time zone loader, and exact (extract gives numeric).
-_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
+# One chunk as one JSON document, built by PostgreSQL (on its own core): a list of
+# [id, end_user_id, context, tags, occurred_at, received_at], ids as strings, times in ISO 8601
+# (exact to the microsecond, with their offset). Decoding it is one orjson call in this
+# process and ``datetime.fromisoformat`` (C) per time: ~3x cheaper here than psycopg's rows (a
+# UUID, a context string and a timestamp at a time, then orjson on each context). Ids stay
+# strings, whose hash Python caches.
 _CHUNK_SQL = (
-    "SELECT {id}, {end_user}, {context}, {tags}, ".format(**EVENT_COLUMNS)
-    + ", ".join(_MICROS.format(EVENT_COLUMNS[name]) for name in ("occurred_at", "received_at"))
+    "SELECT json_agg(json_build_array({id}, {end_user}, {context}, {tags}, {occurred_at}, "  # noqa: S608
+    "{received_at}) ORDER BY {received_at}, {id})::text"
+    " FROM (SELECT {id}, {end_user}, {context}, {tags}, {occurred_at}, {received_at}"
     + _WINDOW
     + """
-   AND {received_at} >= %(after_at)s AND ({received_at}, {id}) > (%(after_at)s, %(after_id)s)
+   AND {received_at} >= %(after_at)s AND ({received_at}, {id}) > (%(after_at)s, %(after_id)s::uuid)
  ORDER BY {received_at}, {id}
- LIMIT %(size)s""".format(**EVENT_COLUMNS)
-)
-_BEFORE_ALL = uuid.UUID(int=0)
+ LIMIT %(size)s) AS chunk"""
+).format(**EVENT_COLUMNS)
+_BEFORE_ALL = str(uuid.UUID(int=0))
 
 
 class EventRow(NamedTuple):
-    id: uuid.UUID
-    end_user_id: uuid.UUID
+    id: str | uuid.UUID  # a string as read here
+    end_user_id: str | uuid.UUID
     context: dict
     tags: dict
     occurred_at: datetime
@@ -85,27 +90,39 @@ def event_chunks(
     *, setup: "Setup", start: datetime, end: datetime, size: int
 ) -> Iterator[list[EventRow]]:
     """The window's events of the subject's trigger and mode, ``size`` at a time, in the order
-    received (one query per chunk, after the last key read: nothing else is held)."""
+    received (one query per chunk, after the last key read: nothing else is held).
+
+    While the caller judges a chunk, PostgreSQL builds the next one on the other core: its query
+    is sent from a thread, on this same connection (same transaction; psycopg serializes the
+    connection's use, so a query of the caller's waits for it), and that thread waits on the
+    server, not on the interpreter. No query is left running when the iteration stops."""
     params = {**_window(setup, start, end), "after_at": start, "after_id": _BEFORE_ALL}
     params["size"] = size
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(_CHUNK_SQL, params)
-            rows = cursor.fetchall()
-        if not rows:
-            return
-        chunk = [
-            EventRow(pk, user, _json(context), _json(tags), time_of(occurred), time_of(received))
-            for pk, user, context, tags, occurred, received in rows
-        ]
-        yield chunk
-        params["after_at"], params["after_id"] = chunk[-1].received_at, chunk[-1].id
+    connection.ensure_connection()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-read") as reader:
+        pending = reader.submit(_chunk_document, connection.connection, params)
+        try:
+            while (document := pending.result()) is not None:
+                chunk = [
+                    EventRow(pk, user, context, tags, _time(occurred), _time(received))
+                    for pk, user, context, tags, occurred, received in orjson.loads(document)
+                ]
+                params = {**params, "after_at": chunk[-1].received_at, "after_id": chunk[-1].id}
+                pending = reader.submit(_chunk_document, connection.connection, params)
+                yield chunk
+        finally:
+            wait([pending])
+
+
+def _chunk_document(raw_connection, params: dict[str, Any]) -> str | None:
+    return raw_connection.execute(_CHUNK_SQL, params).fetchone()[0]
 
 
 def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+_time = datetime.fromisoformat
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -118,23 +135,25 @@ def micros_of(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
-# The end users of a chunk: their attributes (the rules' ``user``) and who is blocked now.
+# The end users of a chunk: their attributes (the rules' ``user``) and who is blocked now, by
+# their place in the list asked for (ids as UUIDs or strings alike).
 _USERS_SQL = (
-    f"SELECT id, attributes, blocked_at IS NOT NULL FROM {EndUser._meta.db_table} "  # noqa: S608
-    "WHERE id = ANY(%s)"
+    "SELECT u.n, e.attributes, e.blocked_at IS NOT NULL"  # noqa: S608
+    " FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(id, n)"
+    f" JOIN {EndUser._meta.db_table} e ON e.id = u.id"
 )
 
 
 class Users(NamedTuple):
-    attributes: dict[uuid.UUID, dict]
-    blocked: set[uuid.UUID]  # blocked in Pilot: they earn nothing, as the workers decide
+    attributes: dict[str | uuid.UUID, dict]
+    blocked: set[str | uuid.UUID]  # blocked in Pilot: they earn nothing, as the workers decide
 
 
-def users_read(user_ids: list[uuid.UUID]) -> Users:
+def users_read(user_ids: list[str | uuid.UUID]) -> Users:
     with connection.cursor() as cursor:
         cursor.execute(_USERS_SQL, [user_ids])
         rows = cursor.fetchall()
     return Users(
-        attributes={pk: _json(attributes) for pk, attributes, _ in rows},
-        blocked={pk for pk, _, blocked in rows if blocked},
+        attributes={user_ids[n - 1]: _json(attributes) for n, attributes, _ in rows},
+        blocked={user_ids[n - 1] for n, _, blocked in rows if blocked},
     )

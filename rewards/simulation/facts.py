@@ -5,6 +5,7 @@ import bisect
 import uuid
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 
@@ -13,16 +14,17 @@ from campaigns.facts import EVENT_TABLE
 
 from .events import EVENT_COLUMNS, NOT_COUNTED_SQL, EventRow, micros_of, time_of
 
-# Each user's events from their own lower bound (new users: what their facts reach back to;
+# Each user's events (by the user's place in the list: ids as UUIDs or strings alike) from their
+# own lower bound (new users: what their facts reach back to;
 # users already loaded: where their history ends) up to the chunk's last occurred_at.
 _HISTORY_SQL = """
-SELECT u.id, (extract(epoch FROM e.{occurred_at}) * 1000000)::bigint{{sums}}
-  FROM unnest(%(users)s::uuid[], %(lows)s::timestamptz[]) AS u(id, low)
+SELECT u.n, (extract(epoch FROM e.{occurred_at}) * 1000000)::bigint{{sums}}
+  FROM unnest(%(users)s::uuid[], %(lows)s::timestamptz[]) WITH ORDINALITY AS u(id, low, n)
   JOIN {table} e ON e.{end_user} = u.id
  WHERE e.{trigger} = %(trigger_id)s AND e.{mode} = %(mode)s
    AND e.{occurred_at} > u.low AND e.{occurred_at} <= %(high)s
    AND e.{status} NOT IN ({not_counted})
- ORDER BY u.id, e.{occurred_at}
+ ORDER BY u.n, e.{occurred_at}
 """.format(table=EVENT_TABLE, not_counted=NOT_COUNTED_SQL, **EVENT_COLUMNS)
 # A number in the context is summed; anything else counts as nothing (as campaigns.facts sums).
 _SUMMED = (
@@ -63,11 +65,11 @@ class FactHistories:
             trigger_id: list(dict.fromkeys(s.field for s in listed if s.aggregate == "sum"))
             for trigger_id, listed in self.by_trigger.items()
         }
-        self.kept: dict[int, dict[uuid.UUID, _History]] = defaultdict(dict)
+        self.kept: dict[int, dict[Any, _History]] = defaultdict(dict)  # by user id
 
-    def values(self, rows: list[EventRow]) -> dict[uuid.UUID, dict[FactSpec, int | float]]:
+    def values(self, rows: list[EventRow]) -> dict[str | uuid.UUID, dict[FactSpec, int | float]]:
         """{event id: {fact: value}} for a chunk."""
-        values: dict[uuid.UUID, dict] = {row.id: {} for row in rows}
+        values: dict[str | uuid.UUID, dict] = {row.id: {} for row in rows}
         if not rows:
             return values
         occurred = {row.id: micros_of(row.occurred_at) for row in rows}
@@ -86,18 +88,18 @@ class FactHistories:
                         values[row.id][spec] = float(sums[last] - sums[first])
         return values
 
-    def _read(self, trigger_id: int, rows, occurred, longest: int) -> dict[uuid.UUID, _History]:
+    def _read(self, trigger_id: int, rows, occurred, longest: int) -> dict[Any, _History]:
         """The chunk's users' histories of one trigger, read where they are not yet complete."""
         kept = self.kept[trigger_id]
         if len(kept) > MAX_USERS_KEPT:
             kept.clear()
         fields = self.fields[trigger_id]
         high = max(occurred.values())
-        reach: dict[uuid.UUID, int] = {}  # how far back each user's facts reach
+        reach: dict[Any, int] = {}  # how far back each user's facts reach
         for row in rows:
             since = occurred[row.id] - longest * _DAY
             reach[row.end_user_id] = min(since, reach.get(row.end_user_id, since))
-        wanted: dict[uuid.UUID, _History] = {}
+        wanted: dict[Any, _History] = {}
         for user, since in reach.items():
             history = kept.get(user)
             if history is None or history.low > since:
@@ -108,7 +110,7 @@ class FactHistories:
             self._extend(trigger_id, fields, wanted, high)
         return {user: kept[user] for user in reach}
 
-    def _extend(self, trigger_id, fields, wanted: dict[uuid.UUID, _History], high: int) -> None:
+    def _extend(self, trigger_id, fields, wanted: dict[Any, _History], high: int) -> None:
         sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
         params = {
             "users": list(wanted),
@@ -118,10 +120,11 @@ class FactHistories:
             "high": time_of(high),
         }
         params |= {f"field_{n}": field for n, field in enumerate(fields)}
+        histories = list(wanted.values())
         with connection.cursor() as cursor:
             cursor.execute(_HISTORY_SQL.format(sums=sums), params)
-            for user, at, *amounts in cursor.fetchall():
-                history = wanted[user]
+            for n, at, *amounts in cursor.fetchall():
+                history = histories[n - 1]
                 history.times.append(at)
                 for running, amount in zip(history.sums, amounts, strict=True):
                     running.append(running[-1] + amount if amount is not None else running[-1])

@@ -4,6 +4,7 @@ workers' facts, progress per chunk and the time bound."""
 import dataclasses
 import json
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from campaigns.facts import facts_for_events
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_spec
 from rewards.models import CampaignCounter, Reward
-from rewards.simulation import backtests, events
+from rewards.simulation import backtest, backtests, events
 from rewards.simulation.backtest import (
     ASSUMPTIONS,
     Replay,
@@ -274,7 +275,12 @@ def _random_events(trigger, count: int, seed: int = 11) -> list[TriggerEvent]:
     ]
 
 
-def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(trigger, process):
+@pytest.mark.parametrize("users_kept", [None, 3])  # 3: the users read are dropped and read again
+def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(
+    trigger, process, users_kept, monkeypatch
+):
+    if users_kept:
+        monkeypatch.setattr(backtest, "MAX_USERS_KEPT", users_kept)
     campaigns = _mixed_campaigns(trigger)
     events = _random_events(trigger, 140)
     process()
@@ -282,12 +288,13 @@ def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(trigger
     assert Reward.objects.count() > 20  # the workers' path issued, and limits bit
 
     setup = backtest_setup(spec=campaign_spec(campaign=campaigns[1]), mode="live")
+    assert all(c.native is not None for c in setup.campaigns)  # judged as Python, not CEL
     replay = Replay(setup)
     replayed = {}
     end = timezone.now()
     for chunk in event_chunks(setup=setup, start=end - timedelta(days=7), end=end, size=17):
         for row, decisions in zip(chunk, replay.run(chunk), strict=True):
-            replayed[row.id] = json.loads(json.dumps([d.packed() for d in decisions]))
+            replayed[uuid.UUID(row.id)] = json.loads(json.dumps([d.packed() for d in decisions]))
 
     # Campaign, outcome, amount and the outcome's parameters; the workers also keep the fact
     # values they saw (for Pilot's "why"), which a backtest does not store.
