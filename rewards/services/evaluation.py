@@ -196,24 +196,27 @@ def event_verdicts(event: TriggerEvent, inputs: EvaluationInputs) -> list[Verdic
 def _listings(judged, inputs: EvaluationInputs) -> list[Listing | None]:
     """Each judged event's candidate list (stored, ``campaigns.candidates``): its trigger's
     campaigns, or those still judging it (a late event some have stopped judging). Before
-    any counter lock."""
-    by_campaigns: dict[tuple, Listing] = {}
-    listings: list[Listing | None] = []
+    any counter lock; new lists are created in the order of their campaign ids, the same in
+    every worker, so two batches creating the same two lists wait for each other in turn."""
+    keys: list[tuple | None] = []
+    lists: dict[tuple, list] = {}
+    whole: dict[int, tuple] = {}  # trigger id -> the key of all its candidates
     for _, event, verdicts in judged:
-        if not verdicts:
-            listings.append(None)
-            continue
         candidates = inputs.campaigns[event.trigger_id]
+        if not verdicts:
+            keys.append(None)
+            continue
         if len(verdicts) == len(candidates):  # the same campaigns, in the same order
-            key = (event.trigger_id,)
+            key = whole.get(event.trigger_id)
+            if key is None:
+                key = whole[event.trigger_id] = tuple(c.key for c in candidates)
         else:
             candidates = [verdict.campaign for verdict in verdicts]
             key = tuple(campaign.key for campaign in candidates)
-        listing = by_campaigns.get(key)
-        if listing is None:
-            listing = by_campaigns[key] = candidate_list_get_or_create(campaigns=candidates)
-        listings.append(listing)
-    return listings
+        keys.append(key)
+        lists.setdefault(key, candidates)
+    stored = {key: candidate_list_get_or_create(campaigns=lists[key]) for key in sorted(lists)}
+    return [None if key is None else stored[key] for key in keys]
 
 
 def _issue(judged, inputs: EvaluationInputs, compiled, listings) -> list:
