@@ -16,7 +16,7 @@ from typing import Any
 
 from .engine import CompiledCampaign, FactSpec, InvalidCampaign, Limits, candidate_until
 from .models import FACT_NAME, Campaign
-from .rules import Position, RuleEnvironment, RuleError, context_fields
+from .rules import Position, RuleEnvironment, RuleError, condition_guards, context_fields
 
 _FACT_NAME = re.compile(FACT_NAME)
 NUMERIC = ("number", "integer")
@@ -130,6 +130,7 @@ def compile_campaign(
         limits=spec.limits,
         facts=tuple(facts),
         candidate_until=candidate_until(spec.ends_at, spec.grace_days),
+        guards=condition_guards(spec.condition, env.fields) if condition is not None else (),
     )
 
 

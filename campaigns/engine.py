@@ -139,6 +139,9 @@ class CompiledCampaign:
     limits: Limits
     facts: tuple[FactSpec, ...]
     candidate_until: datetime | None = None
+    # (context field, string) pairs the condition requires equal (``rules.condition_guards``):
+    # an event whose string field differs does not meet it, without evaluating it.
+    guards: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def native(self) -> NativeRules | None:

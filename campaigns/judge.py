@@ -78,6 +78,9 @@ def event_judge(
         if not campaign.in_schedule(occurred_at):
             verdicts.append(Verdict(campaign, Outcome.OUTSIDE_SCHEDULE))
             continue
+        if campaign.guards and _unmet(campaign.guards, context):
+            verdicts.append(Verdict(campaign, Outcome.CONDITION_FALSE))
+            continue
         if data is None:  # the same for every campaign of the trigger
             data = event_data(
                 campaign.env.fields,
@@ -103,6 +106,16 @@ def event_judge(
             )
         verdicts.append(_rules(campaign, activation, context, places))
     return verdicts
+
+
+def _unmet(guards: tuple[tuple[str, str], ...], context: dict) -> bool:
+    """A guard of the condition is false for this context: a string that differs from the
+    literal it must equal. (Absent, or not a string: the condition is evaluated.)"""
+    for field, literal in guards:
+        value = context.get(field)
+        if value.__class__ is str and value != literal:
+            return True
+    return False
 
 
 def _invalid(campaign: InvalidCampaign) -> Verdict:

@@ -2,6 +2,7 @@ import uuid
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -211,3 +212,20 @@ class CampaignVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} v{self.version or '(pending)'}"
+
+
+class CandidateList(models.Model):
+    """The campaigns an event was judged against, in order, stored once for every event judged
+    against the same ones: an event's compact decisions (``campaigns.decisions``) name it and
+    list only what was not the common ``condition_false``. Written once, never changed; a
+    campaign deleted since keeps its id here (its decisions read with no slug, as before)."""
+
+    digest = models.CharField(max_length=64, unique=True)  # of the ids and fact names
+    campaign_ids = ArrayField(models.UUIDField())
+    # Per campaign, the names of its facts whose values the event keeps once for all
+    # (``"facts"``); None for a campaign whose decisions keep their facts themselves.
+    fact_names = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{len(self.campaign_ids)} campaigns"

@@ -351,3 +351,45 @@ def evaluate(expression: "cel.Expression", activation: Any) -> tuple[str | None,
     if "No value with name" in message or "Key not found" in message:
         return Problem.ABSENT, message
     return Problem.ERROR, message
+
+
+# ``context.<name> == "literal"`` (either side), a whole conjunct of a condition.
+_EQUALS = re.compile(
+    r"""^\s*(?:context\.([A-Za-z_][A-Za-z0-9_]*)\s*==\s*"([^"\\\n]*)"|"""
+    r""""([^"\\\n]*)"\s*==\s*context\.([A-Za-z_][A-Za-z0-9_]*))\s*$"""
+)
+
+
+def condition_guards(source: str, fields: list[ContextField]) -> tuple[tuple[str, str], ...]:
+    """The conjuncts of a condition that compare a string field of the context with a string
+    literal (``context.mcc == "5411" && ...``), as (field, literal) pairs.
+
+    A bound string that differs from the literal makes that conjunct false, and CEL's ``&&``
+    is false as soon as one side is (whatever the others give, errors and absent variables
+    included), so the condition is false with no problem: the workers skip evaluating it for
+    such an event (``campaigns.judge``). Only a top-level chain of ``&&`` is split; anything
+    else (``||``, ``?:``, a comment) gives no guard, and the condition is always evaluated."""
+    strings = {field.name for field in fields if field.json_type == "string"}
+    if not strings or "//" in source:
+        return ()
+    code = _blank_literals(source)
+    depth, start, conjuncts = 0, 0, []
+    for index, char in enumerate(code):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and char in "|?":
+            return ()
+        elif depth == 0 and code.startswith("&&", index):
+            conjuncts.append(source[start:index])
+            start = index + 2
+    conjuncts.append(source[start:])
+    guards = []
+    for conjunct in conjuncts:
+        match = _EQUALS.match(conjunct)
+        if match:
+            field, literal = match.group(1, 2) if match.group(1) else match.group(4, 3)
+            if field in strings:
+                guards.append((field, literal))
+    return tuple(guards)

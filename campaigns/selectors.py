@@ -8,8 +8,15 @@ from config.localcache import config_cache
 from partnerships.models import Partnership
 from triggers.models import Trigger, TriggerEvent
 
+from .candidates import candidate_list_campaigns
 from .compiler import CampaignSpec, TriggerSchema, compile_or_invalid
-from .decisions import DecisionView, decision_describe, stored_campaign_ids
+from .decisions import (
+    DecisionView,
+    decision_describe,
+    decisions_compact,
+    decisions_expand,
+    stored_campaign_ids,
+)
 from .engine import CompiledCampaign, InvalidCampaign, Limits
 from .models import Campaign, CampaignVersion
 
@@ -88,9 +95,19 @@ def campaign_list_active(*, trigger_id: int) -> list[CompiledCampaign | InvalidC
     return config_cache.get(("campaigns", trigger_id), load)
 
 
+def trigger_event_decision_records(*, event: TriggerEvent) -> list:
+    """The event's stored decisions, one record per campaign in the array form (the compact
+    form expanded with its candidate list)."""
+    stored = event.decisions or []
+    if decisions_compact(stored):
+        ids, fact_names = candidate_list_campaigns(list_id=stored["candidates"])
+        return decisions_expand(stored, ids, fact_names)
+    return stored
+
+
 def trigger_event_decisions(*, event: TriggerEvent) -> list[DecisionView]:
     """The event's decisions in words, with the campaigns' slugs as they are now."""
-    stored = event.decisions or []
+    stored = trigger_event_decision_records(event=event)
     if not stored:
         return []
     slugs = dict(

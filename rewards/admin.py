@@ -17,6 +17,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 from campaigns.admin import CampaignAdmin
 from campaigns.event_admin import TriggerEventWithDecisionsAdmin
 from campaigns.models import Campaign
+from campaigns.selectors import trigger_event_decision_records
 from config.errors import ApplicationError
 from partnerships.admin import EndUserAdmin, EndUserChangeForm
 from partnerships.models import EndUser
@@ -585,7 +586,7 @@ class EndUserPilotAdmin(EndUserAdmin):
 def _outcomes(event: TriggerEvent) -> str:
     """ "2 rewarded, 1 condition_false": the event's decisions counted by outcome."""
     counts: dict[str, int] = {}
-    for item in event.decisions or ():
+    for item in trigger_event_decision_records(event=event):
         outcome = item["outcome"] if isinstance(item, dict) else item[1]
         counts[outcome] = counts.get(outcome, 0) + 1
     return ", ".join(f"{count} {outcome}" for outcome, count in counts.items()) or "—"

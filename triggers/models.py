@@ -101,7 +101,8 @@ class TriggerEvent(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    # The evaluation trace, written by the processors (one entry per candidate campaign).
+    # The evaluation trace, written by the processors (the workers: the compact form of
+    # campaigns.decisions, one decision per candidate campaign once expanded).
     decisions = models.JSONField(default=list, blank=True)
     # The Pilot operator who sent it ("Send a test event"); None: a partner's key.
     operator = models.ForeignKey(

@@ -29,6 +29,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.candidates import candidate_list_campaigns
+from campaigns.decisions import CONDITION_FALSE
+
 from .models import (
     BUCKET_MINUTES,
     DECISION_PREFIX,
@@ -178,9 +181,10 @@ def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None
     """The queue's ``on_recorded``: counts the events evaluated, rewarded and failed, and each
     campaign's decisions, at ``now`` (the events' processed_at). In the outcomes' transaction.
 
-    Decisions are in their stored form, ``[campaign_id, outcome, ...]`` (processors write no
-    other); they are counted by (campaign, outcome) per trigger in one pass over them all,
-    without a Python step per decision."""
+    Decisions are in a stored form: the compact one (``campaigns.decisions``), counted per
+    candidate list (its events' count is each campaign's ``condition_false``, less the
+    decisions listed), or arrays ``[campaign_id, outcome, ...]``, counted by (campaign,
+    outcome) in one pass over them all; no Python step per unlisted decision."""
     by_id = {event.id: event for event in events}
     # (partnership, mode, trigger) -> [events evaluated, events failed, their decision lists]
     groups: dict[tuple, list] = {}
@@ -200,7 +204,10 @@ def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None
     counts: Counter = Counter()
     for (partnership_id, mode, trigger_id), (evaluated, failed, lists) in groups.items():
         base = (partnership_id, mode, bucket, trigger_id)
-        rewarded = sum(_REWARDED in map(_OUTCOME, decisions) for decisions in lists)
+        compact = [d for d in lists if isinstance(d, dict)]
+        arrays = [d for d in lists if not isinstance(d, dict)] if compact else lists
+        rewarded = sum(_REWARDED in map(_OUTCOME, decisions) for decisions in arrays)
+        rewarded += sum(_REWARDED in map(_OUTCOME, d["decisions"]) for d in compact)
         for metric, count in (
             (Metric.EVENT_EVALUATED.value, evaluated),
             (Metric.EVENT_FAILED.value, failed),
@@ -208,10 +215,31 @@ def reports_record_outcomes(events: list, outcomes: list, now: datetime) -> None
         ):
             if count:
                 counts[(*base, None, metric)] = count
-        decided = Counter(map(_CAMPAIGN_AND_OUTCOME, chain.from_iterable(lists)))
+        decided = Counter(map(_CAMPAIGN_AND_OUTCOME, chain.from_iterable(arrays)))
+        if compact:
+            decided.update(_compact_decided(compact))
         for (campaign_id, outcome), count in decided.items():
             counts[(*base, campaign_id, DECISION_PREFIX + outcome)] = count
     _upsert_activity(counts)
+
+
+def _compact_decided(stored: list[dict]) -> Counter:
+    """(campaign id as text, outcome) -> count over decisions in the compact form."""
+    per_list = Counter(d["candidates"] for d in stored)
+    listed = Counter((d["candidates"], item[0], item[1]) for d in stored for item in d["decisions"])
+    listed_at: Counter = Counter()  # (list, position) -> decisions listed there
+    decided: Counter = Counter()
+    for (list_id, position, outcome), count in listed.items():
+        ids, _ = candidate_list_campaigns(list_id=list_id)
+        decided[(str(ids[position]), outcome)] += count
+        listed_at[(list_id, position)] += count
+    for list_id, events in per_list.items():
+        ids, _ = candidate_list_campaigns(list_id=list_id)
+        for position, campaign_id in enumerate(ids):
+            count = events - listed_at[(list_id, position)]
+            if count:
+                decided[(str(campaign_id), CONDITION_FALSE)] += count
+    return decided
 
 
 def reports_retract_failure(*, event) -> None:

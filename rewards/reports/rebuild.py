@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.models import CandidateList
+
 from .maintain import BUCKET_SQL, RECEIVED
 from .models import ActivityBucket, ClosedDay, DayFigure, MoneyBucket, ReportWatermark
 
@@ -40,6 +42,27 @@ SELECT r.partnership_id, r.mode, {adjusted}, e.trigger_id, r.campaign_id, r.unit
 
 _OUTCOME = "CASE jsonb_typeof(d) WHEN 'array' THEN d ->> 1 ELSE d ->> 'outcome' END"
 _CAMPAIGN = "CASE jsonb_typeof(d) WHEN 'array' THEN d ->> 0 ELSE d ->> 'campaign_id' END"
+_ARRAY = "CASE jsonb_typeof(e.decisions) WHEN 'array' THEN e.decisions ELSE '[]' END"
+_LISTED = (
+    "CASE jsonb_typeof(e.decisions) WHEN 'object' THEN e.decisions -> 'decisions' ELSE '[]' END"
+)
+_OF_EVENT = "jsonb_typeof(e.decisions) = 'object' AND l.id = (e.decisions ->> 'candidates')::bigint"
+# An event's decisions as rows (campaign, outcome), from either stored form: the arrays, or
+# the compact form's listed decisions and its list's other campaigns (condition_false).
+_DECISIONS = f"""(
+  SELECT {_CAMPAIGN} AS campaign, {_OUTCOME} AS outcome FROM jsonb_array_elements({_ARRAY}) d
+  UNION ALL
+  SELECT (l.campaign_ids[(x ->> 0)::int + 1])::text, x ->> 1
+    FROM jsonb_array_elements({_LISTED}) x, {CandidateList._meta.db_table} l
+   WHERE {_OF_EVENT}
+  UNION ALL
+  SELECT c.id::text, 'condition_false'
+    FROM {CandidateList._meta.db_table} l,
+         unnest(l.campaign_ids) WITH ORDINALITY c(id, position)
+   WHERE {_OF_EVENT}
+     AND NOT EXISTS (SELECT FROM jsonb_array_elements({_LISTED}) x
+                      WHERE (x ->> 0)::int = c.position - 1)
+) dd"""  # noqa: S608 (built from constants)
 _ACTIVITY = f"""
 INSERT INTO rewards_activitybucket
        (partnership_id, mode, bucket, trigger_id, campaign_id, metric, count)
@@ -56,13 +79,14 @@ SELECT e.partnership_id, e.mode, {BUCKET_SQL.format(column="e.processed_at")}, e
   FROM triggers_triggerevent e
  WHERE e.status = 'processed' AND e.processed_at >= %(since)s
    AND e.partnership_id = ANY(%(partnerships)s)
-   AND EXISTS (SELECT FROM jsonb_array_elements(e.decisions) d WHERE {_OUTCOME} = 'rewarded')
+   AND (EXISTS (SELECT FROM jsonb_array_elements({_ARRAY}) d WHERE {_OUTCOME} = 'rewarded')
+        OR EXISTS (SELECT FROM jsonb_array_elements({_LISTED}) x WHERE x ->> 1 = 'rewarded'))
  GROUP BY 1, 2, 3, 4;
 INSERT INTO rewards_activitybucket
        (partnership_id, mode, bucket, trigger_id, campaign_id, metric, count)
 SELECT e.partnership_id, e.mode, {BUCKET_SQL.format(column="e.processed_at")}, e.trigger_id,
-       ({_CAMPAIGN})::uuid, 'decision.' || ({_OUTCOME}), count(*)
-  FROM triggers_triggerevent e CROSS JOIN LATERAL jsonb_array_elements(e.decisions) d
+       dd.campaign::uuid, 'decision.' || dd.outcome, count(*)
+  FROM triggers_triggerevent e CROSS JOIN LATERAL {_DECISIONS}
  WHERE e.status = 'processed' AND e.processed_at >= %(since)s
    AND e.partnership_id = ANY(%(partnerships)s)
  GROUP BY 1, 2, 3, 4, 5, 6;

@@ -34,6 +34,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
+from campaigns.candidates import Listing, candidate_list_get_or_create
 from campaigns.decisions import Decision, Outcome
 from campaigns.engine import CompiledCampaign, InvalidCampaign
 from campaigns.facts import facts_for_events
@@ -115,7 +116,9 @@ def trigger_events_evaluate(events: list[TriggerEvent]) -> list[EventOutcome]:
             results[index] = EventOutcome(
                 event.id, TriggerEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
             )
-    for (index, event, _), decisions in zip(judged, _issue(judged, inputs, compiled), strict=True):
+    listings = _listings(judged, inputs)
+    decided = _issue(judged, inputs, compiled, listings)
+    for (index, event, _), decisions in zip(judged, decided, strict=True):
         results[index] = EventOutcome(event.id, TriggerEvent.Status.PROCESSED, "", decisions)
     return results
 
@@ -190,7 +193,33 @@ def event_verdicts(event: TriggerEvent, inputs: EvaluationInputs) -> list[Verdic
 # --- Phase 2: issuance, under the counter locks ---------------------------------------------
 
 
-def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
+def _listings(judged, inputs: EvaluationInputs) -> list[Listing | None]:
+    """Each judged event's candidate list (stored, ``campaigns.candidates``): its trigger's
+    campaigns, or those still judging it (a late event some have stopped judging). Before
+    any counter lock; new lists are created in the order of their campaign ids, the same in
+    every worker, so two batches creating the same two lists wait for each other in turn."""
+    keys: list[tuple | None] = []
+    lists: dict[tuple, list] = {}
+    whole: dict[int, tuple] = {}  # trigger id -> the key of all its candidates
+    for _, event, verdicts in judged:
+        candidates = inputs.campaigns[event.trigger_id]
+        if not verdicts:
+            keys.append(None)
+            continue
+        if len(verdicts) == len(candidates):  # the same campaigns, in the same order
+            key = whole.get(event.trigger_id)
+            if key is None:
+                key = whole[event.trigger_id] = tuple(c.key for c in candidates)
+        else:
+            candidates = [verdict.campaign for verdict in verdicts]
+            key = tuple(campaign.key for campaign in candidates)
+        keys.append(key)
+        lists.setdefault(key, candidates)
+    stored = {key: candidate_list_get_or_create(campaigns=lists[key]) for key in sorted(lists)}
+    return [None if key is None else stored[key] for key in keys]
+
+
+def _issue(judged, inputs: EvaluationInputs, compiled, listings) -> list:
     """Settles each judged event's verdicts (``campaigns.judge.event_settle``) against the
     locked counters; returns their decisions in stored form, in the same order."""
     events = [event for _, event, _ in judged]
@@ -200,7 +229,7 @@ def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
     issued_at = timezone.now()
     rewards: list[_NewReward] = []
     decided = []
-    for _, event, verdicts in judged:
+    for (_, event, verdicts), listing in zip(judged, listings, strict=True):
         zone = inputs.units[event.partnership_id][2]
 
         def reserve(campaign: CompiledCampaign, amount: Decimal, event=event, zone=zone):
@@ -213,7 +242,7 @@ def _issue(judged, inputs: EvaluationInputs, compiled) -> list[tuple]:
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
         decisions = event_settle(verdicts, rewarded_before=before, reserve=reserve)
         facts = inputs.facts.get(event.id)
-        decided.append(_packed(verdicts, decisions, facts))
+        decided.append(_packed(verdicts, decisions, facts, listing))
     ledger.save()
     _insert(rewards)
     rewards_issued(modes=(reward.mode for reward in rewards))
@@ -236,23 +265,31 @@ def rewards_earlier(*, events: list[TriggerEvent]) -> dict[uuid.UUID, set[uuid.U
 _FACTS_NOT_READ = (Outcome.OUTSIDE_SCHEDULE, Outcome.CAMPAIGN_INVALID, Outcome.USER_BLOCKED)
 
 
-def _packed(verdicts: list[Verdict], decisions: list[Decision], facts: dict | None) -> tuple:
-    """The event's decisions in stored form, one per verdict, in order (each campaign's id as a
-    string). Under the counters' locks: the common decision (no amount, no params, no facts)
-    is packed here, without a call."""
-    packed = []
-    for verdict, decision in zip(verdicts, decisions, strict=True):
-        campaign = verdict.campaign
+def _packed(
+    verdicts: list[Verdict], decisions: list[Decision], facts: dict | None, listing: Listing | None
+) -> dict | tuple:
+    """The event's decisions in the compact stored form (``campaigns.decisions``): the list
+    judged against, and the decisions that are not the common ``condition_false`` with no
+    parameters (whose facts' values, if its campaign reads any, the event keeps once). Under
+    the counters' locks: the common decision is skipped here, without a call."""
+    if listing is None:
+        return ()
+    listed = []
+    fact_names = listing.fact_names
+    for position, (verdict, decision) in enumerate(zip(verdicts, decisions, strict=True)):
         if (
-            decision.amount is None
+            decision.outcome is Outcome.CONDITION_FALSE
             and not decision.params
+            and decision.amount is None
             and decision.facts is None
-            and (facts is None or not getattr(campaign, "facts", ()))
+            and (facts is None or fact_names[position] is not None)
         ):
-            packed.append((campaign.key, decision.outcome))
-        else:
-            packed.append(_with_facts(decision, verdict, facts).packed(campaign.key))
-    return tuple(packed)
+            continue
+        listed.append(_with_facts(decision, verdict, facts).packed(position))
+    stored = {"candidates": listing.id, "n": len(verdicts), "decisions": listed}
+    if facts is not None and listing.facts:
+        stored["facts"] = {name: facts[spec] for name, spec in listing.facts.items()}
+    return stored
 
 
 def _with_facts(decision: Decision, verdict: Verdict, facts: dict | None) -> Decision:

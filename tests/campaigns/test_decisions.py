@@ -104,3 +104,28 @@ def test_every_outcome_has_words_for_reports():
     assert set(_OUTCOME_LABELS) == set(Outcome)
     assert outcome_label("condition_false") == "Condition not met"
     assert outcome_label("a_newer_outcome") == "A newer outcome"
+
+
+def test_the_compact_form_expands_to_one_array_per_campaign_of_its_list():
+    from campaigns.decisions import decisions_expand
+
+    ids = [uuid.uuid4() for _ in range(4)]
+    stored = {
+        "candidates": 1,
+        "n": 4,
+        "decisions": [
+            [1, "rewarded", "2.00", None, {"n30": 3}],
+            [3, "condition_false", None, {"reason": "absent", "detail": "x"}],
+        ],
+        "facts": {"n30": 3, "total": 1.5},
+    }
+    names = [[], ["n30"], ["n30", "total"], None]
+
+    assert decisions_expand(stored, ids, names) == [
+        [str(ids[0]), "condition_false"],
+        [str(ids[1]), "rewarded", "2.00", None, {"n30": 3}],
+        [str(ids[2]), "condition_false", None, None, {"n30": 3, "total": 1.5}],
+        [str(ids[3]), "condition_false", None, {"reason": "absent", "detail": "x"}],
+    ]
+    del stored["facts"]  # facts not loaded for the event: none kept, as in the array form
+    assert decisions_expand(stored, ids, names)[2] == [str(ids[2]), "condition_false"]

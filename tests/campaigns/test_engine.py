@@ -296,3 +296,69 @@ def test_a_reward_a_limit_refuses_is_that_limits_outcome_with_the_amount_in_word
 )
 def test_limits_are_checked_against_the_counters_given(limits, usage, outcome):
     assert limits_check(limits, usage, Decimal(10)) == outcome
+
+
+@pytest.mark.parametrize(
+    ("condition", "guards"),
+    [
+        ('context.mcc == "5411"', (("mcc", "5411"),)),
+        ('"5411" == context.mcc && context.amount >= 10.0', (("mcc", "5411"),)),
+        ('(context.amount > 1.0 || has(user.x)) && context.mcc == "5"', (("mcc", "5"),)),
+        ('context.mcc == "5411" || context.amount > 1.0', ()),  # || at the top: no guard
+        ('context.mcc == "5411" ? true : false', ()),
+        ("context.mcc == '5411'", ()),  # only plain double-quoted literals
+        ('context.mcc == "a\\"b"', ()),
+        ('context.mcc == "a && b"', (("mcc", "a && b"),)),
+        ("context.amount == 5.0", ()),  # not a string field
+        ('context.mcc == "a" // a comment', ()),
+        ('context.mcc.startsWith("54")', ()),
+    ],
+)
+def test_a_condition_guard_is_a_top_level_string_equality(condition, guards):
+    assert compile_campaign(spec(condition=condition), SCHEMAS).guards == guards
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'context.mcc == "5411" && context.amount >= 10.0',
+        'context.amount >= 10.0 && context.mcc == "5411"',
+        'context.mcc == "5411" && context.missing_field_reads_absent > 1.0',
+        'context.mcc == "5411" && int("x") > 1',  # an error on the other side
+        '"5411" == context.mcc && context.mcc == "5411"',
+    ],
+)
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"amount": 40.0, "mcc": "5411"},
+        {"amount": 40.0, "mcc": "5999"},
+        {"amount": 4.0, "mcc": "5999"},
+        {"amount": 40.0},  # absent: evaluated
+        {"amount": 40.0, "mcc": 5411},  # not a string (stored before a schema change)
+    ],
+)
+def test_a_guarded_condition_judges_as_the_evaluated_one(condition, context):
+    import dataclasses
+
+    schema = TriggerSchema(
+        1,
+        "purchase",
+        {
+            "type": "object",
+            "properties": {
+                "amount": {"type": "number"},
+                "mcc": {"type": "string"},
+                "missing_field_reads_absent": {"type": "number"},
+            },
+        },
+    )
+    try:
+        guarded = compile_campaign(spec(condition=condition), (schema,))
+    except CampaignInvalid:
+        pytest.skip("does not compile here")
+    assert guarded.guards
+    unguarded = dataclasses.replace(guarded, guards=())
+    value = event(context=context)
+    expected = [v[1:] for v in judge([unguarded], value)]
+    assert [v[1:] for v in judge([guarded], value)] == expected

@@ -15,7 +15,7 @@ from campaigns.compiler import CampaignSpec
 from campaigns.engine import FactSpec
 from campaigns.facts import facts_for_events
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_spec
+from campaigns.selectors import campaign_spec, trigger_event_decision_records
 from rewards.models import CampaignCounter, Reward
 from rewards.simulation import backtest, backtests, events
 from rewards.simulation.backtest import (
@@ -284,7 +284,10 @@ def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(
     campaigns = _mixed_campaigns(trigger)
     events = _random_events(trigger, 140)
     process()
-    stored = dict(TriggerEvent.objects.values_list("id", "decisions"))
+    stored = {
+        event.id: trigger_event_decision_records(event=event)
+        for event in TriggerEvent.objects.all()
+    }
     assert Reward.objects.count() > 20  # the workers' path issued, and limits bit
 
     setup = backtest_setup(spec=campaign_spec(campaign=campaigns[1]), mode="live")

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from campaigns.selectors import trigger_event_decisions as decision_views
 from tests.factories import CampaignFactory, TriggerEventFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,9 @@ def stored_bytes(event) -> int:
         return cursor.fetchone()[0]
 
 
-def test_a_hundred_decisions_take_under_64_bytes_each(trigger, process):
+def test_a_hundred_unmet_conditions_are_stored_in_a_few_bytes_and_read_in_words(
+    partner_client, trigger, process
+):
     for index in range(100):
         CampaignFactory(trigger=trigger, slug=f"mcc-{index}", condition="context.amount > 1000.0")
     event = TriggerEventFactory(trigger=trigger)
@@ -28,9 +31,14 @@ def test_a_hundred_decisions_take_under_64_bytes_each(trigger, process):
     process()
 
     event.refresh_from_db()
-    assert len(event.decisions) == 100
-    assert event.decisions[0][1:] == ["condition_false"]
-    assert stored_bytes(event) < 100 * 64  # in words, they took ~158 bytes each
+    assert event.decisions["n"] == 100 and event.decisions["decisions"] == []
+    assert stored_bytes(event) < 64  # as 100 arrays they took ~58 bytes each
+    data = partner_client.get(
+        f"/partnerships/{event.partnership_id}/trigger-events/{event.id}"
+    ).json()["data"]
+    assert [(d["campaign"], d["outcome"], d["message"]) for d in data["decisions"]] == [
+        (f"mcc-{index}", "condition_false", "condition is false") for index in range(100)
+    ]
 
 
 def test_the_status_api_reads_decisions_in_words(partner_client, trigger, process):
@@ -99,3 +107,44 @@ def test_pilot_shows_an_events_decisions_in_words(admin_client, trigger, process
 
     assert "<td>big-only</td><td>condition_false</td>" in page
     assert "condition is false" in page
+
+
+def test_facts_are_kept_once_per_event_unless_one_name_means_two_facts(trigger, process):
+    def fact(window):
+        return [{"name": "n", "aggregate": "count", "window_days": window}]
+
+    unmet = "context.amount > 1000.0 && facts.n >= 0"
+    CampaignFactory(trigger=trigger, slug="month", condition=unmet, facts=fact(30))
+    CampaignFactory(trigger=trigger, slug="month-too", condition=unmet, facts=fact(30))
+    CampaignFactory(trigger=trigger, slug="week", condition=unmet, facts=fact(7))
+    earlier = TriggerEventFactory(trigger=trigger)
+    process()
+    event = TriggerEventFactory(trigger=trigger, end_user=earlier.end_user)
+    process()
+
+    event.refresh_from_db()
+    views = {v.campaign: (v.outcome, dict(v.facts)) for v in decision_views(event=event)}
+    assert views == {  # both events count
+        "month": ("condition_false", {"n": 2}),
+        "month-too": ("condition_false", {"n": 2}),
+        "week": ("condition_false", {"n": 2}),
+    }
+    # "n" names two facts here: the list keeps none once; each decision keeps its own.
+    assert len(event.decisions["decisions"]) == 3 and "facts" not in event.decisions
+
+
+def test_campaigns_reading_the_same_fact_keep_its_value_once(trigger, process):
+    fact = [{"name": "n", "aggregate": "count", "window_days": 30}]
+    unmet = "context.amount > 1000.0 && facts.n >= 0"
+    CampaignFactory(trigger=trigger, slug="month", condition=unmet, facts=fact)
+    CampaignFactory(trigger=trigger, slug="month-too", condition=unmet, facts=fact)
+    event = TriggerEventFactory(trigger=trigger)
+    process()
+
+    event.refresh_from_db()
+    assert event.decisions["decisions"] == [] and event.decisions["facts"] == {"n": 1}
+    views = {v.campaign: (v.outcome, dict(v.facts)) for v in decision_views(event=event)}
+    assert views == {
+        "month": ("condition_false", {"n": 1}),
+        "month-too": ("condition_false", {"n": 1}),
+    }

@@ -67,7 +67,7 @@ class EventOutcome:
     event_id: uuid.UUID
     status: str  # TriggerEvent.Status.PROCESSED or FAILED
     error: str = ""
-    decisions: tuple = ()  # JSON-ready decision records, as stored in TriggerEvent.decisions
+    decisions: tuple | dict = ()  # JSON-ready decisions, as stored in TriggerEvent.decisions
 
 
 # Called in the transaction that holds the events' row locks; what it writes commits with the

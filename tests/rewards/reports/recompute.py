@@ -8,6 +8,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from campaigns.decisions import Decision
+from campaigns.selectors import trigger_event_decision_records
 from rewards.models import Reward, RewardAdjustment
 from triggers.models import TriggerEvent
 
@@ -53,7 +54,7 @@ def activity(partnership, mode: str, zone: ZoneInfo) -> tuple[Counter, Counter]:
         events[(day, "evaluated")] += 1
         if event.id in rewarded:
             events[(day, "rewarded")] += 1
-        for stored in event.decisions:
+        for stored in trigger_event_decision_records(event=event):
             decision = Decision.unpack(stored)
             decisions[(day, decision.campaign_id, str(decision.outcome))] += 1
     return events, decisions

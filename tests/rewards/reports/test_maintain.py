@@ -10,6 +10,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from campaigns.models import CandidateList
+from campaigns.selectors import trigger_event_decision_records
 from config.errors import ApplicationError, ErrorCode
 from rewards.models import Reward
 from rewards.reports.calendar import local_midnight
@@ -32,6 +34,7 @@ from rewards.reports.selectors import (
 )
 from rewards.services.evaluation import trigger_events_evaluate
 from tests.factories import CampaignFactory, TriggerEventFactory
+from triggers.models import TriggerEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -242,6 +245,10 @@ def test_the_migrations_backfill_gives_what_the_pipeline_keeps(trigger, process,
     assert kept_money and kept_activity
     MoneyBucket.objects.all().delete()
     ActivityBucket.objects.all().delete()
+    # Rows from then held their decisions as arrays (the compact form came with issue 13).
+    for event in TriggerEvent.objects.all():
+        event.decisions = trigger_event_decision_records(event=event)
+        event.save(update_fields=["decisions"])
 
     backfill = importlib.import_module("rewards.migrations.0009_reports")
     with connection.cursor() as cursor:
@@ -271,6 +278,36 @@ def test_a_rebuild_from_the_rows_gives_what_the_pipeline_keeps(trigger, process,
 
     assert (_rows(MoneyBucket), _rows(ActivityBucket)) == kept
     assert any(row[-2] == "event.received" for row in kept[1])
+
+
+def test_a_rebuild_counts_compact_decisions_as_the_pipeline_counted_them(trigger, process):
+    """Unlisted campaigns of a compact form's list (condition_false, with or without facts),
+    listed ones (rewarded, a cap reached, a condition unmet for an absent field) and a late
+    event judged by fewer campaigns (a list of its own)."""
+    CampaignFactory(trigger=trigger, reward_value=Decimal("2"), max_rewards=2)
+    CampaignFactory(trigger=trigger, condition="context.amount >= 30.0")
+    CampaignFactory(
+        trigger=trigger,
+        condition="context.amount >= 30.0 && facts.n >= 0",
+        facts=[{"name": "n", "aggregate": "count", "window_days": 30}],
+    )
+    CampaignFactory(trigger=trigger, condition='context.merchant_category == "5411"')
+    long_ago = timezone.now() - timedelta(days=35)
+    ended = CampaignFactory(
+        trigger=trigger, starts_at=None, ends_at=timezone.now() - timedelta(days=40)
+    )
+    TriggerEventFactory.create_batch(3, trigger=trigger)
+    TriggerEventFactory(trigger=trigger, context={"amount": 40, "currency": "USD"})
+    TriggerEventFactory(trigger=trigger, received_at=long_ago, occurred_at=long_ago)
+    process()
+    kept = (_rows(MoneyBucket), _rows(ActivityBucket))
+    assert any(row[-2] == "decision.condition_false" for row in kept[1])
+    assert ended.id in {row[4] for row in kept[1]}
+    assert CandidateList.objects.count() == 2  # with the ended campaign, and without
+
+    reports_rebuild(partnership_ids=[trigger.partnership_id])
+
+    assert (_rows(MoneyBucket), _rows(ActivityBucket)) == kept
 
 
 def test_a_budget_that_would_last_beyond_ten_years_has_no_exhaustion_date(trigger, process):
