@@ -37,7 +37,17 @@ from django.db import connection
 from .models import CampaignCounter
 
 # What a new counter row holds, column by column (a test holds them against the model).
-NEW_COUNTER = {"campaign_id": "p.campaign_id", "mode": "p.mode", "reward_count": "0", "spent": "0"}
+NEW_COUNTER = {
+    "campaign_id": "p.campaign_id",
+    "mode": "p.mode",
+    "reward_count": "0",
+    "spent": "0",
+    # Nothing announced about its budget yet (services/notices.py).
+    "exhausted_budget": "NULL",
+    "exhausted_at": "NULL",
+    "low_warned_budget": "NULL",
+    "low_warned_at": "NULL",
+}
 _CREATE_MISSING = f"""
 INSERT INTO rewards_campaigncounter ({", ".join(NEW_COUNTER)})
 SELECT {", ".join(NEW_COUNTER.values())}
