@@ -7,7 +7,8 @@ them in:
 1. trigger event rows: a worker's batch, in id order (``triggers.services.processing``), or a
    reversal's one event (``services/reversal.py``);
 2. the rewards of that event (a reversal), in id order;
-3. campaign counter rows, in id order, through ``campaign_counters_lock`` below;
+3. campaign counter rows, in id order, through ``campaign_counters_lock`` below (or
+   ``campaign_counters_lock_ids``: beat's low-budget notices, which take no other lock);
 4. report money buckets (``reports.maintain``), upserted in key order: rows of campaigns whose
    counters the transaction holds, so they never wait on each other beyond the counters;
 5. report activity buckets, upserted in key order, last thing before the commit (the queue's
@@ -78,3 +79,9 @@ def campaign_counters_lock(
         .filter(campaign_id__in={c for c, _ in pairs}, mode__in={m for _, m in pairs})
         .order_by("id")
     )
+
+
+def campaign_counters_lock_ids(*, ids: Iterable[int]) -> list[CampaignCounter]:
+    """These counter rows (which exist), locked ``FOR UPDATE`` in id order until the
+    transaction ends; none is created (a counter says a campaign ran in its mode)."""
+    return list(CampaignCounter.objects.select_for_update().filter(pk__in=set(ids)).order_by("id"))

@@ -23,7 +23,9 @@ def campaign_notices(*, campaign: Campaign, now: datetime | None = None) -> list
     for outlook in campaign_budget_outlooks(campaign=campaign, now=now):
         if outlook.exhausted:
             notices.append((messages.ERROR, _exhausted(campaign, outlook)))
-        elif budget_running_low(campaign=campaign, runs_out_at=outlook.runs_out_at, now=now):
+        elif campaign.status == Campaign.Status.ACTIVE and budget_running_low(
+            campaign=campaign, runs_out_at=outlook.runs_out_at, now=now
+        ):
             notices.append((messages.WARNING, _running_low(campaign, outlook)))
     return notices
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from campaigns.signals import campaigns_ended
 
-from ..locks import campaign_counters_lock
+from ..locks import campaign_counters_lock_ids
 from ..models import CampaignCounter
 from ..reports.selectors import campaign_burn_per_hour
 from ..selectors import budget_running_low, budget_runs_out_at
@@ -72,45 +72,39 @@ def campaign_budgets_low_warn(*, now: datetime | None = None) -> int:
     if not due:
         return 0
     with transaction.atomic():
-        locked = {
-            (counter.campaign_id, counter.mode): counter
-            for counter in campaign_counters_lock(
-                campaign_ids={counter.campaign_id for counter, _ in due},
-                modes={counter.mode for counter, _ in due},
-            )
-        }
-        budgets = dict(
-            Campaign.objects.filter(pk__in={c.campaign_id for c, _ in due}).values_list(
-                "pk", "budget"
-            )
+        locked = {c.pk: c for c in campaign_counters_lock_ids(ids=[c.pk for c, _ in due])}
+        # As they are now (a budget approved, a pause or an end meanwhile), after the lock.
+        campaigns = Campaign.objects.select_related("partnership").in_bulk(
+            {counter.campaign_id for counter, _ in due}
         )
         notices, warned = [], []
         for seen, burn in due:
-            campaign = seen.campaign
-            campaign.budget = budgets[campaign.pk]  # as approved now, read after the lock
-            counter = locked[(seen.campaign_id, seen.mode)]
+            campaign, counter = campaigns.get(seen.campaign_id), locked.get(seen.pk)
+            if campaign is None or counter is None:
+                continue  # deleted meanwhile
             if not _unannounced(counter, campaign.budget) or not _running_low(
                 campaign, counter, burn, now
             ):
                 continue
             counter.low_warned_budget, counter.low_warned_at = campaign.budget, now
             warned.append(counter)
-            runs_out_at = budget_runs_out_at(
-                budget=campaign.budget, spent=counter.spent, burn_per_hour=burn, now=now
-            )
-            step = campaign.partnership.unit_step
-            notices.append(
-                _notice(
-                    campaign,
-                    counter,
-                    campaign.budget,
-                    burn_rate_per_hour=str(burn.quantize(step)),
-                    projected_exhaustion_at=runs_out_at.isoformat(),
-                    warned_at=now.isoformat(),
-                )
-            )
+            notices.append(_low_notice(campaign, counter, burn, now))
         CampaignCounter.objects.bulk_update(warned, ["low_warned_budget", "low_warned_at"])
         return webhook_event_emit(event_type=WebhookEventType.CAMPAIGN_BUDGET_LOW, subjects=notices)
+
+
+def _low_notice(campaign: Campaign, counter: CampaignCounter, burn: Decimal, now) -> CampaignNotice:
+    runs_out_at = budget_runs_out_at(
+        budget=campaign.budget, spent=counter.spent, burn_per_hour=burn, now=now
+    )
+    return _notice(
+        campaign,
+        counter,
+        campaign.budget,
+        burn_rate_per_hour=str(burn.quantize(campaign.partnership.unit_step)),
+        projected_exhaustion_at=runs_out_at.isoformat(),
+        warned_at=now.isoformat(),
+    )
 
 
 def _low_candidates(now: datetime) -> list[CampaignCounter]:
@@ -138,7 +132,9 @@ def _unannounced(counter: CampaignCounter, budget: Decimal | None) -> bool:
 
 
 def _running_low(campaign: Campaign, counter: CampaignCounter, burn: Decimal, now) -> bool:
-    if campaign.budget is None or counter.spent >= campaign.budget:
+    if campaign.status != Campaign.Status.ACTIVE or campaign.budget is None:
+        return False
+    if counter.spent >= campaign.budget:
         return False  # exhausted: the Ledger announces that
     runs_out_at = budget_runs_out_at(
         budget=campaign.budget, spent=counter.spent, burn_per_hour=burn, now=now

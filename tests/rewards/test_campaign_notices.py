@@ -14,7 +14,7 @@ from rewards.models import CampaignCounter
 from rewards.services.notices import campaign_budgets_low_warn
 from rewards.tasks import warn_low_budgets
 from rewards.webhooks.models import WebhookDelivery, WebhookEventType
-from tests.factories import CampaignFactory, TriggerEventFactory
+from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
 from tests.rewards.webhooks.support import endpoint_for
 
 pytestmark = pytest.mark.django_db
@@ -195,6 +195,37 @@ def test_a_campaign_that_ends_before_its_budget_runs_out_is_not_announced(trigge
     burning(trigger, hooks, process, ends_at=timezone.now() + timedelta(minutes=30))
 
     assert campaign_budgets_low_warn() == 0
+
+
+def test_a_paused_campaign_is_not_announced_low(trigger, hooks, process, admin):
+    from campaigns.lifecycle import campaign_pause
+
+    campaign = burning(trigger, hooks, process)
+    campaign_pause(campaign=campaign, actor=admin)
+
+    assert campaign_budgets_low_warn() == 0
+
+
+def test_warning_campaigns_of_other_modes_at_once_adds_no_counter_of_another_mode(
+    trigger, hooks, process
+):
+    """A counter says the campaign ran in its mode (campaign.ended is sent there)."""
+    in_live = burning(trigger, hooks, process)
+    in_test = CampaignFactory(
+        trigger=TriggerFactory(partnership=trigger.partnership, name="order_shipped"),
+        reward_value=Decimal("10"),
+        budget=Decimal("100"),
+    )
+    for _ in range(5):
+        TriggerEventFactory(trigger=in_test.trigger, mode="test")
+    process()
+
+    assert campaign_budgets_low_warn() == 4  # each to its mode's endpoint and to "both"
+
+    assert set(CampaignCounter.objects.values_list("campaign_id", "mode")) == {
+        (in_live.id, "live"),
+        (in_test.id, "test"),
+    }
 
 
 def test_an_exhausted_budget_is_not_also_announced_low(trigger, hooks, process):
