@@ -1,6 +1,9 @@
 """campaign.budget_exhausted, campaign.budget_low and campaign.ended: written as outbox rows with
 what causes them, once per occurrence, to the endpoints that receive the campaign's mode."""
 
+import hashlib
+import hmac
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,8 +17,9 @@ from rewards.models import CampaignCounter
 from rewards.services.notices import campaign_budgets_low_warn
 from rewards.tasks import warn_low_budgets
 from rewards.webhooks.models import WebhookDelivery, WebhookEventType
+from rewards.webhooks.sending import webhook_deliveries_send_due
 from tests.factories import CampaignFactory, TriggerEventFactory, TriggerFactory
-from tests.rewards.webhooks.support import endpoint_for
+from tests.rewards.webhooks.support import Receiver, endpoint_for
 
 pytestmark = pytest.mark.django_db
 
@@ -313,3 +317,26 @@ def test_an_ending_that_rolls_back_leaves_no_delivery(trigger, hooks, admin):
 
     assert sent(ENDED) == []
     assert Campaign.objects.get(pk=campaign.pk).status == "active"
+
+
+@pytest.fixture
+def listening():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+def test_a_receiver_gets_the_signed_notice_over_http(trigger, process, listening):
+    endpoint = endpoint_for(trigger.partnership, listening.url, CAMPAIGN_TYPES)
+    CampaignFactory(trigger=trigger, reward_value=Decimal("5"), budget=Decimal("5"))
+    events(trigger, 1)
+    process()
+
+    assert webhook_deliveries_send_due() == 1
+
+    [(headers, body, status)] = listening.requests
+    signed = f"{headers['Webhook-Timestamp']}.".encode() + body
+    expected = hmac.new(endpoint.secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert headers["Webhook-Signature"] == f"v1={expected}"
+    payload = json.loads(body)
+    assert (payload["type"], payload["data"]["left"], status) == (EXHAUSTED, "0.00", 200)
