@@ -340,3 +340,15 @@ def test_a_receiver_gets_the_signed_notice_over_http(trigger, process, listening
     assert headers["Webhook-Signature"] == f"v1={expected}"
     payload = json.loads(body)
     assert (payload["type"], payload["data"]["left"], status) == (EXHAUSTED, "0.00", 200)
+
+
+def test_deleting_an_approved_campaign_ends_it_and_announces_it(trigger, hooks, admin):
+    """What the management API's DELETE and a configuration apply removing it call."""
+    from campaigns.lifecycle import Removal, campaign_remove
+
+    campaign = CampaignFactory(trigger=trigger)
+
+    assert campaign_remove(campaign=campaign, actor=admin, expected_revision=None) == Removal.ENDED
+
+    [data] = sent(ENDED, hooks["live"])
+    assert (data["campaign_id"], data["ended_by"]) == (str(campaign.id), "operator")
