@@ -27,6 +27,7 @@ from partnerships.services import audit_record
 from .models import Campaign, CampaignVersion
 from .selectors import campaign_pending_change
 from .services import campaign_save, campaign_validate
+from .signals import EndedBy, campaigns_ended
 from .versions import campaign_snapshot, needs_approval, snapshot_apply, snapshot_diff
 
 Status = Campaign.Status
@@ -356,6 +357,9 @@ def campaign_end(*, campaign: Campaign, actor, expected_revision: int | None = N
     live = _move(Action.END, campaign, actor, Status.ENDED, expected_revision)
     live.versions.filter(state=State.PROPOSED).update(
         state=State.SUPERSEDED, reason="The campaign ended."
+    )
+    campaigns_ended.send(
+        sender=Campaign, campaigns=[live], ended_at=live.updated_at, by=EndedBy.OPERATOR
     )
     return live
 

@@ -29,6 +29,7 @@ from .compiler import CampaignInvalid, CampaignSpec, TriggerSchema, compile_camp
 from .engine import candidate_until
 from .models import Campaign, CampaignVersion
 from .selectors import campaign_spec, end_grace_days, trigger_schemas
+from .signals import EndedBy, campaigns_ended
 from .versions import campaign_snapshot, snapshot_diff
 
 
@@ -145,10 +146,15 @@ def _days_judging_after_end(grace_days: int) -> int:
     return grace_days + settings.EVENT_MAX_DELAY_DAYS
 
 
+@transaction.atomic
 def campaigns_end_expired(*, now: datetime | None = None) -> int:
     """Active and paused campaigns that no event can reach any more (their end plus the
     partnership's lateness plus the longest delivery delay) become ``ended``, so that Pilot
-    shows it, and a change of theirs still awaiting approval is dropped. Returns how many."""
+    shows it, and a change of theirs still awaiting approval is dropped; ``campaigns_ended`` is
+    sent with them in this transaction. Returns how many.
+
+    Their rows are locked first, skipping any an operator holds (an edit, an End): a campaign
+    ended meanwhile is no longer active when its lock is taken, so each ends once."""
     now = now or timezone.now()
     grace = Coalesce(
         F("partnership__max_event_lateness_days"), Value(settings.CAMPAIGN_END_GRACE_DAYS)
@@ -165,20 +171,30 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
         status__in=[TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED],
         occurred_at__lt=OuterRef("ends_at"),
     )
-    ended = (
+    ended = list(
         Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED])
         .alias(judging_until=until)
         .filter(judging_until__lte=now)
         .filter(~Exists(waiting))
-        .update(status=Campaign.Status.ENDED, updated_at=now, revision=F("revision") + 1)
+        .select_related("partnership")
+        .select_for_update(no_key=True, of=("self",), skip_locked=True)
+        .order_by("pk")
     )
-    if ended:
-        config_cache.invalidate()  # an UPDATE sends no post_save
-        # As when an operator ends one (campaigns.lifecycle.campaign_end).
-        CampaignVersion.objects.filter(
-            state=CampaignVersion.State.PROPOSED, campaign__status=Campaign.Status.ENDED
-        ).update(state=CampaignVersion.State.SUPERSEDED, reason="The campaign ended.")
-    return ended
+    if not ended:
+        return 0
+    Campaign.objects.filter(pk__in=[campaign.pk for campaign in ended]).update(
+        status=Campaign.Status.ENDED, updated_at=now, revision=F("revision") + 1
+    )
+    for campaign in ended:
+        campaign.status, campaign.updated_at = Campaign.Status.ENDED, now
+        campaign.revision += 1
+    config_cache.invalidate()  # an UPDATE sends no post_save
+    # As when an operator ends one (campaigns.lifecycle.campaign_end).
+    CampaignVersion.objects.filter(state=CampaignVersion.State.PROPOSED, campaign__in=ended).update(
+        state=CampaignVersion.State.SUPERSEDED, reason="The campaign ended."
+    )
+    campaigns_ended.send(sender=Campaign, campaigns=ended, ended_at=now, by=EndedBy.SCHEDULE)
+    return len(ended)
 
 
 @dataclass(frozen=True)

@@ -291,6 +291,10 @@ CAMPAIGN_END_GRACE_DAYS = env.int("CAMPAIGN_END_GRACE_DAYS", default=30)
 # Four eyes: whoever submitted or wrote a campaign change may not approve it. Off, an approver
 # may approve their own (a one-person team).
 CAMPAIGN_APPROVAL_FOUR_EYES = env.bool("CAMPAIGN_APPROVAL_FOUR_EYES", default=True)
+# campaign.budget_low (rewards.services.notices): a budget that runs out within this many hours
+# at the current burn rate (the faster of the last hour's and the last day's) is announced,
+# once per campaign, mode and budget; beat looks every CAMPAIGN_BUDGET_LOW_INTERVAL seconds.
+CAMPAIGN_BUDGET_LOW_HOURS = env.float("CAMPAIGN_BUDGET_LOW_HOURS", default=24.0)
 
 # Backtests (rewards.simulation): a run stops after this long with its partial results
 # (status timed_out); windows of at most BACKTEST_MAX_DAYS; events read this many per query.
@@ -336,6 +340,10 @@ CELERY_BEAT_SCHEDULE = {
     "end-expired-campaigns": {
         "task": "campaigns.tasks.end_expired_campaigns",
         "schedule": env.float("CAMPAIGN_END_INTERVAL", default=60.0),
+    },
+    "warn-low-budgets": {
+        "task": "rewards.tasks.warn_low_budgets",
+        "schedule": env.float("CAMPAIGN_BUDGET_LOW_INTERVAL", default=60.0),
     },
     "count-received-events": {
         "task": "rewards.reports.count_received_events",

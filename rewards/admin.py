@@ -28,6 +28,7 @@ from partnerships.services import end_user_refuse_new
 from triggers.models import TriggerEvent
 
 from .models import CampaignCounter, Reward, RewardAdjustment
+from .notices_pilot import CampaignNoticesAdminMixin
 from .selectors import (
     end_user_recent_events,
     end_user_recent_rewards,
@@ -600,7 +601,7 @@ admin.site.register(EndUser, EndUserPilotAdmin)
 
 class CampaignCounterInline(TabularInline):
     model = CampaignCounter
-    fields = ("mode", "reward_count", "spent")
+    fields = ("mode", "reward_count", "spent", "exhausted_at", "low_warned_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -615,9 +616,12 @@ def _live(field: str) -> Subquery:
     )
 
 
-class CampaignWithSpendAdmin(BacktestAdminMixin, CampaignDryRunAdmin, CampaignAdmin):
+class CampaignWithSpendAdmin(
+    CampaignNoticesAdminMixin, BacktestAdminMixin, CampaignDryRunAdmin, CampaignAdmin
+):
     """Pilot's campaign list with what each has issued (live) against its budget; a campaign's
-    page has the dry run and its backtests (the "Backtest" button and the past runs)."""
+    page has the dry run and its backtests (the "Backtest" button and the past runs), and says
+    when its budget ran out, runs low or it ended (``notices_pilot``)."""
 
     list_display = (*CampaignAdmin.list_display, "live_rewards", "live_spent", "budget")
     inlines = [CampaignCounterInline, *CampaignAdmin.inlines]

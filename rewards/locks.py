@@ -7,7 +7,8 @@ them in:
 1. trigger event rows: a worker's batch, in id order (``triggers.services.processing``), or a
    reversal's one event (``services/reversal.py``);
 2. the rewards of that event (a reversal), in id order;
-3. campaign counter rows, in id order, through ``campaign_counters_lock`` below;
+3. campaign counter rows, in id order, through ``campaign_counters_lock`` below (or
+   ``campaign_counters_lock_ids``: beat's low-budget notices, which take no other lock);
 4. report money buckets (``reports.maintain``), upserted in key order: rows of campaigns whose
    counters the transaction holds, so they never wait on each other beyond the counters;
 5. report activity buckets, upserted in key order, last thing before the commit (the queue's
@@ -37,7 +38,17 @@ from django.db import connection
 from .models import CampaignCounter
 
 # What a new counter row holds, column by column (a test holds them against the model).
-NEW_COUNTER = {"campaign_id": "p.campaign_id", "mode": "p.mode", "reward_count": "0", "spent": "0"}
+NEW_COUNTER = {
+    "campaign_id": "p.campaign_id",
+    "mode": "p.mode",
+    "reward_count": "0",
+    "spent": "0",
+    # Nothing announced about its budget yet (services/notices.py).
+    "exhausted_budget": "NULL",
+    "exhausted_at": "NULL",
+    "low_warned_budget": "NULL",
+    "low_warned_at": "NULL",
+}
 _CREATE_MISSING = f"""
 INSERT INTO rewards_campaigncounter ({", ".join(NEW_COUNTER)})
 SELECT {", ".join(NEW_COUNTER.values())}
@@ -68,3 +79,9 @@ def campaign_counters_lock(
         .filter(campaign_id__in={c for c, _ in pairs}, mode__in={m for _, m in pairs})
         .order_by("id")
     )
+
+
+def campaign_counters_lock_ids(*, ids: Iterable[int]) -> list[CampaignCounter]:
+    """These counter rows (which exist), locked ``FOR UPDATE`` in id order until the
+    transaction ends; none is created (a counter says a campaign ran in its mode)."""
+    return list(CampaignCounter.objects.select_for_update().filter(pk__in=set(ids)).order_by("id"))

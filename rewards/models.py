@@ -84,6 +84,14 @@ class CampaignCounter(models.Model):
     mode = models.CharField(max_length=8, choices=MODES)
     reward_count = models.PositiveIntegerField(default=0)
     spent = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    # What partners were told about this budget (rewards.services.notices), written under this
+    # row's lock: the budget whose exhaustion (campaign.budget_exhausted) and whose running low
+    # (campaign.budget_low) were announced, and when. A budget raised above it is a new one,
+    # announced again.
+    exhausted_budget = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    exhausted_at = models.DateTimeField(null=True, blank=True)
+    low_warned_budget = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    low_warned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -1,18 +1,23 @@
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 import orjson
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
+from campaigns.models import Campaign
 from campaigns.selectors import trigger_event_decisions
 from config.errors import field_error, validation_error
 from partnerships.models import EndUser
 from triggers.models import TriggerEvent
 from triggers.selectors import trigger_event_get
 
-from .models import Reversal, Reward, RewardAdjustment, WebhookDelivery
+from .models import CampaignCounter, Reversal, Reward, RewardAdjustment, WebhookDelivery
+from .reports.selectors import campaign_burn_per_hour
 
 
 def trigger_event_get_with_rewards(
@@ -219,3 +224,84 @@ def end_user_totals(*, user: EndUser, mode: str) -> list[dict]:
         }
         for s in _user_unit_sums(user=user, mode=mode)
     ]
+
+
+# --- Budgets as partners are told about them (services/notices.py) ----------------------------
+
+# A budget that would last longer than this has no run-out time.
+RUN_OUT_HORIZON = timedelta(days=3650)
+
+
+@dataclass(frozen=True)
+class BudgetOutlook:
+    """A campaign's budget in one mode now: what is spent, the current burn rate and when the
+    budget runs out at it, and what partners were told about this budget."""
+
+    mode: str
+    budget: Decimal
+    spent: Decimal
+    burn_per_hour: Decimal
+    runs_out_at: datetime | None  # at the current burn rate; None if it burns nothing
+    exhausted_at: datetime | None  # when campaign.budget_exhausted announced this budget
+    low_warned_at: datetime | None  # when campaign.budget_low announced it
+
+    @property
+    def left(self) -> Decimal:
+        return max(self.budget - self.spent, Decimal(0))
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget or self.exhausted_at is not None
+
+
+def budget_runs_out_at(
+    *, budget: Decimal, spent: Decimal, burn_per_hour: Decimal, now: datetime
+) -> datetime | None:
+    if burn_per_hour <= 0:
+        return None
+    hours = max(budget - spent, Decimal(0)) / burn_per_hour
+    if hours * 3600 > Decimal(RUN_OUT_HORIZON.total_seconds()):
+        return None
+    return now + timedelta(hours=float(hours))
+
+
+def budget_running_low(*, campaign: Campaign, runs_out_at: datetime | None, now: datetime) -> bool:
+    """Runs out within ``CAMPAIGN_BUDGET_LOW_HOURS`` at the current burn rate, before the
+    campaign's own end (a campaign that ends first never runs out)."""
+    return (
+        runs_out_at is not None
+        and runs_out_at <= now + timedelta(hours=settings.CAMPAIGN_BUDGET_LOW_HOURS)
+        and (campaign.ends_at is None or runs_out_at < campaign.ends_at)
+    )
+
+
+def campaign_budget_outlook(
+    *, counter: CampaignCounter, campaign: Campaign, now: datetime
+) -> BudgetOutlook:
+    """``counter``'s budget (``campaign``'s, which must have one, its partnership loaded)."""
+    budget = campaign.budget
+    burn = campaign_burn_per_hour(campaign=campaign, mode=counter.mode, now=now)
+    return BudgetOutlook(
+        counter.mode,
+        budget,
+        counter.spent,
+        burn,
+        budget_runs_out_at(budget=budget, spent=counter.spent, burn_per_hour=burn, now=now),
+        _announced(budget, counter.exhausted_budget, counter.exhausted_at),
+        _announced(budget, counter.low_warned_budget, counter.low_warned_at),
+    )
+
+
+def _announced(budget: Decimal, announced: Decimal | None, at: datetime | None):
+    """When this budget was announced: None if none was, or a smaller one (it was raised)."""
+    return at if announced is not None and announced >= budget else None
+
+
+def campaign_budget_outlooks(*, campaign: Campaign, now: datetime | None = None) -> list:
+    """The outlook of the campaign's budget in each mode it has a counter in (Pilot's notice);
+    none without a budget."""
+    if campaign.budget is None:
+        return []
+    now = now or timezone.now()
+    counters = CampaignCounter.objects.filter(campaign=campaign).order_by("mode")
+    return [campaign_budget_outlook(counter=c, campaign=campaign, now=now) for c in counters]

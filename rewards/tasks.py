@@ -13,6 +13,7 @@ from .reports.maintain import reports_record_outcomes
 # backtests are registered from here.
 from .reports.tasks import close_report_days, count_received_events  # noqa: F401
 from .services.evaluation import trigger_events_evaluate, trigger_events_failed_notify
+from .services.notices import campaign_budgets_low_warn
 from .services.retention import retention_run
 from .simulation.tasks import run_backtest  # noqa: F401
 from .webhooks.tasks import send_due_webhooks  # noqa: F401
@@ -64,3 +65,9 @@ def retire_old_records() -> None:
         report.deliveries_retired,
         "" if report.complete else "; stopped at RETENTION_RUN_SECONDS",
     )
+
+
+@shared_task(name="rewards.tasks.warn_low_budgets")
+def warn_low_budgets() -> None:
+    """Celery beat, every minute: campaign.budget_low for budgets about to run out."""
+    campaign_budgets_low_warn()

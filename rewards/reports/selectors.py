@@ -499,6 +499,40 @@ def _net_issued(campaign: Campaign, mode: str, now: datetime) -> Decimal:
     return fetch_all(_NET_ISSUED, params)[0][0]
 
 
+# The current burn rate (campaign.budget_low and Pilot's notice): the faster of these windows'.
+BURN_RATE_WINDOWS = (timedelta(hours=1), timedelta(hours=24))
+_NET_ISSUED_PER_BUCKET = """
+SELECT bucket, sum(CASE kind WHEN 'issued' THEN amount ELSE -amount END)
+  FROM rewards_moneybucket
+ WHERE partnership_id = %(partnership)s AND mode = %(mode)s AND campaign_id = %(campaign)s
+   AND unit = %(unit)s AND bucket >= %(start)s AND bucket <= %(now)s
+ GROUP BY bucket
+"""
+
+
+def campaign_burn_per_hour(*, campaign: Campaign, mode: str, now: datetime) -> Decimal:
+    """What the campaign spends per hour now: net issued (issued less reversed) in the
+    partnership's unit, at the faster of the last hour's and the last day's rates
+    (``BURN_RATE_WINDOWS``), each over its 15-minute buckets from the first one it touches to
+    ``now``. A surge shows within the hour; a campaign that pays in bursts keeps its day's
+    rate between them. Never negative."""
+    starts = [bucket_of(now - window) for window in BURN_RATE_WINDOWS]
+    params = {
+        "partnership": campaign.partnership_id,
+        "mode": mode,
+        "campaign": campaign.pk,
+        "unit": campaign.partnership.reward_unit,
+        "start": min(starts),
+        "now": now,
+    }
+    rows = fetch_all(_NET_ISSUED_PER_BUCKET, params)
+    rates = [Decimal(0)]
+    for start in starts:
+        net = sum((amount for bucket, amount in rows if bucket >= start), Decimal(0))
+        rates.append(net * 3600 / Decimal(str((now - start).total_seconds())))
+    return max(rates)
+
+
 def report_totals_money(*, scope: ReportScope) -> tuple[Money, ...]:
     """Only the money of a scope (cheaper than the totals)."""
     tally = _MoneyTally(scope.partnership.reward_unit)

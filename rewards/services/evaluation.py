@@ -50,6 +50,7 @@ from ..models import Reward
 from ..reports.maintain import Issued, reports_record_issued
 from ..webhooks import WebhookEventType, webhook_event_emit
 from .ledger import Ledger
+from .notices import campaign_budgets_exhausted_record
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +245,8 @@ def _issue(judged, inputs: EvaluationInputs, compiled, listings) -> list:
         facts = inputs.facts.get(event.id)
         decided.append(_packed(verdicts, decisions, facts, listing))
     ledger.save()
+    if exhausted := ledger.exhausted():
+        campaign_budgets_exhausted_record(exhausted=exhausted, at=issued_at)
     _insert(rewards)
     rewards_issued(modes=(reward.mode for reward in rewards))
     reports_record_issued(issued_at=issued_at, issued=_issued(ledger, events, inputs))

@@ -78,6 +78,8 @@ class Ledger:
         }
         self._dirty_campaigns: set[tuple] = set()
         self._dirty_users: set[tuple] = set()
+        # (campaign id, mode) -> the budget that ran out in this batch (``exhausted``).
+        self._exhausted: dict[tuple, Decimal] = {}
 
     @classmethod
     def locked(cls, campaign_ids: set[uuid.UUID], modes: set[str], user_ids: set) -> "Ledger":
@@ -120,7 +122,10 @@ class Ledger:
     ) -> Outcome | None:
         """The limit this reward would break, or None if it fits (``limits_check`` over the
         counters as they stand in this batch)."""
-        return limits_check(campaign.limits, self.usage(campaign, mode, user_id, period), amount)
+        blocked = limits_check(campaign.limits, self.usage(campaign, mode, user_id, period), amount)
+        if blocked == Outcome.BUDGET_EXHAUSTED:
+            self._exhausted[(campaign.id, mode)] = campaign.limits.budget
+        return blocked
 
     def reserve(
         self, campaign: CompiledCampaign, event, zone: tzinfo, amount: Decimal
@@ -139,6 +144,9 @@ class Ledger:
     ) -> list[str]:
         """Counts the reward; returns the per-user counters (periods) it was counted in."""
         self._add_campaign((campaign.id, mode), 1, amount)
+        budget = campaign.limits.budget
+        if budget is not None and self._campaign(campaign.id, mode).spent >= budget:
+            self._exhausted[(campaign.id, mode)] = budget
         periods = []
         if campaign.limits.per_user:
             periods.append(ALL_TIME)
@@ -155,6 +163,18 @@ class Ledger:
             counter, (count, spent) = self._campaigns[key], self._before[key]
             changes.append((*key, counter.reward_count - count, counter.spent - spent))
         return changes
+
+    def exhausted(self) -> list[tuple[CampaignCounter, Decimal]]:
+        """(counter, budget) of each campaign and mode whose budget ran out in this batch: a
+        reward it earned was refused for the budget, or nothing is left. Only those whose
+        running out of that budget was not announced yet (``CampaignCounter.exhausted_budget``,
+        read under the lock): a budget raised above the one announced runs out anew."""
+        found = []
+        for key, budget in self._exhausted.items():
+            counter = self._campaigns[key]
+            if counter.exhausted_budget is None or counter.exhausted_budget < budget:
+                found.append((counter, budget))
+        return found
 
     def save(self) -> None:
         counters = [self._campaigns[key] for key in self._dirty_campaigns]

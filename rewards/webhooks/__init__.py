@@ -5,7 +5,7 @@ caller's transaction. The sender (``tasks.send_due_webhooks``, queue "webhooks")
 commit and retries with backoff for about a day.
 """
 
-from .emit import webhook_event_emit
+from .emit import CampaignNotice, webhook_event_emit
 from .models import WebhookEventType
 
-__all__ = ["WebhookEventType", "webhook_event_emit"]
+__all__ = ["CampaignNotice", "WebhookEventType", "webhook_event_emit"]

@@ -1,6 +1,8 @@
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -41,10 +43,48 @@ def trigger_event_payload(event) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class CampaignNotice:
+    """The subject of a ``campaign.*`` webhook: a campaign (its partnership loaded) in one mode,
+    the budget it was judged against, its counter's figures then, and what the type adds
+    (``details``, in payload form already)."""
+
+    campaign: models.Model
+    mode: str
+    budget: Decimal | None
+    spent: Decimal
+    rewards: int
+    details: dict
+
+    @property
+    def partnership_id(self) -> uuid.UUID:
+        return self.campaign.partnership_id
+
+
+def campaign_payload(notice: CampaignNotice) -> dict:
+    campaign, partnership = notice.campaign, notice.campaign.partnership
+    step, budget = partnership.unit_step, notice.budget
+    return {
+        "campaign_id": str(campaign.id),
+        "campaign_slug": campaign.slug,
+        "campaign_name": campaign.name,
+        "mode": notice.mode,
+        "unit": partnership.reward_unit,
+        "budget": None if budget is None else str(budget.quantize(step)),
+        "spent": str(notice.spent.quantize(step)),
+        "left": None if budget is None else str(max(budget - notice.spent, 0).quantize(step)),
+        "rewards": notice.rewards,
+        **notice.details,
+    }
+
+
 _PAYLOADS: dict[str, Callable[..., dict]] = {
     WebhookEventType.REWARD_ISSUED: reward_payload,
     WebhookEventType.REWARD_REVERSED: reward_payload,
     WebhookEventType.TRIGGER_EVENT_FAILED: trigger_event_payload,
+    WebhookEventType.CAMPAIGN_BUDGET_EXHAUSTED: campaign_payload,
+    WebhookEventType.CAMPAIGN_BUDGET_LOW: campaign_payload,
+    WebhookEventType.CAMPAIGN_ENDED: campaign_payload,
 }
 
 
@@ -55,7 +95,8 @@ def webhook_event_emit(*, event_type: WebhookEventType, subjects: Iterable) -> i
 
     Call it in the transaction that writes the subjects: their deliveries commit with them or
     not at all (an outbox). ``subjects``: rewards (models or the evaluation's rows) for
-    ``reward.*``, trigger events for ``trigger_event.failed``.
+    ``reward.*``, trigger events for ``trigger_event.failed``, ``CampaignNotice`` for
+    ``campaign.*`` (``rewards.services.notices``).
     """
     payload = _PAYLOADS[event_type]
     now = timezone.now()

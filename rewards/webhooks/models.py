@@ -15,6 +15,10 @@ class WebhookEventType(models.TextChoices):
     REWARD_ISSUED = "reward.issued", "reward.issued"
     REWARD_REVERSED = "reward.reversed", "reward.reversed"
     TRIGGER_EVENT_FAILED = "trigger_event.failed", "trigger_event.failed"
+    # About a campaign in one mode (rewards.services.notices): once per occurrence each.
+    CAMPAIGN_BUDGET_EXHAUSTED = "campaign.budget_exhausted", "campaign.budget_exhausted"
+    CAMPAIGN_BUDGET_LOW = "campaign.budget_low", "campaign.budget_low"
+    CAMPAIGN_ENDED = "campaign.ended", "campaign.ended"
 
 
 class WebhookEndpoint(models.Model):
@@ -37,7 +41,8 @@ class WebhookEndpoint(models.Model):
     event_types = ArrayField(
         models.CharField(max_length=40, choices=WebhookEventType.choices),
         default=list,
-        help_text="reward.issued, reward.reversed, trigger_event.failed",
+        help_text="reward.issued, reward.reversed, trigger_event.failed, "
+        "campaign.budget_exhausted, campaign.budget_low, campaign.ended",
     )
     # Endpoints made before this field existed heard both (their migration says so).
     modes = models.CharField(max_length=8, choices=Modes.choices, default=Modes.LIVE)
