@@ -33,7 +33,7 @@ def naive_evaluate(event_id: str) -> None:
             return
         (outcome,) = EVALUATION["processor"]([event])
         event.status, event.error = outcome.status, outcome.error
-        event.decisions = list(outcome.decisions)
+        event.decisions = outcome.decisions  # as the workers store them (compact or a list)
         event.processed_at = event.last_attempt_at = timezone.now()
         event.attempts += 1
         event.save(

@@ -370,7 +370,9 @@ def condition_guards(source: str, fields: list[ContextField]) -> tuple[tuple[str
     such an event (``campaigns.judge``). Only a top-level chain of ``&&`` is split; anything
     else (``||``, ``?:``, a comment) gives no guard, and the condition is always evaluated."""
     strings = {field.name for field in fields if field.json_type == "string"}
-    if not strings or "//" in source:
+    # A triple-quoted literal may hold an escaped quote ("""\"""" is one quote), which the
+    # literal blanking does not follow: a `||` after one could pass for a top-level `&&` chain.
+    if not strings or "//" in source or '"""' in source or "'''" in source:
         return ()
     code = _blank_literals(source)
     depth, start, conjuncts = 0, 0, []

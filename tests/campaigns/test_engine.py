@@ -312,6 +312,9 @@ def test_limits_are_checked_against_the_counters_given(limits, usage, outcome):
         ("context.amount == 5.0", ()),  # not a string field
         ('context.mcc == "a" // a comment', ()),
         ('context.mcc.startsWith("54")', ()),
+        # An escaped quote in a triple-quoted literal (one quote) hides nothing: the `||` is
+        # at the top, so no guard (review: it once guarded mcc == "5411" and refused a payer).
+        ('context.mcc == """\\"""" || context.mcc == \'55"\' && context.mcc == "5411"', ()),
     ],
 )
 def test_a_condition_guard_is_a_top_level_string_equality(condition, guards):
