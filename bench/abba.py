@@ -65,9 +65,9 @@ finally:
 # The same for the ingest endpoint: gunicorn started once; a line "<seconds>" runs wrk that long
 # (events emptied first) and answers the rate of stored 200s and the web tier's CPU per request.
 _INGEST_DRIVER = """
-import json, os, socket, sys
+import json, os, sys
 from bench import load, stack
-from bench.__main__ import _rows_after_run
+from bench.__main__ import _free_port, _rows_after_run
 from config import devstack
 
 env = stack.resolve()
@@ -81,10 +81,7 @@ try:
     out = devstack.VAR / "bench"
     out.mkdir(parents=True, exist_ok=True)
     script = load.wrk_script(out, fixture.api_key, users)
-    with socket.socket() as sock:
-        sock.bind((devstack.HOST, 0))
-        port = sock.getsockname()[1]
-    with stack.gunicorn(env, port) as server:
+    with stack.gunicorn(env, _free_port()) as server:
         url = f"{server.base_url}/partnerships/{fixture.partnership_id}/triggers"
 
         def run(seconds):
