@@ -79,14 +79,14 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def _checkout(ref: str) -> str:
+def _checkout(ref: str, directory: Path = BASE_DIR) -> str:
     commit = _git(ROOT, "rev-parse", "--short", ref)
-    if not (BASE_DIR / ".git").exists():
-        BASE_DIR.parent.mkdir(parents=True, exist_ok=True)
-        _git(ROOT, "worktree", "add", "--detach", "--force", str(BASE_DIR), commit)
+    if not (directory / ".git").exists():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        _git(ROOT, "worktree", "add", "--detach", "--force", str(directory), commit)
     else:
-        _git(BASE_DIR, "checkout", "--detach", "--force", commit)
-    venv = BASE_DIR / ".venv"
+        _git(directory, "checkout", "--detach", "--force", commit)
+    venv = directory / ".venv"
     if not venv.exists():
         venv.symlink_to(ROOT / ".venv")
     return commit
@@ -108,16 +108,18 @@ with psycopg.connect(url, autocommit=True) as conn:
 """
 
 
-def _env(side: str) -> dict[str, str]:
+def _env(side: str, directory: Path | None = None) -> dict[str, str]:
     # Each side on its own database; the head's evaluation bench skips its own with/without
     # comparison of the report aggregates (the A/B is that comparison, against the base).
     env = {**os.environ, "BENCH_DATABASE": DATABASES[side], "BENCH_COST_ROUNDS": "0"}
-    if side == "base":
+    if directory is None and side == "base":
+        directory = BASE_DIR
+    if directory is not None:
         # The shared .venv's editable install maps the project's packages to this checkout:
-        # a module the base lacks would be imported from here (gunicorn and celery, started
-        # as scripts, would import all of it from here). The base imports only its own code.
+        # a module the detached checkout lacks would be imported from here (gunicorn and
+        # celery, started as scripts, would import all of it from here). It imports only its own.
         site = _base_site()
-        env["PYTHONPATH"] = os.pathsep.join([str(site), str(BASE_DIR)])
+        env["PYTHONPATH"] = os.pathsep.join([str(site), str(directory)])
     return env
 
 

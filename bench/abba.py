@@ -1,7 +1,7 @@
 """A/B of one scenario, paired in time: base and head runs in ABBA blocks.
 
-    python -m bench.abba --base REF [--campaigns 1] [--events 60000] [--blocks 6]
-    python -m bench.abba --base REF --ingest [--duration 8] [--blocks 6]
+    python -m bench.abba --base REF [--head REF] [--campaigns 1] [--events 60000] [--blocks 6]
+    python -m bench.abba --base REF [--head REF] --ingest [--duration 8] [--blocks 6]
 
 `bench.ab` runs every benchmark once per side per round; on this VM, whose speed drifts by
 10-20% from one minute to the next, a short scenario (1 campaign: 20,000 events in ~3 s) swings
@@ -103,13 +103,20 @@ finally:
 """
 
 
+# Both sides run from detached checkouts of their commits, imported the same way (PYTHONPATH, the
+# editable install hidden): an A/A of one commit then reads ~1.0, where head-from-this-checkout
+# against base-from-a-detached-one read 1.09 (stop 19's A/A on the same code).
+HEAD_DIR = ROOT / "var" / "bench" / "ab-head"
+
+
 class Side:
     def __init__(self, side: str, users: int, driver: str = _DRIVER) -> None:
         self.name = side
+        directory = BASE_DIR if side == "base" else HEAD_DIR
         self.process = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "python"), "-c", driver, str(users)],
-            cwd=BASE_DIR if side == "base" else ROOT,
-            env=_env(side),
+            cwd=directory,
+            env=_env(side, directory),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -139,7 +146,12 @@ def main(argv: list[str]) -> int:
     args = _parse(argv)
     exclusive()
     base_commit = _checkout(args.base)
-    head_commit = head_label()
+    head_commit = _checkout(args.head, HEAD_DIR)
+    if args.head == "HEAD" and head_label().endswith("-dirty"):
+        print(
+            f"bench.abba: uncommitted changes are not measured (head is {head_commit})",
+            file=sys.stderr,
+        )
     _drop_databases()
     driver = _INGEST_DRIVER if args.ingest else _DRIVER
     line = f"{args.duration}" if args.ingest else f"{args.campaigns} {int(args.all_match)} "
@@ -173,6 +185,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     description = __doc__.split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m bench.abba", description=description)
     parser.add_argument("--base", required=True, help="commit to compare against")
+    parser.add_argument("--head", default="HEAD", help="commit measured as head (HEAD)")
     parser.add_argument("--campaigns", type=int, default=1, help="active campaigns (1, 10, 100)")
     parser.add_argument("--all-match", action="store_true", help="every campaign rewards")
     parser.add_argument("--events", type=int, default=60000, help="events per run")
@@ -193,7 +206,8 @@ def _report(args, base_commit: str, head_commit: str, blocks) -> str:
         f"## A/B paired in time: {head_commit} (head) against {base_commit} (base), "
         f"evaluation, {scenario}",
         "",
-        f"Command: `python -m bench.abba --base {args.base} --campaigns {args.campaigns}"
+        f"Command: `python -m bench.abba --base {args.base} --head {args.head} "
+        f"--campaigns {args.campaigns}"
         f"{' --all-match' if args.all_match else ''} --events {args.events} "
         f"--blocks {args.blocks}`. Runs in blocks ABBA / BAAB; a block's ratio is head's two "
         "runs over base's two.",
@@ -227,7 +241,8 @@ def _ingest_report(args, base_commit: str, head_commit: str, blocks) -> str:
     lines = [
         f"## A/B paired in time: {head_commit} (head) against {base_commit} (base), ingest",
         "",
-        f"Command: `python -m bench.abba --base {args.base} --ingest --duration {args.duration:g}"
+        f"Command: `python -m bench.abba --base {args.base} --head {args.head} --ingest "
+        f"--duration {args.duration:g}"
         f" --blocks {args.blocks}`. wrk against our endpoint (2 threads, 32 connections), runs "
         "in blocks ABBA / BAAB; a block's rate ratio is head's two runs over base's two; its CPU "
         "ratio is base's CPU per request over head's (above 1: head costs less).",
