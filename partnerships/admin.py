@@ -29,7 +29,7 @@ from .models import (
     StaffToken,
 )
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
-from .pilot_audit import audit_text, form_changes, pilot_audit
+from .pilot_audit import form_changes, pilot_audit
 from .pilot_filters import exact_search
 from .pilot_revision import MISSING, RefusedSaveAdminMixin, RevisionAdminMixin, RevisionForm
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
@@ -40,7 +40,7 @@ from .services import (
     ROTATED_EXPIRY,
     ROTATION_MAX_OVERLAP_HOURS,
     EndUserBlockError,
-    api_key_issue,
+    api_key_create_audited,
     api_key_revoke_audited,
     api_key_rotate_audited,
     api_key_update,
@@ -267,15 +267,7 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
                 changes=form_changes(form),
             )
             return
-        issued = api_key_issue(api_key=obj)
-        pilot_audit(
-            request,
-            "apikey.create",
-            obj,
-            partnership=obj.partnership,
-            mode=obj.mode,
-            changes={"name": obj.name, "expires_at": audit_text(obj.expires_at)},
-        )
+        issued = api_key_create_audited(api_key=obj, actor=request.user)
         messages.warning(
             request,
             format_html(

@@ -1,5 +1,6 @@
-"""One way to revoke an API key (``partnerships.services.api_key_revoke_audited``) and one to
-rotate it (``api_key_rotate_audited``), from Pilot, the management API and the commands: each
+"""One way to create an API key (``partnerships.services.api_key_create_audited``), one to
+revoke it (``api_key_revoke_audited``) and one to rotate it (``api_key_rotate_audited``), from
+Pilot, the management API and the commands: each
 leaves the same audit entry naming its actor, a key revoked already keeps its time and is not
 audited again, and two revocations racing audit it once."""
 
@@ -7,7 +8,7 @@ from datetime import datetime
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -133,3 +134,39 @@ def test_rotating_from_pilot_the_management_api_or_the_command_leaves_the_same_e
         assert entry.changes["replaced_by"] == key.replaced_by.prefix
         assert datetime.fromisoformat(entry.changes["expires_at"]) == key.expires_at
         assert entry.changes["expires_at"] == key.expires_at.isoformat()
+
+
+@pytest.mark.django_db
+def test_creating_from_pilot_the_management_api_or_the_command_leaves_the_same_entry(
+    django_user_model, partnership
+):
+    developer = operator(django_user_model, "dev", roles.DEVELOPER, partnership)
+    expiry = {"expires_at_0": "2031-01-02", "expires_at_1": "03:04:05"}
+    form = {"partnership": partnership.pk, "name": "pilot", "mode": "live", **expiry}
+
+    page = pilot(developer).post("/pilot/partnerships/apikey/add/", form, follow=True)
+    answer = staff_client(developer, roles.DEVELOPER, partnership).post(
+        url(partnership, "api-keys"),
+        {"name": "mgmt", "mode": "live", "expires_at": "2031-01-02T03:04:05Z"},
+        format="json",
+    )
+    call_command("create_api_key", str(partnership.pk), "--name", "command", stdout=StringIO())
+
+    assert "copy it now, it will not be shown again" in page_text(page)
+    assert answer.status_code == 201, answer.json()
+    for name, actor in (("pilot", developer), ("mgmt", developer), ("command", None)):
+        key = ApiKey.objects.get(name=name)
+        (entry,) = AuditEntry.objects.filter(action="apikey.create", target_id=str(key.pk))
+        assert entry.actor == actor and (entry.partnership, entry.mode) == (partnership, "live")
+        expires_at = key.expires_at.isoformat() if key.expires_at else None
+        recorded = {field: entry.changes[field] for field in ("name", "expires_at")}
+        assert recorded == {"name": name, "expires_at": expires_at}
+
+
+@pytest.mark.django_db
+def test_the_create_command_refuses_a_name_too_long_with_its_reason(partnership):
+    with pytest.raises(CommandError, match="at most 100 characters"):
+        call_command("create_api_key", str(partnership.pk), "--name", "x" * 101)
+
+    assert not ApiKey.objects.filter(partnership=partnership).exclude(name="test key").exists()
+    assert not AuditEntry.objects.filter(action="apikey.create").exists()
