@@ -3,7 +3,6 @@ from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.utils.html import format_html
@@ -30,7 +29,7 @@ from .models import (
     StaffToken,
 )
 from .pilot_actions import ObjectAction, ObjectActionsAdmin
-from .pilot_audit import audit_text, form_changes, pilot_audit
+from .pilot_audit import form_changes, pilot_audit
 from .pilot_filters import exact_search
 from .pilot_revision import MISSING, RefusedSaveAdminMixin, RevisionAdminMixin, RevisionForm
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
@@ -41,9 +40,9 @@ from .services import (
     ROTATED_EXPIRY,
     ROTATION_MAX_OVERLAP_HOURS,
     EndUserBlockError,
-    api_key_issue,
-    api_key_revoke,
-    api_key_rotate,
+    api_key_create_audited,
+    api_key_revoke_audited,
+    api_key_rotate_audited,
     api_key_update,
     end_user_attributes_replace,
     end_user_attributes_stale,
@@ -223,21 +222,11 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
         form = RotateForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    rotated = api_key_rotate(
-                        api_key=api_key, overlap_hours=form.cleaned_data["overlap_hours"]
-                    )
-                    pilot_audit(
-                        request,
-                        "apikey.rotate",
-                        rotated.old,
-                        partnership=rotated.old.partnership,
-                        mode=rotated.old.mode,
-                        changes={
-                            "replaced_by": rotated.new.api_key.prefix,
-                            "expires_at": audit_text(rotated.old.expires_at),
-                        },
-                    )
+                rotated = api_key_rotate_audited(
+                    api_key=api_key,
+                    overlap_hours=form.cleaned_data["overlap_hours"],
+                    actor=request.user,
+                )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -278,15 +267,7 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
                 changes=form_changes(form),
             )
             return
-        issued = api_key_issue(api_key=obj)
-        pilot_audit(
-            request,
-            "apikey.create",
-            obj,
-            partnership=obj.partnership,
-            mode=obj.mode,
-            changes={"name": obj.name, "expires_at": audit_text(obj.expires_at)},
-        )
+        issued = api_key_create_audited(api_key=obj, actor=request.user)
         messages.warning(
             request,
             format_html(
@@ -297,17 +278,8 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
-        for api_key in queryset:
-            with transaction.atomic():
-                if api_key.revoked_at is None:
-                    api_key_revoke(api_key=api_key)
-                    pilot_audit(
-                        request,
-                        "apikey.revoke",
-                        api_key,
-                        partnership=api_key.partnership,
-                        mode=api_key.mode,
-                    )
+        for api_key in queryset.order_by("pk"):
+            api_key_revoke_audited(api_key=api_key, actor=request.user)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 

@@ -1,18 +1,18 @@
 """Pilot's page of user tokens: the short-lived credentials partner backends issued to their
 client-side apps (``partnerships.user_tokens``). Support and developers find a user's tokens
 (search by the user's exact external id or a token id), see each one's key, mode, scopes and
-expiry, and revoke them: refused from the app's next request on, audited. Tokens are issued
-by partner backends only, never here, and are never edited."""
+expiry, and revoke them (``user_token_revoke_as``, as the partner API does): refused from the
+app's next request on, audited. Tokens are issued by partner backends only, never here, and
+are never edited."""
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils import timezone
 from unfold.admin import ModelAdmin
 
 from .models import UserToken
-from .pilot_audit import pilot_audit
 from .pilot_filters import exact_search
 from .scoping import PartnershipScopedAdmin, ScopedRelatedFieldListFilter
+from .user_tokens import user_token_revoke_as
 
 FIELDS = (
     "id",
@@ -92,20 +92,13 @@ class UserTokenAdmin(PartnershipScopedAdmin, ModelAdmin):
 
     @admin.action(description="Revoke selected user tokens", permissions=["change"])
     def revoke(self, request, queryset) -> None:
-        revoked = 0
-        for token in queryset.select_related("partnership"):
-            with transaction.atomic():
-                # Under the row's lock, so two operators revoking at once audit it once.
-                token = UserToken.objects.select_for_update().get(pk=token.pk)
-                if token.revoked_at is None:
-                    token.revoked_at = timezone.now()
-                    token.save(update_fields=["revoked_at"])
-                    pilot_audit(
-                        request,
-                        "usertoken.revoke",
-                        token,
-                        partnership=token.partnership,
-                        mode=token.mode,
-                    )
-                    revoked += 1
+        revocations = [
+            user_token_revoke_as(token_id=pk, actor=request.user)
+            for pk in queryset.order_by("pk").values_list("pk", flat=True)
+        ]
+        revoked = sum(revocation.revoked for revocation in revocations)
         self.message_user(request, f"Revoked {revoked} user token(s).", messages.SUCCESS)
+        if already := len(revocations) - revoked:
+            self.message_user(
+                request, f"{already} already revoked: left as they were.", messages.INFO
+            )

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
@@ -121,6 +121,16 @@ def api_key_rotate(*, api_key: ApiKey, overlap_hours: int) -> RotatedKey:
 
 
 @transaction.atomic
+def api_key_rotate_audited(*, api_key: ApiKey, overlap_hours: int, actor) -> RotatedKey:
+    """``api_key_rotate``, audited as ``apikey.rotate`` in its transaction: Pilot's action,
+    the management API and ``manage.py rotate_api_key`` (``actor`` None)."""
+    rotated = api_key_rotate(api_key=api_key, overlap_hours=overlap_hours)
+    changes = {"replaced_by": rotated.new.api_key.prefix, "expires_at": rotated.old.expires_at}
+    _api_key_audit(actor, "apikey.rotate", rotated.old, changes)
+    return rotated
+
+
+@transaction.atomic
 def partnership_create(
     *, name: str, partner_name: str | None = None, reward_unit: str = "Points"
 ) -> tuple[Partnership, IssuedKey]:
@@ -151,17 +161,19 @@ def audit_record(
     partnership=None,
     mode: str = "",
     changes: dict | None = None,
+    actor_name: str | None = None,
 ):
     """Records what an operator did (``AuditEntry``): ``action`` is a stable code such as
     ``"reward.reverse"``, ``target`` the object acted on, ``changes`` what changed
-    (``{"field": [before, after]}``) or the action's details. In the caller's transaction."""
+    (``{"field": [before, after]}``) or the action's details. In the caller's transaction.
+    ``actor_name``: who acted when it is no Pilot user (e.g. ``"api key <prefix>"``)."""
     from .models import AuditEntry
 
     if via := _audit_via.get():
         changes = {**(changes or {}), "via": via}
     return AuditEntry.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
-        actor_name=getattr(actor, "get_username", lambda: "system")() if actor else "system",
+        actor_name=actor_name or _actor_name(actor),
         action=action,
         partnership=partnership,
         mode=mode,
@@ -170,6 +182,10 @@ def audit_record(
         target_repr=str(target)[:200] if target is not None else "",
         changes=changes or {},
     )
+
+
+def _actor_name(actor) -> str:
+    return getattr(actor, "get_username", lambda: "system")() if actor else "system"
 
 
 def end_user_refuse_new(*, partnership_id: uuid.UUID, external_user_id: str) -> None:
@@ -417,31 +433,36 @@ def api_key_create_audited(*, api_key: ApiKey, actor) -> IssuedKey:
     ``apikey.create``; the plaintext is returned once."""
     api_key.full_clean(exclude=["prefix", "hashed_key"])
     issued = api_key_issue(api_key=api_key)
-    audit_record(
-        actor=actor,
-        action="apikey.create",
-        target=api_key,
-        partnership=api_key.partnership,
-        mode=api_key.mode,
-        changes={
-            "name": api_key.name,
-            "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
-        },
-    )
+    changes = {"name": api_key.name, "expires_at": api_key.expires_at}
+    _api_key_audit(actor, "apikey.create", api_key, changes)
     return issued
 
 
 @transaction.atomic
 def api_key_revoke_audited(*, api_key: ApiKey, actor) -> ApiKey:
-    """Revokes a key (idempotent); audited as ``apikey.revoke`` when it was active."""
-    was_revoked = api_key.revoked_at is not None
-    api_key_revoke(api_key=api_key)
-    if not was_revoked:
-        audit_record(
-            actor=actor,
-            action="apikey.revoke",
-            target=api_key,
-            partnership=api_key.partnership,
-            mode=api_key.mode,
-        )
-    return api_key
+    """Revokes a key: Pilot's action, the management API and ``manage.py revoke_api_key``
+    (``actor`` None). Under the key's row lock, audited as ``apikey.revoke`` in the same
+    transaction; a key revoked already, by anyone, keeps its time and is not audited again.
+    Returns the key as it now is."""
+    locked = ApiKey.objects.select_related("partnership").select_for_update(of=("self",))
+    locked = locked.get(pk=api_key.pk)
+    if locked.revoked_at is None:
+        api_key_revoke(api_key=locked)
+        _api_key_audit(actor, "apikey.revoke", locked)
+    return locked
+
+
+def _api_key_audit(actor, action: str, api_key: ApiKey, changes: dict | None = None) -> None:
+    """A key's audit entry; its moments (``expires_at``) written in ISO 8601."""
+    changes = {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in (changes or {}).items()
+    }
+    audit_record(
+        actor=actor,
+        action=action,
+        target=api_key,
+        partnership=api_key.partnership,
+        mode=api_key.mode,
+        changes=changes,
+    )

@@ -34,7 +34,7 @@ from .auth import HEADER, PartnerKeyAuthentication, PartnerPrincipal, _existing_
 from .models import ApiKey, UserToken
 from .ratelimit import rate_limit_check
 from .selectors import PartnershipRecord
-from .services import end_user_get_or_create
+from .services import audit_record, end_user_get_or_create
 
 ALGORITHM = "HS256"
 AUDIENCE = "user"
@@ -149,10 +149,50 @@ def _user_tokens(principal: PartnerPrincipal, external_user_id: str):
     )
 
 
+AUDIT_REVOKE = "usertoken.revoke"
+
+
+@dataclass(frozen=True)
+class TokenRevocation:
+    token: UserToken
+    revoked: bool  # False: it was revoked already, nothing changed and nothing was audited
+
+
+def user_token_revoke_as(*, token_id: uuid.UUID, actor) -> TokenRevocation:
+    """The one way a token is revoked, from Pilot (``actor``: the operator) and the partner
+    API (``actor``: its ``PartnerPrincipal``, named by its key): under the token's row lock,
+    audited as ``usertoken.revoke`` in the same transaction. Revoking a revoked token changes
+    nothing and records nothing (``revoked`` False), whoever revoked it first."""
+    with transaction.atomic():
+        rows = UserToken.objects.select_related("partnership", "end_user")
+        token = rows.select_for_update(of=("self",)).get(pk=token_id)
+        return TokenRevocation(token=token, revoked=_revoke_locked(token, actor))
+
+
+def _revoke_locked(token: UserToken, actor) -> bool:
+    """Must be called in a transaction holding ``token``'s row lock (SELECT FOR UPDATE)."""
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    by_key = isinstance(actor, PartnerPrincipal)
+    audit_record(
+        actor=None if by_key else actor,
+        actor_name=f"api key {actor.key.prefix}" if by_key else None,
+        action=AUDIT_REVOKE,
+        target=token,
+        partnership=token.partnership,
+        mode=token.mode,
+        changes={"via": "api" if by_key else "pilot"},
+    )
+    return True
+
+
 def user_token_revoke(
     *, principal: PartnerPrincipal, external_user_id: str, token_id: str
 ) -> UserToken:
-    """Revokes one token of the user, of the key's mode (again: a no-op); unknown: 404."""
+    """The partner API's: one token of the user, of the key's mode (again: a no-op); unknown:
+    404. Revoked and audited by ``user_token_revoke_as``."""
     try:
         token = _user_tokens(principal, external_user_id).filter(pk=uuid.UUID(token_id)).first()
     except ValueError:
@@ -161,16 +201,16 @@ def user_token_revoke(
         raise ApplicationError(
             404, ErrorCode.TOKEN_DOES_NOT_EXIST, "No token with this id for this user"
         )
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-    return token
+    return user_token_revoke_as(token_id=token.pk, actor=principal).token
 
 
 def user_token_revoke_all(*, principal: PartnerPrincipal, external_user_id: str) -> int:
-    """Revokes every live token of the user, of the key's mode; returns how many."""
-    tokens = _user_tokens(principal, external_user_id).filter(revoked_at__isnull=True)
-    return tokens.update(revoked_at=timezone.now())
+    """Revokes every live token of the user, of the key's mode; returns how many. Each is
+    locked (in id order) and audited as ``user_token_revoke_as`` does, in one transaction."""
+    with transaction.atomic():
+        live = _user_tokens(principal, external_user_id).filter(revoked_at__isnull=True)
+        tokens = live.select_related("partnership").select_for_update(of=("self",))
+        return sum(_revoke_locked(token, principal) for token in tokens.order_by("pk"))
 
 
 # --- Authenticating -------------------------------------------------------------------------

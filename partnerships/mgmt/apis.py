@@ -16,8 +16,7 @@ from ..services import (
     ROTATION_MAX_OVERLAP_HOURS,
     api_key_create_audited,
     api_key_revoke_audited,
-    api_key_rotate,
-    audit_record,
+    api_key_rotate_audited,
     partnership_remove,
     partnership_save,
 )
@@ -293,7 +292,7 @@ class ApiKeyRevokeApi(MgmtApi):
     def post(self, request, partnership_id, prefix):
         self.staff.require("partnerships.change_apikey")
         key = _key(self.staff, partnership_id, prefix)
-        api_key_revoke_audited(api_key=key, actor=self.staff.user)
+        key = api_key_revoke_audited(api_key=key, actor=self.staff.user)
         return ok(ApiKeyOut(key).data)
 
 
@@ -327,20 +326,8 @@ class ApiKeyRotateApi(MgmtApi):
         self.staff.require("partnerships.add_apikey", "partnerships.change_apikey")
         key = _key(self.staff, partnership_id, prefix)
         overlap = validated(RotateIn, request.data)["overlap_hours"]
-        with transaction.atomic():
-            rotated = api_key_rotate(api_key=key, overlap_hours=overlap)
-            old, new = rotated.old, rotated.new
-            audit_record(
-                actor=self.staff.user,
-                action="apikey.rotate",
-                target=old,
-                partnership=old.partnership,
-                mode=old.mode,
-                changes={
-                    "replaced_by": new.api_key.prefix,
-                    "expires_at": old.expires_at.isoformat(),
-                },
-            )
+        rotated = api_key_rotate_audited(api_key=key, overlap_hours=overlap, actor=self.staff.user)
+        old, new = rotated.old, rotated.new
         data = {
             "old": ApiKeyOut(old).data,
             "new": {**ApiKeyOut(new.api_key).data, "api_key": new.plaintext},

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import ApplicationError
 from partnerships.management.key_lookup import api_key_by_prefix
-from partnerships.services import api_key_rotate, audit_record
+from partnerships.services import api_key_rotate_audited
 
 
 class Command(BaseCommand):
@@ -27,18 +27,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         api_key = api_key_by_prefix(options["prefix"])
         try:
-            rotated = api_key_rotate(api_key=api_key, overlap_hours=options["overlap_hours"])
+            rotated = api_key_rotate_audited(
+                api_key=api_key, overlap_hours=options["overlap_hours"], actor=None
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         old, new = rotated.old, rotated.new
-        audit_record(
-            actor=None,
-            action="apikey.rotate",
-            target=old,
-            partnership=old.partnership,
-            mode=old.mode,
-            changes={"replaced_by": new.api_key.prefix, "expires_at": old.expires_at.isoformat()},
-        )
         result = {
             "old_prefix": old.prefix,
             "old_expires_at": old.expires_at.isoformat(),
