@@ -180,7 +180,10 @@ def _erase(end_user: EndUser, actor, via: str) -> EndUser:
     locked.blocked_reason = ""
     locked.erased_at = now
     locked.save(update_fields=["external_user_id", "attributes", "blocked_reason", "erased_at"])
-    UserToken.objects.filter(end_user=locked, revoked_at__isnull=True).update(revoked_at=now)
+    # Tokens locked in id order, as a partner's revoke-all locks them (one order, no cycle).
+    tokens = UserToken.objects.filter(end_user=locked, revoked_at__isnull=True)
+    list(tokens.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True))
+    tokens.update(revoked_at=now)
     cancelled = events.filter(
         status__in=[TriggerEvent.Status.SCHEDULED, TriggerEvent.Status.QUEUED]
     ).update(status=TriggerEvent.Status.CANCELLED, context={}, tags={})

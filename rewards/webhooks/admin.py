@@ -1,9 +1,8 @@
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import models
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
-from partnerships.pilot_audit import pilot_audit
 from partnerships.pilot_revision import RevisionAdminMixin, RevisionForm
 from partnerships.scoping import PartnershipScopedAdmin
 
@@ -34,11 +33,7 @@ class WebhookEndpointAdmin(RevisionAdminMixin, PartnershipScopedAdmin, ModelAdmi
     @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
     def rotate_secret(self, request, queryset) -> None:
         for endpoint in queryset:
-            with transaction.atomic():
-                secret = webhook_endpoint_rotate_secret(endpoint=endpoint)
-                pilot_audit(
-                    request, "webhook.secret_rotate", endpoint, partnership=endpoint.partnership
-                )
+            secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=request.user)
             _show_secret(request, secret, endpoint)
         self.message_user(
             request, "The old secrets keep signing too (a second signature) for 24 hours."

@@ -81,14 +81,23 @@ def webhook_endpoint_remove(
     return False
 
 
-def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
-    """A new secret; the old one keeps signing too (a second signature) for 24 hours."""
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
-    endpoint.secret = webhook_secret_generate()
-    revision_bump(instance=endpoint, expected=None)
-    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
-    return endpoint.secret
+@transaction.atomic
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor=None) -> str:
+    """A new secret; the old one keeps signing too (a second signature) for 24 hours. The row
+    is read under its lock: of two rotations at once, the second keeps the first's new secret
+    as the previous one (the one shown to the first operator goes on verifying for the day),
+    never the copy both loaded. Audited (``webhook.secret_rotate``) in the same transaction."""
+    locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    locked.previous_secret = locked.secret
+    locked.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
+    locked.secret = webhook_secret_generate()
+    revision_bump(instance=locked, expected=None)
+    locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+    audit = {"action": "webhook.secret_rotate", "target": locked}
+    audit_record(actor=actor, partnership=locked.partnership, **audit)
+    for name in ("secret", "previous_secret", "previous_secret_expires_at", "revision"):
+        setattr(endpoint, name, getattr(locked, name))
+    return locked.secret
 
 
 def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> bool:

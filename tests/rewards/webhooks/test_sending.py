@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from partnerships.models import AuditEntry
 from rewards.webhooks import sending
 from rewards.webhooks.models import WebhookDelivery, WebhookEndpoint
 from rewards.webhooks.sending import webhook_deliveries_send_due
@@ -314,6 +315,29 @@ def test_after_a_rotation_the_old_secret_signs_too_for_a_day(trigger, process, r
     assert verify(old, during, hook.requests[0][1]) and verify(new, during, hook.requests[0][1])
     assert len(after["Webhook-Signature"].split()) == 1
     assert verify(new, after, body) and not verify(old, after, body)
+
+
+def test_of_two_rotations_from_stale_copies_the_first_new_secret_still_verifies(
+    trigger, process, receiver, admin_user
+):
+    """Two operators rotate at once, each from the row as its page loaded it: the first's new
+    secret must stay the previous one (it was shown, the partner may have installed it), not
+    the original both copies held."""
+    hook = receiver()
+    endpoint = endpoint_for(trigger.partnership, hook.url)
+    first_copy, second_copy = (WebhookEndpoint.objects.get(pk=endpoint.pk) for _ in range(2))
+    first = webhook_endpoint_rotate_secret(endpoint=first_copy, actor=admin_user)
+    second = webhook_endpoint_rotate_secret(endpoint=second_copy, actor=admin_user)
+
+    endpoint.refresh_from_db()
+    assert (endpoint.secret, endpoint.previous_secret) == (second, first)
+    CampaignFactory(trigger=trigger)
+    TriggerEventFactory(trigger=trigger)
+    process()
+    webhook_deliveries_send_due()
+    ((headers, body, _),) = hook.requests
+    assert verify(first, headers, body) and verify(second, headers, body)
+    assert AuditEntry.objects.filter(action="webhook.secret_rotate").count() == 2
 
 
 def test_the_snippet_refuses_malformed_headers():
