@@ -55,14 +55,16 @@ def wake_up_send(*, retry: bool) -> bool:
         process_pending_events_send(retry=retry)
     except Exception:
         if shared:
-            wake_up_started()  # no message: the next wake-up must not wait for the expiry
+            wake_up_pending_clear()  # no message: the next wake-up must not wait for the expiry
         raise
     return shared
 
 
-def wake_up_started() -> None:
-    """The worker's task starts draining: cleared before its first claim, so that an event
-    committed from now on gets a message of its own (one committed before is claimed)."""
+def wake_up_pending_clear() -> None:
+    """No wake-up is pending any more: the worker's task starts draining (cleared before its
+    first claim, so that an event committed from now on gets a message of its own; one
+    committed before is claimed), or its message is gone (publishing failed; the broker's
+    queue emptied by hand, as the benchmarks do between rounds)."""
     try:
         cache.delete(PENDING_KEY)
     except Exception:  # the mark expires on its own
