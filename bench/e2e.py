@@ -2,7 +2,7 @@
 the workers to the reward row, ours against the naive design, in one run on this machine.
 
     python -m bench.e2e [--quick] [--step-seconds 10] [--level-seconds 20] [--steps 6]
-                        [--wake-intervals 0.02,0.01] [--lingers 0.1] [--users 1000]
+                        [--wake-intervals 0.02,0.01] [--lingers 0,0.2] [--users 1000]
 
 The stack: gunicorn as ``config/gunicorn.py`` runs it (gthread, 2 workers x 4 threads) and one
 ``celery worker -c 2`` (as ``make run`` starts them), on the bench database; one active campaign
@@ -25,9 +25,9 @@ from that moment (coordinated omission avoided), every event numbered in its tag
    commits, minus its scheduled send: ``processed``). The naive design at 50% of its own.
 3. The path from commit to worker, one setting at a time: the wake-up throttle
    (``EVENT_WAKE_INTERVAL``, 100 ms per web process; ``--wake-intervals``) and the draining
-   task's linger (``EVENT_IDLE_LINGER_SECONDS``, 0; ``--lingers``). For each value, gunicorn and
-   the worker restarted with it, the 50% level again and a step at our maximum (does the
-   capacity hold?).
+   task's linger (``EVENT_IDLE_LINGER_SECONDS``, 0.1 s; ``--lingers``). For each value,
+   gunicorn and the worker restarted with it, the 50% level again and a step at our maximum
+   (does the capacity hold?).
 
 The naive design: bench/views.py's DRF view (jsonschema, ORM insert, ``.delay()`` per event) and
 bench/tasks.py's ``naive_evaluate``, a Celery task per event that evaluates it with our own
@@ -121,7 +121,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--lingers",
-        default="0.1",
+        default="0,0.2",
         help="EVENT_IDLE_LINGER_SECONDS values to compare with the default (comma-separated)",
     )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive design")
@@ -427,9 +427,12 @@ def _reset() -> None:
     from django.db import connection
     from redis import Redis
 
+    from triggers.dispatch import wake_up_pending_clear
+
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_TABLES} CASCADE")
     Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")
+    wake_up_pending_clear()  # those messages are gone: the next wake-up must be published
 
 
 def _events() -> int:

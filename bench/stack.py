@@ -140,9 +140,12 @@ def events_reset() -> None:
     from django.db import connection
     from redis import Redis
 
+    from triggers.dispatch import wake_up_pending_clear
+
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE triggers_triggerevent CASCADE")
     Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")  # unconsumed task messages
+    wake_up_pending_clear()  # those messages are gone: the next wake-up must be published
 
 
 def events_count() -> int:

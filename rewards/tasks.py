@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from triggers.dispatch import wake_up_pending_clear, wake_up_send
 from triggers.services.processing import trigger_events_process_pending
 from triggers.tasks import PROCESS_PENDING_EVENTS
 
@@ -40,9 +41,11 @@ EVALUATION = {
 )
 def process_pending_events() -> None:
     """Evaluates queued events batch by batch; hands over to a fresh message after a few
-    seconds. Here, not in triggers: the queue is handed the evaluation as an argument."""
+    seconds (unless a wake-up is pending: its task goes on). Here, not in triggers: the queue is
+    handed the evaluation as an argument."""
+    wake_up_pending_clear()  # before the first claim: events committed from now on wake another
     if trigger_events_process_pending(**EVALUATION):
-        process_pending_events.delay()
+        wake_up_send(retry=True)
 
 
 @shared_task(

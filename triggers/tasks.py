@@ -1,5 +1,6 @@
 from celery import current_app, shared_task
 
+from .dispatch import wake_up_send
 from .services.processing import trigger_events_promote_due, trigger_events_waiting
 
 # The task that evaluates queued events. It is defined by the app that evaluates them
@@ -18,4 +19,4 @@ def dispatch_due_events() -> None:
     wake-up left."""
     trigger_events_promote_due()
     if trigger_events_waiting():
-        process_pending_events_send()
+        wake_up_send(retry=True)  # unless one is pending (triggers/dispatch.py)
