@@ -158,6 +158,7 @@ class Replay:
         self._first_bites: dict[Outcome, date] = {}
         specs = setup.fact_specs
         self._facts = FactHistories(specs=specs, mode=setup.mode) if specs else None
+        self._prepared: dict = {}  # the facts of chunks read ahead, by their first event's id
         self.judge = SetJudge(
             setup.campaigns,
             subject_key=setup.subject.key,
@@ -173,9 +174,16 @@ class Replay:
     def events(self) -> int:
         return self.judge.events
 
+    def prepare(self, raw_connection, rows: list[EventRow]) -> None:
+        """Reads the chunk's facts' histories ahead (``events.event_chunks``'s reader thread)."""
+        if self._facts and rows:
+            self._prepared[rows[0].id] = self._facts.prepared(rows, raw_connection)
+
     def run(self, rows: list[EventRow]) -> None:
         """Judges a chunk (the events that follow the last chunk's)."""
-        facts_of = self._facts.prepared(rows) if self._facts else None
+        facts_of = self._prepared.pop(rows[0].id, None) if rows else None
+        if facts_of is None and self._facts:
+            facts_of = self._facts.prepared(rows)
         users = self._users_of(rows)
         self.judge.judge(
             rows, attributes=users.attributes, blocked=users.blocked, facts_of=facts_of

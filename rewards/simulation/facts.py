@@ -98,19 +98,30 @@ class FactHistories:
         specs = [spec for listed in self.by_trigger.values() for spec in listed]
         return {row.id: {spec: facts_of(row)[spec] for spec in specs} for row in rows}
 
-    def prepared(self, rows: list[EventRow]) -> Callable[[EventRow], "EventFacts"]:
-        """Reads what the chunk's facts need; then each event's facts, computed when read."""
+    def prepared(
+        self, rows: list[EventRow], raw_connection=None
+    ) -> Callable[[EventRow], "EventFacts"]:
+        """Reads what the chunk's facts need (through ``raw_connection``, a psycopg connection,
+        if given: from a reader thread); then each event's facts, computed when read.
+
+        Chunks are prepared in order, one at a time, possibly while the one before is being
+        read: a history is only ever extended past what that chunk's events read of it (its
+        users' histories are complete up to its latest occurred_at), or replaced."""
         histories: dict[int, dict[Any, _History]] = {}
         if rows:
             occurred = {row.id: micros_of(row.occurred_at) for row in rows}
             for trigger_id, specs in self.by_trigger.items():
                 longest = max(s.window_days for s in specs)
-                histories[trigger_id] = self._read(trigger_id, rows, occurred, longest)
+                histories[trigger_id] = self._read(
+                    trigger_id, rows, occurred, longest, raw_connection
+                )
         else:
             occurred = {}
         return lambda row: EventFacts(self, histories, row.end_user_id, occurred[row.id])
 
-    def _read(self, trigger_id: int, rows, occurred, longest: int) -> dict[Any, _History]:
+    def _read(
+        self, trigger_id: int, rows, occurred, longest: int, raw_connection
+    ) -> dict[Any, _History]:
         """The chunk's users' histories of one trigger, read where they are not yet complete."""
         kept = self.kept[trigger_id]
         if len(kept) > MAX_USERS_KEPT:
@@ -129,10 +140,10 @@ class FactHistories:
             if history.high < high:
                 wanted[user] = history
         if wanted:
-            self._extend(trigger_id, fields, wanted, high)
+            self._extend(trigger_id, fields, wanted, high, raw_connection)
         return {user: kept[user] for user in reach}
 
-    def _extend(self, trigger_id, fields, wanted: dict[Any, _History], high: int) -> None:
+    def _extend(self, trigger_id, fields, wanted: dict[Any, _History], high: int, raw) -> None:
         sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
         params = {
             "users": list(wanted),
@@ -143,12 +154,17 @@ class FactHistories:
         }
         params |= {f"field_{n}": field for n, field in enumerate(fields)}
         histories = list(wanted.values())
-        with connection.cursor() as cursor:
-            cursor.execute(_HISTORY_SQL.format(sums=sums), params)
-            for n, at, *amounts in cursor.fetchall():
-                history = histories[n - 1]
-                history.times.append(at)
-                for running, amount in zip(history.sums, amounts, strict=True):
-                    running.append(running[-1] + amount if amount is not None else running[-1])
+        sql = _HISTORY_SQL.format(sums=sums)
+        if raw is not None:
+            read = raw.execute(sql, params).fetchall()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                read = cursor.fetchall()
+        for n, at, *amounts in read:
+            history = histories[n - 1]
+            history.times.append(at)
+            for running, amount in zip(history.sums, amounts, strict=True):
+                running.append(running[-1] + amount if amount is not None else running[-1])
         for history in wanted.values():
             history.high = high

@@ -390,7 +390,8 @@ def _replayed_as_the_workers_decided(setup, events) -> Replay:
     replay = Replay(setup)
     replay.judge.record = {}
     end = timezone.now()
-    for chunk in event_chunks(setup=setup, start=end - timedelta(days=7), end=end, size=17):
+    window = {"setup": setup, "start": end - timedelta(days=7), "end": end}
+    for chunk in event_chunks(**window, size=17, prepare=replay.prepare):
         replay.run(chunk)
 
     def decided(records):  # but condition_false, which the replay leaves implicit
