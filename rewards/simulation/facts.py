@@ -49,6 +49,11 @@ class _History:
         self.sums: list[list[Decimal]] = [[Decimal(0)] for _ in range(fields)]
 
 
+def _array(items) -> str:
+    """A PostgreSQL array literal of items that need no quoting (ids, ISO 8601 times)."""
+    return "{" + ",".join(items) + "}"
+
+
 class EventFacts:
     """One event's facts, each computed when read (a mapping by ``FactSpec``)."""
 
@@ -146,8 +151,9 @@ class FactHistories:
     def _extend(self, trigger_id, fields, wanted: dict[Any, _History], high: int, raw) -> None:
         sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
         params = {
-            "users": list(wanted),
-            "lows": [time_of(history.high) for history in wanted.values()],
+            # Arrays as their text (cast in the query): psycopg adapts a list item by item.
+            "users": _array(str(user) for user in wanted),
+            "lows": _array(time_of(history.high).isoformat() for history in wanted.values()),
             "trigger_id": trigger_id,
             "mode": self.mode,
             "high": time_of(high),

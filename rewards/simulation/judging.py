@@ -31,7 +31,6 @@ from campaigns.decisions import Outcome
 from campaigns.engine import CompiledCampaign, InvalidCampaign, RuleRuntimeError
 from campaigns.judge import EventValue, event_judge
 from campaigns.native import Scope, Unsure
-from campaigns.rules import event_data
 
 from .events import EventRow
 from .tally import Tally
@@ -46,6 +45,7 @@ CAMPAIGN_INVALID = Outcome.CAMPAIGN_INVALID
 USER_BLOCKED = Outcome.USER_BLOCKED
 _UNSURE = object()  # the native rules cannot answer: event_judge decides
 _MAX_CACHED = 4096  # distinct guard values whose campaigns are kept
+_COERCED = ("number", "integer")  # the JSON types ContextField.coerce changes values of
 
 
 @dataclass
@@ -108,6 +108,18 @@ def _paid(campaign: CompiledCampaign, context: dict, places: int, evaluated) -> 
     return None, amount
 
 
+def _bound_fields(env, reads: frozenset) -> list[tuple]:
+    """The declared fields of ``env`` the native rules read: (variable, field name, field,
+    whether its type coerces a value, whether it is a user attribute)."""
+    declared = [("context", field, False) for field in env.fields]
+    declared += [("user", field, True) for field in env.user_fields]
+    return [
+        (f"{prefix}.{field.name}", field.name, field, field.json_type in _COERCED, in_user)
+        for prefix, field, in_user in declared
+        if f"{prefix}.{field.name}" in reads
+    ]
+
+
 def _unmet(guards: tuple, context: Mapping) -> bool:
     """As ``campaigns.judge``: a guarded field holds a string other than its literal."""
     for name, literal in guards:
@@ -154,7 +166,7 @@ class SetJudge:
             if native is not None
             for name in native.reads
         )
-        self._bound: dict[int, tuple[list, list]] = {}  # by id(env): its fields read
+        self._bound: dict[int, list[tuple]] = {}  # by id(env): its fields read
 
     def condition_false(self, entry: _Entry) -> int:
         """The campaign's condition_false decisions, counted or implicit."""
@@ -275,25 +287,31 @@ class SetJudge:
         return _paid(entry.campaign, context, self.places, evaluated)
 
     def _data(self, campaign: CompiledCampaign, row: EventRow, user: dict) -> dict:
-        """``event_data`` with only the fields the native rules read (the same values)."""
+        """The variables the native rules read, as ``event_data`` binds them (a test holds
+        the two equal)."""
         env = campaign.env
-        bound = self._bound.get(id(env))
-        if bound is None:
-            reads = self._reads
-            bound = self._bound[id(env)] = (
-                [f for f in env.fields if f"context.{f.name}" in reads],
-                [f for f in env.user_fields if f"user.{f.name}" in reads],
-            )
-        return event_data(
-            bound[0],
-            context=row.context,
-            user=user,
-            trigger=self.trigger_name,
-            occurred_at=row.occurred_at,
-            tags=row.tags,
-            mode=self.mode,
-            user_fields=bound[1],
-        )
+        fields = self._bound.get(id(env))
+        if fields is None:
+            fields = self._bound[id(env)] = _bound_fields(env, self._reads)
+        data = {
+            "user": user,
+            "event.trigger": self.trigger_name,
+            "event.occurred_at": row.occurred_at,
+            "event.tags": row.tags,
+            "event.mode": self.mode,
+        }
+        context = row.context
+        for key, name, declared, coerced, in_user in fields:
+            value = (user if in_user else context).get(name)
+            if value is None:
+                continue
+            if coerced:
+                try:
+                    value = declared.coerce(value)
+                except OverflowError:  # unbound, as event_data leaves it
+                    continue
+            data[key] = value
+        return data
 
     def _shared(self, entries, row: EventRow, user: dict, facts_of) -> dict:
         """``event_judge``'s verdicts for these campaigns, by key (candidates only)."""
