@@ -2,7 +2,7 @@
 measured side by side in one run.
 
     python -m bench.backtest [--events N] [--rounds R] [--quick]
-    python -m bench.backtest --replay-cpu R [--events N] [--campaigns C]
+    python -m bench.backtest --replay-cpu R [--events N] [--campaigns C ...] [--all-match]
 
 Per scenario (1 active campaign; the 10-campaign mix of ``bench.evaluation``, whose facts the
 backtest computes too): the events are inserted queued, spread over the last 3 days; one worker
@@ -15,6 +15,7 @@ each round measures both back to back; the ratio reported is the median of the r
 ``--replay-cpu R`` measures the replay alone: the events seeded once per scenario, then the
 backtest run R times, each reported as CPU time per event of this process (threads included)
 and of its PostgreSQL session, read from /proc: less blurred by a busy machine than a rate.
+``--all-match``: the campaigns without their category guard (``bench.evaluation``'s other mix).
 """
 
 import argparse
@@ -41,6 +42,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="5,000 events")
     parser.add_argument("--replay-cpu", type=int, default=0, metavar="R")
     parser.add_argument("--campaigns", type=int, nargs="*", default=[1, 10])
+    parser.add_argument(
+        "--all-match", action="store_true", help="with --replay-cpu: no guards, every rule met"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.events = 5000
@@ -65,7 +69,7 @@ def _replay_cpu(args: argparse.Namespace) -> int:
         trigger = Trigger.objects.get(
             partnership_id=fixture.partnership_id, name=stack.TRIGGER_NAME
         )
-        _campaigns(trigger, count, all_match=False)
+        _campaigns(trigger, count, all_match=args.all_match)
         _events(fixture, trigger, args.events)
         for _ in range(args.replay_cpu):
             connection.ensure_connection()
