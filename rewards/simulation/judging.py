@@ -147,7 +147,6 @@ class SetJudge:
         on_subject: Callable[[EventRow, Outcome, Decimal | None], None],
     ) -> None:
         self.entries = tuple(_Entry(n, c, subject_key, places) for n, c in enumerate(campaigns))
-        self.by_key = {entry.key: entry for entry in self.entries}
         self.trigger_name, self.mode, self.places, self.zone = trigger_name, mode, places, zone
         self.tally, self.on_subject = tally, on_subject
         self.events = 0
