@@ -2,6 +2,7 @@
 measured side by side in one run.
 
     python -m bench.backtest [--events N] [--rounds R] [--quick]
+    python -m bench.backtest --replay-cpu R [--events N] [--campaigns C ...] [--all-match]
 
 Per scenario (1 active campaign; the 10-campaign mix of ``bench.evaluation``, whose facts the
 backtest computes too): the events are inserted queued, spread over the last 3 days; one worker
@@ -10,6 +11,11 @@ to the last processed); then the backtest of the first campaign replays the same
 4-day window in this process (one process, as one Celery task runs it: ``backtest_execute``,
 progress writes included). Goal: backtest events/s >= 5x the workers'. With ``--rounds``,
 each round measures both back to back; the ratio reported is the median of the rounds' ratios.
+
+``--replay-cpu R`` measures the replay alone: the events seeded once per scenario, then the
+backtest run R times, each reported as CPU time per event of this process (threads included)
+and of its PostgreSQL session, read from /proc: less blurred by a busy machine than a rate.
+``--all-match``: the campaigns without their category guard (``bench.evaluation``'s other mix).
 """
 
 import argparse
@@ -34,10 +40,57 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="5,000 events")
+    parser.add_argument("--replay-cpu", type=int, default=0, metavar="R")
+    parser.add_argument("--campaigns", type=int, nargs="*", default=[1, 10])
+    parser.add_argument(
+        "--all-match", action="store_true", help="with --replay-cpu: no guards, every rule met"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.events = 5000
+    if args.replay_cpu:
+        return stack.run_with_django(lambda env: _replay_cpu(args))
     return stack.run_with_django(lambda env: _run(args, env))
+
+
+def _replay_cpu(args: argparse.Namespace) -> int:
+    from django.conf import settings
+    from django.db import connection
+
+    from config.localcache import config_cache
+    from triggers.models import Trigger
+
+    settings.BACKTEST_MAX_SECONDS = 3600.0
+    fixture = stack.prepare(users=args.users)
+    print(f"replay CPU per event, {args.events:,} events, commit {_commit()}")
+    for count in args.campaigns:
+        _reset()
+        config_cache.invalidate()
+        trigger = Trigger.objects.get(
+            partnership_id=fixture.partnership_id, name=stack.TRIGGER_NAME
+        )
+        _campaigns(trigger, count, all_match=args.all_match)
+        _events(fixture, trigger, args.events)
+        for _ in range(args.replay_cpu):
+            connection.ensure_connection()
+            backend = [connection.connection.info.backend_pid]
+            task, database = time.process_time(), stack.cpu_seconds(backend)
+            rate, _ = _backtest_rate(fixture, args.events)
+            task = (time.process_time() - task) / args.events * 1e6
+            database = (stack.cpu_seconds(backend) - database) / args.events * 1e6
+            print(
+                f"{count} campaigns: task {task:.1f} us, PostgreSQL {database:.1f} us per event;"
+                f" {rate:,.0f} events/s"
+            )
+    return 0
+
+
+def _commit() -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _run(args: argparse.Namespace, env: dict[str, str]) -> int:

@@ -49,7 +49,8 @@ _DYN = "dyn"
 def native_compile(expression: Any, facts: Mapping[str, Any]) -> Native | None:
     """The expression (compiled by ``RuleEnvironment.compile``) as a Python closure over a
     ``Scope``, or None if it uses something this subset leaves to CEL. ``facts``: the key in
-    ``Scope.facts`` of each fact the expression may name."""
+    ``Scope.facts`` of each fact the expression may name. The closure's ``reads`` are the
+    names of ``Scope.data`` it may read (a replay binds only those)."""
     try:
         checked = _message(_message(expression.serialize())[2][0])
         references = {}
@@ -61,9 +62,11 @@ def native_compile(expression: Any, facts: Mapping[str, Any]) -> Native | None:
             entry = _message(entry)
             types[_varint_of(entry[1][0])] = _type(_message(entry[2][0]))
         builder = _Builder(references, types, facts)
-        return builder.build(_message(checked[4][0]))
+        native = builder.build(_message(checked[4][0]))
     except _Unsupported:
         return None
+    native.reads = frozenset(builder.reads)  # type: ignore[attr-defined]
+    return native
 
 
 class _Unsupported(Exception):
@@ -73,6 +76,7 @@ class _Unsupported(Exception):
 class _Builder:
     def __init__(self, references, types, facts) -> None:
         self.references, self.types, self.facts = references, types, facts
+        self.reads: set[str] = set()  # the names of Scope.data read
 
     def build(self, expr: dict) -> Native:
         expr_id = _varint_of(expr[2][0]) if 2 in expr else 0
@@ -103,6 +107,7 @@ class _Builder:
                 raise _Unsupported
         else:
             source, key = "data", name
+            self.reads.add(name)
         expected = _PYTHON.get(kind)
         if expected is not None and expected is not int:  # the type check is the bound check
 
@@ -130,6 +135,7 @@ class _Builder:
         if 4 not in operand or self._name(_varint_of(operand[2][0])) != "user":
             raise _Unsupported
         key = select[2][0].decode()
+        self.reads.add("user")
         if select.get(3) and _varint_of(select[3][0]):  # has(user.key)
 
             def has(scope: Scope):

@@ -1,9 +1,11 @@
 """Backtest: a campaign (a draft, or an edited copy of a live one) replayed over the events its
 trigger received in a window, with the trigger's other campaigns alongside, issuing nothing.
 
-It decides with the workers' pure code: ``campaigns.judge.event_judge`` and ``event_settle``,
-reserving against a ``Tally`` (``campaigns.engine.limits_check`` over in-memory counters keyed
-like the real ones). Events are read in keyset chunks in the order they were received
+It decides as the workers' pure code (``campaigns.judge.event_judge`` and ``event_settle``)
+does, in a loop that keeps only what a backtest reports (``judging.SetJudge``: the same rules,
+``event_judge`` itself wherever they need CEL), reserving against a ``Tally``
+(``campaigns.engine.limits_check`` over in-memory counters keyed like the real ones). Events
+are read in keyset chunks in the order they were received
 (``events``); facts are computed per chunk to the workers' definition (``facts``).
 ``ASSUMPTIONS`` is what every result states; ``backtests`` runs it as a stored, bounded run.
 """
@@ -17,9 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from campaigns.compiler import CampaignSpec, compile_campaign
-from campaigns.decisions import Decision, Outcome
+from campaigns.decisions import Outcome
 from campaigns.engine import CompiledCampaign, FactSpec, InvalidCampaign, Limits
-from campaigns.judge import EventValue, event_judge, event_settle
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_list_active, trigger_schemas
 from partnerships.models import Partnership
@@ -27,6 +28,7 @@ from triggers.models import Trigger
 
 from .events import EventRow, Users, users_read
 from .facts import MAX_USERS_KEPT, FactHistories
+from .judging import SetJudge, Totals
 from .tally import Tally
 
 ASSUMPTIONS = (
@@ -141,75 +143,53 @@ def backtest_setup(*, spec: CampaignSpec, mode: str) -> Setup:
 # --- The replay ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Totals:
-    rewards: int = 0
-    amount: Decimal = Decimal(0)
-    outcomes: Counter = dataclasses.field(default_factory=Counter)
-
-
 class Replay:
-    """Judges chunks of events in order against one ``Tally``, and sums up what it decided."""
+    """Judges chunks of events in order against one ``Tally`` (``judging.SetJudge``), and sums
+    up what it decided."""
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
         self.tally = Tally()
-        self.events = 0
         self.through: datetime | None = None  # received_at of the last event judged
-        # By the campaign's key (its id as a string): a str caches its hash, a UUID does not.
-        self._totals: dict[str, _Totals] = {c.key: _Totals() for c in setup.campaigns}
-        self._users: set[uuid.UUID] = set()  # rewarded by the subject
+        self._users: set = set()  # rewarded by the subject
         self._known = Users({}, set())  # attributes and blocks of the users read so far
         self._read: set = set()  # their ids, found or not
         self._days: dict[date, list] = {}
         self._first_bites: dict[Outcome, date] = {}
         specs = setup.fact_specs
         self._facts = FactHistories(specs=specs, mode=setup.mode) if specs else None
+        self._prepared: dict = {}  # the facts of chunks read ahead, by their first event's id
+        self.judge = SetJudge(
+            setup.campaigns,
+            subject_key=setup.subject.key,
+            trigger_name=setup.trigger_name,
+            mode=setup.mode,
+            places=setup.places,
+            zone=setup.zone,
+            tally=self.tally,
+            on_subject=self._subject_decided,
+        )
 
-    def run(self, rows: list[EventRow]) -> list[list[Decision]]:
-        """The decisions on each event of the chunk, in its order (the workers' form)."""
-        setup = self.setup
-        facts = self._facts.values(rows) if self._facts else {}
+    @property
+    def events(self) -> int:
+        return self.judge.events
+
+    def prepare(self, raw_connection, rows: list[EventRow]) -> None:
+        """Reads the chunk's facts' histories ahead (``events.event_chunks``'s reader thread)."""
+        if self._facts and rows:
+            self._prepared[rows[0].id] = self._facts.prepared(rows, raw_connection)
+
+    def run(self, rows: list[EventRow]) -> None:
+        """Judges a chunk (the events that follow the last chunk's)."""
+        facts_of = self._prepared.pop(rows[0].id, None) if rows else None
+        if facts_of is None and self._facts:
+            facts_of = self._facts.prepared(rows)
         users = self._users_of(rows)
-        reserve_in, zone, mode = self.tally.reserve, setup.zone, setup.mode
-        decided = []
-        for row in rows:
-            event = EventValue(
-                row.id,
-                setup.trigger_name,
-                row.context,
-                row.tags,
-                mode,
-                row.occurred_at,
-                row.received_at,
-            )
-            verdicts = event_judge(
-                setup.campaigns,
-                event,
-                user=users.attributes.get(row.end_user_id, {}),
-                facts=facts.get(row.id, {}),
-                places=setup.places,
-                blocked=row.end_user_id in users.blocked,
-                native=True,
-            )
-
-            def reserve(campaign, amount, row=row):
-                return reserve_in(
-                    campaign,
-                    amount,
-                    mode=mode,
-                    user_id=row.end_user_id,
-                    occurred_at=row.occurred_at,
-                    zone=zone,
-                )
-
-            decisions = event_settle(verdicts, rewarded_before=(), reserve=reserve)
-            self._count(row, verdicts, decisions)
-            decided.append(decisions)
-        self.events += len(rows)
+        self.judge.judge(
+            rows, attributes=users.attributes, blocked=users.blocked, facts_of=facts_of
+        )
         if rows:
             self.through = rows[-1].received_at
-        return decided
 
     def _users_of(self, rows: list[EventRow]) -> Users:
         """The chunk's users, read once per replay (at most ``MAX_USERS_KEPT`` kept): their
@@ -225,25 +205,14 @@ class Replay:
             self._read.update(unseen)
         return self._known
 
-    def _count(self, row: EventRow, verdicts: list, decisions: list[Decision]) -> None:
-        """One decision per verdict, in order (``event_settle``)."""
-        subject = self.setup.subject.key
-        for verdict, decision in zip(verdicts, decisions, strict=True):
-            key, outcome = verdict.campaign.key, decision.outcome
-            totals = self._totals[key]
-            totals.outcomes[outcome] += 1
-            if outcome is Outcome.REWARDED:
-                totals.rewards += 1
-                totals.amount += decision.amount
-            if key != subject:
-                continue
-            if outcome is Outcome.REWARDED:
-                self._users.add(row.end_user_id)
-                day = self._days.setdefault(self._day(row), [0, Decimal(0)])
-                day[0] += 1
-                day[1] += decision.amount
-            elif outcome in LIMIT_OUTCOMES and outcome not in self._first_bites:
-                self._first_bites[outcome] = self._day(row)
+    def _subject_decided(self, row: EventRow, outcome: Outcome, amount: Decimal | None) -> None:
+        if outcome is Outcome.REWARDED:
+            self._users.add(row.end_user_id)
+            day = self._days.setdefault(self._day(row), [0, Decimal(0)])
+            day[0] += 1
+            day[1] += amount
+        elif outcome in LIMIT_OUTCOMES and outcome not in self._first_bites:
+            self._first_bites[outcome] = self._day(row)
 
     def _day(self, row: EventRow) -> date:
         return row.received_at.astimezone(self.setup.zone).date()
@@ -251,7 +220,8 @@ class Replay:
     def results(self, *, total: int, complete: bool) -> dict[str, Any]:
         """What the backtest found, as stored (JSON) and shown."""
         setup, subject = self.setup, self.setup.subject
-        mine = self._totals[subject.key]
+        totals = {entry.key: self._totals(entry) for entry in self.judge.entries}
+        mine = totals[subject.key]
         first = self._first_bites
         return {
             "complete": complete,
@@ -280,15 +250,21 @@ class Replay:
                     "slug": campaign.slug,
                     "priority": campaign.priority,
                     "exclusive": campaign.exclusive,
-                    "rewards": self._totals[campaign.key].rewards,
-                    "amount": str(self._totals[campaign.key].amount),
-                    "outcomes": _outcomes(self._totals[campaign.key].outcomes),
+                    "rewards": totals[campaign.key].rewards,
+                    "amount": str(totals[campaign.key].amount),
+                    "outcomes": _outcomes(totals[campaign.key].outcomes),
                 }
                 for campaign in setup.campaigns
                 if campaign.id != subject.id
             ],
             "assumptions": list(ASSUMPTIONS),
         }
+
+    def _totals(self, entry) -> Totals:
+        """A campaign's totals with its implicit condition_false counted in."""
+        outcomes = +entry.totals.outcomes  # a copy without zeros
+        outcomes[Outcome.CONDITION_FALSE] = self.judge.condition_false(entry)
+        return Totals(entry.totals.rewards, entry.totals.amount, +outcomes)
 
 
 def _outcomes(counts: Counter) -> dict[str, int]:

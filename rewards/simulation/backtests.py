@@ -74,7 +74,8 @@ def _replay(backtest: Backtest, deadline: float) -> None:
     total = events_count(**window)
     _update(backtest, events_total=total)
     replay, status = Replay(setup), Backtest.Status.DONE
-    for chunk in event_chunks(**window, size=settings.BACKTEST_CHUNK_SIZE):
+    chunks = event_chunks(**window, size=settings.BACKTEST_CHUNK_SIZE, prepare=replay.prepare)
+    for chunk in chunks:
         replay.run(chunk)
         _update(backtest, events_done=replay.events)
         if time.monotonic() > deadline and replay.events < total:

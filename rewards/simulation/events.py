@@ -6,7 +6,7 @@ Raw SQL (the replay reads thousands of rows a second), its columns named once
 """
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -87,7 +87,12 @@ def events_count(*, setup: "Setup", start: datetime, end: datetime) -> int:
 
 
 def event_chunks(
-    *, setup: "Setup", start: datetime, end: datetime, size: int
+    *,
+    setup: "Setup",
+    start: datetime,
+    end: datetime,
+    size: int,
+    prepare: Callable[[Any, list[EventRow]], None] | None = None,
 ) -> Iterator[list[EventRow]]:
     """The window's events of the subject's trigger and mode, ``size`` at a time, in the order
     received (one query per chunk, after the last key read: nothing else is held).
@@ -95,27 +100,35 @@ def event_chunks(
     While the caller judges a chunk, PostgreSQL builds the next one on the other core: its query
     is sent from a thread, on this same connection (same transaction; psycopg serializes the
     connection's use, so a query of the caller's waits for it), and that thread waits on the
-    server, not on the interpreter. No query is left running when the iteration stops."""
+    server, not on the interpreter. ``prepare(raw_connection, chunk)`` is called in that thread
+    with each chunk before it is handed over, for queries about the chunk (its facts' histories)
+    to be answered meanwhile too. No query is left running when the iteration stops."""
     params = {**_window(setup, start, end), "after_at": start, "after_id": _BEFORE_ALL}
     params["size"] = size
     connection.ensure_connection()
+    raw = connection.connection
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-read") as reader:
-        pending = reader.submit(_chunk_document, connection.connection, params)
+        pending = reader.submit(_chunk, raw, params, prepare)
         try:
-            while (document := pending.result()) is not None:
-                chunk = [
-                    EventRow(pk, user, context, tags, _time(occurred), _time(received))
-                    for pk, user, context, tags, occurred, received in orjson.loads(document)
-                ]
+            while (chunk := pending.result()) is not None:
                 params = {**params, "after_at": chunk[-1].received_at, "after_id": chunk[-1].id}
-                pending = reader.submit(_chunk_document, connection.connection, params)
+                pending = reader.submit(_chunk, raw, params, prepare)
                 yield chunk
         finally:
             wait([pending])
 
 
-def _chunk_document(raw_connection, params: dict[str, Any]) -> str | None:
-    return raw_connection.execute(_CHUNK_SQL, params).fetchone()[0]
+def _chunk(raw_connection, params: dict[str, Any], prepare) -> list[EventRow] | None:
+    document = raw_connection.execute(_CHUNK_SQL, params).fetchone()[0]
+    if document is None:
+        return None
+    chunk = [
+        EventRow(pk, user, context, tags, _time(occurred), _time(received))
+        for pk, user, context, tags, occurred, received in orjson.loads(document)
+    ]
+    if prepare is not None:
+        prepare(raw_connection, chunk)
+    return chunk
 
 
 def _json(value: Any) -> Any:

@@ -4,6 +4,7 @@
 import bisect
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +49,35 @@ class _History:
         self.sums: list[list[Decimal]] = [[Decimal(0)] for _ in range(fields)]
 
 
+def _array(items) -> str:
+    """A PostgreSQL array literal of items that need no quoting (ids, ISO 8601 times)."""
+    return "{" + ",".join(items) + "}"
+
+
+class EventFacts:
+    """One event's facts, each computed when read (a mapping by ``FactSpec``)."""
+
+    __slots__ = ("_at", "_histories", "_owner", "_user")
+
+    def __init__(self, owner: "FactHistories", histories: dict, user, at: int) -> None:
+        self._owner, self._histories, self._user, self._at = owner, histories, user, at
+
+    def __getitem__(self, spec: FactSpec) -> int | float:
+        history = self._histories[spec.trigger_id][self._user]
+        times, at = history.times, self._at
+        first = bisect.bisect_right(times, at - spec.window_days * _DAY)
+        last = bisect.bisect_right(times, at)
+        if spec.aggregate == "count":
+            return last - first
+        sums = history.sums[self._owner.fields[spec.trigger_id].index(spec.field)]
+        return float(sums[last] - sums[first])
+
+    def get(self, spec: FactSpec, default=None):
+        if spec.trigger_id not in self._histories:
+            return default
+        return self[spec]
+
+
 class FactHistories:
     """The facts of each chunk's events, equal to what ``campaigns.facts`` computes: over the
     same user's events of the fact's trigger and mode, not cancelled or failed, with
@@ -69,26 +99,34 @@ class FactHistories:
 
     def values(self, rows: list[EventRow]) -> dict[str | uuid.UUID, dict[FactSpec, int | float]]:
         """{event id: {fact: value}} for a chunk."""
-        values: dict[str | uuid.UUID, dict] = {row.id: {} for row in rows}
-        if not rows:
-            return values
-        occurred = {row.id: micros_of(row.occurred_at) for row in rows}
-        for trigger_id, specs in self.by_trigger.items():
-            fields = self.fields[trigger_id]
-            histories = self._read(trigger_id, rows, occurred, max(s.window_days for s in specs))
-            for row in rows:
-                history, at = histories[row.end_user_id], occurred[row.id]
-                for spec in specs:
-                    first = bisect.bisect_right(history.times, at - spec.window_days * _DAY)
-                    last = bisect.bisect_right(history.times, at)
-                    if spec.aggregate == "count":
-                        values[row.id][spec] = last - first
-                    else:
-                        sums = history.sums[fields.index(spec.field)]
-                        values[row.id][spec] = float(sums[last] - sums[first])
-        return values
+        facts_of = self.prepared(rows)
+        specs = [spec for listed in self.by_trigger.values() for spec in listed]
+        return {row.id: {spec: facts_of(row)[spec] for spec in specs} for row in rows}
 
-    def _read(self, trigger_id: int, rows, occurred, longest: int) -> dict[Any, _History]:
+    def prepared(
+        self, rows: list[EventRow], raw_connection=None
+    ) -> Callable[[EventRow], "EventFacts"]:
+        """Reads what the chunk's facts need (through ``raw_connection``, a psycopg connection,
+        if given: from a reader thread); then each event's facts, computed when read.
+
+        Chunks are prepared in order, one at a time, possibly while the one before is being
+        read: a history is only ever extended past what that chunk's events read of it (its
+        users' histories are complete up to its latest occurred_at), or replaced."""
+        histories: dict[int, dict[Any, _History]] = {}
+        if rows:
+            occurred = {row.id: micros_of(row.occurred_at) for row in rows}
+            for trigger_id, specs in self.by_trigger.items():
+                longest = max(s.window_days for s in specs)
+                histories[trigger_id] = self._read(
+                    trigger_id, rows, occurred, longest, raw_connection
+                )
+        else:
+            occurred = {}
+        return lambda row: EventFacts(self, histories, row.end_user_id, occurred[row.id])
+
+    def _read(
+        self, trigger_id: int, rows, occurred, longest: int, raw_connection
+    ) -> dict[Any, _History]:
         """The chunk's users' histories of one trigger, read where they are not yet complete."""
         kept = self.kept[trigger_id]
         if len(kept) > MAX_USERS_KEPT:
@@ -107,26 +145,32 @@ class FactHistories:
             if history.high < high:
                 wanted[user] = history
         if wanted:
-            self._extend(trigger_id, fields, wanted, high)
+            self._extend(trigger_id, fields, wanted, high, raw_connection)
         return {user: kept[user] for user in reach}
 
-    def _extend(self, trigger_id, fields, wanted: dict[Any, _History], high: int) -> None:
+    def _extend(self, trigger_id, fields, wanted: dict[Any, _History], high: int, raw) -> None:
         sums = "".join(_SUMMED.format(n=n, **EVENT_COLUMNS) for n in range(len(fields)))
         params = {
-            "users": list(wanted),
-            "lows": [time_of(history.high) for history in wanted.values()],
+            # Arrays as their text (cast in the query): psycopg adapts a list item by item.
+            "users": _array(str(user) for user in wanted),
+            "lows": _array(time_of(history.high).isoformat() for history in wanted.values()),
             "trigger_id": trigger_id,
             "mode": self.mode,
             "high": time_of(high),
         }
         params |= {f"field_{n}": field for n, field in enumerate(fields)}
         histories = list(wanted.values())
-        with connection.cursor() as cursor:
-            cursor.execute(_HISTORY_SQL.format(sums=sums), params)
-            for n, at, *amounts in cursor.fetchall():
-                history = histories[n - 1]
-                history.times.append(at)
-                for running, amount in zip(history.sums, amounts, strict=True):
-                    running.append(running[-1] + amount if amount is not None else running[-1])
+        sql = _HISTORY_SQL.format(sums=sums)
+        if raw is not None:
+            read = raw.execute(sql, params).fetchall()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                read = cursor.fetchall()
+        for n, at, *amounts in read:
+            history = histories[n - 1]
+            history.times.append(at)
+            for running, amount in zip(history.sums, amounts, strict=True):
+                running.append(running[-1] + amount if amount is not None else running[-1])
         for history in wanted.values():
             history.high = high

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import random
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -35,13 +36,18 @@ from triggers.models import TriggerEvent
 pytestmark = pytest.mark.django_db
 
 
-def event(trigger, user, received_at, amount=25, *, occurred_at=None, mode="live", **fields):
-    """A stored event as the workers leave it (or queued, with ``status``)."""
+def event(
+    trigger, user, received_at, amount=25, *, occurred_at=None, mode="live", **fields
+) -> TriggerEvent:
+    """A stored event as the workers leave it (or queued, with ``status``); ``merchant_category``
+    goes into the context."""
+    category = fields.pop("merchant_category", None)
     return TriggerEvent.objects.create(
         partnership=trigger.partnership,
         trigger=trigger,
         end_user=user,
-        context={"amount": amount, "currency": "USD"},
+        context={"amount": amount, "currency": "USD"}
+        | ({"merchant_category": category} if category else {}),
         mode=mode,
         occurred_at=occurred_at or received_at,
         received_at=received_at,
@@ -254,7 +260,10 @@ def _mixed_campaigns(trigger) -> list[Campaign]:
     ]
 
 
-def _random_events(trigger, count: int, seed: int = 11) -> list[TriggerEvent]:
+def _random_events(
+    trigger, count: int, seed: int = 11, categories=(), minutes: int = 50
+) -> list[TriggerEvent]:
+    """``count`` events over the last 5 days, ``minutes`` apart (a 5-day window holds ~140)."""
     rng = random.Random(seed)
     users = [
         EndUserFactory(partnership=trigger.partnership, attributes={"tier": tier})
@@ -265,10 +274,11 @@ def _random_events(trigger, count: int, seed: int = 11) -> list[TriggerEvent]:
         event(
             trigger,
             rng.choice(users),
-            start + timedelta(minutes=50 * n),
+            start + timedelta(minutes=minutes * n),
             round(rng.uniform(5, 300), 2),
+            **({"merchant_category": rng.choice(categories)} if categories else {}),
             # Some arrive late: the facts are as of occurred_at, not of arrival.
-            occurred_at=start + timedelta(minutes=50 * n - rng.choice((0, 0, 0, 90, 2000))),
+            occurred_at=start + timedelta(minutes=minutes * n - rng.choice((0, 0, 0, 90, 2000))),
             status="queued",
         )
         for n in range(count)
@@ -284,30 +294,132 @@ def test_the_backtest_decides_what_the_workers_issue_from_empty_counters(
     campaigns = _mixed_campaigns(trigger)
     events = _random_events(trigger, 140)
     process()
-    stored = {
-        event.id: trigger_event_decision_records(event=event)
-        for event in TriggerEvent.objects.all()
-    }
     assert Reward.objects.count() > 20  # the workers' path issued, and limits bit
 
     setup = backtest_setup(spec=campaign_spec(campaign=campaigns[1]), mode="live")
     assert all(c.native is not None for c in setup.campaigns)  # judged as Python, not CEL
-    replay = Replay(setup)
-    replayed = {}
-    end = timezone.now()
-    for chunk in event_chunks(setup=setup, start=end - timedelta(days=7), end=end, size=17):
-        for row, decisions in zip(chunk, replay.run(chunk), strict=True):
-            replayed[uuid.UUID(row.id)] = json.loads(json.dumps([d.packed() for d in decisions]))
+    replay = _replayed_as_the_workers_decided(setup, events)
 
-    # Campaign, outcome, amount and the outcome's parameters; the workers also keep the fact
-    # values they saw (for Pilot's "why"), which a backtest does not store.
-    assert replayed == {e.id: [_decided(d) for d in stored[e.id]] for e in events}
-    outcomes = {o for decisions in replayed.values() for _, o, *_ in decisions}
+    outcomes = _outcomes_of(replay)
     assert {"rewarded", "period_cap_reached", "budget_exhausted", "skipped_exclusive"} <= outcomes
     totals = replay.results(total=len(events), complete=True)
     issued = Reward.objects.filter(campaign=campaigns[1])
     assert totals["campaign"]["rewards"] == issued.count()
     assert totals["campaign"]["users"] == issued.values("end_user").distinct().count()
+
+
+def _ten_campaigns(trigger) -> list[Campaign]:
+    """Guarded by category or not, exclusive ones at several priorities, limits that bite, a
+    rule beyond the native subset, an error, a campaign that starts within the window."""
+    rules = [
+        # (slug, priority, exclusive, condition, reward fields, limits)
+        ("vip", 9, True, 'context.merchant_category == "5411" && context.amount >= 150.0',
+         {"reward_type": "percentage", "reward_value": Decimal("10"), "reward_field": "amount",
+          "reward_max": Decimal("20")}, {"budget": Decimal("90")}),
+        ("grocery", 5, False, 'context.merchant_category == "5411"', {"reward_value": 2},
+         {"max_rewards": 25}),
+        ("fuel", 5, False, 'context.merchant_category == "5541" && context.amount >= 20.0',
+         {"reward_type": "expression",
+          "reward_expression": 'context.amount * (user.tier == "gold" ? 0.1 : 0.02)'},
+         {"max_amount_per_user": Decimal("12")}),
+        ("travel", 3, True, 'context.merchant_category == "4511"', {"reward_value": 5},
+         {"max_rewards_per_user": 2}),
+        ("weekly", 3, False, "context.amount >= 220.0", {"reward_value": 1},
+         {"max_rewards_per_user_per_period": 1, "period": "week"}),
+        ("regulars", 2, False, 'context.merchant_category == "5812" && facts.n30 >= 3',
+         {"reward_value": 3, "facts": [{"name": "n30", "aggregate": "count",
+                                        "window_days": 30}]}, {}),
+        ("beyond", 2, False,  # a member call: CEL judges it, not the native subset
+         'context.merchant_category == "5411" && context.currency.startsWith("US")',
+         {"reward_value": Decimal("0.5")}, {}),
+        ("broken", 1, False, 'context.merchant_category == "5541"',
+         {"reward_type": "expression",
+          "reward_expression": "context.amount / (context.amount - context.amount)"}, {}),
+        ("late", 1, False, 'context.merchant_category in ["5411", "5812"]',
+         {"reward_value": 1, "starts_at": timezone.now() - timedelta(days=2)},
+         {"budget": Decimal("6")}),
+        ("all", 0, False, None, {"reward_value": Decimal("0.1")}, {"max_rewards": 200}),
+    ]  # fmt: skip
+    return [
+        CampaignFactory(
+            trigger=trigger,
+            slug=slug,
+            priority=priority,
+            exclusive=exclusive,
+            **({"condition": condition} if condition else {}),
+            **{k: Decimal(v) if k == "reward_value" else v for k, v in reward.items()},
+            **limits,
+        )
+        for slug, priority, exclusive, condition, reward, limits in rules
+    ]
+
+
+def test_ten_campaigns_with_guards_exclusivity_and_limits_decide_as_the_workers(trigger, process):
+    campaigns = _ten_campaigns(trigger)
+    events = _random_events(
+        trigger, 220, seed=5, categories=("5411", "5541", "4511", "5812"), minutes=30
+    )
+    blocked = EndUserFactory(partnership=trigger.partnership, blocked_at=timezone.now())
+    events += [event(trigger, blocked, noon(1), 300, status="queued")]
+    process()
+
+    setup = backtest_setup(spec=campaign_spec(campaign=campaigns[1]), mode="live")
+    beyond = next(c for c in setup.campaigns if c.slug == "beyond")
+    assert beyond.native is None and beyond.guards  # CEL decides, after its guard
+    replay = _replayed_as_the_workers_decided(setup, events)
+
+    outcomes = _outcomes_of(replay)
+    assert {
+        "rewarded",
+        "skipped_exclusive",
+        "budget_exhausted",
+        "count_cap_reached",
+        "user_cap_reached",
+        "period_cap_reached",
+        "outside_schedule",
+        "error",
+        "user_blocked",
+    } <= outcomes
+
+
+def _replayed_as_the_workers_decided(setup, events) -> Replay:
+    """Replays the events in chunks and holds every decision, and each campaign's totals, to
+    the workers' stored ones (outcomes and amounts; the workers' messages and fact values are
+    not a backtest's)."""
+    stored = {e.id: trigger_event_decision_records(event=e) for e in TriggerEvent.objects.all()}
+    replay = Replay(setup)
+    replay.judge.record = {}
+    end = timezone.now()
+    window = {"setup": setup, "start": end - timedelta(days=7), "end": end}
+    for chunk in event_chunks(**window, size=17, prepare=replay.prepare):
+        replay.run(chunk)
+
+    def decided(records):  # but condition_false, which the replay leaves implicit
+        return [
+            (str(key), str(outcome), None if amount is None else Decimal(amount))
+            for key, outcome, amount, *_ in ((*record, None) for record in records)
+            if outcome != "condition_false"
+        ]
+
+    replayed = {uuid.UUID(str(pk)): records for pk, records in replay.judge.record.items()}
+    assert {e.id: decided(replayed.get(e.id, [])) for e in events} == {
+        e.id: decided(stored[e.id]) for e in events
+    }
+    results = replay.results(total=len(events), complete=True)
+    by_campaign = {c["id"]: c for c in results["others"]} | {
+        results["campaign"]["id"]: results["campaign"]
+    }
+    for campaign in setup.campaigns:
+        ours = by_campaign[campaign.key]
+        mine = [d for e in events for d in stored[e.id] if d[0] == campaign.key]
+        amounts = [Decimal(d[2]) for d in mine if d[1] == "rewarded"]
+        assert ours["outcomes"] == dict(Counter(d[1] for d in mine)), campaign.slug
+        assert (ours["rewards"], Decimal(ours["amount"])) == (len(amounts), sum(amounts))
+    return replay
+
+
+def _outcomes_of(replay: Replay) -> set[str]:
+    return {str(o) for records in replay.judge.record.values() for _, o, _ in records}
 
 
 def test_facts_read_chunk_by_chunk_equal_the_workers_facts(trigger):
@@ -441,11 +553,3 @@ def test_a_spec_need_not_come_from_a_saved_row(trigger):
     )
 
     assert Decimal(run(draft, spec=spec).results["campaign"]["amount"]) == Decimal("2.5")
-
-
-def _decided(packed: list) -> list:
-    """A stored decision without the fact values (its fifth element), as ``packed`` writes it."""
-    decided = list(packed[:4])
-    while decided and decided[-1] is None:
-        decided.pop()
-    return decided
