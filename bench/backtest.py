@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import stack
-from .evaluation import Worker, _campaigns, _reset, seed_events
+from .evaluation import Worker, _campaigns, _draining, _reset, seed_events
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 5.0
@@ -134,7 +134,7 @@ def _workers_rate(env, fixture, count: int, events: int) -> float:
     trigger = Trigger.objects.get(partnership_id=fixture.partnership_id, name=stack.TRIGGER_NAME)
     _campaigns(trigger, count, all_match=False)
     _events(fixture, trigger, events)
-    worker = Worker(env)
+    worker = Worker(_draining(env))
     try:
         start = time.perf_counter()
         for _ in range(2):  # one per worker process; each drains and hands over

@@ -1,5 +1,6 @@
 """Settings for every environment, read from the environment (see .env.example)."""
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -140,11 +141,22 @@ CELERY_BROKER_URL = env(
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env("CACHE_URL", default=CELERY_BROKER_URL),
-        "KEY_PREFIX": "cr",
+        # An empty CACHE_URL (as .env.example leaves it) is the broker's too.
+        "LOCATION": env("CACHE_URL", default="") or CELERY_BROKER_URL,
+        # Deployments sharing one Redis database need prefixes of their own: the workers'
+        # wake-up mark (triggers/dispatch.py) is one key per deployment.
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="cr"),
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     },
 }
+
+if not CACHES["default"]["LOCATION"].startswith(("redis://", "rediss://", "unix://")):
+    # Rate limits and the workers' wake-up mark live there; anything else would fail open on
+    # every request, silently (with RabbitMQ as broker, CACHE_URL names a Redis).
+    raise environ.ImproperlyConfigured(
+        "CACHE_URL must name a Redis (redis://, rediss:// or unix://); it defaults to "
+        "CELERY_BROKER_URL, which is not one: set CACHE_URL"
+    )
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -271,9 +283,15 @@ EVENT_TASK_SECONDS = env.float("EVENT_TASK_SECONDS", default=5.0)
 # A wake-up counts as pending (no other is published) from its publication until its task
 # starts, or this long at most: longer than a task drains, so that a message waiting for a busy
 # worker is not doubled; the longest a lost one (its worker killed holding it) holds others back.
-EVENT_WAKE_PENDING_SECONDS = env.float(
-    "EVENT_WAKE_PENDING_SECONDS", default=max(10.0, 2 * EVENT_TASK_SECONDS)
+EVENT_WAKE_PENDING_SECONDS = env.int(
+    "EVENT_WAKE_PENDING_SECONDS", default=max(10, math.ceil(2 * EVENT_TASK_SECONDS))
 )
+if max(1, EVENT_TASK_SECONDS) > EVENT_WAKE_PENDING_SECONDS:
+    raise environ.ImproperlyConfigured(
+        "EVENT_WAKE_PENDING_SECONDS (whole seconds: Redis's expiry) is at least 1 and at least "
+        f"EVENT_TASK_SECONDS ({EVENT_TASK_SECONDS:g}): shorter, a message waiting for a busy "
+        "worker would be doubled"
+    )
 # A draining task that finds the queue empty keeps claiming every EVENT_IDLE_POLL_SECONDS until
 # this long after its last event before it returns, so an event committed meanwhile (while the
 # web process's waker waits out EVENT_WAKE_INTERVAL) is claimed at the next poll instead of the

@@ -208,11 +208,27 @@ class Replay:
     def _subject_decided(self, row: EventRow, outcome: Outcome, amount: Decimal | None) -> None:
         if outcome is Outcome.REWARDED:
             self._users.add(row.end_user_id)
-            day = self._days.setdefault(self._day(row), [0, Decimal(0)])
+            today = self._day(row)
+            day = self._days.setdefault(today, [0, Decimal(0)])
             day[0] += 1
             day[1] += amount
+            self._used_up(today)
         elif outcome in LIMIT_OUTCOMES and outcome not in self._first_bites:
             self._first_bites[outcome] = self._day(row)
+
+    def _used_up(self, today: date) -> None:
+        """A reward that spends the budget to the cent (or the last of a count cap) runs it
+        out that day, as the workers' ``Ledger`` announces it, even if no later event of the
+        window is refused for it."""
+        subject = self.setup.subject
+        limits = subject.limits
+        if limits.budget is None and limits.max_rewards is None:
+            return
+        count, spent = self.tally.campaigns[(subject.key, self.setup.mode)]
+        if limits.budget is not None and spent >= limits.budget:
+            self._first_bites.setdefault(Outcome.BUDGET_EXHAUSTED, today)
+        if limits.max_rewards is not None and count >= limits.max_rewards:
+            self._first_bites.setdefault(Outcome.COUNT_CAP_REACHED, today)
 
     def _day(self, row: EventRow) -> date:
         return row.received_at.astimezone(self.setup.zone).date()

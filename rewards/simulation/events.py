@@ -5,6 +5,8 @@ Raw SQL (the replay reads thousands of rows a second), its columns named once
 (``EVENT_COLUMNS``, held to the model by a test); served by ``event_partnership_idx``.
 """
 
+import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -124,7 +126,7 @@ def _chunk(raw_connection, params: dict[str, Any], prepare) -> list[EventRow] | 
         return None
     chunk = [
         EventRow(pk, user, context, tags, _time(occurred), _time(received))
-        for pk, user, context, tags, occurred, received in orjson.loads(document)
+        for pk, user, context, tags, occurred, received in _loads(document)
     ]
     if prepare is not None:
         prepare(raw_connection, chunk)
@@ -132,7 +134,19 @@ def _chunk(raw_connection, params: dict[str, Any], prepare) -> list[EventRow] | 
 
 
 def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
+    return _loads(value) if isinstance(value, str | bytes) else value
+
+
+# orjson reads an integer outside [-2**63, 2**64) as a float, where the workers' json.loads
+# (Django's JSONField) gives an int, which CEL refuses (an ``error`` decision, not a reward):
+# a document with such a number (19 digits or more in a row, wherever) is read as they read it.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+
+
+def _loads(text: str | bytes) -> Any:
+    long = _LONG_DIGITS if isinstance(text, str) else _LONG_DIGITS_BYTES
+    return json.loads(text) if long.search(text) else orjson.loads(text)
 
 
 _time = datetime.fromisoformat

@@ -66,3 +66,29 @@ def test_without_the_erasure_secret_the_checks_fail_naming_it():
     assert result.returncode != 0
     assert "partnerships.E001" in result.stderr + result.stdout
     assert "USER_ERASURE_SECRET" in result.stderr + result.stdout
+
+
+def test_a_cache_that_is_not_redis_stops_the_process_at_start():
+    """With RabbitMQ as broker and CACHE_URL left empty (as .env.example had it), the cache
+    would fall back to the amqp:// URL and every rate limit and wake-up mark fail open."""
+    for overrides in (
+        {"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//", "CACHE_URL": ""},
+        {"CACHE_URL": "memcached://127.0.0.1:11211"},
+    ):
+        result = _check(**overrides)
+
+        assert result.returncode != 0
+        assert "CACHE_URL must name a Redis" in result.stderr
+
+
+def test_a_wake_up_mark_shorter_than_a_task_stops_the_process_at_start():
+    for overrides in (
+        {"EVENT_WAKE_PENDING_SECONDS": "0"},  # Redis's expiry is whole seconds: 0 is none
+        {"EVENT_TASK_SECONDS": "30", "EVENT_WAKE_PENDING_SECONDS": "20"},
+    ):
+        result = _check(**overrides)
+
+        assert result.returncode != 0
+        assert "EVENT_WAKE_PENDING_SECONDS (whole seconds" in result.stderr
+
+    assert _check(EVENT_TASK_SECONDS="30").returncode == 0  # its default follows: 60

@@ -73,6 +73,10 @@ def test_pilot_the_management_api_and_the_command_leave_the_same_entry(django_us
     assert from_mgmt.actor == developer and from_mgmt.changes["via"].startswith("staff token")
     assert (from_command.actor, from_command.actor_name) == (None, "system")
 
+    again = page_text(pilot_revoke(pilot(developer), by_mgmt))  # revoked already, elsewhere
+    assert "Revoked 0 key(s)." in again and "1 already revoked: left as they were." in again
+    assert len(entries(by_mgmt)) == 1
+
 
 @pytest.mark.django_db
 def test_a_key_revoked_elsewhere_keeps_its_time_and_is_not_audited_again(django_user_model):

@@ -3,9 +3,12 @@
 operator, or the key, as actor), a token revoked on one side is a no-op on the other (no second
 entry, the first revocation's time kept), and two revocations racing audit it once."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.errors import ErrorCode
@@ -148,6 +151,21 @@ def test_read_only_is_refused_the_revoke_action_and_nothing_is_audited(django_us
     assert "Revoked 1 user token(s)." not in page_text(viewer.get(LIST))
     assert UserToken.objects.get(pk=token["token_id"]).revoked_at is None
     assert entries(token["token_id"]) == []
+
+
+@pytest.mark.django_db
+def test_revoke_all_leaves_expired_tokens_alone_and_unaudited():
+    key = ApiKeyFactory()
+    expired, live = issue(key), issue(key)
+    UserToken.objects.filter(pk=expired["token_id"]).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    response = partner(key).delete(f"/partnerships/{key.partnership_id}/users/alice/tokens")
+
+    assert response.json()["data"] == {"revoked": 1}
+    assert entries(expired["token_id"]) == [] and len(entries(live["token_id"])) == 1
+    assert UserToken.objects.get(pk=expired["token_id"]).revoked_at is None
 
 
 @pytest.mark.django_db

@@ -16,7 +16,12 @@ from campaigns.compiler import CampaignSpec
 from campaigns.engine import FactSpec
 from campaigns.facts import facts_for_events
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_spec, trigger_event_decision_records
+from campaigns.selectors import (
+    campaign_spec,
+    trigger_event_decision_records,
+    trigger_event_decisions,
+)
+from partnerships.models import EndUser
 from rewards.models import CampaignCounter, Reward
 from rewards.simulation import backtest, backtests, events
 from rewards.simulation.backtest import (
@@ -68,6 +73,34 @@ def run(campaign: Campaign, *, days: int = 7, mode: str = "live", spec=None) -> 
 def noon(days_ago: int, hour: int = 12) -> datetime:
     day = (timezone.now() - timedelta(days=days_ago)).date()
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def test_a_budget_and_a_count_cap_spent_exactly_run_out_that_day_with_no_refusal(trigger):
+    """The workers announce the budget exhausted on the reward that spends it to the cent; the
+    backtest says the same day even when no later event is refused for it."""
+    spent = CampaignFactory(
+        trigger=trigger,
+        status=Campaign.Status.DRAFT,
+        reward_value=Decimal("10"),
+        budget=Decimal("20"),
+    )
+    capped = CampaignFactory(
+        trigger=trigger, status=Campaign.Status.DRAFT, reward_value=Decimal("10"), max_rewards=2
+    )
+    user = EndUserFactory(partnership=trigger.partnership)
+    event(trigger, user, noon(3), 25)
+    event(trigger, user, noon(2), 25)  # the second reward: 20 of 20, 2 of 2
+
+    for campaign in (spent, capped):
+        mine = run(campaign, days=7).results["campaign"]
+
+        assert (mine["rewards"], Decimal(mine["amount"])) == (2, Decimal("20"))
+        bites = mine["limit_bites"]
+        assert (bites["budget_exhausted"], bites["count_cap_reached"]) == (0, 0)  # none refused
+        ran_out = "budget_exhausted_on" if campaign is spent else "count_cap_reached_on"
+        other = "count_cap_reached_on" if campaign is spent else "budget_exhausted_on"
+        assert mine[ran_out] == noon(2).date().isoformat()
+        assert mine[other] is None
 
 
 def test_known_events_give_exact_counts_amounts_users_budget_day_and_limit_bites(trigger):
@@ -194,6 +227,28 @@ def test_a_user_blocked_now_earns_nothing_as_the_workers_decide(trigger):
     assert (mine["rewards"], Decimal(mine["amount"]), mine["users"]) == (1, Decimal("10"), 1)
     assert mine["outcomes"] == {"rewarded": 1, "user_blocked": 1}
     assert any("blocked now earn nothing" in line for line in ASSUMPTIONS)
+
+
+def test_a_number_beyond_64_bits_in_a_users_attributes_decides_as_the_workers(trigger, process):
+    """jsonb prints 1e20 as a 21-digit integer: the workers read it as an int, which CEL
+    refuses (``error``); read as a float it would let the rule pay."""
+    campaign = CampaignFactory(
+        trigger=trigger, reward_value=Decimal("10"), condition='user.tier == "gold"'
+    )
+    huge = EndUserFactory(partnership=trigger.partnership, attributes={"tier": "gold"})
+    EndUser.objects.filter(pk=huge.pk).update(attributes={"tier": "gold", "balance": 10**20})
+    plain = EndUserFactory(partnership=trigger.partnership, attributes={"tier": "gold"})
+    queued = [event(trigger, user, noon(1), status="queued") for user in (huge, plain)]
+    process()
+    workers = [
+        [view.outcome for view in trigger_event_decisions(event=TriggerEvent.objects.get(pk=e.pk))]
+        for e in queued
+    ]
+
+    mine = run(campaign).results["campaign"]
+
+    assert workers == [["error"], ["rewarded"]]
+    assert (mine["rewards"], mine["outcomes"]) == (1, {"rewarded": 1, "error": 1})
 
 
 def test_the_spec_kept_with_a_backtest_reads_back_as_given(trigger):
