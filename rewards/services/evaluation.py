@@ -66,11 +66,13 @@ logger = logging.getLogger(__name__)
 
 class _NewReward(NamedTuple):
     """A reward to COPY in: a plain row, ~10x cheaper to build than a model instance. Its
-    fields are the COPY's columns (``_COPY_REWARDS``; a test holds them to the model)."""
+    fields are the COPY's columns (``_COPY_REWARDS``; a test holds them to the model); two of
+    them in the COPY's text already, which psycopg writes as they are (its dumpers of UUIDs
+    and lists are Python, ~9 rewards per event with 100 campaigns)."""
 
     id: uuid.UUID
     partnership_id: uuid.UUID
-    campaign_id: uuid.UUID
+    campaign_id: str  # the campaign's key: its id as text
     trigger_event_id: uuid.UUID
     end_user_id: uuid.UUID
     amount: Decimal
@@ -81,7 +83,7 @@ class _NewReward(NamedTuple):
     issued_at: datetime
     occurred_at: datetime
     campaign_version: int
-    user_periods: list[str]
+    user_periods: str  # an array literal, e.g. {"","2026-11-23"} (periods are plain text)
 
 
 @dataclass
@@ -146,13 +148,15 @@ def evaluation_inputs_load(
 ) -> EvaluationInputs:
     """Users' attributes, trigger names, units and facts for judging ``events`` against
     ``campaigns`` (their candidates, by trigger id). Events may be unsaved (a dry run's)."""
-    specs = [
-        spec
-        for listed in campaigns.values()
-        for campaign in listed
-        if isinstance(campaign, CompiledCampaign)
-        for spec in campaign.facts
-    ]
+    specs = list(  # each distinct fact once: 25 campaigns may read one
+        dict.fromkeys(
+            spec
+            for listed in campaigns.values()
+            for campaign in listed
+            if isinstance(campaign, CompiledCampaign)
+            for spec in campaign.facts
+        )
+    )
     users = list(
         EndUser.objects.filter(id__in={e.end_user_id for e in events}).values_list(
             "id", "attributes", "blocked_at"
@@ -370,7 +374,7 @@ def _reward(
     return _NewReward(
         uuid.uuid4(),
         event.partnership_id,
-        campaign.id,
+        campaign.key,
         event.id,
         event.end_user_id,
         amount,
@@ -381,7 +385,7 @@ def _reward(
         issued_at,
         event.occurred_at,
         campaign.version,
-        user_periods,
+        "{" + ",".join(f'"{period}"' for period in user_periods) + "}" if user_periods else "{}",
     )
 
 
