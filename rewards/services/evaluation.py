@@ -251,13 +251,16 @@ def _issue(judged, inputs: EvaluationInputs, compiled, listings) -> list:
     rewards: list[_NewReward] = []
     decided = []
     for (_, event, verdicts), listing in zip(judged, listings, strict=True):
-        zone = inputs.units[event.partnership_id][2]
+        unit, _, zone = inputs.units[event.partnership_id]
+        of_event = (event.partnership_id, event.id, event.end_user_id, unit, event.mode)
 
-        def reserve(campaign: CompiledCampaign, amount: Decimal, event=event, zone=zone):
+        def reserve(
+            campaign: CompiledCampaign, amount: Decimal, event=event, zone=zone, of_event=of_event
+        ):
             blocked, user_periods = ledger.reserve(campaign, event, zone, amount)
             if blocked:
                 return blocked
-            rewards.append(_reward(event, campaign, inputs, amount, issued_at, user_periods))
+            rewards.append(_reward(of_event, event, campaign, amount, issued_at, user_periods))
             return None
 
         before = rewarded_before.get(event.id, ()) if rewarded_before else ()
@@ -368,19 +371,24 @@ def _issued(ledger: Ledger, events: list, inputs: EvaluationInputs) -> list[Issu
     return issued
 
 
+_ZERO = Decimal(0)
+
+
 def _reward(
-    event, campaign: CompiledCampaign, inputs: EvaluationInputs, amount, issued_at, user_periods
+    of_event: tuple, event, campaign: CompiledCampaign, amount, issued_at, user_periods
 ) -> _NewReward:
+    """``of_event``: the event's partnership, id, user, unit and mode, read once per event."""
+    partnership_id, event_id, end_user_id, unit, mode = of_event
     return _NewReward(
         uuid.uuid4(),
-        event.partnership_id,
+        partnership_id,
         campaign.key,
-        event.id,
-        event.end_user_id,
+        event_id,
+        end_user_id,
         amount,
-        Decimal(0),
-        inputs.units[event.partnership_id][0],
-        event.mode,
+        _ZERO,
+        unit,
+        mode,
         Reward.Status.ISSUED,
         issued_at,
         event.occurred_at,
