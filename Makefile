@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test faults browser lint format bench bench-ab bench-abba soak clean
+.PHONY: install run test faults browser lint format bench bench-ab bench-abba bench-replay soak clean
 
 install: $(STAMP)
 
@@ -75,6 +75,11 @@ bench-ab: $(STAMP)
 # make bench-abba BASE=<commit> ARGS="--campaigns 1 --events 60000 --blocks 6"
 bench-abba: $(STAMP)
 	$(PY) -m bench.abba --base $(BASE) $(ARGS)
+
+# CPU per event of the workers' batch evaluation, replayed in one process (worker Python and
+# its PostgreSQL backend): make bench-replay ARGS="--campaigns 100 --events 3000 --profile"
+bench-replay: $(STAMP)
+	$(PY) -m bench.replay $(ARGS)
 
 clean:
 	if [ -x $(PY) ]; then $(PY) -m config.devstack stop; fi

@@ -26,6 +26,10 @@ class Listing:
     # Per position: the names of the campaign's facts kept once per event, or None.
     fact_names: tuple[tuple[str, ...] | None, ...]
     facts: dict[str, FactSpec]  # the facts kept once per event, by name
+    campaigns: Sequence[CompiledCampaign | InvalidCampaign]
+    positions: dict[str, int]  # campaign key -> its position in the list
+    # The positions whose campaigns keep their own facts' values (fact_names None).
+    own_facts: tuple[int, ...] = ()
 
 
 _TABLE = CandidateList._meta.db_table
@@ -58,7 +62,9 @@ def candidate_list_get_or_create(
             cursor.execute(_SELECT, [digest])
             row = cursor.fetchone()
     _read[row[0]] = (ids, names)
-    return Listing(row[0], fact_names, facts)
+    positions = {campaign.key: position for position, campaign in enumerate(campaigns)}
+    own = tuple(position for position, n in enumerate(fact_names) if n is None)
+    return Listing(row[0], fact_names, facts, campaigns, positions, own)
 
 
 def _fact_names(campaigns) -> tuple[tuple, dict[str, FactSpec]]:

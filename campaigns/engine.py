@@ -17,6 +17,7 @@ from .rules import Problem, RuleEnvironment, evaluate
 
 # Rewards are stored as numeric(18, 6): anything from here up cannot be stored at all.
 MAX_AMOUNT = Decimal(10) ** 12
+_STEPS = {places: Decimal(1).scaleb(-places) for places in range(7)}  # the unit's step
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ class CompiledCampaign:
                 raise RuleRuntimeError("expression_not_number", value=repr(value))
         if abs(raw) >= MAX_AMOUNT:
             raise RuleRuntimeError("amount_too_large", amount=str(raw), largest=str(MAX_AMOUNT))
-        step = Decimal(1).scaleb(-places)
+        step = _STEPS.get(places) or Decimal(1).scaleb(-places)
         amount = raw.quantize(step, rounding=self.rounding)
         # Bounds apply after rounding, themselves in whole steps of the unit, so that
         # "up to 2.505" can never pay 2.51, nor a minimum finer than the unit round to zero.

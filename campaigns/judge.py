@@ -42,6 +42,80 @@ class Verdict(NamedTuple):
     params: Mapping[str, Any] = NO_PARAMS
 
 
+class Sieve:
+    """A trigger's candidate campaigns, in order, as the workers judge them sparsely
+    (``event_judge_sparse``): for an event, those left once the campaigns a guard certainly
+    makes ``condition_false`` are set aside. Built per batch; keeps what it found per value.
+
+    A campaign may be set aside by its first guard when nothing else could decide for it: it
+    compiles, has no dates (no ``outside_schedule``, no end after which late events are not
+    judged) and comes before the first exclusive campaign (whose reward would make it
+    ``skipped_exclusive``)."""
+
+    __slots__ = ("_aside", "_cut", "_fields", "_visits", "campaigns")
+
+    def __init__(self, campaigns: Sequence[Candidate]) -> None:
+        self.campaigns = campaigns
+        cuts = [c.candidate_until for c in campaigns if c.candidate_until is not None]
+        self._cut = min(cuts) if cuts else None
+        aside: dict[int, tuple[str, str]] = {}  # position -> (field, literal)
+        for position, campaign in enumerate(campaigns):
+            if campaign.exclusive:
+                break
+            if (
+                isinstance(campaign, CompiledCampaign)
+                and campaign.guards
+                and campaign.starts_at is None
+                and campaign.ends_at is None
+                and campaign.candidate_until is None
+            ):
+                aside[position] = campaign.guards[0]
+        self._aside = aside
+        self._fields = tuple(sorted({field for field, _ in aside.values()}))
+        self._visits: dict[tuple, Sequence[Candidate]] = {}
+
+    def judged(self, received_at: datetime) -> Sequence[Candidate]:
+        """The campaigns that judge an event received at ``received_at`` (``event_judge``
+        leaves out those it reached too late for), in order: what its decisions list."""
+        if self._cut is None or received_at < self._cut:
+            return self.campaigns
+        return [
+            c
+            for c in self.campaigns
+            if c.candidate_until is None or received_at < c.candidate_until
+        ]
+
+    def visit(self, context: dict) -> Sequence[Candidate]:
+        """The campaigns to judge ``context`` against, in order: all but those set aside."""
+        if not self._fields:
+            return self.campaigns
+        if len(self._fields) == 1:  # the common case, without a generator
+            value = context.get(self._fields[0])
+            values = (value if value.__class__ is str else None,)
+        else:
+            values = tuple(
+                value if (value := context.get(field)).__class__ is str else None
+                for field in self._fields
+            )
+        visit = self._visits.get(values)
+        if visit is None:
+            known = dict(zip(self._fields, values, strict=True))
+            aside = self._aside
+            visit = [
+                campaign
+                for position, campaign in enumerate(self.campaigns)
+                if position not in aside
+                or known[aside[position][0]] is None
+                or known[aside[position][0]] == aside[position][1]
+            ]
+            if len(self._visits) < _VISITS_KEPT:
+                self._visits[values] = visit
+        return visit
+
+
+_VISITS_KEPT = 4096  # distinct values of the guarded fields a sieve keeps what it found for
+
+
 def event_judge(
     campaigns: Sequence[Candidate],
     event: EventValue,
@@ -62,6 +136,31 @@ def event_judge(
     ``native``: a campaign whose rules ``campaigns.native`` compiles is judged by them, and by
     CEL only for an event they are unsure of (a backtest's many events; the workers judge with
     CEL itself, and a test holds the two to the same verdicts)."""
+    return _judge(campaigns, event, user, facts, places, blocked, native, sparse=False)
+
+
+def event_judge_sparse(
+    sieve: Sieve,
+    event: EventValue,
+    *,
+    user: dict,
+    facts: Mapping[FactSpec, int | float],
+    places: int,
+    blocked: bool = False,
+) -> list[Verdict]:
+    """``event_judge`` of ``sieve.campaigns`` without the verdicts a guard makes
+    ``condition_false`` (no parameters, no amount): the common verdict, which ``event_settle``
+    turns into the common decision, which the workers' compact form does not list. With a
+    hundred campaigns ~90 of them, set aside here without being looked at one by one.
+
+    Every other verdict is there, in order, and all of them once an exclusive campaign may
+    reward (its reward makes the later ones ``skipped_exclusive``). Not for a re-evaluation:
+    a campaign that rewarded the event before decides again whatever its guards say."""
+    visit = sieve.campaigns if blocked else sieve.visit(event.context)
+    return _judge(visit, event, user, facts, places, blocked, False, sparse=True)
+
+
+def _judge(campaigns, event, user, facts, places, blocked, native, sparse) -> list[Verdict]:
     data = scope = None
     activations: dict[int, Any] = {}
     verdicts = []
@@ -79,7 +178,8 @@ def event_judge(
             verdicts.append(Verdict(campaign, Outcome.OUTSIDE_SCHEDULE))
             continue
         if campaign.guards and _unmet(campaign.guards, context):
-            verdicts.append(Verdict(campaign, Outcome.CONDITION_FALSE))
+            if not sparse:
+                verdicts.append(Verdict(campaign, Outcome.CONDITION_FALSE))
             continue
         if data is None:  # the same for every campaign of the trigger
             data = event_data(
@@ -92,19 +192,21 @@ def event_judge(
                 mode=event.mode,
                 user_fields=campaign.env.user_fields,
             )
+        verdict = None
         if native and campaign.native is not None:
             scope = scope or Scope(data, facts)
             verdict = _native_rules(campaign, scope, context, places)
-            if verdict is not None:
-                verdicts.append(verdict)
-                continue
-        key = id(campaign.env)
-        activation = activations.get(key)
-        if activation is None:
-            activation = activations[key] = campaign.env.activation(
-                data, {spec.name: facts[spec] for spec in campaign.facts}
-            )
-        verdicts.append(_rules(campaign, activation, context, places))
+        if verdict is None:
+            key = id(campaign.env)
+            activation = activations.get(key)
+            if activation is None:
+                activation = activations[key] = campaign.env.activation(
+                    data, {spec.name: facts[spec] for spec in campaign.facts}
+                )
+            verdict = _rules(campaign, activation, context, places)
+        verdicts.append(verdict)
+        if sparse and campaign.exclusive and verdict.outcome is None:
+            sparse = False  # its reward would make every later decision skipped_exclusive
     return verdicts
 
 

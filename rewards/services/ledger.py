@@ -77,7 +77,7 @@ class Ledger:
             (u.campaign_id, u.mode, u.end_user_id, u.period): u for u in users
         }
         self._dirty_campaigns: set[tuple] = set()
-        self._dirty_users: set[tuple] = set()
+        self._dirty_users: set[UserTally] = set()  # by identity
         # (campaign id, mode) -> the budget that ran out in this batch (``exhausted``).
         self._exhausted: dict[tuple, Decimal] = {}
 
@@ -103,58 +103,52 @@ class Ledger:
 
     def usage(self, campaign: CompiledCampaign, mode: str, user_id, period: str) -> Usage:
         """The campaign's counters before one more reward, where its limits read them."""
-        limits: Limits = campaign.limits
-        counter = self._campaign(campaign.id, mode)
-        if not limits.per_user:
-            return Usage(counter.reward_count, counter.spent)
-        lifetime = self._user(campaign.id, mode, user_id, ALL_TIME)
-        in_period = self._user(campaign.id, mode, user_id, period) if limits.period else None
-        return Usage(
-            counter.reward_count,
-            counter.spent,
-            lifetime.reward_count,
-            lifetime.amount,
-            in_period.reward_count if in_period else 0,
-        )
-
-    def check(
-        self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
-    ) -> Outcome | None:
-        """The limit this reward would break, or None if it fits (``limits_check`` over the
-        counters as they stand in this batch)."""
-        blocked = limits_check(campaign.limits, self.usage(campaign, mode, user_id, period), amount)
-        if blocked == Outcome.BUDGET_EXHAUSTED:
-            self._exhausted[(campaign.id, mode)] = campaign.limits.budget
-        return blocked
+        return _usage(*self._tallies(campaign, mode, user_id, period))
 
     def reserve(
         self, campaign: CompiledCampaign, event, zone: tzinfo, amount: Decimal
     ) -> tuple[Outcome | None, list[str]]:
         """Checks one reward of ``event`` (a trigger event, stored or not) and counts it if it
-        fits: (the limit it would break, or None; the per-user counters it was counted in)."""
+        fits: (the limit it would break, or None; the per-user counters it was counted in).
+        ``limits_check`` over the counters as they stand in this batch; each counter is looked
+        up once (~9 rewards per event with 100 campaigns)."""
         limits = campaign.limits
-        period = period_key(limits.period, event.occurred_at, zone) if limits.period else ""
-        blocked = self.check(campaign, event.mode, event.end_user_id, period, amount)
+        period = ""
+        if limits.period and limits.per_user:
+            period = period_key(limits.period, event.occurred_at, zone)
+        tallies = self._tallies(campaign, event.mode, event.end_user_id, period)
+        counter, lifetime, in_period = tallies
+        key = (campaign.id, event.mode)
+        blocked = limits_check(limits, _usage(*tallies), amount)
         if blocked:
+            if blocked == Outcome.BUDGET_EXHAUSTED:
+                self._exhausted[key] = limits.budget
             return blocked, []
-        return None, self.record(campaign, event.mode, event.end_user_id, period, amount)
+        counter.reward_count += 1
+        counter.spent += amount
+        self._dirty_campaigns.add(key)
+        if limits.budget is not None and counter.spent >= limits.budget:
+            self._exhausted[key] = limits.budget
+        if lifetime is None:
+            return None, []
+        for tally in (lifetime, in_period) if in_period is not None else (lifetime,):
+            tally.reward_count += 1
+            tally.amount += amount
+            self._dirty_users.add(tally)
+        return None, [ALL_TIME, period] if in_period is not None else [ALL_TIME]
 
-    def record(
-        self, campaign: CompiledCampaign, mode: str, user_id, period: str, amount: Decimal
-    ) -> list[str]:
-        """Counts the reward; returns the per-user counters (periods) it was counted in."""
-        self._add_campaign((campaign.id, mode), 1, amount)
-        budget = campaign.limits.budget
-        if budget is not None and self._campaign(campaign.id, mode).spent >= budget:
-            self._exhausted[(campaign.id, mode)] = budget
-        periods = []
-        if campaign.limits.per_user:
-            periods.append(ALL_TIME)
-            if campaign.limits.period:
-                periods.append(period)
-        for user_period in periods:
-            self._add_user((campaign.id, mode, user_id, user_period), 1, amount)
-        return periods
+    def _tallies(
+        self, campaign: CompiledCampaign, mode: str, user_id, period: str
+    ) -> tuple[CampaignCounter, UserTally | None, UserTally | None]:
+        """The campaign's counter, and the user's lifetime and period tallies where its limits
+        read them (None where they do not)."""
+        counter = self._campaigns[(campaign.id, mode)]
+        limits: Limits = campaign.limits
+        if not limits.per_user:
+            return counter, None, None
+        lifetime = self._user(campaign.id, mode, user_id, ALL_TIME)
+        in_period = self._user(campaign.id, mode, user_id, period) if limits.period else None
+        return counter, lifetime, in_period
 
     def issued(self) -> list[tuple]:
         """(campaign id, mode, rewards, amount) recorded in this batch, per campaign counter."""
@@ -192,14 +186,11 @@ class Ledger:
             if cursor.rowcount != len(counters):  # each was locked, so each row is there
                 raise RuntimeError(f"{cursor.rowcount} of {len(counters)} counters written")
             if self._dirty_users:
-                users = [self._users[key] for key in self._dirty_users]
+                users = list(self._dirty_users)
                 columns = [
                     [getattr(user, column) for user in users] for column in USER_COUNTER_COLUMNS
                 ]
                 cursor.execute(_SAVE_USER_COUNTERS, columns)
-
-    def _campaign(self, campaign_id, mode: str) -> CampaignCounter:
-        return self._campaigns[(campaign_id, mode)]
 
     def _user(self, campaign_id, mode: str, user_id, period: str) -> UserTally:
         key = (campaign_id, mode, user_id, period)
@@ -208,17 +199,19 @@ class Ledger:
             tally = self._users[key] = UserTally(campaign_id, mode, user_id, period)
         return tally
 
-    def _add_campaign(self, key: tuple, count: int, amount: Decimal) -> None:
-        counter = self._campaign(*key)
-        counter.reward_count += count
-        counter.spent += amount
-        self._dirty_campaigns.add(key)
 
-    def _add_user(self, key: tuple, count: int, amount: Decimal) -> None:
-        counter = self._user(*key)
-        counter.reward_count += count
-        counter.amount += amount
-        self._dirty_users.add(key)
+def _usage(
+    counter: CampaignCounter, lifetime: UserTally | None, in_period: UserTally | None
+) -> Usage:
+    if lifetime is None:
+        return Usage(counter.reward_count, counter.spent)
+    return Usage(
+        counter.reward_count,
+        counter.spent,
+        lifetime.reward_count,
+        lifetime.amount,
+        in_period.reward_count if in_period is not None else 0,
+    )
 
 
 def _user_counters(campaign_ids, modes, user_ids) -> list[UserTally]:

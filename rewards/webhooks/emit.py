@@ -101,10 +101,14 @@ def webhook_event_emit(*, event_type: WebhookEventType, subjects: Iterable) -> i
     payload = _PAYLOADS[event_type]
     now = timezone.now()
     deliveries = []
+    subscribed: dict[tuple, list] = {}  # (partnership, mode) -> endpoint ids: ~10 per event
     for subject in subjects:
-        endpoint_ids = webhook_endpoint_ids_subscribed(
-            partnership_id=subject.partnership_id, event_type=event_type, mode=subject.mode
-        )
+        key = (subject.partnership_id, subject.mode)
+        endpoint_ids = subscribed.get(key)
+        if endpoint_ids is None:
+            endpoint_ids = subscribed[key] = webhook_endpoint_ids_subscribed(
+                partnership_id=subject.partnership_id, event_type=event_type, mode=subject.mode
+            )
         data = payload(subject) if endpoint_ids else None
         for endpoint_id in endpoint_ids:
             delivery_id = uuid.uuid4()

@@ -15,7 +15,7 @@ from campaigns.compiler import (
     compile_campaign,
     compile_or_invalid,
 )
-from campaigns.decisions import Outcome
+from campaigns.decisions import Decision, Outcome
 from campaigns.engine import InvalidCampaign, Limits, Usage, limits_check
 from campaigns.judge import EventValue, event_judge, event_settle
 
@@ -321,6 +321,21 @@ def test_a_condition_guard_is_a_top_level_string_equality(condition, guards):
     assert compile_campaign(spec(condition=condition), SCHEMAS).guards == guards
 
 
+SHOP = TriggerSchema(
+    1,
+    "purchase",
+    {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "number"},
+            "mcc": {"type": "string"},
+            "country": {"type": "string"},
+            "missing_field_reads_absent": {"type": "number"},
+        },
+    },
+)
+
+
 @pytest.mark.parametrize(
     "condition",
     [
@@ -344,20 +359,8 @@ def test_a_condition_guard_is_a_top_level_string_equality(condition, guards):
 def test_a_guarded_condition_judges_as_the_evaluated_one(condition, context):
     import dataclasses
 
-    schema = TriggerSchema(
-        1,
-        "purchase",
-        {
-            "type": "object",
-            "properties": {
-                "amount": {"type": "number"},
-                "mcc": {"type": "string"},
-                "missing_field_reads_absent": {"type": "number"},
-            },
-        },
-    )
     try:
-        guarded = compile_campaign(spec(condition=condition), (schema,))
+        guarded = compile_campaign(spec(condition=condition), (SHOP,))
     except CampaignInvalid:
         pytest.skip("does not compile here")
     assert guarded.guards
@@ -365,3 +368,87 @@ def test_a_guarded_condition_judges_as_the_evaluated_one(condition, context):
     value = event(context=context)
     expected = [v[1:] for v in judge([unguarded], value)]
     assert [v[1:] for v in judge([guarded], value)] == expected
+
+
+# --- Sparse judging (the workers') ------------------------------------------------------------
+
+
+def mixed_campaigns(rng) -> list:
+    """Guarded conditions on one or two fields, unguarded ones, dates, a late end, exclusive
+    campaigns and one that does not compile, in a random priority order."""
+    campaigns = []
+    for index in range(40):
+        mcc, country = rng.choice(["5411", "5812", "5999"]), rng.choice(["FR", "DE"])
+        condition = rng.choice(
+            [
+                f'context.mcc == "{mcc}" && context.amount >= 10.0',
+                f'context.country == "{country}" && context.mcc == "{mcc}"',
+                f'context.mcc == "{mcc}"',
+                "context.amount >= 50.0",
+                "",
+            ]
+        )
+        fields = {"slug": f"c{index}", "condition": condition}
+        if rng.random() < 0.1:
+            fields["exclusive"] = True
+        if rng.random() < 0.1:
+            fields["starts_at"] = NOW + timedelta(days=1)
+        if rng.random() < 0.1:
+            fields["ends_at"] = NOW - timedelta(days=rng.choice([1, 10]))
+        campaigns.append(compile_or_invalid(spec(**fields), (SHOP,)))
+    invalid = InvalidCampaign(uuid.uuid4(), "x", "broken", 0, False, {"condition": "bad"})
+    campaigns.insert(rng.randrange(len(campaigns)), invalid)
+    return campaigns
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_sparse_verdicts_settle_into_the_same_decisions_as_every_verdict(seed):
+    import random
+
+    from campaigns.judge import Sieve, event_judge_sparse
+
+    rng = random.Random(seed)
+    campaigns = mixed_campaigns(rng)
+    if seed % 3 == 0:  # no exclusive campaign: the sieve may set aside any guarded one
+        campaigns = [c for c in campaigns if not c.exclusive]
+    sieve = Sieve(campaigns)
+    left_out = 0
+    for _ in range(30):
+        context = {"amount": rng.choice([5.0, 20.0, 80.0])}
+        for field, values in (("mcc", ["5411", "5812", "5999", 5411]), ("country", ["FR", "DE"])):
+            if rng.random() < 0.85:
+                context[field] = rng.choice(values)
+        value = event(context=context, received_at=NOW + timedelta(days=rng.choice([0, 3])))
+        blocked = rng.random() < 0.05
+        refusals = rng.choice([None, Outcome.BUDGET_EXHAUSTED])
+
+        def reserve_every_other(refusal=refusals):
+            calls = []
+
+            def reserve(campaign, amount):
+                calls.append(campaign.id)
+                return refusal if len(calls) % 2 == 0 else None
+
+            return reserve
+
+        every = event_settle(
+            event_judge(campaigns, value, user={}, facts={}, places=2, blocked=blocked),
+            rewarded_before=(),
+            reserve=reserve_every_other(),
+        )
+        sparse = event_judge_sparse(sieve, value, user={}, facts={}, places=2, blocked=blocked)
+        decided = event_settle(sparse, rewarded_before=(), reserve=reserve_every_other())
+
+        listed = {decision.campaign_id: decision for decision in decided}
+        assert len(listed) == len(decided)
+        judged = sieve.judged(value.received_at)
+        assert [d.campaign_id for d in every] == [c.id for c in judged]
+        common = Decision(uuid.UUID(int=0), Outcome.CONDITION_FALSE)
+        assert [
+            listed.get(d.campaign_id, common._replace(campaign_id=d.campaign_id)) for d in every
+        ] == every
+        assert [d.campaign_id for d in decided] == [
+            d.campaign_id for d in every if d.campaign_id in listed
+        ]
+        left_out += len(every) - len(decided)
+    assert left_out > 0  # the sieve and the sparse judge left the common verdict out

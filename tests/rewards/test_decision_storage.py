@@ -109,10 +109,11 @@ def test_pilot_shows_an_events_decisions_in_words(admin_client, trigger, process
     assert "condition is false" in page
 
 
-def test_facts_are_kept_once_per_event_unless_one_name_means_two_facts(trigger, process):
-    def fact(window):
-        return [{"name": "n", "aggregate": "count", "window_days": window}]
+def fact(window: int) -> list[dict]:
+    return [{"name": "n", "aggregate": "count", "window_days": window}]
 
+
+def test_facts_are_kept_once_per_event_unless_one_name_means_two_facts(trigger, process):
     unmet = "context.amount > 1000.0 && facts.n >= 0"
     CampaignFactory(trigger=trigger, slug="month", condition=unmet, facts=fact(30))
     CampaignFactory(trigger=trigger, slug="month-too", condition=unmet, facts=fact(30))
@@ -148,3 +149,23 @@ def test_campaigns_reading_the_same_fact_keep_its_value_once(trigger, process):
         "month": ("condition_false", {"n": 1}),
         "month-too": ("condition_false", {"n": 1}),
     }
+
+
+def test_campaigns_a_guard_sets_aside_keep_their_own_facts_when_a_name_means_two(trigger, process):
+    grocery = 'context.merchant_category == "5411" && facts.n >= 0'
+    CampaignFactory(trigger=trigger, slug="month", condition=grocery, facts=fact(30))
+    CampaignFactory(trigger=trigger, slug="week", condition=grocery, facts=fact(7))
+    CampaignFactory(trigger=trigger, slug="any", condition="facts.n >= 0", facts=fact(7))
+    event = TriggerEventFactory(
+        trigger=trigger, context={"amount": 25, "currency": "USD", "merchant_category": "5999"}
+    )
+    process()
+
+    event.refresh_from_db()
+    views = {v.campaign: (v.outcome, dict(v.facts or {})) for v in decision_views(event=event)}
+    assert views == {
+        "month": ("condition_false", {"n": 1}),
+        "week": ("condition_false", {"n": 1}),
+        "any": ("rewarded", {"n": 1}),
+    }
+    assert [item[0] for item in event.decisions["decisions"]] == [0, 1, 2]  # in list order

@@ -114,6 +114,19 @@ def written(event: TriggerEvent) -> dict[str, tuple[str, str | None]]:
     return {view.campaign: (view.outcome, view.amount) for view in decision_views(event)}
 
 
+def dry_run_then_worker(event: TriggerEvent) -> set[str]:
+    """Dry-runs the queued ``event``, then has the worker's path evaluate it alone: the two
+    must agree, and the dry run must write nothing. Returns the outcomes seen."""
+    before = row_counts()
+    predicted = dry(TriggerEvent.objects.get(pk=event.pk))
+    assert row_counts() == before  # the dry run wrote nothing
+
+    assert process_batch(limit=1) == 1  # the worker's path, this event alone
+
+    assert written(event) == predicted, event.context
+    return {outcome for outcome, _ in predicted.values()}
+
+
 def test_the_dry_run_before_each_event_is_what_the_worker_then_writes(trigger):
     shop(trigger)
     users = [
@@ -126,14 +139,7 @@ def test_the_dry_run_before_each_event_is_what_the_worker_then_writes(trigger):
     outcomes = set()
 
     for event in events:
-        before = row_counts()
-        predicted = dry(TriggerEvent.objects.get(pk=event.pk))
-        assert row_counts() == before  # the dry run wrote nothing
-
-        assert process_batch(limit=1) == 1  # the worker's path, this event alone
-
-        assert written(event) == predicted, event.context
-        outcomes |= {outcome for outcome, _ in predicted.values()}
+        outcomes |= dry_run_then_worker(event)
 
     # The sample exercised what it is meant to: rewards, exclusivity and each kind of limit.
     assert {
@@ -466,3 +472,36 @@ def test_a_read_only_operator_dry_runs_the_saved_campaign_from_its_page(
 
     rows = decision_cells(page)
     assert (rows["vip"]["outcome"], rows["vip"]["amount"]) == ("Rewarded", "20.00")  # saved
+
+
+def test_the_dry_run_is_what_the_worker_writes_when_guards_set_campaigns_aside(trigger):
+    guarded = 'context.merchant_category == "{}" && context.amount >= 20.0'
+    for index, mcc in enumerate(["5411", "5812", "5999", "5411"]):
+        CampaignFactory(
+            trigger=trigger,
+            slug=f"mcc-{index}",
+            priority=index,
+            condition=guarded.format(mcc),
+            max_rewards_per_user=1,
+        )
+    CampaignFactory(
+        trigger=trigger,
+        slug="exclusive",
+        priority=2,
+        exclusive=True,
+        condition=guarded.format("5812"),
+        budget=Decimal("30"),
+    )
+    CampaignFactory(trigger=trigger, slug="plain", priority=-1, condition="context.amount > 50.0")
+    users = [EndUserFactory(partnership=trigger.partnership) for _ in range(2)]
+    outcomes = set()
+    for index, (amount, mcc) in enumerate(
+        [(30, "5411"), (30, "5812"), (60, "5812"), (10, "5999"), (80, None), (30, "5411")] * 2
+    ):
+        context = {"amount": amount, "currency": "USD"}
+        if mcc:
+            context["merchant_category"] = mcc
+        event = TriggerEventFactory(trigger=trigger, end_user=users[index % 2], context=context)
+        outcomes |= dry_run_then_worker(event)
+
+    assert {"rewarded", "skipped_exclusive", "budget_exhausted", "user_cap_reached"} <= outcomes

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from campaigns.decisions import Outcome
 from campaigns.models import CampaignVersion
+from config.localcache import config_cache
 from rewards.models import (
     CampaignCounter,
     Reward,
@@ -565,3 +566,25 @@ def test_a_poison_event_is_failed_with_its_error_and_the_rest_of_the_batch_goes_
     (failed,) = WebhookDelivery.objects.filter(endpoint=hooks)
     assert failed.payload["type"] == "trigger_event.failed"
     assert failed.payload["data"]["trigger_event_id"] == str(poison.id)
+
+
+def test_evaluating_again_a_campaign_whose_guard_no_longer_holds_still_says_rewarded(
+    trigger, process
+):
+    first = CampaignFactory(trigger=trigger, slug="first", priority=2, exclusive=True)
+    CampaignFactory(trigger=trigger, slug="second", condition='context.merchant_category == "5999"')
+    event = TriggerEventFactory(
+        trigger=trigger, context={"amount": 25, "currency": "USD", "merchant_category": "5411"}
+    )
+    process()
+    assert decisions(event) == {"first": Outcome.REWARDED, "second": Outcome.SKIPPED_EXCLUSIVE}
+    # Edited since: its guard now sets the event aside; the event is evaluated again.
+    type(first).objects.filter(pk=first.pk).update(condition='context.merchant_category == "5999"')
+    config_cache.invalidate()
+    type(event).objects.filter(pk=event.pk).update(status="queued")
+
+    process()
+
+    assert decisions(event) == {"first": Outcome.REWARDED, "second": Outcome.SKIPPED_EXCLUSIVE}
+    assert "already rewarded" in messages(event)["first"]
+    assert Reward.objects.count() == 1

@@ -119,7 +119,7 @@ def test_the_soft_time_limit_stops_the_batch_instead_of_failing_the_event_it_hit
     CampaignFactory(trigger=trigger)
     events = TriggerEventFactory.create_batch(3, trigger=trigger)
 
-    def out_of_time(event, context):
+    def out_of_time(*args):
         raise SoftTimeLimitExceeded()
 
     monkeypatch.setattr(evaluation, "event_verdicts", out_of_time)
