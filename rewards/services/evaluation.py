@@ -393,8 +393,15 @@ def _reward(
         issued_at,
         event.occurred_at,
         campaign.version,
-        "{" + ",".join(f'"{period}"' for period in user_periods) + "}" if user_periods else "{}",
+        _text_array(user_periods),
     )
+
+
+def _text_array(items: list[str]) -> str:
+    """A PostgreSQL text[] literal (what reversals read back to restore per-user counters):
+    each element quoted, its backslashes and quotes escaped (period keys have none today)."""
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
 
 
 _COPY_REWARDS = f"COPY {Reward._meta.db_table} ({', '.join(_NewReward._fields)}) FROM STDIN"

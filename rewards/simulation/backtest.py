@@ -217,9 +217,9 @@ class Replay:
             self._first_bites[outcome] = self._day(row)
 
     def _used_up(self, today: date) -> None:
-        """A reward that spends the budget to the cent (or the last of a count cap) runs it
-        out that day, as the workers' ``Ledger`` announces it, even if no later event of the
-        window is refused for it."""
+        """A reward that spends the budget to the cent runs it out that day, as the workers'
+        ``Ledger`` announces it (``campaign.budget_exhausted``), even if no later event of the
+        window is refused for it; the last reward a count cap allows dates it likewise."""
         subject = self.setup.subject
         limits = subject.limits
         if limits.budget is None and limits.max_rewards is None:

@@ -588,3 +588,16 @@ def test_evaluating_again_a_campaign_whose_guard_no_longer_holds_still_says_rewa
     assert decisions(event) == {"first": Outcome.REWARDED, "second": Outcome.SKIPPED_EXCLUSIVE}
     assert "already rewarded" in messages(event)["first"]
     assert Reward.objects.count() == 1
+
+
+@pytest.mark.parametrize("items", [[], [""], ["", "2026-W47"], ['a"b', "c\\d", "e,f", "{g}"]])
+def test_the_copy_rows_user_periods_read_back_as_written(items):
+    """The per-user periods a reward was counted in (written into the COPY as a text[]
+    literal) are what a reversal reads back to restore those counters."""
+    from django.db import connection
+
+    from rewards.services.evaluation import _text_array
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [_text_array(items)])
+        assert cursor.fetchone()[0] == items
