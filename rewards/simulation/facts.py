@@ -13,17 +13,19 @@ from django.db import connection
 from campaigns.engine import FactSpec
 from campaigns.facts import EVENT_TABLE
 
-from .events import EVENT_COLUMNS, NOT_COUNTED_SQL, EventRow, micros_of, time_of
+from .events import EPOCH, EVENT_COLUMNS, MICROSECOND, NOT_COUNTED_SQL, EventRow, time_of
 
 # Each user's events (by the user's place in the list: ids as UUIDs or strings alike) from their
 # own lower bound (new users: what their facts reach back to;
-# users already loaded: where their history ends) up to the chunk's last occurred_at.
+# users already loaded: where their history ends; microseconds since the epoch, exact) up to the
+# chunk's last occurred_at.
 _HISTORY_SQL = """
 SELECT u.n, (extract(epoch FROM e.{occurred_at}) * 1000000)::bigint{{sums}}
-  FROM unnest(%(users)s::uuid[], %(lows)s::timestamptz[]) WITH ORDINALITY AS u(id, low, n)
+  FROM unnest(%(users)s::uuid[], %(lows)s::bigint[]) WITH ORDINALITY AS u(id, low, n)
   JOIN {table} e ON e.{end_user} = u.id
  WHERE e.{trigger} = %(trigger_id)s AND e.{mode} = %(mode)s
-   AND e.{occurred_at} > u.low AND e.{occurred_at} <= %(high)s
+   AND e.{occurred_at} > 'epoch'::timestamptz + u.low * interval '1 microsecond'
+   AND e.{occurred_at} <= %(high)s
    AND e.{status} NOT IN ({not_counted})
  ORDER BY u.n, e.{occurred_at}
 """.format(table=EVENT_TABLE, not_counted=NOT_COUNTED_SQL, **EVENT_COLUMNS)
@@ -50,7 +52,7 @@ class _History:
 
 
 def _array(items) -> str:
-    """A PostgreSQL array literal of items that need no quoting (ids, ISO 8601 times)."""
+    """A PostgreSQL array literal of items that need no quoting (ids, integers)."""
     return "{" + ",".join(items) + "}"
 
 
@@ -114,7 +116,7 @@ class FactHistories:
         users' histories are complete up to its latest occurred_at), or replaced."""
         histories: dict[int, dict[Any, _History]] = {}
         if rows:
-            occurred = {row.id: micros_of(row.occurred_at) for row in rows}
+            occurred = {row.id: (row.occurred_at - EPOCH) // MICROSECOND for row in rows}
             for trigger_id, specs in self.by_trigger.items():
                 longest = max(s.window_days for s in specs)
                 histories[trigger_id] = self._read(
@@ -134,9 +136,12 @@ class FactHistories:
         fields = self.fields[trigger_id]
         high = max(occurred.values())
         reach: dict[Any, int] = {}  # how far back each user's facts reach
+        span, known = longest * _DAY, reach.get
         for row in rows:
-            since = occurred[row.id] - longest * _DAY
-            reach[row.end_user_id] = min(since, reach.get(row.end_user_id, since))
+            since, user = occurred[row.id] - span, row.end_user_id
+            earliest = known(user)
+            if earliest is None or since < earliest:
+                reach[user] = since
         wanted: dict[Any, _History] = {}
         for user, since in reach.items():
             history = kept.get(user)
@@ -153,7 +158,7 @@ class FactHistories:
         params = {
             # Arrays as their text (cast in the query): psycopg adapts a list item by item.
             "users": _array(str(user) for user in wanted),
-            "lows": _array(time_of(history.high).isoformat() for history in wanted.values()),
+            "lows": _array(str(history.high) for history in wanted.values()),
             "trigger_id": trigger_id,
             "mode": self.mode,
             "high": time_of(high),

@@ -251,6 +251,30 @@ def test_a_number_beyond_64_bits_in_a_users_attributes_decides_as_the_workers(tr
     assert (mine["rewards"], mine["outcomes"]) == (1, {"rewarded": 1, "error": 1})
 
 
+def test_chunks_read_numbers_beyond_64_bits_in_contexts_and_tags_as_the_workers_read_them(
+    trigger,
+):
+    """orjson reads 10**20 as a float, json.loads (the workers' JSONField) as an int: a chunk
+    whose contexts or tags hold 19 digits in a row (PostgreSQL tells) is read by json.loads."""
+    CampaignFactory(trigger=trigger)
+    user = EndUserFactory(partnership=trigger.partnership)
+    stored = [
+        event(trigger, user, noon(3), amount=10**20),
+        event(trigger, user, noon(2), tags={"ref": 12345678901234567890}),
+        event(trigger, user, noon(1), amount=2.5),
+    ]
+    setup = backtest_setup(spec=campaign_spec(campaign=trigger.campaigns.get()), mode="live")
+
+    for size in (1, 3):
+        chunks = list(event_chunks(setup=setup, start=noon(4), end=noon(0), size=size))
+        rows = [row for chunk in chunks for row in chunk]
+        workers = [TriggerEvent.objects.get(pk=e.pk) for e in stored]
+        assert [(row.context, row.tags) for row in rows] == [(e.context, e.tags) for e in workers]
+        assert type(rows[0].context["amount"]) is int  # 10**20 == 1e20: the types tell
+        assert type(rows[1].tags["ref"]) is int
+        assert type(rows[2].context["amount"]) is float
+
+
 def test_the_spec_kept_with_a_backtest_reads_back_as_given(trigger):
     campaign = CampaignFactory(
         trigger=trigger,
