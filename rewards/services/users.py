@@ -133,21 +133,24 @@ DEADLOCK = "40P01"
 SCRUBBED = "[erased]"
 
 
-def end_user_erase(*, end_user: EndUser, actor=None, via: str) -> EndUser:
+def end_user_erase(
+    *, end_user: EndUser, actor=None, via: str, actor_name: str | None = None
+) -> EndUser:
     """Erases a user (GDPR-style): the row stays (rewards, reversals, events and counters keep
     their foreign keys, so reports and budgets stay exact), but its external id becomes a keyed
     hash of it, its attributes and block reason go, its tokens are revoked, and its events'
     contexts, tags, errors and idempotency keys are cleared (those not yet evaluated are
     cancelled), as are its reversals' reasons. Audited as ``enduser.erase``, without the
     external id; earlier audit entries about the user (and its test events) name it by the
-    hash from now on, without the reasons they gave. ``via``: "api", "pilot" or "command".
+    hash from now on, without the reasons they gave. ``via``: "api", "pilot" or "command";
+    ``actor_name``: who acted when no Pilot user did (the partner API's key).
 
     Retried once if PostgreSQL breaks a deadlock by ending it (see ``_erase``); erased
     meanwhile by another: ``EndUserEraseError``."""
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                return _erase(end_user, actor, via)
+                return _erase(end_user, actor, via, actor_name)
         except IntegrityError as exc:  # the pseudonym is taken: the id was erased before
             raise EndUserEraseError(f"{end_user} is already erased.") from exc
         except OperationalError as exc:
@@ -157,7 +160,7 @@ def end_user_erase(*, end_user: EndUser, actor=None, via: str) -> EndUser:
     raise AssertionError("unreachable")
 
 
-def _erase(end_user: EndUser, actor, via: str) -> EndUser:
+def _erase(end_user: EndUser, actor, via: str, actor_name: str | None = None) -> EndUser:
     """The lock order (rewards/locks.py): the user's event rows first, as a worker's batch
     takes them, then the user row. A worker evaluating one of these events holds it and needs
     only a KEY SHARE on the user (its rewards' foreign keys): locking the user first would wait
@@ -197,6 +200,7 @@ def _erase(end_user: EndUser, actor, via: str) -> EndUser:
     _audit_scrub(locked, pseudonym)
     audit_record(
         actor=actor,
+        actor_name=actor_name,
         action="enduser.erase",
         target=locked,
         partnership=locked.partnership,
@@ -237,7 +241,9 @@ def end_user_erase_by_key(*, principal: PartnerPrincipal, external_user_id: str)
     if user is None:
         raise ApplicationError(404, ErrorCode.USER_DOES_NOT_EXIST, "No user with this id")
     try:
-        return end_user_erase(end_user=user, via="api")
+        return end_user_erase(
+            end_user=user, via="api", actor_name=f"api key {principal.key.prefix}"
+        )
     except EndUserEraseError as exc:  # erased by someone else meanwhile
         raise user_erased() from exc
 

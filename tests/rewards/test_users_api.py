@@ -277,7 +277,7 @@ def _assert_erased(partnership, user_id, before, campaign):
 
 
 def test_erasure_by_api_keeps_rewards_and_budgets_and_forgets_the_user(
-    partner_client, partnership, earned
+    partner_client, partnership, earned, api_key
 ):
     user_id = EndUser.objects.get(external_user_id="alice").pk
     before = _ledger(earned)
@@ -288,6 +288,8 @@ def test_erasure_by_api_keeps_rewards_and_budgets_and_forgets_the_user(
     assert response.status_code == 200, response.content
     assert response.json()["data"]["user_uuid"] == str(user_id)
     _assert_erased(partnership, user_id, before, earned)
+    entry = AuditEntry.objects.get(action="enduser.erase", target_id=str(user_id))
+    assert (entry.actor, entry.actor_name) == (None, f"api key {api_key.prefix}")
 
 
 def test_the_old_external_id_is_unreachable_after_erasure(partner_client, partnership, earned):
