@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import CampaignFactory, TriggerEventFactory
-from tests.second_factor import totp_code, totp_device
+from tests.second_factor import browser_sign_in, totp_device
 
 from .test_reports_browser import (  # noqa: F401 - sync_playwright is a fixture
     CHROMIUM,
@@ -44,14 +44,14 @@ def test_an_operator_sees_that_a_campaigns_budget_ran_out(
         )
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            page.goto(f"{live_server.url}/pilot/login/?next={page_path}")
-            page.fill("#id_username", "pilot")
-            page.fill("#id_password", PASSWORD)
-            page.locator("form button[type=submit], form input[type=submit]").first.click()
-            page.wait_for_url("**/pilot/second-factor/**")
-            page.fill("#id_token", totp_code(device))
-            page.locator("#second-factor-form button[type=submit]").click()
-            page.wait_for_url(f"**{page_path}")
+            browser_sign_in(
+                page,
+                live_server.url,
+                username="pilot",
+                password=PASSWORD,
+                next_path=page_path,
+                device=device,
+            )
 
             notice = page.get_by_text("Budget exhausted (live)")
             notice.wait_for()
