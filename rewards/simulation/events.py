@@ -6,7 +6,6 @@ Raw SQL (the replay reads thousands of rows a second), its columns named once
 """
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -50,8 +49,9 @@ _COUNT_SQL = "SELECT count(*)" + _WINDOW
 # process and ``datetime.fromisoformat`` (C) per time: ~3x cheaper here than psycopg's rows (a
 # UUID, a context string and a timestamp at a time, then orjson on each context). Ids stay
 # strings, whose hash Python caches. Beside it, whether a context or tags holds 19 digits in a
-# row (``_loads``'s test, made by PostgreSQL on the same text: ids and times never hold that
-# many), which this process would otherwise search the whole document for.
+# row (ids and times never hold that many): orjson reads an integer outside [-2**63, 2**64) as
+# a float, where the workers' json.loads (Django's JSONField) gives an int, which CEL refuses
+# (an ``error`` decision, not a reward), so such a chunk is decoded with json.loads instead.
 _CHUNK_SQL = (
     "SELECT json_agg(json_build_array({id}, {end_user}, {context}, {tags}, {occurred_at}, "  # noqa: S608
     "{received_at}) ORDER BY {received_at}, {id})::text,"
@@ -140,19 +140,10 @@ def _chunk(raw_connection, params: dict[str, Any], prepare) -> list[EventRow] | 
 
 
 def _json(value: Any) -> Any:
-    return _loads(value) if isinstance(value, str | bytes) else value
-
-
-# orjson reads an integer outside [-2**63, 2**64) as a float, where the workers' json.loads
-# (Django's JSONField) gives an int, which CEL refuses (an ``error`` decision, not a reward):
-# a document with such a number (19 digits or more in a row, wherever) is read as they read it.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
-
-
-def _loads(text: str | bytes) -> Any:
-    long = _LONG_DIGITS if isinstance(text, str) else _LONG_DIGITS_BYTES
-    return json.loads(text) if long.search(text) else orjson.loads(text)
+    """A user's attributes decoded as the workers' JSONField decodes them (``json.loads``: an
+    integer beyond 64 bits stays an int, which CEL refuses, where orjson would give a float);
+    read once per user, so its speed does not matter."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 _time = datetime.fromisoformat
