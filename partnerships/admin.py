@@ -5,7 +5,6 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseRedirect
-from django.utils import timezone
 from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -279,14 +278,11 @@ class ApiKeyAdmin(RefusedSaveAdminMixin, ObjectActionsAdmin, PartnershipScopedAd
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
-        revoked = already = 0
-        for api_key in queryset.order_by("pk"):
-            started = timezone.now()
-            key = api_key_revoke_audited(api_key=api_key, actor=request.user)
-            if key.revoked_at >= started:  # by this action (one revoked before keeps its time)
-                revoked += 1
-            else:
-                already += 1
+        outcomes = [
+            api_key_revoke_audited(api_key=api_key, actor=request.user).revoked
+            for api_key in queryset.order_by("pk")
+        ]
+        revoked, already = outcomes.count(True), outcomes.count(False)
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
         if already:
             self.message_user(

@@ -438,18 +438,24 @@ def api_key_create_audited(*, api_key: ApiKey, actor) -> IssuedKey:
     return issued
 
 
+@dataclass(frozen=True)
+class KeyRevocation:
+    key: ApiKey  # as it now is
+    revoked: bool  # False: it was revoked already, nothing changed and nothing was audited
+
+
 @transaction.atomic
-def api_key_revoke_audited(*, api_key: ApiKey, actor) -> ApiKey:
+def api_key_revoke_audited(*, api_key: ApiKey, actor) -> KeyRevocation:
     """Revokes a key: Pilot's action, the management API and ``manage.py revoke_api_key``
     (``actor`` None). Under the key's row lock, audited as ``apikey.revoke`` in the same
-    transaction; a key revoked already, by anyone, keeps its time and is not audited again.
-    Returns the key as it now is."""
+    transaction; a key revoked already, by anyone, keeps its time and is not audited again."""
     locked = ApiKey.objects.select_related("partnership").select_for_update(of=("self",))
     locked = locked.get(pk=api_key.pk)
-    if locked.revoked_at is None:
-        api_key_revoke(api_key=locked)
-        _api_key_audit(actor, "apikey.revoke", locked)
-    return locked
+    if locked.revoked_at is not None:
+        return KeyRevocation(locked, revoked=False)
+    api_key_revoke(api_key=locked)
+    _api_key_audit(actor, "apikey.revoke", locked)
+    return KeyRevocation(locked, revoked=True)
 
 
 def _api_key_audit(actor, action: str, api_key: ApiKey, changes: dict | None = None) -> None:

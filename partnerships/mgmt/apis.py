@@ -292,7 +292,7 @@ class ApiKeyRevokeApi(MgmtApi):
     def post(self, request, partnership_id, prefix):
         self.staff.require("partnerships.change_apikey")
         key = _key(self.staff, partnership_id, prefix)
-        key = api_key_revoke_audited(api_key=key, actor=self.staff.user)
+        key = api_key_revoke_audited(api_key=key, actor=self.staff.user).key
         return ok(ApiKeyOut(key).data)
 
 

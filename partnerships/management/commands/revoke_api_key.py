@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON for scripts")
 
     def handle(self, *args, **options) -> None:
-        api_key = api_key_revoke_audited(api_key=api_key_by_prefix(options["prefix"]), actor=None)
+        api_key = api_key_revoke_audited(
+            api_key=api_key_by_prefix(options["prefix"]), actor=None
+        ).key
         result = {"prefix": api_key.prefix, "revoked_at": api_key.revoked_at.isoformat()}
         if options["json"]:
             self.stdout.write(json.dumps(result))
