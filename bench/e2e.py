@@ -423,16 +423,11 @@ _TABLES = (
 
 
 def _reset() -> None:
-    from django.conf import settings
     from django.db import connection
-    from redis import Redis
-
-    from triggers.dispatch import wake_up_pending_clear
 
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {_TABLES} CASCADE")
-    Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")
-    wake_up_pending_clear()  # those messages are gone: the next wake-up must be published
+    stack.broker_empty()
 
 
 def _events() -> int:

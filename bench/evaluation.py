@@ -234,10 +234,7 @@ def _reset() -> None:
             cursor.execute("SELECT to_regclass(%s)", [table])
             if cursor.fetchone()[0]:
                 cursor.execute(f"TRUNCATE {table}")
-    _broker().delete("celery")
-    from triggers.dispatch import wake_up_pending_clear
-
-    wake_up_pending_clear()  # its message is gone with the queue
+    stack.broker_empty()
 
 
 _AGGREGATES = ("rewards_moneybucket", "rewards_activitybucket")

@@ -136,16 +136,23 @@ def user_id(n: int) -> str:
 
 def events_reset() -> None:
     """Empties the events table (and the broker queue) so every round starts alike."""
-    from django.conf import settings
     from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE triggers_triggerevent CASCADE")
+    broker_empty()
+
+
+def broker_empty() -> None:
+    """Drops the unconsumed task messages of the ``celery`` queue, and the wake-up mark with
+    them: those messages are gone, so the next wake-up must be published."""
+    from django.conf import settings
     from redis import Redis
 
     from triggers.dispatch import wake_up_pending_clear
 
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE triggers_triggerevent CASCADE")
-    Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")  # unconsumed task messages
-    wake_up_pending_clear()  # those messages are gone: the next wake-up must be published
+    Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")
+    wake_up_pending_clear()
 
 
 def events_count() -> int:
